@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/proxy"
+)
+
+// demoOriginAddr is where the embedded config expects the demo origin.
+const demoOriginAddr = "127.0.0.1:8081"
+
+// app wires the gateway: config, snapshot builder, server and reload.
+type app struct {
+	path    string
+	logger  *slog.Logger
+	builder *proxy.Builder
+	server  *proxy.Server
+	mu      sync.Mutex // serializes reloads
+}
+
+func newBuilder(logger *slog.Logger) *proxy.Builder {
+	return proxy.NewBuilder(logger)
+}
+
+// loadAndBuild loads a config and builds a snapshot from it, which is the
+// full check `validate` runs and a reload must pass.
+func loadAndBuild(path string, logger *slog.Logger) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	b := newBuilder(logger)
+	defer b.Close()
+	if _, err := b.Build(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, path string, logger *slog.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		// The embedded config's example route needs its demo origin.
+		demo, ln, err := startDemoOrigin(demoOriginAddr)
+		if err != nil {
+			logger.Warn("demo origin not started; the /demo route will answer 502", "addr", demoOriginAddr, "error", err)
+		} else {
+			logger.Info("demo origin started (embedded config only)", "addr", ln.Addr().String())
+			defer demo.Shutdown()
+		}
+	}
+	a := &app{path: path, logger: logger, builder: newBuilder(logger)}
+	defer a.builder.Close()
+	snap, err := a.builder.Build(cfg)
+	if err != nil {
+		return err
+	}
+	a.server = proxy.NewServer(a.builder, snap, logger)
+
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	logger.Info("floodgate listening", "addr", ln.Addr().String(), "config", cfg.Source,
+		"routes", len(cfg.Routes), "origins", len(cfg.Origins))
+
+	if path != "" {
+		watchCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if err := config.Watch(watchCtx, path, a.reload); err != nil {
+			logger.Warn("config file watch unavailable; reload with SIGHUP", "error", err)
+		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-watchCtx.Done():
+					return
+				case <-hup:
+					a.reload()
+				}
+			}
+		}()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- a.server.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	drain := a.server.Snapshot().Config.Server.DrainTimeout
+	logger.Info("shutting down: draining in-flight requests", "drain_timeout", drain.String(), "in_flight", a.server.InFlight())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := a.server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	} else if err != nil {
+		logger.Warn("drain timeout reached; closing remaining connections", "in_flight", a.server.InFlight())
+	}
+	<-served
+	logger.Info("shutdown complete")
+	return nil
+}
+
+// reload re-reads the config file. A config that fails to load or build
+// leaves the running snapshot in place.
+func (a *app) reload() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg, err := config.Load(a.path)
+	if err == nil {
+		var snap *proxy.Snapshot
+		if snap, err = a.builder.Build(cfg); err == nil {
+			old := a.server.Snapshot().Config
+			for _, key := range restartOnlyChanges(old, cfg) {
+				a.logger.Warn("config key changed but needs a restart to take effect", "key", key)
+			}
+			a.server.Swap(snap)
+			a.logger.Info("config reloaded", "config", cfg.Source, "routes", len(cfg.Routes), "origins", len(cfg.Origins))
+			return
+		}
+	}
+	a.logger.Error("config reload failed; keeping the running config", "config", a.path, "error", err)
+}
+
+// restartOnlyChanges lists the keys whose new values the running server
+// cannot apply.
+func restartOnlyChanges(old, cur *config.Config) []string {
+	var keys []string
+	o, n := old.Server, cur.Server
+	check := func(key string, changed bool) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	check("server.listen", o.Listen != n.Listen)
+	check("server.read_header_timeout", o.ReadHeaderTimeout != n.ReadHeaderTimeout)
+	check("server.idle_timeout", o.IdleTimeout != n.IdleTimeout)
+	check("server.write_timeout", o.WriteTimeout != n.WriteTimeout)
+	check("server.max_header_size", o.MaxHeaderSize != n.MaxHeaderSize)
+	check("server.max_connections", o.MaxConnections != n.MaxConnections)
+	check("admin.listen", old.Admin.Listen != cur.Admin.Listen)
+	return keys
+}

@@ -1,0 +1,103 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/spf13/viper"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML returns the embedded default config file.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// EmbeddedSource is Config.Source for the embedded default.
+const EmbeddedSource = "embedded default"
+
+// EnvPrefix prefixes environment overrides: FLOODGATE_SERVER_LISTEN
+// overrides server.listen.
+const EnvPrefix = "FLOODGATE"
+
+// Load reads the config at path, or the embedded default when path is
+// empty, applies environment overrides and validates it.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Parse(defaultYAML, EmbeddedSource)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes YAML, applies FLOODGATE_* environment overrides for the
+// schema's scalar keys, fills defaults and validates.
+func Parse(data []byte, source string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("%s: parsing YAML: %w", source, err)
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	for _, key := range envKeys(reflect.TypeOf(Config{}), "") {
+		if err := v.BindEnv(key); err != nil {
+			return nil, err
+		}
+	}
+	cfg := Default()
+	if err := Decode(v.AllSettings(), cfg); err != nil {
+		return nil, fmt.Errorf("%s: %s", source, strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " "))
+	}
+	cfg.Source = source
+	cfg.normalizeNames()
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// normalizeNames lower-cases origin references: viper lower-cases map keys,
+// so "origins: {Users: ...}" arrives as "users" and a route naming "Users"
+// must find it.
+func (c *Config) normalizeNames() {
+	for i := range c.Routes {
+		c.Routes[i].Origin = strings.ToLower(c.Routes[i].Origin)
+	}
+}
+
+// envKeys lists the dotted keys of every scalar field reachable through
+// nested structs (not through slices or maps, which an environment
+// variable can't address). viper only consults the environment for keys it
+// knows, so each is bound explicitly.
+func envKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		ft := f.Type
+		switch ft.Kind() {
+		case reflect.Struct:
+			keys = append(keys, envKeys(ft, key)...)
+		case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
+		default:
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}

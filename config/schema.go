@@ -1,0 +1,192 @@
+package config
+
+import (
+	"time"
+
+	"github.com/floodgate-dev/floodgate/routing"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	Server  Server            `mapstructure:"server" json:"server"`
+	Admin   Admin             `mapstructure:"admin" json:"admin"`
+	Filters []FilterSpec      `mapstructure:"filters" json:"filters,omitempty"`
+	Routes  []Route           `mapstructure:"routes" json:"routes"`
+	Origins map[string]Origin `mapstructure:"origins" json:"origins"`
+
+	// Source says where the config came from ("embedded default" or a file
+	// path); it is not read from YAML.
+	Source string `mapstructure:"-" json:"source"`
+}
+
+// Server is the client-facing listener. Listen needs a restart to change;
+// everything else applies on reload to new connections.
+type Server struct {
+	Listen string `mapstructure:"listen" json:"listen"`
+	// ReadHeaderTimeout bounds how long a client may take to send the
+	// request line and headers (slowloris protection) and how long an idle
+	// keep-alive connection waits for its next request to start.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout" json:"read_header_timeout"`
+	// BodyTimeout bounds how long a client may take to send the whole body.
+	BodyTimeout time.Duration `mapstructure:"body_timeout" json:"body_timeout"`
+	// IdleTimeout closes keep-alive connections idle for this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout"`
+	// WriteTimeout bounds writing one response; 0 means none, which long
+	// downloads and server-sent event streams need.
+	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
+	// MaxHeaderSize is the largest request line plus headers; larger gets 431.
+	MaxHeaderSize ByteSize `mapstructure:"max_header_size" json:"max_header_size"`
+	// MaxBodySize is the largest request body; larger gets 413.
+	MaxBodySize ByteSize `mapstructure:"max_body_size" json:"max_body_size"`
+	// MaxConnections caps concurrent client connections.
+	MaxConnections int `mapstructure:"max_connections" json:"max_connections"`
+	// DrainTimeout is how long shutdown waits for in-flight requests.
+	DrainTimeout time.Duration `mapstructure:"drain_timeout" json:"drain_timeout"`
+	// EscapedSlashes is what to do with %2F and %5C in paths: reject, keep
+	// or decode.
+	EscapedSlashes routing.EscapedSlashes `mapstructure:"escaped_slashes" json:"escaped_slashes"`
+	// TrustedProxies are CIDRs whose X-Forwarded-* headers are extended;
+	// from anyone else they are replaced, so clients cannot spoof them.
+	TrustedProxies []string `mapstructure:"trusted_proxies" json:"trusted_proxies,omitempty"`
+	// Via is the pseudonym the gateway adds to the Via header.
+	Via string `mapstructure:"via" json:"via"`
+}
+
+// Admin is the operator listener (metrics, admin API). It binds loopback
+// by default.
+type Admin struct {
+	Listen string `mapstructure:"listen" json:"listen"`
+	Token  string `mapstructure:"token" json:"token,omitempty"`
+}
+
+// FilterSpec is one filter instance: a registered name and its options.
+type FilterSpec struct {
+	Name    string         `mapstructure:"name" json:"name"`
+	Options map[string]any `mapstructure:"options" json:"options,omitempty"`
+}
+
+// Route is one route: how to match, how to rewrite, and its endpoint
+// (exactly one of Origin and Static).
+type Route struct {
+	Name    string          `mapstructure:"name" json:"name"`
+	Match   routing.Match   `mapstructure:"match" json:"match"`
+	Rewrite routing.Rewrite `mapstructure:"rewrite" json:"rewrite"`
+	// Origin proxies to the named origin.
+	Origin string `mapstructure:"origin" json:"origin,omitempty"`
+	// Static answers with a fixed response.
+	Static *Static `mapstructure:"static" json:"static,omitempty"`
+	// Timeouts override the origin's for this route.
+	Timeouts Timeouts `mapstructure:"timeouts" json:"timeouts"`
+	// Idempotent declares non-idempotent methods on this route safe to
+	// retry (e.g. a POST search endpoint).
+	Idempotent bool         `mapstructure:"idempotent" json:"idempotent,omitempty"`
+	Filters    []FilterSpec `mapstructure:"filters" json:"filters,omitempty"`
+}
+
+// Static is a fixed response.
+type Static struct {
+	Status  int      `mapstructure:"status" json:"status"`
+	Body    string   `mapstructure:"body" json:"body,omitempty"`
+	Headers []Header `mapstructure:"headers" json:"headers,omitempty"`
+}
+
+// Header is a name/value pair; a list keeps the header name's case, which
+// a YAML map read through viper would not.
+type Header struct {
+	Name  string `mapstructure:"name" json:"name"`
+	Value string `mapstructure:"value" json:"value"`
+}
+
+// Timeouts for talking to an origin. Connect bounds establishing a TCP
+// connection; Response bounds waiting for the response headers and then
+// each read of the body, so a long download or event stream that keeps
+// moving is never cut, while a stalled one is.
+type Timeouts struct {
+	Connect  time.Duration `mapstructure:"connect" json:"connect,omitempty"`
+	Response time.Duration `mapstructure:"response" json:"response,omitempty"`
+}
+
+// Origin is a named set of instances.
+type Origin struct {
+	Instances []Instance `mapstructure:"instances" json:"instances"`
+	Timeouts  Timeouts   `mapstructure:"timeouts" json:"timeouts"`
+	// MaxConnsPerInstance caps connections to one instance.
+	MaxConnsPerInstance int `mapstructure:"max_conns_per_instance" json:"max_conns_per_instance"`
+	// IdleConnTimeout closes pooled connections idle this long.
+	IdleConnTimeout time.Duration `mapstructure:"idle_conn_timeout" json:"idle_conn_timeout"`
+}
+
+// Instance is one origin address.
+type Instance struct {
+	Address string `mapstructure:"address" json:"address"`
+	Weight  int    `mapstructure:"weight" json:"weight,omitempty"`
+}
+
+// Default returns the values every config starts from before the YAML and
+// environment are applied.
+func Default() *Config {
+	return &Config{
+		Server: Server{
+			Listen:            ":8080",
+			ReadHeaderTimeout: 10 * time.Second,
+			BodyTimeout:       5 * time.Minute,
+			IdleTimeout:       90 * time.Second,
+			MaxHeaderSize:     16 << 10,
+			MaxBodySize:       64 << 20,
+			MaxConnections:    100000,
+			DrainTimeout:      30 * time.Second,
+			EscapedSlashes:    routing.RejectEscapedSlashes,
+			Via:               "floodgate",
+		},
+		Admin: Admin{Listen: "127.0.0.1:9901"},
+	}
+}
+
+// Origin defaults applied to every origin after decoding.
+const (
+	DefaultConnectTimeout      = 2 * time.Second
+	DefaultResponseTimeout     = 30 * time.Second
+	DefaultMaxConnsPerInstance = 1024
+	DefaultIdleConnTimeout     = 30 * time.Second
+)
+
+func (c *Config) applyDefaults() {
+	for name, o := range c.Origins {
+		if o.Timeouts.Connect == 0 {
+			o.Timeouts.Connect = DefaultConnectTimeout
+		}
+		if o.Timeouts.Response == 0 {
+			o.Timeouts.Response = DefaultResponseTimeout
+		}
+		if o.MaxConnsPerInstance == 0 {
+			o.MaxConnsPerInstance = DefaultMaxConnsPerInstance
+		}
+		if o.IdleConnTimeout == 0 {
+			o.IdleConnTimeout = DefaultIdleConnTimeout
+		}
+		for i := range o.Instances {
+			if o.Instances[i].Weight == 0 {
+				o.Instances[i].Weight = 1
+			}
+		}
+		c.Origins[name] = o
+	}
+	for i := range c.Routes {
+		if s := c.Routes[i].Static; s != nil && s.Status == 0 {
+			s.Status = 200
+		}
+	}
+}
+
+// RouteTimeouts returns the effective timeouts of route r: its own where
+// set, else its origin's.
+func (c *Config) RouteTimeouts(r *Route) Timeouts {
+	t := c.Origins[r.Origin].Timeouts
+	if r.Timeouts.Connect > 0 {
+		t.Connect = r.Timeouts.Connect
+	}
+	if r.Timeouts.Response > 0 {
+		t.Response = r.Timeouts.Response
+	}
+	return t
+}

@@ -1,0 +1,168 @@
+package filters
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Chain is the immutable, sorted list of filters one route runs. It is built
+// once per config snapshot; a request keeps the chain it started with even
+// if the config reloads while it is in flight.
+type Chain struct {
+	inbound  []*step
+	endpoint *step
+	outbound []*step
+}
+
+// step wraps one filter with what the chain needs to run it safely.
+type step struct {
+	f       Filter
+	async   AsyncFilter
+	timeout time.Duration
+	// sem caps concurrent ApplyAsync calls; shared by every chain that holds
+	// the same filter instance, because the cap protects the filter's
+	// dependency, not one route.
+	sem chan struct{}
+}
+
+// ChainBuilder builds the chains of one config snapshot, sharing each
+// filter instance's concurrency gate across the chains that include it.
+type ChainBuilder struct {
+	steps map[Filter]*step
+}
+
+// NewChainBuilder returns an empty builder.
+func NewChainBuilder() *ChainBuilder { return &ChainBuilder{steps: map[Filter]*step{}} }
+
+func (b *ChainBuilder) stepFor(f Filter) *step {
+	if s, ok := b.steps[f]; ok {
+		return s
+	}
+	s := &step{f: f}
+	if af, ok := f.(AsyncFilter); ok {
+		s.async = af
+		timeout, limit := af.AsyncLimits()
+		if timeout <= 0 {
+			timeout = time.Second
+		}
+		s.timeout = timeout
+		if limit > 0 {
+			s.sem = make(chan struct{}, limit)
+		}
+	}
+	b.steps[f] = s
+	return s
+}
+
+// Build sorts fs into stages. At most one endpoint filter is allowed; a
+// chain without one answers 500 unless an inbound filter responds, which is
+// how the no-route chain works.
+func (b *ChainBuilder) Build(fs []Filter) (*Chain, error) {
+	ch := &Chain{}
+	for _, f := range fs {
+		s := b.stepFor(f)
+		switch f.Stage() {
+		case Inbound:
+			ch.inbound = append(ch.inbound, s)
+		case Outbound:
+			ch.outbound = append(ch.outbound, s)
+		case Endpoint:
+			if ch.endpoint != nil {
+				return nil, fmt.Errorf("two endpoints in one chain: %q and %q", ch.endpoint.f.Name(), f.Name())
+			}
+			ch.endpoint = s
+		default:
+			return nil, fmt.Errorf("filter %q has unknown stage %d", f.Name(), f.Stage())
+		}
+	}
+	byOrder := func(a, b *step) int {
+		if c := cmp.Compare(a.f.Order(), b.f.Order()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.f.Name(), b.f.Name())
+	}
+	slices.SortStableFunc(ch.inbound, byOrder)
+	slices.SortStableFunc(ch.outbound, byOrder)
+	return ch, nil
+}
+
+// Filters lists the chain's filters in run order, for the admin API.
+func (ch *Chain) Filters() []Filter {
+	out := make([]Filter, 0, len(ch.inbound)+len(ch.outbound)+1)
+	for _, s := range ch.inbound {
+		out = append(out, s.f)
+	}
+	if ch.endpoint != nil {
+		out = append(out, ch.endpoint.f)
+	}
+	for _, s := range ch.outbound {
+		out = append(out, s.f)
+	}
+	return out
+}
+
+// Run drives c through the chain: inbound filters until one responds, the
+// endpoint unless one did, then every outbound filter.
+func (ch *Chain) Run(c *Context) {
+	for _, s := range ch.inbound {
+		if c.responded {
+			break
+		}
+		s.run(c)
+	}
+	if !c.responded && ch.endpoint != nil {
+		c.EndpointStart = time.Now()
+		ch.endpoint.run(c)
+	}
+	if !c.responded {
+		c.Respond(http.StatusInternalServerError, CategoryInternalError, "no endpoint produced a response")
+	}
+	for _, s := range ch.outbound {
+		s.run(c)
+	}
+}
+
+func (s *step) run(c *Context) {
+	if !s.f.ShouldFilter(c) {
+		return
+	}
+	if err := s.apply(c); err != nil {
+		fe := asError(s.f.Name(), err)
+		c.Log(s.f.Name() + " failed: " + fe.Error())
+		c.Err = fe
+		c.Respond(fe.Status, fe.Category, fe.Reason)
+	}
+}
+
+func (s *step) apply(c *Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = Fail(http.StatusInternalServerError, CategoryFilterError,
+				"filter "+s.f.Name()+" failed", fmt.Errorf("panic: %v", r))
+		}
+	}()
+	if s.async == nil {
+		return s.f.Apply(c)
+	}
+	if s.sem != nil {
+		select {
+		case s.sem <- struct{}{}:
+			defer func() { <-s.sem }()
+		default:
+			return Fail(http.StatusServiceUnavailable, CategoryFilterOverloaded,
+				"filter "+s.f.Name()+" is at its concurrency limit", nil)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	err = s.async.ApplyAsync(ctx, c)
+	if ctx.Err() == context.DeadlineExceeded {
+		return Fail(http.StatusGatewayTimeout, CategoryFilterTimeout,
+			"filter "+s.f.Name()+" exceeded its "+s.timeout.String()+" deadline", err)
+	}
+	return err
+}

@@ -1,0 +1,266 @@
+package filters
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/routing"
+)
+
+// Unscored marks a request whose priority has not been scored yet.
+const Unscored = -1
+
+// Attempt records one try at an origin instance, so a log line can tell the
+// whole story of a request (retries, hedges, which instance failed how).
+type Attempt struct {
+	Instance string
+	Start    time.Time
+	Duration time.Duration
+	Outcome  string
+	Status   int
+	Retry    bool
+	Hedge    bool
+}
+
+// Event is one entry of a request's passport: what happened, and when
+// relative to the request's start.
+type Event struct {
+	At   time.Duration
+	What string
+}
+
+const maxPassportEvents = 32
+
+// Context is the per-request state every filter sees. It is pooled: the
+// gateway resets and reuses it, so filters must not keep a pointer to it (or
+// to Request) after the request completes. Fields are exported for filters
+// to read and write; the chain owns the unexported ones.
+type Context struct {
+	// Request is fasthttp's request context. It is valid only until the
+	// gateway's handler returns; completion hooks must use the copied fields
+	// below instead.
+	Request *fasthttp.RequestCtx
+
+	// Route is the route that matched, nil when none did.
+	Route *routing.Route
+	// Path is the normalized request path: what routes matched on and,
+	// after the route's rewrite, what is sent upstream.
+	Path string
+	// UpstreamPath is Path after the route's rewrite.
+	UpstreamPath string
+	// Method and Host are copied from the request for logs and metrics.
+	Method string
+	Host   string
+
+	ClientIP  netip.Addr
+	RequestID string
+
+	// Priority is the request's score, 0 (most critical) .. 100, or
+	// Unscored.
+	Priority int
+
+	// Category and Status describe how the request ended.
+	Category Category
+	Status   int
+	// Reason says why a request was rejected locally (shed, limited, ...).
+	Reason string
+	// Err is the error that failed the request, if any, for the log line.
+	Err error
+
+	Origin   string
+	Instance string
+	Attempts []Attempt
+
+	Start         time.Time
+	EndpointStart time.Time
+	End           time.Time
+
+	// BytesIn and BytesOut count body bytes received from the client and
+	// sent to it.
+	BytesIn  int64
+	BytesOut int64
+
+	passport    []Event
+	bag         []bagEntry
+	respHeaders []responseHeader
+	responded   bool
+	doneHooks   []func(*Context)
+	finished    bool
+	refs        atomic.Int32
+}
+
+type responseHeader struct{ name, value string }
+
+type bagEntry struct {
+	key any
+	val any
+}
+
+var contextPool = sync.Pool{New: func() any { return &Context{Priority: Unscored} }}
+
+// AcquireContext returns a reset Context from the pool, holding one
+// reference (the handler's); see Retain and Release.
+func AcquireContext() *Context {
+	c := contextPool.Get().(*Context)
+	c.Start = time.Now()
+	c.refs.Store(1)
+	return c
+}
+
+// Retain adds a reference: whoever still needs c after the handler returns
+// (a response body still streaming) retains it and releases it when done.
+func (c *Context) Retain() { c.refs.Add(1) }
+
+// Release drops a reference. The last one finishes the request (runs the
+// OnDone hooks) and returns c to the pool.
+func (c *Context) Release() {
+	switch n := c.refs.Add(-1); {
+	case n == 0:
+		c.finish()
+		c.reset()
+		contextPool.Put(c)
+	case n < 0:
+		panic("filters: Context released more often than retained")
+	}
+}
+
+func (c *Context) reset() {
+	c.Request = nil
+	c.Route = nil
+	c.Path, c.UpstreamPath, c.Method, c.Host = "", "", "", ""
+	c.ClientIP = netip.Addr{}
+	c.RequestID = ""
+	c.Priority = Unscored
+	c.Category, c.Status, c.Reason, c.Err = "", 0, "", nil
+	c.Origin, c.Instance = "", ""
+	c.Attempts = c.Attempts[:0]
+	c.Start, c.EndpointStart, c.End = time.Time{}, time.Time{}, time.Time{}
+	c.BytesIn, c.BytesOut = 0, 0
+	c.passport = c.passport[:0]
+	clear(c.bag)
+	c.bag = c.bag[:0]
+	c.respHeaders = c.respHeaders[:0]
+	c.responded, c.finished = false, false
+	clear(c.doneHooks)
+	c.doneHooks = c.doneHooks[:0]
+}
+
+// Responded reports whether a filter or the endpoint has produced the
+// response; inbound filters after that point are skipped.
+func (c *Context) Responded() bool { return c.responded }
+
+// Respond answers the request locally with a short plain-text reason. The
+// remaining inbound filters and the endpoint are skipped; outbound filters
+// still run.
+func (c *Context) Respond(status int, category Category, reason string) {
+	resp := &c.Request.Response
+	resp.ResetBody()
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("text/plain; charset=utf-8")
+	if reason != "" {
+		resp.SetBodyString(reason + "\n")
+	}
+	c.Status = status
+	c.Category = category
+	c.Reason = reason
+	c.responded = true
+}
+
+// MarkResponded records that the endpoint produced the response itself.
+func (c *Context) MarkResponded(status int, category Category) {
+	c.Status = status
+	c.Category = category
+	c.responded = true
+}
+
+// Log appends an event to the request's passport (bounded; the oldest
+// events are kept because they explain how the request started failing).
+func (c *Context) Log(what string) {
+	if len(c.passport) < maxPassportEvents {
+		c.passport = append(c.passport, Event{At: time.Since(c.Start), What: what})
+	}
+}
+
+// Passport returns the request's events so far.
+func (c *Context) Passport() []Event { return c.passport }
+
+// SetResponseHeader asks for a header on the response whatever produces it
+// (endpoint or local rejection). Inbound filters use it because the
+// endpoint owns the response headers while it runs (it copies the origin's).
+func (c *Context) SetResponseHeader(name, value string) {
+	for i := range c.respHeaders {
+		if c.respHeaders[i].name == name {
+			c.respHeaders[i].value = value
+			return
+		}
+	}
+	c.respHeaders = append(c.respHeaders, responseHeader{name: name, value: value})
+}
+
+// ApplyResponseHeaders writes the headers asked for with SetResponseHeader
+// and the status category; the gateway calls it once the chain has run.
+func (c *Context) ApplyResponseHeaders() {
+	h := &c.Request.Response.Header
+	for _, rh := range c.respHeaders {
+		h.Set(rh.name, rh.value)
+	}
+	if c.Category != "" {
+		h.Set(StatusHeader, string(c.Category))
+	}
+}
+
+// OnDone registers fn to run once the response is complete (after the body
+// has been streamed, possibly after the handler returned). Hooks must not
+// touch c.Request: it is nil by then.
+func (c *Context) OnDone(fn func(*Context)) { c.doneHooks = append(c.doneHooks, fn) }
+
+// finish runs the completion hooks once.
+func (c *Context) finish() {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	if c.End.IsZero() {
+		c.End = time.Now()
+	}
+	for _, fn := range c.doneHooks {
+		fn(c)
+	}
+}
+
+// Key is a typed slot in a Context's small value bag, for custom filters
+// to pass data along the chain without string keys or type assertions.
+type Key[T any] struct{ name string }
+
+// NewKey creates a key; create keys once (package-level) and reuse them.
+func NewKey[T any](name string) *Key[T] { return &Key[T]{name: name} }
+
+// Name returns the key's name.
+func (k *Key[T]) Name() string { return k.name }
+
+// Set stores v under k in c.
+func (k *Key[T]) Set(c *Context, v T) {
+	for i := range c.bag {
+		if c.bag[i].key == k {
+			c.bag[i].val = v
+			return
+		}
+	}
+	c.bag = append(c.bag, bagEntry{key: k, val: v})
+}
+
+// Get returns the value stored under k in c.
+func (k *Key[T]) Get(c *Context) (T, bool) {
+	for i := range c.bag {
+		if c.bag[i].key == k {
+			v, ok := c.bag[i].val.(T)
+			return v, ok
+		}
+	}
+	var zero T
+	return zero, false
+}

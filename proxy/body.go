@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/filters"
+)
+
+// errBodyTooLarge is returned by requestBody once the client has sent more
+// than the configured limit.
+var errBodyTooLarge = errors.New("request body exceeds server.max_body_size")
+
+// replayLimit bounds how much of a streamed request body is remembered so
+// the request can be re-sent after a stale pooled connection. A stale
+// connection is detected at the first write, by which point at most one
+// client write buffer of body has been consumed, so this is plenty.
+const replayLimit = 64 << 10
+
+// requestBody streams a client's request body to the origin. It enforces
+// the size limit itself, because fasthttp does not when request streaming
+// is on, and remembers the first bytes so a send that failed before
+// reaching the origin can be replayed.
+type requestBody struct {
+	src    io.Reader
+	limit  int64
+	n      int64
+	prefix []byte
+	// replay is set when re-sending: those bytes come first.
+	replay     []byte
+	replayable bool
+	// clientErr is the error reading from the client, as opposed to
+	// writing to the origin; it decides between a 4xx and a 5xx.
+	clientErr error
+}
+
+var requestBodyPool = sync.Pool{New: func() any { return &requestBody{} }}
+
+func acquireRequestBody(src io.Reader, limit int64) *requestBody {
+	b := requestBodyPool.Get().(*requestBody)
+	b.src, b.limit, b.replayable = src, limit, true
+	return b
+}
+
+func releaseRequestBody(b *requestBody) {
+	if cap(b.prefix) > replayLimit {
+		b.prefix = nil
+	}
+	*b = requestBody{prefix: b.prefix[:0]}
+	requestBodyPool.Put(b)
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if len(b.replay) > 0 {
+		n := copy(p, b.replay)
+		b.replay = b.replay[n:]
+		return n, nil
+	}
+	n, err := b.src.Read(p)
+	if n > 0 {
+		b.n += int64(n)
+		if b.n > b.limit {
+			b.clientErr = errBodyTooLarge
+			return 0, errBodyTooLarge
+		}
+		if b.replayable {
+			if len(b.prefix)+n <= replayLimit {
+				b.prefix = append(b.prefix, p[:n]...)
+			} else {
+				b.replayable = false
+			}
+		}
+	}
+	if err != nil && err != io.EOF {
+		b.clientErr = err
+	}
+	return n, err
+}
+
+// rewind prepares the body to be sent again from the start; false if more
+// was consumed than was remembered.
+func (b *requestBody) rewind() bool {
+	if !b.replayable || b.clientErr != nil {
+		return false
+	}
+	b.replay = b.prefix
+	return true
+}
+
+// responseBody streams an origin's response body to the client. fasthttp
+// closes it after writing the response (or when the client goes away),
+// which is when the request is complete: it then returns the origin
+// connection to its pool and releases the request's Context.
+type responseBody struct {
+	src  io.Reader
+	resp *fasthttp.Response
+	c    *filters.Context
+	n    int64
+	// onError classifies a failure reading from the origin mid-body.
+	onError func(c *filters.Context, err error)
+	once    sync.Once
+}
+
+func (b *responseBody) Read(p []byte) (int, error) {
+	n, err := b.src.Read(p)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.onError != nil {
+		b.onError(b.c, err)
+	}
+	return n, err
+}
+
+// CloseWithError is called by fasthttp with the error writing to the
+// client, if any.
+func (b *responseBody) CloseWithError(writeErr error) error {
+	b.once.Do(func() {
+		c := b.c
+		c.BytesOut = b.n
+		if writeErr != nil && c.Err == nil {
+			c.Err = writeErr
+			c.Log("client write failed: " + writeErr.Error())
+			if c.Category == filters.CategorySuccess {
+				c.Category = filters.CategoryClientClosed
+			}
+		}
+		// Closing a partly read body discards the origin connection
+		// instead of pooling it mid-response.
+		_ = b.resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(b.resp)
+		b.resp, b.src, b.c = nil, nil, nil
+		c.Release()
+	})
+	return nil
+}

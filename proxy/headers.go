@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"bytes"
+	"iter"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopByHop are the headers that describe one connection, not the message
+// (RFC 9110 7.6.1); every Proxy-* header is treated likewise because it
+// belongs to the client-proxy hop.
+// Transfer-Encoding and Content-Length are re-derived by fasthttp from the
+// body it forwards.
+var hopByHop = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"TE", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// connectionTokens appends the header names listed in a Connection header
+// value, which are hop-by-hop too.
+func connectionTokens(v []byte, dst [][]byte) [][]byte {
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) > 0 {
+			dst = append(dst, tok)
+		}
+	}
+	return dst
+}
+
+// headerSet is what fasthttp's request and response headers share.
+type headerSet interface {
+	All() iter.Seq2[[]byte, []byte]
+	DelBytes(key []byte)
+}
+
+// stripHopByHop removes hop-by-hop headers from h in any spelling,
+// including those its Connection header names. fasthttp keeps header names
+// as sent (the gateway disables normalizing to forward them verbatim) and
+// deletes by exact name, so names are matched case-insensitively here.
+// The common case, no hop-by-hop header at all, allocates nothing.
+func stripHopByHop(h headerSet) {
+	var tokens [][]byte
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			tokens = connectionTokens(bytes.Clone(v), tokens)
+		}
+	}
+	var doomed [][]byte
+	for k := range h.All() {
+		if isHopByHop(k) || containsFold(tokens, k) {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+	}
+	for _, k := range doomed {
+		h.DelBytes(k)
+	}
+}
+
+func isHopByHop(name []byte) bool {
+	for _, n := range hopByHop {
+		if bytes.EqualFold(name, []byte(n)) {
+			return true
+		}
+	}
+	return len(name) > 6 && bytes.EqualFold(name[:6], []byte("Proxy-"))
+}
+
+func containsFold(list [][]byte, name []byte) bool {
+	for _, n := range list {
+		if bytes.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// requestHeaderLookup adapts fasthttp's request header to routing and
+// filters: a case-insensitive lookup even with name normalization off
+// (which the gateway needs to forward header names exactly as sent).
+type requestHeaderLookup struct{ h *fasthttp.RequestHeader }
+
+func (l requestHeaderLookup) Header(name string) (string, bool) {
+	if v := l.h.Peek(name); v != nil {
+		return string(v), true
+	}
+	for k, v := range l.h.All() {
+		if bytes.EqualFold(k, []byte(name)) {
+			return string(v), true
+		}
+	}
+	return "", false
+}
+
+// peekFold returns all values of the header named name, any case.
+func peekFold(h *fasthttp.RequestHeader, name string, dst [][]byte) [][]byte {
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte(name)) {
+			dst = append(dst, v)
+		}
+	}
+	return dst
+}
+
+// delFold deletes every spelling of the header name from h.
+func delFold(h *fasthttp.RequestHeader, name string) {
+	var names [][]byte
+	for k := range h.All() {
+		if bytes.EqualFold(k, []byte(name)) {
+			names = append(names, bytes.Clone(k))
+		}
+	}
+	for _, k := range names {
+		h.DelBytes(k)
+	}
+}
+
+// setForwarded writes X-Forwarded-For/-Proto/-Host and Via on the upstream
+// request. From a trusted proxy the existing values are extended; from
+// anyone else they are replaced, because a client could otherwise claim any
+// address it likes.
+func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, client netip.Addr, trusted bool, proto, host, via string, scratch [][]byte) {
+	xff := client.String()
+	if trusted {
+		prev := peekFold(in, "X-Forwarded-For", scratch[:0])
+		if len(prev) > 0 {
+			xff = string(bytes.Join(prev, []byte(", "))) + ", " + xff
+		}
+	}
+	delFold(out, "X-Forwarded-For")
+	out.Set("X-Forwarded-For", xff)
+
+	if trusted {
+		if v := peekFold(in, "X-Forwarded-Proto", scratch[:0]); len(v) > 0 {
+			proto = string(v[0])
+		}
+		if v := peekFold(in, "X-Forwarded-Host", scratch[:0]); len(v) > 0 {
+			host = string(v[0])
+		}
+	}
+	delFold(out, "X-Forwarded-Proto")
+	delFold(out, "X-Forwarded-Host")
+	out.Set("X-Forwarded-Proto", proto)
+	if host != "" {
+		out.Set("X-Forwarded-Host", host)
+	}
+
+	hop := "1.1 " + via
+	if !in.IsHTTP11() {
+		hop = "1.0 " + via
+	}
+	if prev := peekFold(in, "Via", scratch[:0]); len(prev) > 0 {
+		hop = string(bytes.Join(prev, []byte(", "))) + ", " + hop
+	}
+	delFold(out, "Via")
+	out.Set("Via", hop)
+}

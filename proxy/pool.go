@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// poolKey identifies a connection pool. Pools outlive config snapshots so a
+// reload does not throw away warm connections; two routes share a pool when
+// they talk to the same address with the same settings.
+type poolKey struct {
+	addr     string
+	connect  time.Duration
+	response time.Duration
+	idle     time.Duration
+	maxConns int
+}
+
+type clientPool struct {
+	mu      sync.Mutex
+	clients map[poolKey]*fasthttp.HostClient
+}
+
+func newClientPool() *clientPool {
+	return &clientPool{clients: map[poolKey]*fasthttp.HostClient{}}
+}
+
+func (p *clientPool) get(k poolKey) *fasthttp.HostClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if hc, ok := p.clients[k]; ok {
+		return hc
+	}
+	hc := &fasthttp.HostClient{
+		Addr:                          k.addr,
+		Dial:                          dialer(k.addr, k.connect, k.response),
+		MaxConns:                      k.maxConns,
+		MaxIdleConnDuration:           k.idle,
+		StreamResponseBody:            true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		ReadBufferSize:                16 << 10,
+		WriteBufferSize:               16 << 10,
+		MaxIdemponentCallAttempts:     4,
+		RetryIfErr:                    retryIfErr,
+	}
+	p.clients[k] = hc
+	return hc
+}
+
+// retain drops pools the new snapshot no longer uses. Their idle
+// connections close now; connections still carrying a request finish it
+// and are closed by the pool's idle cleaner, so removing an instance
+// drains it instead of cutting requests.
+func (p *clientPool) retain(used map[poolKey]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, hc := range p.clients {
+		if !used[k] {
+			hc.CloseIdleConnections()
+			delete(p.clients, k)
+		}
+	}
+}
+
+func (p *clientPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, hc := range p.clients {
+		hc.CloseIdleConnections()
+		delete(p.clients, k)
+	}
+}
+
+// retryIfErr decides fasthttp's in-client retries. A stale pooled connection
+// is always safe to retry: nothing was sent. A connection closed before the
+// first response byte is retried once for bodiless idempotent requests,
+// the only ones that cannot have had an effect worth protecting.
+// Requests with streamed bodies are never retried here (fasthttp can't
+// replay them); the forwarder replays those itself on a stale connection.
+func retryIfErr(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if errors.Is(err, errStaleConn) {
+		return true, true
+	}
+	if attempts > 1 || len(req.Body()) > 0 {
+		return false, false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) {
+		return true, isIdempotentMethod(req.Header.Method())
+	}
+	return false, false
+}
+
+func isIdempotentMethod(m []byte) bool {
+	switch string(m) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions, fasthttp.MethodTrace,
+		fasthttp.MethodPut, fasthttp.MethodDelete:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,283 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/routing"
+)
+
+// Server is the client-facing HTTP server. It serves every request against
+// the current Snapshot, which Swap replaces atomically on reload.
+type Server struct {
+	snap     atomic.Pointer[Snapshot]
+	builder  *Builder
+	srv      *fasthttp.Server
+	logger   *slog.Logger
+	inFlight atomic.Int64
+	conns    atomic.Int64
+	doneHook func(*filters.Context)
+}
+
+// NewServer creates a server for snap. Listener-level settings (buffer
+// sizes, idle and header timeouts, connection cap) are fixed here and need
+// a restart to change; per-request ones are read from the current
+// snapshot.
+func NewServer(b *Builder, snap *Snapshot, logger *slog.Logger) *Server {
+	s := &Server{builder: b, logger: logger}
+	s.snap.Store(snap)
+	s.doneHook = func(*filters.Context) { s.inFlight.Add(-1) }
+	sc := snap.Config.Server
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleProtocolError,
+		HeaderReceived:                s.headerReceived,
+		ExpectHandler:                 s.expect,
+		ConnState:                     s.connState,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		StreamRequestBody:             true,
+		// With streaming on this is how much body fasthttp reads ahead;
+		// the real limit is enforced by the forwarder.
+		MaxRequestBodySize:    bufferedBodyLimit,
+		ReadBufferSize:        int(sc.MaxHeaderSize),
+		ReadTimeout:           sc.ReadHeaderTimeout,
+		IdleTimeout:           sc.IdleTimeout,
+		WriteTimeout:          sc.WriteTimeout,
+		Concurrency:           sc.MaxConnections,
+		CloseOnShutdown:       true,
+		TCPKeepalive:          true,
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{logger},
+	}
+	return s
+}
+
+// Snapshot returns the snapshot new requests use.
+func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Swap makes snap current. Requests already running keep the old one.
+func (s *Server) Swap(snap *Snapshot) {
+	s.snap.Store(snap)
+	s.builder.Retire(snap)
+}
+
+// InFlight is the number of requests being served, including responses
+// still streaming.
+func (s *Server) InFlight() int64 { return s.inFlight.Load() }
+
+// OpenConnections is the number of open client connections.
+func (s *Server) OpenConnections() int64 { return s.conns.Load() }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// to finish or ctx to end, whichever is first.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+func (s *Server) connState(_ net.Conn, st fasthttp.ConnState) {
+	switch st {
+	case fasthttp.StateNew:
+		s.conns.Add(1)
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		s.conns.Add(-1)
+	}
+}
+
+// headerReceived gives the body its own deadline: ReadTimeout covers only
+// the header so a slow-header client is cut off quickly, while a large
+// upload gets server.body_timeout.
+func (s *Server) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+	return fasthttp.RequestConfig{ReadTimeout: s.snap.Load().Config.Server.BodyTimeout}
+}
+
+// expect refuses an oversized body before the client sends it.
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > int64(s.snap.Load().Config.Server.MaxBodySize) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusContinue
+}
+
+// handle is the request driver: it checks framing and the path, routes,
+// runs the route's chain and stamps the status category.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	snap := s.snap.Load()
+	s.inFlight.Add(1)
+	c := filters.AcquireContext()
+	c.OnDone(s.doneHook)
+	c.Request = ctx
+	c.Method = string(ctx.Method())
+	c.Host = string(ctx.Host())
+	c.ClientIP = remoteIP(ctx)
+
+	chain := snap.NoRoute
+	if status, cat, reason := s.admit(ctx, c, snap); status != 0 {
+		ctx.SetConnectionClose()
+		c.Respond(status, cat, reason)
+	} else if route := snap.Table.Match(c.Host, c.Method, c.Path, requestHeaderLookup{&ctx.Request.Header}); route != nil {
+		c.Route = route
+		c.UpstreamPath = route.Apply(c.Path)
+		chain = snap.Chains[route.Index]
+	}
+	s.run(chain, c)
+	c.ApplyResponseHeaders()
+	c.Request = nil
+	c.Release()
+}
+
+// run drives the chain; a panic anywhere becomes a 500 instead of killing
+// the connection's goroutine and the gateway with it.
+func (s *Server) run(chain *filters.Chain, c *filters.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("panic serving request", "panic", r, "path", c.Path, "route", routeName(c))
+			c.Err = fmt.Errorf("panic: %v", r)
+			c.Respond(http.StatusInternalServerError, filters.CategoryInternalError, "internal error")
+		}
+	}()
+	chain.Run(c)
+}
+
+// admit rejects requests the gateway must not forward: ambiguous framing
+// (request smuggling), a path that doesn't normalize, a body over the
+// limit. It sets c.Path on success.
+func (s *Server) admit(ctx *fasthttp.RequestCtx, c *filters.Context, snap *Snapshot) (int, filters.Category, string) {
+	h := &ctx.Request.Header
+	// fasthttp accepts Content-Length together with Transfer-Encoding
+	// (letting chunked win) and flags the connection to close; an
+	// intermediary must refuse it outright (RFC 9112 6.3), since the next
+	// hop may frame the message differently.
+	if h.ConnectionClose() && hasCLAndTE(h.RawHeaders()) {
+		return http.StatusBadRequest, filters.CategoryClientError, "request has both Content-Length and Transfer-Encoding"
+	}
+	raw := requestPath(h.RequestURI())
+	path, err := routing.NormalizePath(string(raw), snap.Config.Server.EscapedSlashes)
+	if err != nil {
+		c.Path = string(raw)
+		return http.StatusBadRequest, filters.CategoryClientError, "bad request path: " + err.Error()
+	}
+	c.Path = path
+	if cl := h.ContentLength(); cl > 0 && int64(cl) > int64(snap.Config.Server.MaxBodySize) {
+		return http.StatusRequestEntityTooLarge, filters.CategoryRequestTooLarge,
+			"request body of " + strconv.Itoa(cl) + " bytes exceeds the limit of " + snap.Config.Server.MaxBodySize.String()
+	}
+	return 0, "", ""
+}
+
+// requestPath extracts the path from a request target in origin form
+// ("/a?b") or absolute form ("http://host/a?b").
+func requestPath(uri []byte) []byte {
+	if len(uri) > 0 && uri[0] != '/' {
+		if i := bytes.Index(uri, []byte("://")); i > 0 {
+			rest := uri[i+3:]
+			if j := bytes.IndexByte(rest, '/'); j >= 0 {
+				uri = rest[j:]
+			} else {
+				uri = []byte("/")
+			}
+		}
+	}
+	if i := bytes.IndexAny(uri, "?#"); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri
+}
+
+// hasCLAndTE scans raw request headers for both framing headers.
+func hasCLAndTE(raw []byte) bool {
+	var cl, te bool
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:colon])
+		cl = cl || bytes.EqualFold(name, []byte("Content-Length"))
+		te = te || bytes.EqualFold(name, []byte("Transfer-Encoding"))
+	}
+	return cl && te
+}
+
+// handleProtocolError answers requests fasthttp could not parse. The
+// response still goes through the outbound filters, so it is logged and
+// counted like any other.
+func (s *Server) handleProtocolError(ctx *fasthttp.RequestCtx, err error) {
+	status, cat, reason := classifyProtocolError(err)
+	snap := s.snap.Load()
+	s.inFlight.Add(1)
+	c := filters.AcquireContext()
+	c.OnDone(s.doneHook)
+	c.Request = ctx
+	c.Method = string(ctx.Method())
+	c.Host = string(ctx.Host())
+	c.ClientIP = remoteIP(ctx)
+	c.Err = err
+	ctx.SetConnectionClose()
+	c.Respond(status, cat, reason)
+	s.run(snap.NoRoute, c)
+	c.ApplyResponseHeaders()
+	c.Request = nil
+	c.Release()
+}
+
+func classifyProtocolError(err error) (int, filters.Category, string) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		return http.StatusRequestHeaderFieldsTooLarge, filters.CategoryHeaderTooLarge, "request header too large"
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout, filters.CategoryClientTimeout, "timed out reading the request"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return http.StatusRequestEntityTooLarge, filters.CategoryRequestTooLarge, "request body too large"
+	case errors.Is(err, fasthttp.ErrDuplicateContentLength):
+		return http.StatusBadRequest, filters.CategoryClientError, "conflicting Content-Length headers"
+	case errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding):
+		return http.StatusBadRequest, filters.CategoryClientError, "unsupported Transfer-Encoding"
+	}
+	return http.StatusBadRequest, filters.CategoryClientError, "malformed request"
+}
+
+func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+func routeName(c *filters.Context) string {
+	if c.Route == nil {
+		return ""
+	}
+	return c.Route.Name
+}
+
+// fasthttpLogger routes fasthttp's own messages into slog at debug level:
+// they are per-connection noise (client resets) that metrics already count.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+

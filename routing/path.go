@@ -1,0 +1,171 @@
+package routing
+
+import (
+	"errors"
+	"strings"
+)
+
+// EscapedSlashes says what to do with %2F and %5C in a request path. They
+// are the classic route-bypass vector: a gateway that matches "/public%2F..%2Fadmin"
+// as one opaque segment while the origin decodes it to "/admin" has let the
+// request around every rule written for /admin.
+type EscapedSlashes string
+
+const (
+	// RejectEscapedSlashes answers 400 (the default).
+	RejectEscapedSlashes EscapedSlashes = "reject"
+	// KeepEscapedSlashes matches and forwards them encoded, for origins that
+	// treat them as data (object stores, some APIs).
+	KeepEscapedSlashes EscapedSlashes = "keep"
+	// DecodeEscapedSlashes turns them into real slashes before matching, so
+	// the gateway and the origin agree on the segments.
+	DecodeEscapedSlashes EscapedSlashes = "decode"
+)
+
+// Errors from NormalizePath; each becomes a 400 with the message as reason.
+var (
+	ErrBadPath        = errors.New("request path must start with /")
+	ErrBadEscape      = errors.New("malformed percent-encoding in path")
+	ErrNulInPath      = errors.New("NUL byte in path")
+	ErrEscapedSlash   = errors.New("encoded slash or backslash in path")
+	ErrBackslash      = errors.New("backslash in path")
+	ErrControlInPath  = errors.New("control character in path")
+	ErrPathTooComplex = errors.New("path has too many segments")
+)
+
+const maxSegments = 512
+
+// NormalizePath returns the canonical form of a request path: percent-escapes
+// of unreserved characters decoded (RFC 3986 6.2.2.2), other escapes kept with
+// upper-case hex, runs of slashes merged, and "." and ".." segments resolved
+// (clamped at the root). Routes match on this form and it is what the origin
+// receives, so the gateway and the origin can never disagree about which
+// route a request belongs to.
+func NormalizePath(raw string, slashes EscapedSlashes) (string, error) {
+	if raw == "" || raw[0] != '/' {
+		return "", ErrBadPath
+	}
+	if !needsNormalizing(raw) {
+		return raw, nil
+	}
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return "", ErrBadEscape
+			}
+			v := unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			i += 2
+			switch {
+			case v == 0:
+				return "", ErrNulInPath
+			case v == '/' || v == '\\':
+				switch slashes {
+				case KeepEscapedSlashes:
+					writeEscape(&b, v)
+				case DecodeEscapedSlashes:
+					b.WriteByte('/')
+				default:
+					return "", ErrEscapedSlash
+				}
+			case isUnreserved(v):
+				b.WriteByte(v)
+			default:
+				writeEscape(&b, v)
+			}
+		case c == '\\':
+			if slashes == KeepEscapedSlashes {
+				b.WriteString("%5C")
+			} else if slashes == DecodeEscapedSlashes {
+				b.WriteByte('/')
+			} else {
+				return "", ErrBackslash
+			}
+		case c < 0x20 || c == 0x7f:
+			return "", ErrControlInPath
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return removeDotSegments(b.String())
+}
+
+func needsNormalizing(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '%', '\\':
+			return true
+		case '/':
+			if i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+				return true
+			}
+		default:
+			if c < 0x20 || c == 0x7f {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// removeDotSegments merges empty segments and resolves "." and "..". The
+// input starts with "/" and has no escapes left that could hide a dot.
+func removeDotSegments(p string) (string, error) {
+	segs := make([]string, 0, 8)
+	trailing := strings.HasSuffix(p, "/")
+	n := 0
+	for _, s := range strings.Split(p[1:], "/") {
+		n++
+		if n > maxSegments {
+			return "", ErrPathTooComplex
+		}
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+		default:
+			segs = append(segs, s)
+		}
+	}
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	if last == "." || last == ".." {
+		trailing = true
+	}
+	out := "/" + strings.Join(segs, "/")
+	if trailing && len(segs) > 0 {
+		out += "/"
+	}
+	return out, nil
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+func isUnreserved(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+const upperHex = "0123456789ABCDEF"
+
+func writeEscape(b *strings.Builder, v byte) {
+	b.WriteByte('%')
+	b.WriteByte(upperHex[v>>4])
+	b.WriteByte(upperHex[v&15])
+}
