@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -114,16 +115,26 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 }
 
 // buildRequest copies the client's request to req: method, the normalized
-// and rewritten path with the raw query, headers verbatim (case and
+// and rewritten path with the raw query, headers verbatim (case, order and
 // duplicates kept) minus hop-by-hop ones, plus X-Forwarded-* and Via.
+// Headers are added one by one rather than copied and then deleted because
+// fasthttp's delete reorders the remaining headers.
 func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request) {
 	in := &c.Request.Request
 	req.Header.DisableNormalizing()
-	in.Header.CopyTo(&req.Header)
-	req.Header.ResetConnectionClose()
-	stripHopByHop(&req.Header)
-	// The gateway already answered any 100-continue itself.
-	delFold(&req.Header, "Expect")
+	req.Header.SetMethodBytes(in.Header.Method())
+	var tokens [][]byte
+	for k, v := range in.Header.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			tokens = connectionTokens(v, tokens)
+		}
+	}
+	for k, v := range in.Header.All() {
+		if skipRequestHeader(k) || containsFold(tokens, k) {
+			continue
+		}
+		req.Header.AddBytesKV(k, v)
+	}
 
 	uri := make([]byte, 0, len(c.UpstreamPath)+64)
 	uri = append(uri, c.UpstreamPath...)
@@ -146,6 +157,24 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 		req.Header.Set("X-Request-Id", c.RequestID)
 	}
 }
+
+// skipRequestHeader reports headers the forwarder never copies verbatim:
+// hop-by-hop ones, framing (re-derived from the body), Host (set
+// explicitly), Expect (the gateway answered 100-continue itself) and the
+// forwarding headers setForwarded rebuilds.
+func skipRequestHeader(k []byte) bool {
+	if isHopByHop(k) {
+		return true
+	}
+	for _, n := range requestOwnHeaders {
+		if bytes.EqualFold(k, []byte(n)) {
+			return true
+		}
+	}
+	return false
+}
+
+var requestOwnHeaders = []string{"Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via"}
 
 // attachBody gives req the client's body: small known-length bodies
 // buffered (so they are retryable), everything else streamed.
@@ -188,9 +217,20 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response) {
 	out := &c.Request.Response
 	status := resp.StatusCode()
-	resp.Header.CopyTo(&out.Header)
-	out.Header.ResetConnectionClose()
-	stripHopByHop(&out.Header)
+	out.SetStatusCode(status)
+	out.Header.DisableNormalizing()
+	var tokens [][]byte
+	for k, v := range resp.Header.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			tokens = connectionTokens(v, tokens)
+		}
+	}
+	for k, v := range resp.Header.All() {
+		if isHopByHop(k) || containsFold(tokens, k) || bytes.EqualFold(k, []byte("Content-Length")) {
+			continue
+		}
+		out.Header.AddBytesKV(k, v)
+	}
 	out.Header.Add("Via", "1.1 "+e.via)
 
 	cat := filters.CategorySuccess
@@ -202,8 +242,11 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 
 	stream := resp.BodyStream()
 	if stream == nil {
-		// HEAD, 204, 304 and 1xx have no body; the origin's Content-Length
-		// (for HEAD) stays as it sent it.
+		// HEAD, 204, 304 and 1xx have no body; a HEAD response keeps the
+		// length the origin announced.
+		if cl := resp.Header.ContentLength(); cl >= 0 && status != 204 && status != 304 {
+			out.Header.SetContentLength(cl)
+		}
 		fasthttp.ReleaseResponse(resp)
 		return
 	}

@@ -1,0 +1,259 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/goleak"
+
+	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/proxy"
+)
+
+// gatewayBin is the gateway binary built once for process-level tests.
+var gatewayBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "floodgate-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	gatewayBin = filepath.Join(dir, "gateway")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	build := exec.Command("go", "build", "-o", gatewayBin, "./cmd/gateway")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building gateway:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(fasthttpHousekeeping...); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// fasthttpHousekeeping are fasthttp's timer-driven background goroutines:
+// the server worker pool's idle-worker sweeper and the client's idle
+// connection cleaner, which sleep for their interval and exit on their own
+// once their server is stopped or their pool is empty, and the
+// process-wide Date header updater, started once and shared by every
+// server. None grows with use, so they are not leaks.
+var fasthttpHousekeeping = []goleak.Option{
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
+}
+
+// origin is a real fasthttp server on loopback.
+type origin struct {
+	addr string
+	srv  *fasthttp.Server
+}
+
+func startOrigin(t *testing.T, h fasthttp.RequestHandler, tune ...func(*fasthttp.Server)) *origin {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{
+		Handler:                       h,
+		DisableHeaderNamesNormalizing: true,
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            1 << 30,
+	}
+	for _, f := range tune {
+		f(srv)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+	})
+	return &origin{addr: ln.Addr().String(), srv: srv}
+}
+
+// inproc is a gateway running in the test process, so the race detector
+// sees the proxy's code paths.
+type inproc struct {
+	addr   string
+	server *proxy.Server
+	b      *proxy.Builder
+}
+
+func startGateway(t *testing.T, yaml string) *inproc {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), "test")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := proxy.NewBuilder(logger)
+	snap, err := b.Build(cfg)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	srv := proxy.NewServer(b, snap, logger)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+		b.Close()
+	})
+	return &inproc{addr: ln.Addr().String(), server: srv, b: b}
+}
+
+// baseConfig is a config with one origin route (/o/* -> origin, prefix
+// stripped) and a static health route.
+func baseConfig(originAddr string, extra string) string {
+	return fmt.Sprintf(`
+server:
+  listen: "127.0.0.1:0"
+  read_header_timeout: 2s
+  max_body_size: 1MiB
+admin:
+  listen: "127.0.0.1:0"
+origins:
+  backend:
+    instances:
+      - address: %q
+    timeouts:
+      connect: 500ms
+      response: 2s
+routes:
+  - name: health
+    match: {path: /healthz}
+    static: {status: 200, body: ok}
+  - name: backend
+    match: {path_prefix: /o}
+    rewrite: {strip_prefix: /o}
+    origin: backend
+%s`, originAddr, extra)
+}
+
+// httpClient returns a client whose connections are closed when the test
+// ends, so goroutine leak checks stay meaningful.
+func httpClient(t *testing.T) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// raw sends a raw HTTP/1.1 request and reads one response.
+func raw(t *testing.T, addr, request string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// Write concurrently: the gateway may answer (413, 400) before reading
+	// the whole request, and then stops reading it.
+	go func() { _, _ = io.WriteString(conn, request) }()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+// echoed is what the echo origin reports about the request it received.
+type echoed struct {
+	Method     string     `json:"method"`
+	RequestURI string     `json:"requestURI"`
+	Headers    [][2]string `json:"headers"`
+	BodyLen    int64      `json:"bodyLen"`
+	Body       string     `json:"body,omitempty"`
+}
+
+func (e echoed) header(name string) []string {
+	var out []string
+	for _, h := range e.Headers {
+		if strings.EqualFold(h[0], name) {
+			out = append(out, h[1])
+		}
+	}
+	return out
+}
+
+// echoHandler reports the request line, headers (in order, names as
+// received) and body size.
+func echoHandler(ctx *fasthttp.RequestCtx) {
+	var e echoed
+	e.Method = string(ctx.Method())
+	e.RequestURI = string(ctx.Request.Header.RequestURI())
+	for k, v := range ctx.Request.Header.All() {
+		e.Headers = append(e.Headers, [2]string{string(k), string(v)})
+	}
+	n, _ := io.Copy(io.Discard, ctx.RequestBodyStream())
+	e.BodyLen = n
+	ctx.SetContentType("application/json")
+	_ = json.NewEncoder(ctx).Encode(e)
+}
+
+func decodeEcho(t *testing.T, body string) echoed {
+	t.Helper()
+	var e echoed
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatalf("origin echo: %v in %q", err, body)
+	}
+	return e
+}
+
+// syncBuffer collects a process's output for assertions.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,173 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func TestOriginFailuresMapToStatusAndCategory(t *testing.T) {
+	release := make(chan struct{})
+	o := startOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/slow":
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+		case "/500":
+			ctx.SetStatusCode(500)
+			ctx.SetBodyString("boom")
+		case "/reset":
+			// Drop the connection without a response.
+			ctx.Conn().Close()
+		default:
+			ctx.SetBodyString("ok")
+		}
+	})
+	// Cleanups run last-in first-out: unblock /slow before the origin stops.
+	t.Cleanup(func() { close(release) })
+	// A port nobody listens on: bind, note it, close.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+
+	gw := startGateway(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0"}
+origins:
+  live:
+    instances: [{address: %q}]
+    timeouts: {connect: 500ms, response: 300ms}
+  dead:
+    instances: [{address: %q}]
+    timeouts: {connect: 500ms}
+routes:
+  - {name: dead, match: {path_prefix: /dead}, origin: dead}
+  - {name: live, match: {path_prefix: /}, origin: live}
+`, o.addr, dead))
+	c := httpClient(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		category     string
+	}{
+		{"GET", "/dead/x", 502, "origin_connect_error"},
+		{"GET", "/slow", 504, "origin_timeout"},
+		{"GET", "/reset", 502, "origin_reset"},
+		{"POST", "/reset", 502, "origin_reset"},
+		{"GET", "/500", 500, "origin_5xx"},
+		{"GET", "/fine", 200, "success"},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+gw.addr+tc.path, strings.NewReader(""))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("X-Floodgate-Status") != tc.category {
+			t.Errorf("%s %s: %d %q, want %d %q", tc.method, tc.path, resp.StatusCode,
+				resp.Header.Get("X-Floodgate-Status"), tc.status, tc.category)
+		}
+	}
+}
+
+func TestServerSentEventsAreFlushedPerEvent(t *testing.T) {
+	next := make(chan struct{})
+	o := startOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/event-stream")
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			for i := 1; i <= 3; i++ {
+				fmt.Fprintf(w, "data: event %d\n\n", i)
+				if w.Flush() != nil {
+					return
+				}
+				// The next event is only produced once the client has
+				// seen this one: a gateway that buffers deadlocks here.
+				select {
+				case <-next:
+				case <-time.After(5 * time.Second):
+					return
+				}
+			}
+		})
+	})
+	gw := startGateway(t, baseConfig(o.addr, ""))
+	c := httpClient(t)
+	resp, err := c.Get("http://" + gw.addr + "/o/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for i := 1; i <= 3; i++ {
+		got := make(chan string, 1)
+		go func() {
+			line, _ := br.ReadString('\n')
+			_, _ = br.ReadString('\n') // blank line ending the event
+			got <- line
+		}()
+		select {
+		case line := <-got:
+			if want := fmt.Sprintf("data: event %d\n", i); line != want {
+				t.Fatalf("event %d: got %q", i, line)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("event %d not delivered before the next was produced: the gateway buffers the stream", i)
+		}
+		next <- struct{}{}
+	}
+}
+
+func TestOriginClosingIdleKeepAliveIsInvisible(t *testing.T) {
+	closed := make(chan struct{}, 16)
+	o := startOrigin(t, echoHandler, func(s *fasthttp.Server) {
+		s.IdleTimeout = 100 * time.Millisecond
+		s.ConnState = func(_ net.Conn, st fasthttp.ConnState) {
+			if st == fasthttp.StateClosed {
+				select {
+				case closed <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	gw := startGateway(t, baseConfig(o.addr, "")+"")
+	c := httpClient(t)
+	big := strings.Repeat("p", 200<<10) // streamed, beyond the buffered limit
+	for i, tc := range []struct{ method, body string }{
+		{"GET", ""}, {"POST", "small body"}, {"POST", big}, {"DELETE", ""}, {"PATCH", "x"},
+	} {
+		// Warm a pooled connection, then wait until the origin has closed
+		// it while idle: the next request meets a dead pooled connection.
+		if resp, err := c.Get("http://" + gw.addr + "/o/warm"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("origin never closed its idle connection")
+		}
+		req, _ := http.NewRequest(tc.method, "http://"+gw.addr+"/o/after-idle", strings.NewReader(tc.body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("case %d %s: %v", i, tc.method, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("case %d %s after idle close: %d %s %s", i, tc.method, resp.StatusCode, resp.Header.Get("X-Floodgate-Status"), body)
+		}
+		if e := decodeEcho(t, string(body)); e.BodyLen != int64(len(tc.body)) {
+			t.Fatalf("case %d: origin saw %d body bytes, want %d", i, e.BodyLen, len(tc.body))
+		}
+	}
+}
