@@ -199,11 +199,11 @@ func raw(t *testing.T, addr, request string) (*http.Response, string) {
 
 // echoed is what the echo origin reports about the request it received.
 type echoed struct {
-	Method     string     `json:"method"`
-	RequestURI string     `json:"requestURI"`
+	Method     string      `json:"method"`
+	RequestURI string      `json:"requestURI"`
 	Headers    [][2]string `json:"headers"`
-	BodyLen    int64      `json:"bodyLen"`
-	Body       string     `json:"body,omitempty"`
+	BodyLen    int64       `json:"bodyLen"`
+	Body       string      `json:"body,omitempty"`
 }
 
 func (e echoed) header(name string) []string {

@@ -27,6 +27,12 @@ func startProcess(t *testing.T, configPath string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(gatewayBin, "-config", configPath, "-log-format", "json")
 	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd)
+}
+
+// startCmd starts a prepared gateway command and waits for it to listen.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
