@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.uber.org/goleak"
 
 	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/internal/leaktest"
 	"github.com/floodgate-dev/floodgate/proxy"
 )
 
@@ -47,24 +47,12 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	if code == 0 {
-		if err := goleak.Find(fasthttpHousekeeping...); err != nil {
+		if err := leaktest.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// fasthttpHousekeeping are fasthttp's timer-driven background goroutines:
-// the server worker pool's idle-worker sweeper and the client's idle
-// connection cleaner, which sleep for their interval and exit on their own
-// once their server is stopped or their pool is empty, and the
-// process-wide Date header updater, started once and shared by every
-// server. None grows with use, so they are not leaks.
-var fasthttpHousekeeping = []goleak.Option{
-	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
 }
 
 // origin is a real fasthttp server on loopback.
