@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -71,6 +72,17 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return err
+	}
+	if cfg.Admin.Listen != "" {
+		adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		admin := &proxy.Admin{Server: a.server, Token: cfg.Admin.Token}
+		adminSrv := proxy.ServeAdmin(adminLn, admin.Handler())
+		defer adminSrv.Close()
+		logger.Info("admin listening", "addr", adminLn.Addr().String())
 	}
 	logger.Info("floodgate listening", "addr", ln.Addr().String(), "config", cfg.Source,
 		"routes", len(cfg.Routes), "origins", len(cfg.Origins))
