@@ -123,18 +123,7 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	in := &c.Request.Request
 	req.Header.DisableNormalizing()
 	req.Header.SetMethodBytes(in.Header.Method())
-	var tokens [][]byte
-	for k, v := range in.Header.All() {
-		if bytes.EqualFold(k, []byte("Connection")) {
-			tokens = connectionTokens(v, tokens)
-		}
-	}
-	for k, v := range in.Header.All() {
-		if skipRequestHeader(k) || containsFold(tokens, k) {
-			continue
-		}
-		req.Header.AddBytesKV(k, v)
-	}
+	copyEndToEnd(in.Header.All(), req.Header.AddBytesKV, isGatewayOwnedRequestHeader)
 
 	uri := make([]byte, 0, len(c.UpstreamPath)+64)
 	uri = append(uri, c.UpstreamPath...)
@@ -158,14 +147,11 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	}
 }
 
-// skipRequestHeader reports headers the forwarder never copies verbatim:
-// hop-by-hop ones, framing (re-derived from the body), Host (set
-// explicitly), Expect (the gateway answered 100-continue itself) and the
-// forwarding headers setForwarded rebuilds.
-func skipRequestHeader(k []byte) bool {
-	if isHopByHop(k) {
-		return true
-	}
+// isGatewayOwnedRequestHeader reports headers the forwarder sets itself
+// instead of copying: framing (re-derived from the body), Host, Expect (the
+// gateway answered 100-continue itself) and the forwarding headers
+// setForwarded rebuilds.
+func isGatewayOwnedRequestHeader(k []byte) bool {
 	for _, n := range requestOwnHeaders {
 		if bytes.EqualFold(k, []byte(n)) {
 			return true
@@ -173,6 +159,8 @@ func skipRequestHeader(k []byte) bool {
 	}
 	return false
 }
+
+func isContentLength(k []byte) bool { return bytes.EqualFold(k, []byte("Content-Length")) }
 
 var requestOwnHeaders = []string{"Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via"}
 
@@ -219,18 +207,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	status := resp.StatusCode()
 	out.SetStatusCode(status)
 	out.Header.DisableNormalizing()
-	var tokens [][]byte
-	for k, v := range resp.Header.All() {
-		if bytes.EqualFold(k, []byte("Connection")) {
-			tokens = connectionTokens(v, tokens)
-		}
-	}
-	for k, v := range resp.Header.All() {
-		if isHopByHop(k) || containsFold(tokens, k) || bytes.EqualFold(k, []byte("Content-Length")) {
-			continue
-		}
-		out.Header.AddBytesKV(k, v)
-	}
+	copyEndToEnd(resp.Header.All(), out.Header.AddBytesKV, isContentLength)
 	out.Header.Add("Via", "1.1 "+e.via)
 
 	cat := filters.CategorySuccess

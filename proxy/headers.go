@@ -36,32 +36,23 @@ func connectionTokens(v []byte, dst [][]byte) [][]byte {
 	return dst
 }
 
-// headerSet is what fasthttp's request and response headers share.
-type headerSet interface {
-	All() iter.Seq2[[]byte, []byte]
-	DelBytes(key []byte)
-}
-
-// stripHopByHop removes hop-by-hop headers from h in any spelling,
-// including those its Connection header names. fasthttp keeps header names
-// as sent (the gateway disables normalizing to forward them verbatim) and
-// deletes by exact name, so names are matched case-insensitively here.
-// The common case, no hop-by-hop header at all, allocates nothing.
-func stripHopByHop(h headerSet) {
-	var tokens [][]byte
-	for k, v := range h.All() {
+// copyEndToEnd adds the headers of all to add in their original order,
+// skipping hop-by-hop ones in any spelling (fasthttp keeps names as sent,
+// since the gateway forwards them verbatim), those the Connection header
+// names, and those skip reports. Copying selectively, rather than copying
+// everything and deleting, matters: fasthttp's delete reorders headers.
+func copyEndToEnd(all iter.Seq2[[]byte, []byte], add func(k, v []byte), skip func(k []byte) bool) {
+	var named [][]byte
+	for k, v := range all {
 		if bytes.EqualFold(k, []byte("Connection")) {
-			tokens = connectionTokens(bytes.Clone(v), tokens)
+			named = connectionTokens(v, named)
 		}
 	}
-	var doomed [][]byte
-	for k := range h.All() {
-		if isHopByHop(k) || containsFold(tokens, k) {
-			doomed = append(doomed, bytes.Clone(k))
+	for k, v := range all {
+		if isHopByHop(k) || containsFold(named, k) || skip(k) {
+			continue
 		}
-	}
-	for _, k := range doomed {
-		h.DelBytes(k)
+		add(k, v)
 	}
 }
 
@@ -110,21 +101,9 @@ func peekFold(h *fasthttp.RequestHeader, name string, dst [][]byte) [][]byte {
 	return dst
 }
 
-// delFold deletes every spelling of the header name from h.
-func delFold(h *fasthttp.RequestHeader, name string) {
-	var names [][]byte
-	for k := range h.All() {
-		if bytes.EqualFold(k, []byte(name)) {
-			names = append(names, bytes.Clone(k))
-		}
-	}
-	for _, k := range names {
-		h.DelBytes(k)
-	}
-}
-
 // setForwarded writes X-Forwarded-For/-Proto/-Host and Via on the upstream
-// request. From a trusted proxy the existing values are extended; from
+// request, which must not carry them yet (the forwarder skips them when
+// copying). From a trusted proxy the existing values are extended; from
 // anyone else they are replaced, because a client could otherwise claim any
 // address it likes.
 func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, client netip.Addr, trusted bool, proto, host, via string, scratch [][]byte) {
@@ -135,7 +114,6 @@ func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, clien
 			xff = string(bytes.Join(prev, []byte(", "))) + ", " + xff
 		}
 	}
-	delFold(out, "X-Forwarded-For")
 	out.Set("X-Forwarded-For", xff)
 
 	if trusted {
@@ -146,8 +124,6 @@ func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, clien
 			host = string(v[0])
 		}
 	}
-	delFold(out, "X-Forwarded-Proto")
-	delFold(out, "X-Forwarded-Host")
 	out.Set("X-Forwarded-Proto", proto)
 	if host != "" {
 		out.Set("X-Forwarded-Host", host)
@@ -160,6 +136,5 @@ func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, clien
 	if prev := peekFold(in, "Via", scratch[:0]); len(prev) > 0 {
 		hop = string(bytes.Join(prev, []byte(", "))) + ", " + hop
 	}
-	delFold(out, "Via")
 	out.Set("Via", hop)
 }

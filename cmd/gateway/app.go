@@ -84,8 +84,6 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 		defer adminSrv.Close()
 		logger.Info("admin listening", "addr", adminLn.Addr().String())
 	}
-	logger.Info("floodgate listening", "addr", ln.Addr().String(), "config", cfg.Source,
-		"routes", len(cfg.Routes), "origins", len(cfg.Origins))
 
 	if path != "" {
 		watchCtx, cancel := context.WithCancel(ctx)
@@ -108,6 +106,10 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 		}()
 	}
 
+	// Announced only once the watcher is armed, so a change made right after
+	// start-up is never missed.
+	logger.Info("floodgate listening", "addr", ln.Addr().String(), "config", cfg.Source,
+		"routes", len(cfg.Routes), "origins", len(cfg.Origins))
 	served := make(chan error, 1)
 	go func() { served <- a.server.Serve(ln) }()
 	select {
