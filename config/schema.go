@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -13,6 +14,14 @@ type Config struct {
 	Filters []FilterSpec      `mapstructure:"filters" json:"filters,omitempty"`
 	Routes  []Route           `mapstructure:"routes" json:"routes"`
 	Origins map[string]Origin `mapstructure:"origins" json:"origins"`
+
+	// RateLimit holds the named token-bucket policies the rate_limit filter
+	// applies.
+	RateLimit limits.Config `mapstructure:"rate_limit" json:"rate_limit"`
+	// AccessLog and RequestID configure filters the gateway installs on
+	// every chain.
+	AccessLog BuiltinFilter `mapstructure:"access_log" json:"access_log"`
+	RequestID BuiltinFilter `mapstructure:"request_id" json:"request_id"`
 
 	// Source says where the config came from ("embedded default" or a file
 	// path); it is not read from YAML.
@@ -58,6 +67,17 @@ type Admin struct {
 	Listen string `mapstructure:"listen" json:"listen"`
 	Token  string `mapstructure:"token" json:"token,omitempty"`
 }
+
+// BuiltinFilter switches a built-in, always-installed filter on or off and
+// passes it options (decoded and validated by the filter itself, so errors
+// read e.g. "access_log.options.sample_successes: ...").
+type BuiltinFilter struct {
+	Enabled *bool          `mapstructure:"enabled" json:"enabled,omitempty"`
+	Options map[string]any `mapstructure:"options" json:"options,omitempty"`
+}
+
+// On reports whether the filter is enabled (the default).
+func (b BuiltinFilter) On() bool { return b.Enabled == nil || *b.Enabled }
 
 // FilterSpec is one filter instance: a registered name and its options.
 type FilterSpec struct {

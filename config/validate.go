@@ -139,6 +139,11 @@ func (c *Config) Validate() error {
 	if _, err := routing.Compile(specs); err != nil {
 		p = append(p, err.Error())
 	}
+	if err := c.RateLimit.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			p = append(p, "rate_limit."+line)
+		}
+	}
 	for j, f := range c.Filters {
 		if f.Name == "" {
 			p.add(fmt.Sprintf("filters[%d].name", j), "required")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -105,10 +106,8 @@ func RegisterIn[O any](r *Registry, name string, defaults func() O, build func(e
 				return nil, fmt.Errorf("%s.options: %w", env.Path, cleanDecodeError(err))
 			}
 		}
-		if v, ok := any(&opts).(interface{ Validate() error }); ok {
-			if err := v.Validate(); err != nil {
-				return nil, fmt.Errorf("%s.options.%w", env.Path, err)
-			}
+		if err := validateOptions(&opts); err != nil {
+			return nil, fmt.Errorf("%s.options.%w", env.Path, err)
 		}
 		f, err := build(env, opts)
 		if err != nil {
@@ -116,6 +115,25 @@ func RegisterIn[O any](r *Registry, name string, defaults func() O, build func(e
 		}
 		return f, nil
 	}}
+}
+
+type validator interface{ Validate() error }
+
+// validateOptions runs O's Validate method, whether O is a struct with
+// Validate on its value or pointer, or is itself a pointer type.
+func validateOptions[O any](opts *O) error {
+	if v, ok := any(opts).(validator); ok {
+		return v.Validate()
+	}
+	if v, ok := any(*opts).(validator); ok && !isNilPointer(*opts) {
+		return v.Validate()
+	}
+	return nil
+}
+
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // Build creates an instance of the filter named name.
@@ -139,6 +157,22 @@ func (r *Registry) Names() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// prefixEach puts the key-path prefix on every error of a joined error, so
+// each problem a Validate reports names its full key path.
+func prefixEach(prefix string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, fmt.Errorf("%s%w", prefix, e))
+	}
+	return errors.Join(out...)
 }
 
 // cleanDecodeError flattens mapstructure's multi-line error into one line.

@@ -39,6 +39,7 @@ type forwardEndpoint struct {
 	via       string
 	trusted   []netip.Prefix
 	maxBody   int64
+	observe   func(origin string, a filters.Attempt)
 }
 
 var _ filters.Filter = (*forwardEndpoint)(nil)
@@ -104,14 +105,21 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 		}
 		status, cat := classifyOriginError(err)
 		attempt.Outcome = string(cat)
-		c.Attempts = append(c.Attempts, attempt)
+		e.record(c, attempt)
 		return filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
 	}
 	attempt.Status = resp.StatusCode()
 	attempt.Outcome = "response"
-	c.Attempts = append(c.Attempts, attempt)
+	e.record(c, attempt)
 	e.writeResponse(c, resp)
 	return nil
+}
+
+func (e *forwardEndpoint) record(c *filters.Context, a filters.Attempt) {
+	c.Attempts = append(c.Attempts, a)
+	if e.observe != nil {
+		e.observe(e.origin, a)
+	}
 }
 
 // buildRequest copies the client's request to req: method, the normalized

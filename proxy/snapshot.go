@@ -40,6 +40,8 @@ type Builder struct {
 	// Endpoints are consulted, in order, for routes that are neither origin
 	// nor static.
 	Endpoints []EndpointFactory
+	// OnAttempt observes every attempt at an origin (metrics).
+	OnAttempt func(origin string, a filters.Attempt)
 
 	pool *clientPool
 }
@@ -144,6 +146,7 @@ func (b *Builder) endpoint(cfg *config.Config, r *config.Route, at string, trust
 			via:      cfg.Server.Via,
 			trusted:  trusted,
 			maxBody:  int64(cfg.Server.MaxBodySize),
+			observe:  b.OnAttempt,
 		}
 		for _, in := range o.Instances {
 			key := poolKey{addr: in.Address, connect: t.Connect, response: t.Response, idle: o.IdleConnTimeout, maxConns: o.MaxConnsPerInstance}

@@ -18,17 +18,13 @@ import (
 // demoOriginAddr is where the embedded config expects the demo origin.
 const demoOriginAddr = "127.0.0.1:8081"
 
-// app wires the gateway: config, snapshot builder, server and reload.
+// app wires the gateway: config, runtime, server and reload.
 type app struct {
-	path    string
-	logger  *slog.Logger
-	builder *proxy.Builder
-	server  *proxy.Server
-	mu      sync.Mutex // serializes reloads
-}
-
-func newBuilder(logger *slog.Logger) *proxy.Builder {
-	return proxy.NewBuilder(logger)
+	path   string
+	logger *slog.Logger
+	rt     *runtime
+	server *proxy.Server
+	mu     sync.Mutex // serializes reloads
 }
 
 // loadAndBuild loads a config and builds a snapshot from it, which is the
@@ -38,9 +34,9 @@ func loadAndBuild(path string, logger *slog.Logger) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := newBuilder(logger)
-	defer b.Close()
-	if _, err := b.Build(cfg); err != nil {
+	rt := newRuntime(logger)
+	defer rt.close()
+	if _, err := rt.build(cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -61,13 +57,18 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 			defer demo.Shutdown()
 		}
 	}
-	a := &app{path: path, logger: logger, builder: newBuilder(logger)}
-	defer a.builder.Close()
-	snap, err := a.builder.Build(cfg)
+	a := &app{path: path, logger: logger, rt: newRuntime(logger)}
+	defer a.rt.close()
+	snap, err := a.rt.build(cfg)
 	if err != nil {
 		return err
 	}
-	a.server = proxy.NewServer(a.builder, snap, logger)
+	if err := a.rt.activate(cfg); err != nil {
+		return err
+	}
+	a.server = proxy.NewServer(a.rt.builder, snap, logger)
+	a.rt.metrics.SetInFlightSource(a.server.InFlight)
+	a.rt.metrics.SetOpenConnectionsSource(a.server.OpenConnections)
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -79,7 +80,7 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 			ln.Close()
 			return fmt.Errorf("admin.listen: %w", err)
 		}
-		admin := &proxy.Admin{Server: a.server, Token: cfg.Admin.Token}
+		admin := &proxy.Admin{Server: a.server, Token: cfg.Admin.Token, Metrics: a.rt.metrics.Handler()}
 		adminSrv := proxy.ServeAdmin(adminLn, admin.Handler())
 		defer adminSrv.Close()
 		logger.Info("admin listening", "addr", adminLn.Addr().String())
@@ -139,16 +140,20 @@ func (a *app) reload() {
 	cfg, err := config.Load(a.path)
 	if err == nil {
 		var snap *proxy.Snapshot
-		if snap, err = a.builder.Build(cfg); err == nil {
-			old := a.server.Snapshot().Config
-			for _, key := range restartOnlyChanges(old, cfg) {
-				a.logger.Warn("config key changed but needs a restart to take effect", "key", key)
+		if snap, err = a.rt.build(cfg); err == nil {
+			if err = a.rt.activate(cfg); err == nil {
+				old := a.server.Snapshot().Config
+				for _, key := range restartOnlyChanges(old, cfg) {
+					a.logger.Warn("config key changed but needs a restart to take effect", "key", key)
+				}
+				a.server.Swap(snap)
+				a.rt.metrics.ConfigReload(true)
+				a.logger.Info("config reloaded", "config", cfg.Source, "routes", len(cfg.Routes), "origins", len(cfg.Origins))
+				return
 			}
-			a.server.Swap(snap)
-			a.logger.Info("config reloaded", "config", cfg.Source, "routes", len(cfg.Routes), "origins", len(cfg.Origins))
-			return
 		}
 	}
+	a.rt.metrics.ConfigReload(false)
 	a.logger.Error("config reload failed; keeping the running config", "config", a.path, "error", err)
 }
 

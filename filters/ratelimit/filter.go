@@ -1,0 +1,160 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+)
+
+// FilterName and FilterOrder place "rate_limit" in the inbound stage:
+// after request ids, scoring and global shedding (orders below 200), so a
+// request the gateway sheds anyway does not spend a client's tokens.
+const (
+	FilterName  = "rate_limit"
+	FilterOrder = 200
+)
+
+// Service keys the gateway provides when it wires a snapshot.
+var (
+	// LimitersKey is the long-lived *Limiters (required by "rate_limit").
+	LimitersKey = filters.NewServiceKey[*limits.Limiters]("ratelimit.limiters")
+	// PoliciesKey is the snapshot's rate-limit config. When provided, a
+	// filter's policy name is checked against it (the snapshot being
+	// built) instead of against the policies currently installed, so a
+	// reload that adds a policy and a filter using it validates in one go.
+	PoliciesKey = filters.NewServiceKey[limits.Config]("ratelimit.policies")
+)
+
+// DecisionKey holds the most restrictive admitted decision of a request, so
+// when several rate_limit filters apply (a global and a per-route policy)
+// the client is told about the quota that will run out first.
+var DecisionKey = filters.NewKey[limits.Decision]("ratelimit.decision")
+
+// Response header names (IETF httpapi RateLimit header fields draft).
+const (
+	HeaderLimit      = "RateLimit-Limit"
+	HeaderRemaining  = "RateLimit-Remaining"
+	HeaderReset      = "RateLimit-Reset"
+	HeaderRetryAfter = "Retry-After"
+)
+
+func init() {
+	filters.Register(FilterName, func() FilterOptions { return FilterOptions{} }, build)
+}
+
+// FilterOptions configure one "rate_limit" filter instance.
+type FilterOptions struct {
+	// Policy names a policy from the rate-limit config.
+	Policy string `mapstructure:"policy" json:"policy"`
+}
+
+// Validate checks the options.
+func (o FilterOptions) Validate() error {
+	if strings.TrimSpace(o.Policy) == "" {
+		return errors.New("policy: must name a rate-limit policy")
+	}
+	return nil
+}
+
+type limitFilter struct {
+	lim    *limits.Limiters
+	policy string
+	// reasons are built once so a rejection does not allocate them.
+	reason, overflowReason, goneReason string
+}
+
+var _ filters.Filter = (*limitFilter)(nil)
+
+func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
+	lim, ok := LimitersKey.Lookup(env.Services)
+	if !ok || lim == nil {
+		return nil, errors.New("rate_limit needs the gateway's ratelimit.Limiters service (a wiring bug)")
+	}
+	found := false
+	var known []string
+	if cfg, ok := PoliciesKey.Lookup(env.Services); ok {
+		for _, p := range cfg.Policies {
+			known = append(known, p.Name)
+			found = found || p.Name == o.Policy
+		}
+	} else {
+		known = lim.Names()
+		found = lim.Has(o.Policy)
+	}
+	if !found {
+		return nil, fmt.Errorf("options.policy: unknown rate-limit policy %q (defined: %s)", o.Policy, listOrNone(known))
+	}
+	return &limitFilter{
+		lim:            lim,
+		policy:         o.Policy,
+		reason:         fmt.Sprintf("rate limit exceeded (policy %s)", o.Policy),
+		overflowReason: fmt.Sprintf("rate limit exceeded (policy %s, shared overflow bucket: too many tracked keys)", o.Policy),
+		goneReason:     fmt.Sprintf("rate_limit: policy %s is no longer configured; request admitted", o.Policy),
+	}, nil
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func (f *limitFilter) Name() string                         { return FilterName }
+func (f *limitFilter) Stage() filters.Stage                 { return filters.Inbound }
+func (f *limitFilter) Order() int                           { return FilterOrder }
+func (f *limitFilter) ShouldFilter(c *filters.Context) bool { return true }
+
+// Policy returns the policy the instance applies, for the admin API.
+func (f *limitFilter) Policy() string { return f.policy }
+
+// Apply spends a token of the request's bucket and answers 429 when there
+// is none.
+func (f *limitFilter) Apply(c *filters.Context) error {
+	b := f.lim.Buckets(f.policy)
+	if b == nil {
+		// Failing open for the moment between a reload removing a policy
+		// and the new chains taking over is the lesser evil; the passport
+		// records it.
+		c.Log(f.goneReason)
+		return nil
+	}
+	var buf [96]byte
+	d := b.Allow(appendKey(buf[:0], b.KeySpec(), c))
+	if d.Allowed {
+		if prev, ok := DecisionKey.Get(c); !ok || d.Remaining < prev.Remaining {
+			DecisionKey.Set(c, d)
+			setQuota(c, d)
+		}
+		return nil
+	}
+	reason := f.reason
+	if d.Overflow {
+		reason = f.overflowReason
+	}
+	c.Respond(http.StatusTooManyRequests, filters.CategoryRateLimited, reason)
+	setQuota(c, d)
+	c.SetResponseHeader(HeaderRetryAfter, seconds(max(d.RetryAfter, time.Second)))
+	return nil
+}
+
+// setQuota asks for the RateLimit-* headers. Limit is the bucket size,
+// Remaining the whole tokens left, Reset the seconds until the bucket is
+// full again (rounded up, so a client waiting that long finds it full).
+// They go through SetResponseHeader because the endpoint replaces the
+// response headers with the origin's.
+func setQuota(c *filters.Context, d limits.Decision) {
+	c.SetResponseHeader(HeaderLimit, strconv.Itoa(d.Limit))
+	c.SetResponseHeader(HeaderRemaining, strconv.Itoa(d.Remaining))
+	c.SetResponseHeader(HeaderReset, seconds(d.Reset))
+}
+
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}

@@ -1,0 +1,186 @@
+package requestid
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/filters"
+)
+
+// echoEndpoint plays the origin: it answers with the id header it was
+// sent, after resetting the response like a forwarding endpoint does.
+type echoEndpoint struct{ header string }
+
+func (echoEndpoint) Name() string                       { return "test_echo" }
+func (echoEndpoint) Stage() filters.Stage               { return filters.Endpoint }
+func (echoEndpoint) Order() int                         { return 0 }
+func (echoEndpoint) ShouldFilter(*filters.Context) bool { return true }
+func (e echoEndpoint) Apply(c *filters.Context) error {
+	got := string(c.Request.Request.Header.Peek(e.header))
+	c.Request.Response.Reset()
+	c.Request.Response.SetBodyString(got)
+	c.MarkResponded(200, filters.CategorySuccess)
+	return nil
+}
+
+type server struct {
+	url  string
+	mu   sync.Mutex
+	logs []string // c.RequestID seen by completion hooks
+}
+
+func start(t *testing.T, opts map[string]any, header string) *server {
+	t.Helper()
+	f, err := filters.Default.Build(&filters.Env{Path: "filters[0]"}, FilterName, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := filters.NewChainBuilder().Build([]filters.Filter{f, echoEndpoint{header: header}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A short idle-worker period lets the worker pool's cleaner notice
+	// Shutdown promptly instead of sleeping 10 s past the test.
+	srv := &fasthttp.Server{MaxIdleWorkerDuration: 10 * time.Millisecond, Handler: func(rc *fasthttp.RequestCtx) {
+		c := filters.AcquireContext()
+		defer c.Release()
+		c.Request = rc
+		c.OnDone(func(c *filters.Context) {
+			s.mu.Lock()
+			s.logs = append(s.logs, c.RequestID)
+			s.mu.Unlock()
+		})
+		chain.Run(c)
+		c.ApplyResponseHeaders()
+	}}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
+	s.url = "http://" + ln.Addr().String() + "/"
+	return s
+}
+
+// do sends a request with the id header set to id (unless empty) and
+// returns the id the origin saw and the id returned to the client.
+func do(t *testing.T, s *server, header, id string) (upstream, returned string) {
+	t.Helper()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, s.url, nil)
+	if id != "" {
+		req.Header[header] = []string{id}
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body), resp.Header.Get(header)
+}
+
+var generated = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func TestRequestIDOverHTTP(t *testing.T) {
+	s := start(t, nil, DefaultHeader)
+	cases := []struct {
+		in   string
+		keep bool
+	}{
+		{"", false},
+		{"3f2c1a9e-7b1d-4c7e-9a3b-0d9f8e7c6b5a", true},
+		{"01HV6Z2Q8W6K3J5X7Y9A1B2C3D", true},
+		{"trace:abc/def+ghi=@x_y.z", true},
+		{strings.Repeat("a", 128), true},
+		{strings.Repeat("a", 129), false},
+		{"has space", false},
+		{"quote\"d", false},
+		{"comma,separated", false},
+		{"semi;colon", false},
+	}
+	for _, tc := range cases {
+		up, back := do(t, s, DefaultHeader, tc.in)
+		if up != back {
+			t.Errorf("in %q: origin saw %q, client got %q", tc.in, up, back)
+		}
+		if tc.keep && back != tc.in {
+			t.Errorf("valid id %q replaced by %q", tc.in, back)
+		}
+		if !tc.keep && !generated.MatchString(back) {
+			t.Errorf("invalid id %q: got %q, want a generated id", tc.in, back)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.logs) != len(cases) || s.logs[1] != cases[1].in || !generated.MatchString(s.logs[0]) {
+		t.Fatalf("completion hooks saw %q", s.logs)
+	}
+}
+
+func TestUntrustedAndCustomHeader(t *testing.T) {
+	s := start(t, map[string]any{"header": "x-correlation-id", "trust_incoming": false}, "X-Correlation-Id")
+	up, back := do(t, s, "X-Correlation-Id", "client-chosen")
+	if !generated.MatchString(back) || up != back {
+		t.Fatalf("untrusted id kept: origin %q, client %q", up, back)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	_, err := filters.Default.Build(&filters.Env{Path: "filters[0]"}, FilterName, map[string]any{"header": "bad header", "max_length": 0})
+	if err == nil {
+		t.Fatal("bad options accepted")
+	}
+	for _, want := range []string{`filters[0].options.header: "bad header" is not a valid header name`, "max_length: must be between 1 and 1024"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+}
+
+func TestNewIsUniqueAndWellFormed(t *testing.T) {
+	seen := make(map[string]bool, 20000)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 5000 {
+				id := New()
+				mu.Lock()
+				dup := seen[id]
+				seen[id] = true
+				mu.Unlock()
+				if dup || !generated.MatchString(id) {
+					t.Errorf("bad or duplicate id %q", id)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func BenchmarkNew(b *testing.B) {
+	for b.Loop() {
+		_ = New()
+	}
+}
