@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -40,7 +41,8 @@ func ParseByteSize(s string) (ByteSize, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n < 0 {
+	// ParseFloat accepts "NaN", whose conversion to an integer is undefined.
+	if err != nil || n < 0 || math.IsNaN(n) {
 		return 0, fmt.Errorf("invalid size %q: want a number with an optional unit such as 64KiB or 4MiB", s)
 	}
 	v := n * float64(mult)
@@ -106,8 +108,45 @@ func DecodeHook() mapstructure.DecodeHookFunc {
 				return ByteSize(v), nil
 			}
 		}
+		if s, ok := data.(string); ok {
+			return scalarFromString(s, to)
+		}
 		return data, nil
 	}
+}
+
+// scalarFromString converts a string to a numeric or boolean field.
+// Environment overrides always arrive as strings, and without this
+// FLOODGATE_SERVER_MAX_CONNECTIONS=500 fails to decode into an int.
+func scalarFromString(s string, to reflect.Type) (any, error) {
+	t := strings.TrimSpace(s)
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(t, 10, to.Bits())
+		if err != nil {
+			return nil, fmt.Errorf("invalid integer %q", s)
+		}
+		return reflect.ValueOf(n).Convert(to).Interface(), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(t, 10, to.Bits())
+		if err != nil {
+			return nil, fmt.Errorf("invalid unsigned integer %q", s)
+		}
+		return reflect.ValueOf(n).Convert(to).Interface(), nil
+	case reflect.Float32, reflect.Float64:
+		n, err := strconv.ParseFloat(t, to.Bits())
+		if err != nil {
+			return nil, fmt.Errorf("invalid number %q", s)
+		}
+		return reflect.ValueOf(n).Convert(to).Interface(), nil
+	case reflect.Bool:
+		b, err := strconv.ParseBool(t)
+		if err != nil {
+			return nil, fmt.Errorf("invalid boolean %q: want true or false", s)
+		}
+		return reflect.ValueOf(b).Convert(to).Interface(), nil
+	}
+	return s, nil
 }
 
 // Decode decodes a generic YAML value into a typed struct with the schema's

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -39,8 +40,14 @@ type ChainBuilder struct {
 func NewChainBuilder() *ChainBuilder { return &ChainBuilder{steps: map[Filter]*step{}} }
 
 func (b *ChainBuilder) stepFor(f Filter) *step {
-	if s, ok := b.steps[f]; ok {
-		return s
+	// A filter implemented on a value type holding a slice or map is legal
+	// but can't be a map key (hashing it panics); such a value can't be
+	// "the same instance" in two chains anyway, so it gets its own step.
+	shared := reflect.ValueOf(f).Comparable()
+	if shared {
+		if s, ok := b.steps[f]; ok {
+			return s
+		}
 	}
 	s := &step{f: f}
 	if af, ok := f.(AsyncFilter); ok {
@@ -54,7 +61,9 @@ func (b *ChainBuilder) stepFor(f Filter) *step {
 			s.sem = make(chan struct{}, limit)
 		}
 	}
-	b.steps[f] = s
+	if shared {
+		b.steps[f] = s
+	}
 	return s
 }
 
@@ -127,9 +136,6 @@ func (ch *Chain) Run(c *Context) {
 }
 
 func (s *step) run(c *Context) {
-	if !s.f.ShouldFilter(c) {
-		return
-	}
 	if err := s.apply(c); err != nil {
 		fe := asError(s.f.Name(), err)
 		c.Log(s.f.Name() + " failed: " + fe.Error())
@@ -145,6 +151,11 @@ func (s *step) apply(c *Context) (err error) {
 				"filter "+s.f.Name()+" failed", fmt.Errorf("panic: %v", r))
 		}
 	}()
+	// ShouldFilter is operator code too: a panic in it must fail the
+	// request, not the process.
+	if !s.f.ShouldFilter(c) {
+		return nil
+	}
 	if s.async == nil {
 		return s.f.Apply(c)
 	}

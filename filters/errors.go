@@ -33,13 +33,19 @@ func Fail(status int, category Category, reason string, err error) *Error {
 func asError(filterName string, err error) *Error {
 	var fe *Error
 	if errors.As(err, &fe) {
-		if fe.Status == 0 {
-			fe.Status = http.StatusInternalServerError
+		if fe.Status != 0 && fe.Category != "" {
+			return fe
 		}
-		if fe.Category == "" {
-			fe.Category = CategoryFilterError
+		// Fill the defaults on a copy: a filter may return one shared
+		// *Error value from every request, and writing to it would race.
+		cp := *fe
+		if cp.Status == 0 {
+			cp.Status = http.StatusInternalServerError
 		}
-		return fe
+		if cp.Category == "" {
+			cp.Category = CategoryFilterError
+		}
+		return &cp
 	}
 	return &Error{
 		Status:   http.StatusInternalServerError,

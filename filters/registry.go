@@ -107,7 +107,7 @@ func RegisterIn[O any](r *Registry, name string, defaults func() O, build func(e
 			}
 		}
 		if err := validateOptions(&opts); err != nil {
-			return nil, fmt.Errorf("%s.options.%w", env.Path, err)
+			return nil, prefixEach(env.Path+".options.", err)
 		}
 		f, err := build(env, opts)
 		if err != nil {

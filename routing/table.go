@@ -128,10 +128,12 @@ func compileRoute(s Spec, at string) (*Route, error) {
 		switch {
 		case h == "*":
 			r.anyHost = true
-		case strings.HasPrefix(h, "*."):
+		case strings.HasPrefix(h, "*.") && len(h) > 2 && validHostPattern(h[2:]):
 			r.wildHosts = append(r.wildHosts, h[1:])
-		case h == "" || strings.ContainsAny(h, "*/ "):
-			return nil, fmt.Errorf("%s.match.hosts: invalid host %q (want name, *.suffix or *)", at, h)
+		case !validHostPattern(h):
+			// A port would never match: requests are matched on the host
+			// with its port removed, so reject it rather than ignore the route.
+			return nil, fmt.Errorf("%s.match.hosts: invalid host %q (want name, *.suffix or *, without a port)", at, h)
 		default:
 			r.exactHosts = append(r.exactHosts, h)
 		}
@@ -143,11 +145,17 @@ func compileRoute(s Spec, at string) (*Route, error) {
 		if !strings.HasPrefix(m.Path, "/") {
 			return nil, fmt.Errorf("%s.match.path: must start with /", at)
 		}
+		if err := checkNormalized(m.Path); err != nil {
+			return nil, fmt.Errorf("%s.match.path: %v", at, err)
+		}
 		r.path = m.Path
 	}
 	if m.PathPrefix != "" {
 		if !strings.HasPrefix(m.PathPrefix, "/") {
 			return nil, fmt.Errorf("%s.match.path_prefix: must start with /", at)
+		}
+		if err := checkNormalized(m.PathPrefix); err != nil {
+			return nil, fmt.Errorf("%s.match.path_prefix: %v", at, err)
 		}
 		r.prefix = strings.TrimRight(m.PathPrefix, "/")
 		if r.prefix == "" {
@@ -193,9 +201,15 @@ func compileRoute(s Spec, at string) (*Route, error) {
 	if rw.StripPrefix != "" && rw.ReplacePath != "" {
 		return nil, fmt.Errorf("%s.rewrite: set strip_prefix or replace_path, not both", at)
 	}
-	for field, v := range map[string]string{"strip_prefix": rw.StripPrefix, "add_prefix": rw.AddPrefix, "replace_path": rw.ReplacePath} {
-		if v != "" && !strings.HasPrefix(v, "/") {
-			return nil, fmt.Errorf("%s.rewrite.%s: must start with /", at, field)
+	// A slice, not a map, so the reported field is the same on every run.
+	for _, f := range []struct{ field, v string }{{"strip_prefix", rw.StripPrefix}, {"add_prefix", rw.AddPrefix}, {"replace_path", rw.ReplacePath}} {
+		if f.v != "" && !strings.HasPrefix(f.v, "/") {
+			return nil, fmt.Errorf("%s.rewrite.%s: must start with /", at, f.field)
+		}
+	}
+	if rw.StripPrefix != "" {
+		if err := checkNormalized(rw.StripPrefix); err != nil {
+			return nil, fmt.Errorf("%s.rewrite.strip_prefix: %v", at, err)
 		}
 	}
 	if rw.Host != "" && strings.ContainsAny(rw.Host, " /\r\n") {
@@ -208,7 +222,8 @@ func compileRoute(s Spec, at string) (*Route, error) {
 func (t *Table) Routes() []*Route { return t.routes }
 
 // Match returns the first route, in declared order, that matches; nil if
-// none does. host may carry a port; path must be normalized.
+// none does. host may carry a port; path must be normalized; a nil h means
+// the request has no headers.
 func (t *Table) Match(host, method, path string, h HeaderSource) *Route {
 	host = canonicalHost(host)
 	for _, r := range t.routes {
@@ -241,7 +256,11 @@ func (r *Route) matches(host, method, path string, h HeaderSource) bool {
 		}
 	}
 	for _, hm := range r.headers {
-		v, ok := h.Header(hm.name)
+		var v string
+		var ok bool
+		if h != nil {
+			v, ok = h.Header(hm.name)
+		}
 		switch {
 		case hm.absent:
 			if ok {
@@ -291,11 +310,34 @@ func HasSegmentPrefix(path, prefix string) bool {
 	return len(path) == len(prefix) || path[len(prefix)] == '/'
 }
 
-// canonicalHost lower-cases host and drops a port, keeping IPv6 brackets.
+// checkNormalized rejects a configured path that no request can ever
+// match: requests are matched on their normalized path, so "/a//b" or
+// "/%7Eu" in a route would silently never apply.
+func checkNormalized(p string) error {
+	n, err := NormalizePath(p, KeepEscapedSlashes)
+	if err != nil {
+		return err
+	}
+	if n != p {
+		return fmt.Errorf("%q is not in normalized form, which requests are matched on; write %q", p, n)
+	}
+	return nil
+}
+
+// validHostPattern reports whether h (lower-cased) is a host as matched: no
+// wildcard left, no port, nothing a Host header can't carry.
+func validHostPattern(h string) bool {
+	return h != "" && !strings.ContainsAny(h, "*/ ") && canonicalHost(h) == h
+}
+
+// canonicalHost lower-cases host and drops a port and the trailing dot of
+// a fully qualified name ("example.com." is the same host), keeping IPv6
+// brackets.
 func canonicalHost(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
 	}
+	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {
 		if c := host[i]; 'A' <= c && c <= 'Z' {
 			return strings.ToLower(host)

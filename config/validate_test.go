@@ -1,0 +1,207 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floodgate-dev/floodgate/routing"
+)
+
+// validConfig is a small config that passes validation; each case breaks
+// one rule.
+func validConfig() *Config {
+	c := Default()
+	c.Origins = map[string]Origin{
+		"api": {Instances: []Instance{{Address: "127.0.0.1:9000"}}},
+	}
+	c.Routes = []Route{
+		{Name: "health", Match: routing.Match{Path: "/healthz"}, Static: &Static{Status: 200}},
+		{Name: "api", Match: routing.Match{PathPrefix: "/api"}, Origin: "api"},
+	}
+	c.applyDefaults()
+	return c
+}
+
+func TestValidateAcceptsValid(t *testing.T) {
+	if err := validConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := validConfig()
+	c.Admin.Listen = "[::1]:9901"
+	c.Server.TrustedProxies = []string{"10.0.0.0/8", "::1/128"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("ipv6 loopback admin and CIDRs: %v", err)
+	}
+	c.Admin = Admin{Listen: "0.0.0.0:9901", Token: "t"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("public admin with token: %v", err)
+	}
+	c.Admin = Admin{}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("admin disabled: %v", err)
+	}
+}
+
+func TestValidateNamesKeyPaths(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   string
+	}{
+		{"listen without port", func(c *Config) { c.Server.Listen = "8080" }, `server.listen: want [host]:port, got "8080"`},
+		{"empty listen", func(c *Config) { c.Server.Listen = "" }, "server.listen:"},
+		{"zero body timeout", func(c *Config) { c.Server.BodyTimeout = 0 }, "server.body_timeout: must be greater than zero"},
+		{"negative max body", func(c *Config) { c.Server.MaxBodySize = -1 }, "server.max_body_size: must be greater than zero"},
+		{"zero connections", func(c *Config) { c.Server.MaxConnections = 0 }, "server.max_connections: must be greater than zero"},
+		{"negative write timeout", func(c *Config) { c.Server.WriteTimeout = -time.Second }, "server.write_timeout: must not be negative"},
+		{"header size too small", func(c *Config) { c.Server.MaxHeaderSize = 100 }, "server.max_header_size: must be between 1KiB and 1MiB, got 100"},
+		{"header size too big", func(c *Config) { c.Server.MaxHeaderSize = 2 << 20 }, "server.max_header_size: must be between 1KiB and 1MiB, got 2MiB"},
+		{"escaped slashes", func(c *Config) { c.Server.EscapedSlashes = "allow" }, `server.escaped_slashes: must be one of reject, keep, decode; got "allow"`},
+		{"trusted proxy CIDR", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.1"} }, `server.trusted_proxies[1]: invalid CIDR "10.0.0.1"`},
+		{"via with comma", func(c *Config) { c.Server.Via = "a, b" }, "server.via: must be a single token"},
+		{"admin listen", func(c *Config) { c.Admin.Listen = "localhost" }, "admin.listen: want [host]:port"},
+		{"admin public without token", func(c *Config) { c.Admin.Listen = "0.0.0.0:9901" }, `admin.listen: "0.0.0.0:9901" is not a loopback address: set admin.token`},
+		{"admin all interfaces without token", func(c *Config) { c.Admin.Listen = ":9901" }, "set admin.token"},
+		{"origin name", func(c *Config) { c.Origins["Bad Name"] = c.Origins["api"] }, "origins.Bad Name: origin names may use only"},
+		{"origin without instances", func(c *Config) { c.Origins["api"] = Origin{} }, "origins.api.instances: at least one instance is required"},
+		{"instance address", func(c *Config) {
+			c.Origins["x"] = Origin{Instances: []Instance{{Address: "10.0.0.1"}}}
+		}, `origins.x.instances[0].address: want host:port, got "10.0.0.1"`},
+		{"instance empty port", func(c *Config) {
+			c.Origins["x"] = Origin{Instances: []Instance{{Address: "a:1"}, {Address: "a:"}}}
+		}, `origins.x.instances[1].address: want host:port`},
+		{"instance weight", func(c *Config) {
+			c.Origins["x"] = Origin{Instances: []Instance{{Address: "a:1", Weight: -1}}}
+		}, "origins.x.instances[0].weight: must not be negative"},
+		{"origin timeouts", func(c *Config) {
+			o := c.Origins["api"]
+			o.Timeouts.Connect = -1
+			c.Origins["api"] = o
+		}, "origins.api.timeouts: must not be negative"},
+		{"origin max conns", func(c *Config) {
+			o := c.Origins["api"]
+			o.MaxConnsPerInstance = -1
+			c.Origins["api"] = o
+		}, "origins.api.max_conns_per_instance: must not be negative"},
+		{"unknown origin", func(c *Config) { c.Routes[1].Origin = "nope" }, `routes[1].origin: unknown origin "nope" (defined: api)`},
+		{"two endpoints", func(c *Config) { c.Routes[1].Static = &Static{Status: 200} }, "routes[1]: set one endpoint: origin or static, not both"},
+		{"no endpoint", func(c *Config) { c.Routes[1].Origin = "" }, "routes[1]: an endpoint is required"},
+		{"static status low", func(c *Config) { c.Routes[0].Static.Status = 99 }, "routes[0].static.status: must be an HTTP status 100..599, got 99"},
+		{"static status high", func(c *Config) { c.Routes[0].Static.Status = 600 }, "routes[0].static.status: must be an HTTP status 100..599, got 600"},
+		{"static header injection", func(c *Config) {
+			c.Routes[0].Static.Headers = []Header{{Name: "A", Value: "b"}, {Name: "X", Value: "a\r\nSet-Cookie: x"}}
+		}, "routes[0].static.headers[1]: invalid header"},
+		{"static header without name", func(c *Config) { c.Routes[0].Static.Headers = []Header{{Value: "b"}} }, "routes[0].static.headers[0]: invalid header"},
+		{"route timeouts", func(c *Config) { c.Routes[1].Timeouts.Response = -1 }, "routes[1].timeouts: must not be negative"},
+		{"route filter name", func(c *Config) { c.Routes[1].Filters = []FilterSpec{{Name: "a"}, {}} }, "routes[1].filters[1].name: required"},
+		{"global filter name", func(c *Config) { c.Filters = []FilterSpec{{}} }, "filters[0].name: required"},
+		{"route regex", func(c *Config) { c.Routes[1].Match = routing.Match{PathRegex: "("} }, "routes[1].match.path_regex:"},
+		{"duplicate route name", func(c *Config) { c.Routes[1].Name = "health" }, `routes[1].name: "health" already used by routes[0]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.change(c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("accepted, want %q", tt.want)
+			}
+			ve, ok := AsValidationError(err)
+			if !ok {
+				t.Fatalf("error %T is not a *ValidationError", err)
+			}
+			found := false
+			for _, p := range ve.Problems {
+				if strings.Contains(p, tt.want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("problems %q do not include %q", ve.Problems, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateReportsAllProblemsTogether(t *testing.T) {
+	yaml := `
+server:
+  listen: "nope"
+  escaped_slashes: sometimes
+  trusted_proxies: ["300.0.0.0/8"]
+admin:
+  listen: "0.0.0.0:9901"
+origins:
+  x:
+    instances:
+      - address: "no-port"
+routes:
+  - name: a
+    match: {path: /a}
+    origin: x
+  - name: b
+    match: {path: /b}
+    origin: missing
+  - name: c
+    match: {path: /c}
+    static: {status: 1000}
+`
+	_, err := Parse([]byte(yaml), "many.yaml")
+	ve, ok := AsValidationError(err)
+	if !ok {
+		t.Fatalf("err = %v", err)
+	}
+	want := []string{
+		"server.listen:",
+		"server.escaped_slashes:",
+		"server.trusted_proxies[0]:",
+		"admin.listen:",
+		"origins.x.instances[0].address:",
+		`routes[1].origin: unknown origin "missing"`,
+		"routes[2].static.status:",
+	}
+	for _, w := range want {
+		found := false
+		for _, p := range ve.Problems {
+			found = found || strings.HasPrefix(p, w)
+		}
+		if !found {
+			t.Errorf("problems do not include %q:\n%s", w, err)
+		}
+	}
+	if len(ve.Problems) != len(want) {
+		t.Errorf("%d problems, want %d:\n%s", len(ve.Problems), len(want), err)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "invalid config:\n  ") || strings.Count(msg, "\n  ") != len(ve.Problems) {
+		t.Errorf("message is not one problem a line: %q", msg)
+	}
+	// The same file always reports the same problems in the same order.
+	for i := 0; i < 10; i++ {
+		if _, again := Parse([]byte(yaml), "many.yaml"); again.Error() != msg {
+			t.Fatalf("report changed between runs:\n%s\n---\n%s", msg, again)
+		}
+	}
+}
+
+func TestValidationErrorSingleProblem(t *testing.T) {
+	e := &ValidationError{Problems: []string{"server.listen: bad"}}
+	if e.Error() != "invalid config: server.listen: bad" {
+		t.Fatalf("%q", e.Error())
+	}
+	if _, ok := AsValidationError(nil); ok {
+		t.Fatal("nil is not a validation error")
+	}
+}
+
+func TestIsLoopbackListen(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9901": true, "127.0.0.2:1": true, "[::1]:9901": true, "localhost:9901": true,
+		":9901": false, "0.0.0.0:9901": false, "10.0.0.1:9901": false, "[::]:1": false, "example.com:1": false, "garbage": false,
+	} {
+		if got := IsLoopbackListen(addr); got != want {
+			t.Errorf("IsLoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -1,0 +1,294 @@
+package filters
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/routing"
+)
+
+func TestAcquireContextIsFresh(t *testing.T) {
+	c := AcquireContext()
+	defer c.Release()
+	if c.Priority != Unscored || c.Start.IsZero() || c.Responded() || c.Request != nil || len(c.Passport()) != 0 {
+		t.Fatalf("fresh context %+v", c)
+	}
+}
+
+func TestReleaseRunsHooksOnceAfterLastRelease(t *testing.T) {
+	c := AcquireContext()
+	c.Status = http.StatusOK
+	calls := 0
+	var sawStatus int
+	var sawEnd time.Time
+	c.OnDone(func(c *Context) {
+		calls++
+		sawStatus = c.Status
+		sawEnd = c.End
+	})
+	order := []int{}
+	c.OnDone(func(*Context) { order = append(order, 1) })
+	c.OnDone(func(*Context) { order = append(order, 2) })
+
+	c.Retain() // a streaming body still needs c after the handler returns
+	c.Retain()
+	c.Release() // the handler's reference
+	if calls != 0 {
+		t.Fatal("hooks ran while references were held")
+	}
+	c.Release()
+	if calls != 0 {
+		t.Fatal("hooks ran while a reference was held")
+	}
+	c.Release() // the last one
+	if calls != 1 {
+		t.Fatalf("hooks ran %d times, want 1", calls)
+	}
+	if sawStatus != http.StatusOK || sawEnd.IsZero() {
+		t.Fatalf("hook saw status %d end %v; hooks must run before the reset", sawStatus, sawEnd)
+	}
+	if len(order) != 2 || order[0] != 1 || order[1] != 2 {
+		t.Fatalf("hooks ran in order %v", order)
+	}
+}
+
+func TestReleaseKeepsExplicitEnd(t *testing.T) {
+	c := AcquireContext()
+	end := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.End = end
+	var saw time.Time
+	c.OnDone(func(c *Context) { saw = c.End })
+	c.Release()
+	if !saw.Equal(end) {
+		t.Fatalf("End = %v, want the one set by the gateway", saw)
+	}
+}
+
+func TestReleaseTooOftenPanics(t *testing.T) {
+	c := AcquireContext()
+	c.Release()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an extra Release did not panic")
+		}
+		c.refs.Store(0)
+	}()
+	c.Release()
+}
+
+var (
+	userKey  = NewKey[string]("user")
+	countKey = NewKey[int]("count")
+)
+
+func TestResetClearsEverything(t *testing.T) {
+	c := AcquireContext()
+	c.Request = new(fasthttp.RequestCtx)
+	tab, err := routing.Compile([]routing.Spec{{Name: "r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Route = tab.Routes()[0]
+	c.Path, c.UpstreamPath, c.Method, c.Host = "/a", "/b", "GET", "h"
+	c.ClientIP = netip.MustParseAddr("10.0.0.1")
+	c.RequestID = "id"
+	c.Priority = 42
+	c.Respond(http.StatusTooManyRequests, CategoryRateLimited, "slow")
+	c.Err = errors.New("x")
+	c.Origin, c.Instance = "o", "i:1"
+	c.Attempts = append(c.Attempts, Attempt{Instance: "i:1", Status: 502}, Attempt{Instance: "i:2", Retry: true})
+	c.EndpointStart, c.End = time.Now(), time.Now()
+	c.BytesIn, c.BytesOut = 10, 20
+	c.Log("event")
+	userKey.Set(c, "alice")
+	countKey.Set(c, 3)
+	c.SetResponseHeader("X-A", "1")
+	hookRan := false
+	c.OnDone(func(*Context) { hookRan = true })
+	c.finish()
+	if !hookRan {
+		t.Fatal("finish did not run the hook")
+	}
+
+	c.reset()
+	zero := Context{Priority: Unscored}
+	if c.Request != nil || c.Route != nil || c.Path != "" || c.UpstreamPath != "" || c.Method != "" || c.Host != "" ||
+		c.ClientIP.IsValid() || c.RequestID != "" || c.Priority != zero.Priority || c.Category != "" || c.Status != 0 ||
+		c.Reason != "" || c.Err != nil || c.Origin != "" || c.Instance != "" || len(c.Attempts) != 0 ||
+		!c.Start.IsZero() || !c.EndpointStart.IsZero() || !c.End.IsZero() || c.BytesIn != 0 || c.BytesOut != 0 ||
+		len(c.Passport()) != 0 || len(c.bag) != 0 || len(c.respHeaders) != 0 || c.Responded() || c.finished || len(c.doneHooks) != 0 {
+		t.Fatalf("reset left state behind: %+v", c)
+	}
+	if _, ok := userKey.Get(c); ok {
+		t.Fatal("bag value survived reset")
+	}
+	// The backing arrays are reused but hold no references for the GC.
+	for _, e := range c.bag[:cap(c.bag)] {
+		if e.key != nil || e.val != nil {
+			t.Fatalf("bag entry %+v kept after reset", e)
+		}
+	}
+	for _, h := range c.doneHooks[:cap(c.doneHooks)] {
+		if h != nil {
+			t.Fatal("hook kept after reset")
+		}
+	}
+	// A reset context runs its new hooks, not the old ones.
+	hookRan = false
+	c.refs.Store(1)
+	c.Release()
+	if hookRan {
+		t.Fatal("old hook ran after reset")
+	}
+}
+
+func TestPooledContextsComeBackClean(t *testing.T) {
+	// The pool may or may not hand the same object back; either way every
+	// acquired context must be clean.
+	for i := 0; i < 100; i++ {
+		c := AcquireContext()
+		if c.Status != 0 || c.Responded() || len(c.Attempts) != 0 || len(c.bag) != 0 || c.Priority != Unscored {
+			t.Fatalf("acquired dirty context on iteration %d: %+v", i, c)
+		}
+		c.Status = 500
+		c.Priority = 7
+		c.Attempts = append(c.Attempts, Attempt{Instance: "x"})
+		countKey.Set(c, i)
+		c.SetResponseHeader("X", "y")
+		c.Release()
+	}
+}
+
+func TestKeys(t *testing.T) {
+	c := AcquireContext()
+	defer c.Release()
+	if v, ok := userKey.Get(c); ok || v != "" {
+		t.Fatalf("unset key = %q, %v", v, ok)
+	}
+	userKey.Set(c, "alice")
+	countKey.Set(c, 1)
+	countKey.Set(c, 2) // overwrite, not append
+	if v, ok := userKey.Get(c); !ok || v != "alice" {
+		t.Fatalf("user = %q, %v", v, ok)
+	}
+	if v, ok := countKey.Get(c); !ok || v != 2 {
+		t.Fatalf("count = %d, %v", v, ok)
+	}
+	if len(c.bag) != 2 {
+		t.Fatalf("bag has %d entries, want 2", len(c.bag))
+	}
+	// Keys are identities, not names: two keys named alike don't collide.
+	other := NewKey[string]("user")
+	if _, ok := other.Get(c); ok {
+		t.Fatal("a different key with the same name read another's value")
+	}
+	if userKey.Name() != "user" {
+		t.Fatalf("Name() = %q", userKey.Name())
+	}
+	type session struct{ id int }
+	sk := NewKey[*session]("session")
+	sk.Set(c, &session{id: 9})
+	if s, ok := sk.Get(c); !ok || s.id != 9 {
+		t.Fatalf("session = %+v, %v", s, ok)
+	}
+}
+
+func TestPassportIsBounded(t *testing.T) {
+	c := AcquireContext()
+	defer c.Release()
+	for i := 0; i < maxPassportEvents*3; i++ {
+		c.Log("event")
+	}
+	if n := len(c.Passport()); n != maxPassportEvents {
+		t.Fatalf("passport has %d events, want %d", n, maxPassportEvents)
+	}
+	if c.Passport()[0].At < 0 {
+		t.Fatal("negative event time")
+	}
+}
+
+func TestResponseHeaders(t *testing.T) {
+	c := AcquireContext()
+	defer c.Release()
+	var rc fasthttp.RequestCtx
+	c.Request = &rc
+	c.SetResponseHeader("X-Shed-Scope", "global")
+	c.SetResponseHeader("Retry-After", "1")
+	c.SetResponseHeader("X-Shed-Scope", "origin") // replaces, not duplicates
+	rc.Response.Header.Set(StatusHeader, "spoofed-by-origin")
+	c.MarkResponded(http.StatusOK, CategorySuccess)
+	c.ApplyResponseHeaders()
+	h := &rc.Response.Header
+	if got := string(h.Peek("X-Shed-Scope")); got != "origin" {
+		t.Fatalf("X-Shed-Scope = %q", got)
+	}
+	if got := string(h.Peek("Retry-After")); got != "1" {
+		t.Fatalf("Retry-After = %q", got)
+	}
+	if got := string(h.Peek(StatusHeader)); got != "success" {
+		t.Fatalf("%s = %q, the gateway's category must win", StatusHeader, got)
+	}
+	n := 0
+	for k := range h.All() {
+		if string(k) == "X-Shed-Scope" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("X-Shed-Scope appears %d times", n)
+	}
+}
+
+func TestRespondReplacesBody(t *testing.T) {
+	c := AcquireContext()
+	defer c.Release()
+	var rc fasthttp.RequestCtx
+	c.Request = &rc
+	rc.Response.SetBodyString("partial origin body")
+	c.Respond(http.StatusBadGateway, CategoryOriginReset, "origin reset the connection")
+	if got := string(rc.Response.Body()); got != "origin reset the connection\n" {
+		t.Fatalf("body %q", got)
+	}
+	if got := string(rc.Response.Header.ContentType()); got != "text/plain; charset=utf-8" {
+		t.Fatalf("content type %q", got)
+	}
+	c.Respond(http.StatusNoContent, CategorySuccess, "")
+	if len(rc.Response.Body()) != 0 || rc.Response.StatusCode() != http.StatusNoContent {
+		t.Fatalf("empty reason left body %q", rc.Response.Body())
+	}
+}
+
+func TestServices(t *testing.T) {
+	type registry struct{ name string }
+	regKey := NewServiceKey[*registry]("origins")
+	limitKey := NewServiceKey[int]("limit")
+
+	if _, ok := regKey.Lookup(nil); ok {
+		t.Fatal("lookup in nil services succeeded")
+	}
+	s := &Services{}
+	if _, ok := regKey.Lookup(s); ok {
+		t.Fatal("lookup of an absent service succeeded")
+	}
+	r1 := &registry{name: "one"}
+	regKey.Provide(s, r1)
+	limitKey.Provide(s, 5)
+	limitKey.Provide(s, 6)
+	if got, ok := regKey.Lookup(s); !ok || got != r1 {
+		t.Fatalf("registry = %v, %v", got, ok)
+	}
+	if got, ok := limitKey.Lookup(s); !ok || got != 6 {
+		t.Fatalf("limit = %d, %v", got, ok)
+	}
+	if len(s.vals) != 2 {
+		t.Fatalf("%d services stored, want 2", len(s.vals))
+	}
+	if _, ok := NewServiceKey[int]("limit").Lookup(s); ok {
+		t.Fatal("a different key with the same name found a service")
+	}
+}
