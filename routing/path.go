@@ -31,6 +31,10 @@ var (
 	ErrBackslash      = errors.New("backslash in path")
 	ErrControlInPath  = errors.New("control character in path")
 	ErrPathTooComplex = errors.New("path has too many segments")
+	// ErrDotSegmentParams rejects "..;" and ".;x": servlet containers strip
+	// path parameters before resolving dot segments, so an origin would
+	// read "/a/..;/admin" as "/admin" while routes saw a segment "..;".
+	ErrDotSegmentParams = errors.New("dot segment with path parameters")
 )
 
 const maxSegments = 512
@@ -121,6 +125,9 @@ func removeDotSegments(p string) (string, error) {
 		n++
 		if n > maxSegments {
 			return "", ErrPathTooComplex
+		}
+		if i := strings.IndexByte(s, ';'); i >= 0 && (s[:i] == "." || s[:i] == "..") {
+			return "", ErrDotSegmentParams
 		}
 		switch s {
 		case "", ".":

@@ -186,3 +186,16 @@ func BenchmarkNormalizePath(b *testing.B) {
 		})
 	}
 }
+
+func TestDotSegmentWithPathParametersRejected(t *testing.T) {
+	for _, p := range []string{"/public/..;/admin", "/a/.;x/b", "/%2e%2e;jsessionid=1/admin", "/..;"} {
+		if _, err := NormalizePath(p, RejectEscapedSlashes); err != ErrDotSegmentParams {
+			t.Errorf("%s: err %v, want ErrDotSegmentParams", p, err)
+		}
+	}
+	for p, want := range map[string]string{"/a;v=1/b": "/a;v=1/b", "/x/...;/y": "/x/...;/y"} {
+		if got, err := NormalizePath(p, RejectEscapedSlashes); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", p, got, err, want)
+		}
+	}
+}
