@@ -14,9 +14,12 @@ import (
 
 // proc is the gateway binary running as a real process.
 type proc struct {
-	cmd    *exec.Cmd
-	addr   string
-	logs   *syncBuffer
+	cmd       *exec.Cmd
+	addr      string
+	adminAddr string
+	logs      *syncBuffer
+	// stdout holds the access log.
+	stdout *syncBuffer
 	events chan map[string]any
 	exited chan error
 }
@@ -37,7 +40,8 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, logs: &syncBuffer{}, events: make(chan map[string]any, 256), exited: make(chan error, 1)}
+	p := &proc{cmd: cmd, logs: &syncBuffer{}, stdout: &syncBuffer{}, events: make(chan map[string]any, 256), exited: make(chan error, 1)}
+	cmd.Stdout = p.stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +62,12 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 	}()
 	t.Cleanup(func() { p.stop(t) })
 	ev := p.waitFor(t, "floodgate listening", 20*time.Second)
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		var adm map[string]any
+		if json.Unmarshal([]byte(line), &adm) == nil && adm["msg"] == "admin listening" {
+			p.adminAddr, _ = adm["addr"].(string)
+		}
+	}
 	p.addr = strings.Replace(ev["addr"].(string), "[::]", "127.0.0.1", 1)
 	return p
 }
