@@ -60,6 +60,7 @@ func (limiter) Apply(c *filters.Context) error {
 func outputs(t *testing.T) (*Outputs, *filters.Services) {
 	t.Helper()
 	o := NewOutputs(io.Discard, io.Discard)
+	liveOutputs = append(liveOutputs, o)
 	t.Cleanup(func() {
 		if err := o.Close(); err != nil {
 			t.Error(err)
@@ -129,8 +130,15 @@ func send(t *testing.T, url, method, path, id, body string) {
 	_ = resp.Body.Close()
 }
 
+// liveOutputs lets readLines flush buffered lines before reading a file,
+// instead of waiting out the flush interval.
+var liveOutputs []*Outputs
+
 func readLines(t *testing.T, path string) []map[string]any {
 	t.Helper()
+	for _, o := range liveOutputs {
+		o.Flush()
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
