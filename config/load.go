@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/viper"
+
+	"github.com/floodgate-dev/floodgate/origins"
 )
 
 //go:embed default.yaml
@@ -57,12 +59,43 @@ func Parse(data []byte, source string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %s", source, strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " "))
 	}
 	cfg.Source = source
+	if err := cfg.decodeOrigins(); err != nil {
+		return nil, err
+	}
 	cfg.normalizeNames()
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// decodeOrigins decodes each origin over the origins package's defaults;
+// decoding the whole map at once would leave omitted keys at zero.
+func (c *Config) decodeOrigins() error {
+	c.Origins = make(map[string]origins.OriginConfig, len(c.OriginsRaw))
+	var p problems
+	for _, name := range sortedKeys(c.OriginsRaw) {
+		oc := origins.DefaultOriginConfig()
+		raw, ok := c.OriginsRaw[name].(map[string]any)
+		if !ok {
+			p.add("origins."+name, "must be a map of origin settings")
+			continue
+		}
+		if _, ok := raw["consul"]; ok {
+			cc := origins.DefaultConsulConfig()
+			oc.Consul = &cc
+		}
+		if err := Decode(raw, &oc); err != nil {
+			p.add("origins."+name, "%s", strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " "))
+			continue
+		}
+		c.Origins[name] = oc
+	}
+	if len(p) > 0 {
+		return &ValidationError{Problems: p}
+	}
+	return nil
 }
 
 // normalizeNames lower-cases origin references: viper lower-cases map keys,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/floodgate-dev/floodgate/origins"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -72,15 +73,16 @@ func TestLoadFullFile(t *testing.T) {
 		t.Errorf("route origin = %q, want users", r.Origin)
 	}
 	// Defaults fill what the file left out, and only that.
-	if users.Timeouts.Connect != 500*time.Millisecond || users.Timeouts.Response != DefaultResponseTimeout ||
-		users.MaxConnsPerInstance != 64 || users.IdleConnTimeout != DefaultIdleConnTimeout {
+	def := origins.DefaultOriginConfig()
+	if users.Timeouts.Connect != 500*time.Millisecond || users.Timeouts.Response != def.Timeouts.Response ||
+		users.MaxConnsPerInstance != 64 || users.IdleConnTimeout != def.IdleConnTimeout || users.Breaker != def.Breaker {
 		t.Errorf("users origin = %+v", users)
 	}
-	if users.Instances[0].Weight != 3 || users.Instances[1].Weight != 1 {
+	if users.Instances[0].Weight != 3 || users.Instances[1].Weight != 0 {
 		t.Errorf("weights = %+v", users.Instances)
 	}
 	assets := cfg.Origins["static-assets"]
-	if assets.MaxConnsPerInstance != DefaultMaxConnsPerInstance || assets.IdleConnTimeout != 10*time.Second || assets.Timeouts.Response != 2*time.Minute {
+	if assets.MaxConnsPerInstance != def.MaxConnsPerInstance || assets.IdleConnTimeout != 10*time.Second || assets.Timeouts.Response != 2*time.Minute {
 		t.Errorf("assets origin = %+v", assets)
 	}
 

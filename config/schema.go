@@ -4,16 +4,21 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Server  Server            `mapstructure:"server" json:"server"`
-	Admin   Admin             `mapstructure:"admin" json:"admin"`
-	Filters []FilterSpec      `mapstructure:"filters" json:"filters,omitempty"`
-	Routes  []Route           `mapstructure:"routes" json:"routes"`
-	Origins map[string]Origin `mapstructure:"origins" json:"origins"`
+	Server  Server       `mapstructure:"server" json:"server"`
+	Admin   Admin        `mapstructure:"admin" json:"admin"`
+	Filters []FilterSpec `mapstructure:"filters" json:"filters,omitempty"`
+	Routes  []Route      `mapstructure:"routes" json:"routes"`
+	// Origins are decoded one by one over origins.DefaultOriginConfig() (see
+	// Parse), so keys an origin omits keep their defaults.
+	Origins map[string]origins.OriginConfig `mapstructure:"-" json:"origins"`
+	// OriginsRaw is the origins section as read, before that decoding.
+	OriginsRaw map[string]any `mapstructure:"origins" json:"-"`
 
 	// RateLimit holds the named token-bucket policies the rate_limit filter
 	// applies.
@@ -126,22 +131,6 @@ type Timeouts struct {
 	Response time.Duration `mapstructure:"response" json:"response,omitempty"`
 }
 
-// Origin is a named set of instances.
-type Origin struct {
-	Instances []Instance `mapstructure:"instances" json:"instances"`
-	Timeouts  Timeouts   `mapstructure:"timeouts" json:"timeouts"`
-	// MaxConnsPerInstance caps connections to one instance.
-	MaxConnsPerInstance int `mapstructure:"max_conns_per_instance" json:"max_conns_per_instance"`
-	// IdleConnTimeout closes pooled connections idle this long.
-	IdleConnTimeout time.Duration `mapstructure:"idle_conn_timeout" json:"idle_conn_timeout"`
-}
-
-// Instance is one origin address.
-type Instance struct {
-	Address string `mapstructure:"address" json:"address"`
-	Weight  int    `mapstructure:"weight" json:"weight,omitempty"`
-}
-
 // Default returns the values every config starts from before the YAML and
 // environment are applied.
 func Default() *Config {
@@ -162,35 +151,7 @@ func Default() *Config {
 	}
 }
 
-// Origin defaults applied to every origin after decoding.
-const (
-	DefaultConnectTimeout      = 2 * time.Second
-	DefaultResponseTimeout     = 30 * time.Second
-	DefaultMaxConnsPerInstance = 1024
-	DefaultIdleConnTimeout     = 30 * time.Second
-)
-
 func (c *Config) applyDefaults() {
-	for name, o := range c.Origins {
-		if o.Timeouts.Connect == 0 {
-			o.Timeouts.Connect = DefaultConnectTimeout
-		}
-		if o.Timeouts.Response == 0 {
-			o.Timeouts.Response = DefaultResponseTimeout
-		}
-		if o.MaxConnsPerInstance == 0 {
-			o.MaxConnsPerInstance = DefaultMaxConnsPerInstance
-		}
-		if o.IdleConnTimeout == 0 {
-			o.IdleConnTimeout = DefaultIdleConnTimeout
-		}
-		for i := range o.Instances {
-			if o.Instances[i].Weight == 0 {
-				o.Instances[i].Weight = 1
-			}
-		}
-		c.Origins[name] = o
-	}
 	for i := range c.Routes {
 		if s := c.Routes[i].Static; s != nil && s.Status == 0 {
 			s.Status = 200
@@ -201,7 +162,8 @@ func (c *Config) applyDefaults() {
 // RouteTimeouts returns the effective timeouts of route r: its own where
 // set, else its origin's.
 func (c *Config) RouteTimeouts(r *Route) Timeouts {
-	t := c.Origins[r.Origin].Timeouts
+	ot := c.Origins[r.Origin].Timeouts
+	t := Timeouts{Connect: ot.Connect, Response: ot.Response}
 	if r.Timeouts.Connect > 0 {
 		t.Connect = r.Timeouts.Connect
 	}

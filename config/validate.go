@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -79,28 +80,13 @@ func (c *Config) Validate() error {
 	}
 
 	for _, name := range sortedKeys(c.Origins) {
-		o := c.Origins[name]
-		at := "origins." + name
 		if !validName(name) {
-			p.add(at, "origin names may use only a-z, 0-9, '-' and '_'")
+			p.add("origins."+name, "origin names may use only a-z, 0-9, '-' and '_'")
 		}
-		if len(o.Instances) == 0 {
-			p.add(at+".instances", "at least one instance is required")
-		}
-		for i, in := range o.Instances {
-			iat := fmt.Sprintf("%s.instances[%d]", at, i)
-			if _, port, err := net.SplitHostPort(in.Address); err != nil || port == "" {
-				p.add(iat+".address", "want host:port, got %q", in.Address)
-			}
-			if in.Weight < 0 {
-				p.add(iat+".weight", "must not be negative")
-			}
-		}
-		if o.Timeouts.Connect < 0 || o.Timeouts.Response < 0 {
-			p.add(at+".timeouts", "must not be negative")
-		}
-		if o.MaxConnsPerInstance < 0 {
-			p.add(at+".max_conns_per_instance", "must not be negative")
+	}
+	if err := origins.ValidateOrigins(c.Origins); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			p = append(p, "origins."+line)
 		}
 	}
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -12,15 +13,21 @@ import (
 // one rule.
 func validConfig() *Config {
 	c := Default()
-	c.Origins = map[string]Origin{
-		"api": {Instances: []Instance{{Address: "127.0.0.1:9000"}}},
-	}
+	api := origins.DefaultOriginConfig()
+	api.Instances = []origins.InstanceConfig{{Address: "127.0.0.1:9000"}}
+	c.Origins = map[string]origins.OriginConfig{"api": api}
 	c.Routes = []Route{
 		{Name: "health", Match: routing.Match{Path: "/healthz"}, Static: &Static{Status: 200}},
 		{Name: "api", Match: routing.Match{PathPrefix: "/api"}, Origin: "api"},
 	}
 	c.applyDefaults()
 	return c
+}
+
+func withInstances(in ...origins.InstanceConfig) origins.OriginConfig {
+	o := origins.DefaultOriginConfig()
+	o.Instances = in
+	return o
 }
 
 func TestValidateAcceptsValid(t *testing.T) {
@@ -64,26 +71,26 @@ func TestValidateNamesKeyPaths(t *testing.T) {
 		{"admin public without token", func(c *Config) { c.Admin.Listen = "0.0.0.0:9901" }, `admin.listen: "0.0.0.0:9901" is not a loopback address: set admin.token`},
 		{"admin all interfaces without token", func(c *Config) { c.Admin.Listen = ":9901" }, "set admin.token"},
 		{"origin name", func(c *Config) { c.Origins["Bad Name"] = c.Origins["api"] }, "origins.Bad Name: origin names may use only"},
-		{"origin without instances", func(c *Config) { c.Origins["api"] = Origin{} }, "origins.api.instances: at least one instance is required"},
+		{"origin without instances", func(c *Config) { c.Origins["api"] = origins.DefaultOriginConfig() }, "origins.api.instances: at least one instance is required"},
 		{"instance address", func(c *Config) {
-			c.Origins["x"] = Origin{Instances: []Instance{{Address: "10.0.0.1"}}}
-		}, `origins.x.instances[0].address: want host:port, got "10.0.0.1"`},
+			c.Origins["x"] = withInstances(origins.InstanceConfig{Address: "10.0.0.1"})
+		}, `origins.x.instances[0].address: must be host:port, got "10.0.0.1"`},
 		{"instance empty port", func(c *Config) {
-			c.Origins["x"] = Origin{Instances: []Instance{{Address: "a:1"}, {Address: "a:"}}}
-		}, `origins.x.instances[1].address: want host:port`},
+			c.Origins["x"] = withInstances(origins.InstanceConfig{Address: "a:1"}, origins.InstanceConfig{Address: "a:"})
+		}, `origins.x.instances[1].address: bad port in "a:"`},
 		{"instance weight", func(c *Config) {
-			c.Origins["x"] = Origin{Instances: []Instance{{Address: "a:1", Weight: -1}}}
-		}, "origins.x.instances[0].weight: must not be negative"},
+			c.Origins["x"] = withInstances(origins.InstanceConfig{Address: "a:1", Weight: -1})
+		}, "origins.x.instances[0].weight: must be between 0 and 10000, got -1"},
 		{"origin timeouts", func(c *Config) {
 			o := c.Origins["api"]
 			o.Timeouts.Connect = -1
 			c.Origins["api"] = o
-		}, "origins.api.timeouts: must not be negative"},
+		}, "origins.api.timeouts.connect: must be positive"},
 		{"origin max conns", func(c *Config) {
 			o := c.Origins["api"]
 			o.MaxConnsPerInstance = -1
 			c.Origins["api"] = o
-		}, "origins.api.max_conns_per_instance: must not be negative"},
+		}, "origins.api.max_conns_per_instance: must be positive"},
 		{"unknown origin", func(c *Config) { c.Routes[1].Origin = "nope" }, `routes[1].origin: unknown origin "nope" (defined: api)`},
 		{"two endpoints", func(c *Config) { c.Routes[1].Static = &Static{Status: 200} }, "routes[1]: set one endpoint: origin or static, not both"},
 		{"no endpoint", func(c *Config) { c.Routes[1].Origin = "" }, "routes[1]: an endpoint is required"},

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/origins"
 )
 
 // errBodyTooLarge is returned by requestBody once the client has sent more
@@ -101,14 +103,24 @@ type responseBody struct {
 	n    int64
 	// onError classifies a failure reading from the origin mid-body.
 	onError func(c *filters.Context, err error)
+	// done reports the attempt to its instance once the body is complete,
+	// so the instance counts as busy while it streams; latency is the time
+	// to the response headers, which is what load balancing compares.
+	done    func(origins.Result)
+	latency time.Duration
+	status  int
+	readErr error
 	once    sync.Once
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	b.n += int64(n)
-	if err != nil && err != io.EOF && b.onError != nil {
-		b.onError(b.c, err)
+	if err != nil && err != io.EOF {
+		b.readErr = err
+		if b.onError != nil {
+			b.onError(b.c, err)
+		}
 	}
 	return n, err
 }
@@ -130,6 +142,13 @@ func (b *responseBody) CloseWithError(writeErr error) error {
 		// instead of pooling it mid-response.
 		_ = b.resp.CloseBodyStream()
 		fasthttp.ReleaseResponse(b.resp)
+		outcome := origins.OutcomeForStatus(b.status)
+		if b.readErr != nil {
+			outcome = origins.OutcomeReset
+		}
+		if b.done != nil {
+			b.done(origins.Result{Latency: b.latency, Outcome: outcome, Status: b.status})
+		}
 		b.resp, b.src, b.c = nil, nil, nil
 		c.Release()
 	})

@@ -9,13 +9,14 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/origins"
 )
 
 // bufferedBodyLimit is the largest request body read whole before
@@ -23,23 +24,24 @@ import (
 // fresh connection; larger ones stream with bounded memory.
 const bufferedBodyLimit = 64 << 10
 
-// upstreamInstance is one origin address with its connection pool.
-type upstreamInstance struct {
-	addr   string
-	client *fasthttp.HostClient
-}
-
-// forwardEndpoint proxies a route's requests to its origin.
+// forwardEndpoint proxies a route's requests to its origin: it picks an
+// instance (power of two choices), sends the request, retries on another
+// instance within the origin's retry budget, hedges idempotent requests,
+// and streams the response back.
 type forwardEndpoint struct {
-	route     string
-	origin    string
-	instances []upstreamInstance
-	next      atomic.Uint64
-	hostOver  string
-	via       string
-	trusted   []netip.Prefix
-	maxBody   int64
-	observe   func(origin string, a filters.Attempt)
+	route      string
+	origin     string
+	reg        *origins.Registry
+	pool       *clientPool
+	timeouts   config.Timeouts // the route's overrides; zero fields use the origin's
+	idempotent bool            // the route declares every method safe to repeat
+	hostOver   string
+	via        string
+	trusted    []netip.Prefix
+	maxBody    int64
+	observe    func(origin string, a filters.Attempt)
+	onRetry    func(origin string)
+	onHedge    func(origin string)
 }
 
 var _ filters.Filter = (*forwardEndpoint)(nil)
@@ -48,11 +50,6 @@ func (e *forwardEndpoint) Name() string                       { return "proxy" }
 func (e *forwardEndpoint) Stage() filters.Stage               { return filters.Endpoint }
 func (e *forwardEndpoint) Order() int                         { return 0 }
 func (e *forwardEndpoint) ShouldFilter(*filters.Context) bool { return true }
-func (e *forwardEndpoint) pick() upstreamInstance {
-	// Round robin is the placeholder picker until origins provides
-	// power-of-two-choices.
-	return e.instances[(e.next.Add(1)-1)%uint64(len(e.instances))]
-}
 
 func (e *forwardEndpoint) isTrusted(ip netip.Addr) bool {
 	for _, p := range e.trusted {
@@ -63,15 +60,31 @@ func (e *forwardEndpoint) isTrusted(ip netip.Addr) bool {
 	return false
 }
 
+// poolKeyFor returns the connection pool settings for this route on
+// origin configuration oc, without the instance address.
+func (e *forwardEndpoint) poolKeyFor(oc *origins.OriginConfig) poolKey {
+	k := poolKey{connect: oc.Timeouts.Connect, response: oc.Timeouts.Response, idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance}
+	if e.timeouts.Connect > 0 {
+		k.connect = e.timeouts.Connect
+	}
+	if e.timeouts.Response > 0 {
+		k.response = e.timeouts.Response
+	}
+	return k
+}
+
 func (e *forwardEndpoint) Apply(c *filters.Context) error {
-	ctx := c.Request
-	in := &ctx.Request
 	c.Origin = e.origin
+	o, ok := e.reg.Get(e.origin)
+	if !ok {
+		return filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin "+e.origin+" is not available", nil)
+	}
+	oc := o.Config()
+	key := e.poolKeyFor(&oc)
 
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	e.buildRequest(c, req)
-
 	var body *requestBody
 	if err := e.attachBody(c, req, &body); err != nil {
 		return err
@@ -79,44 +92,272 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	if body != nil {
 		defer releaseRequestBody(body)
 	}
-
-	resp := fasthttp.AcquireResponse()
-	inst := e.pick()
-	c.Instance = inst.addr
-	start := time.Now()
-	err := inst.client.Do(req, resp)
-	// A streamed body cannot be retried by fasthttp; on a stale pooled
-	// connection nothing reached the origin, so replay it ourselves.
-	for tries := 0; err != nil && body != nil && errors.Is(err, errStaleConn) && tries < 3 && body.rewind(); tries++ {
-		c.Log("stale pooled connection, resending")
-		req.SetBodyStream(body, in.Header.ContentLength())
-		err = inst.client.Do(req, resp)
-	}
-	attempt := filters.Attempt{Instance: inst.addr, Start: start, Duration: time.Since(start)}
-	if body != nil {
-		c.BytesIn = body.n
-	}
-	if err != nil {
-		fasthttp.ReleaseResponse(resp)
-		if body != nil && body.clientErr != nil {
-			attempt.Outcome = "client_error"
-			c.Attempts = append(c.Attempts, attempt)
-			return clientBodyError(body.clientErr)
+	o.Budget().RecordRequest()
+	// Only a request that can be sent again may be hedged; a streamed body
+	// is consumed by the first attempt.
+	if body == nil && (e.idempotent || origins.IsIdempotentMethod(c.Method)) {
+		if d, ok := o.HedgeDelay(); ok {
+			return e.hedged(c, o, req, key, d)
 		}
-		status, cat := classifyOriginError(err)
-		attempt.Outcome = string(cat)
-		e.record(c, attempt)
-		return filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
 	}
-	attempt.Status = resp.StatusCode()
-	attempt.Outcome = "response"
-	e.record(c, attempt)
-	e.writeResponse(c, resp)
-	return nil
+	return e.sequential(c, o, req, body, key)
 }
 
+// sequential sends attempts one after another: the first, then retries on
+// other instances while the retry policy and budget allow.
+func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req *fasthttp.Request, body *requestBody, key poolKey) error {
+	var triedBuf [4]*origins.Instance
+	tried := triedBuf[:0]
+	var lastFail error
+	for n := 1; ; n++ {
+		in, done, err := o.Pick(tried)
+		if err != nil {
+			if lastFail != nil {
+				return lastFail
+			}
+			return pickError(e.origin, err)
+		}
+		tried = append(tried, in)
+		key.addr = in.Addr()
+		hc := e.pool.get(key)
+		resp := fasthttp.AcquireResponse()
+		start := time.Now()
+		err = hc.Do(req, resp)
+		// fasthttp cannot retry a streamed body; on a stale pooled
+		// connection nothing reached the origin, so replay it here.
+		for tries := 0; err != nil && body != nil && errors.Is(err, errStaleConn) && tries < 3 && body.rewind(); tries++ {
+			c.Log("stale pooled connection, resending")
+			req.SetBodyStream(body, c.Request.Request.Header.ContentLength())
+			err = hc.Do(req, resp)
+		}
+		latency := time.Since(start)
+		attempt := filters.Attempt{Instance: in.Addr(), Start: start, Duration: latency, Retry: n > 1}
+		if body != nil {
+			c.BytesIn = body.n
+		}
+		if err != nil {
+			fasthttp.ReleaseResponse(resp)
+			if body != nil && body.clientErr != nil {
+				done(origins.Result{Latency: latency, Outcome: origins.OutcomeCanceled})
+				attempt.Outcome = "client_error"
+				e.record(c, attempt)
+				return clientBodyError(body.clientErr)
+			}
+			status, cat := classifyOriginError(err)
+			outcome := outcomeOf(cat)
+			done(origins.Result{Latency: latency, Outcome: outcome})
+			attempt.Outcome = string(cat)
+			e.record(c, attempt)
+			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
+			if body == nil && e.mayRetry(c, o, n, outcome, 0) {
+				continue
+			}
+			return lastFail
+		}
+		status := resp.StatusCode()
+		outcome := origins.OutcomeForStatus(status)
+		attempt.Status, attempt.Outcome = status, outcome.String()
+		e.record(c, attempt)
+		if outcome.Failed() && body == nil && e.mayRetry(c, o, n, outcome, status) {
+			done(origins.Result{Latency: latency, Outcome: outcome, Status: status})
+			_ = resp.CloseBodyStream()
+			fasthttp.ReleaseResponse(resp)
+			lastFail = filters.Fail(http.StatusBadGateway, filters.CategoryOrigin5xx, "origin "+e.origin+" answered "+strconv.Itoa(status), nil)
+			continue
+		}
+		e.writeResponse(c, resp, done, latency)
+		return nil
+	}
+}
+
+// mayRetry decides whether attempt n's failure is retried, spending the
+// origin's retry budget if so.
+func (e *forwardEndpoint) mayRetry(c *filters.Context, o *origins.Origin, n int, outcome origins.Outcome, status int) bool {
+	check := origins.RetryCheck{Method: c.Method, RouteIdempotent: e.idempotent, Attempts: n, Outcome: outcome, Status: status}
+	if !o.RetryPolicy().Retryable(check) {
+		return false
+	}
+	if !o.Budget().TryRetry() {
+		c.Log("retry budget exhausted; not retrying")
+		return false
+	}
+	c.Log("retrying on another instance after " + outcome.String())
+	if e.onRetry != nil {
+		e.onRetry(e.origin)
+	}
+	return true
+}
+
+// raceResult is one attempt's outcome in a hedged request.
+type raceResult struct {
+	in      *origins.Instance
+	done    func(origins.Result)
+	resp    *fasthttp.Response
+	err     error
+	start   time.Time
+	latency time.Duration
+	hedge   bool
+	retry   bool
+}
+
+// hedged sends the request, and a second copy to another instance if the
+// first has not answered after delay. The first good answer wins; a loser
+// is abandoned (its response discarded when it arrives, its outcome still
+// reported to its instance). Hedges and retries spend the same budget, so
+// hedging cannot multiply load on a struggling origin.
+func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fasthttp.Request, key poolKey, delay time.Duration) error {
+	results := make(chan raceResult, 4)
+	var triedBuf [4]*origins.Instance
+	tried := triedBuf[:0]
+	pending := 0
+	launch := func(hedge, retry bool) error {
+		in, done, err := o.Pick(tried)
+		if err != nil {
+			return err
+		}
+		tried = append(tried, in)
+		k := key
+		k.addr = in.Addr()
+		hc := e.pool.get(k)
+		own := fasthttp.AcquireRequest()
+		req.CopyTo(own)
+		pending++
+		go func() {
+			resp := fasthttp.AcquireResponse()
+			start := time.Now()
+			err := hc.Do(own, resp)
+			fasthttp.ReleaseRequest(own)
+			results <- raceResult{in: in, done: done, resp: resp, err: err, start: start, latency: time.Since(start), hedge: hedge, retry: retry}
+		}()
+		return nil
+	}
+	if err := launch(false, false); err != nil {
+		return pickError(e.origin, err)
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	hedgeSent := false
+	var fallback *raceResult // a 5xx answer, used if nothing better arrives
+	var lastFail error
+	attempts := 1
+	for pending > 0 {
+		select {
+		case <-timer.C:
+			if hedgeSent {
+				continue
+			}
+			hedgeSent = true
+			if !o.Budget().TryRetry() {
+				c.Log("hedge skipped: retry budget exhausted")
+				continue
+			}
+			if err := launch(true, false); err == nil {
+				attempts++
+				c.Log("hedged to a second instance after " + delay.String())
+				if e.onHedge != nil {
+					e.onHedge(e.origin)
+				}
+			}
+		case r := <-results:
+			pending--
+			attempt := filters.Attempt{Instance: r.in.Addr(), Start: r.start, Duration: r.latency, Hedge: r.hedge, Retry: r.retry}
+			if r.err == nil {
+				status := r.resp.StatusCode()
+				outcome := origins.OutcomeForStatus(status)
+				attempt.Status, attempt.Outcome = status, outcome.String()
+				e.record(c, attempt)
+				if !outcome.Failed() {
+					if fallback != nil {
+						discard(*fallback, origins.OutcomeCanceled)
+					}
+					go abandon(results, pending)
+					e.writeResponse(c, r.resp, r.done, r.latency)
+					return nil
+				}
+				if fallback != nil {
+					discard(*fallback, origins.OutcomeCanceled)
+				}
+				r.done(origins.Result{Latency: r.latency, Outcome: outcome, Status: status})
+				r.done = func(origins.Result) {}
+				fallback = &r
+				lastFail = nil
+				if pending == 0 && e.mayRetry(c, o, attempts, outcome, status) && launch(false, true) == nil {
+					attempts++
+					discard(*fallback, origins.OutcomeCanceled)
+					fallback = nil
+				}
+				continue
+			}
+			fasthttp.ReleaseResponse(r.resp)
+			status, cat := classifyOriginError(r.err)
+			outcome := outcomeOf(cat)
+			r.done(origins.Result{Latency: r.latency, Outcome: outcome})
+			attempt.Outcome = string(cat)
+			e.record(c, attempt)
+			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), r.err)
+			if pending == 0 && fallback == nil && e.mayRetry(c, o, attempts, outcome, 0) && launch(false, true) == nil {
+				attempts++
+			}
+		}
+	}
+	if fallback != nil {
+		e.writeResponse(c, fallback.resp, fallback.done, fallback.latency)
+		return nil
+	}
+	return lastFail
+}
+
+// abandon collects the attempts still running after a hedged request was
+// answered, reporting their outcomes and freeing their responses.
+func abandon(results <-chan raceResult, pending int) {
+	for ; pending > 0; pending-- {
+		r := <-results
+		if r.err != nil {
+			fasthttp.ReleaseResponse(r.resp)
+			_, cat := classifyOriginError(r.err)
+			r.done(origins.Result{Latency: r.latency, Outcome: outcomeOf(cat)})
+			continue
+		}
+		discard(r, origins.OutcomeForStatus(r.resp.StatusCode()))
+	}
+}
+
+// discard frees an answered attempt that will not be used.
+func discard(r raceResult, outcome origins.Outcome) {
+	r.done(origins.Result{Latency: r.latency, Outcome: outcome, Status: r.resp.StatusCode()})
+	_ = r.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(r.resp)
+}
+
+// outcomeOf maps a failure category to what the instance is charged with.
+func outcomeOf(cat filters.Category) origins.Outcome {
+	switch cat {
+	case filters.CategoryOriginConnectError:
+		return origins.OutcomeConnectError
+	case filters.CategoryOriginTimeout:
+		return origins.OutcomeTimeout
+	case filters.CategoryOriginConcurrency:
+		// Our own connection pool is full: not the instance's fault.
+		return origins.OutcomeCanceled
+	}
+	return origins.OutcomeReset
+}
+
+// pickError maps a failed pick to a local rejection.
+func pickError(origin string, err error) error {
+	switch {
+	case errors.Is(err, origins.ErrOriginConcurrency):
+		return filters.Fail(http.StatusServiceUnavailable, filters.CategoryOriginConcurrency, "origin "+origin+" is at its concurrency limit", err)
+	default:
+		return filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin "+origin+" has no healthy instance", err)
+	}
+}
+
+// record adds an attempt to the request's story; the instance of the last
+// one recorded is the one whose answer the client gets.
 func (e *forwardEndpoint) record(c *filters.Context, a filters.Attempt) {
 	c.Attempts = append(c.Attempts, a)
+	c.Instance = a.Instance
 	if e.observe != nil {
 		e.observe(e.origin, a)
 	}
@@ -210,7 +451,7 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 // writeResponse hands the origin's response to the client: status and
 // headers (minus hop-by-hop), and the body as a stream so neither a large
 // download nor an event stream is buffered.
-func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response) {
+func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response, done func(origins.Result), latency time.Duration) {
 	out := &c.Request.Response
 	status := resp.StatusCode()
 	out.SetStatusCode(status)
@@ -233,6 +474,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 			out.Header.SetContentLength(cl)
 		}
 		fasthttp.ReleaseResponse(resp)
+		done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
 		return
 	}
 	size := resp.Header.ContentLength()
@@ -240,7 +482,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 		size = -1 // chunked, or delimited by close: re-frame as chunked
 	}
 	c.Retain()
-	out.SetBodyStream(&responseBody{src: stream, resp: resp, c: c, onError: midBodyError}, size)
+	out.SetBodyStream(&responseBody{src: stream, resp: resp, c: c, onError: midBodyError, done: done, latency: latency, status: status}, size)
 }
 
 // midBodyError records an origin failure after the status line was sent:

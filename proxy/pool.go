@@ -20,20 +20,23 @@ type poolKey struct {
 	maxConns int
 }
 
+// clientPool holds one fasthttp.HostClient per (instance, settings). Reads
+// are lock-free; creation takes a lock.
 type clientPool struct {
 	mu      sync.Mutex
-	clients map[poolKey]*fasthttp.HostClient
+	clients sync.Map // poolKey -> *fasthttp.HostClient
 }
 
-func newClientPool() *clientPool {
-	return &clientPool{clients: map[poolKey]*fasthttp.HostClient{}}
-}
+func newClientPool() *clientPool { return &clientPool{} }
 
 func (p *clientPool) get(k poolKey) *fasthttp.HostClient {
+	if hc, ok := p.clients.Load(k); ok {
+		return hc.(*fasthttp.HostClient)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if hc, ok := p.clients[k]; ok {
-		return hc
+	if hc, ok := p.clients.Load(k); ok {
+		return hc.(*fasthttp.HostClient)
 	}
 	hc := &fasthttp.HostClient{
 		Addr:                          k.addr,
@@ -49,32 +52,33 @@ func (p *clientPool) get(k poolKey) *fasthttp.HostClient {
 		MaxIdemponentCallAttempts:     4,
 		RetryIfErr:                    retryIfErr,
 	}
-	p.clients[k] = hc
+	p.clients.Store(k, hc)
 	return hc
 }
 
-// retain drops pools the new snapshot no longer uses. Their idle
-// connections close now; connections still carrying a request finish it
-// and are closed by the pool's idle cleaner, so removing an instance
-// drains it instead of cutting requests.
-func (p *clientPool) retain(used map[poolKey]bool) {
+// closeAddr closes and forgets every pool to addr. It is called once an
+// instance that left discovery has finished its in-flight requests, so
+// removing an instance drains it instead of cutting requests.
+func (p *clientPool) closeAddr(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k, hc := range p.clients {
-		if !used[k] {
-			hc.CloseIdleConnections()
-			delete(p.clients, k)
+	p.clients.Range(func(k, v any) bool {
+		if k.(poolKey).addr == addr {
+			v.(*fasthttp.HostClient).CloseIdleConnections()
+			p.clients.Delete(k)
 		}
-	}
+		return true
+	})
 }
 
 func (p *clientPool) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k, hc := range p.clients {
-		hc.CloseIdleConnections()
-		delete(p.clients, k)
-	}
+	p.clients.Range(func(k, v any) bool {
+		v.(*fasthttp.HostClient).CloseIdleConnections()
+		p.clients.Delete(k)
+		return true
+	})
 }
 
 // retryIfErr decides fasthttp's in-client retries. A stale pooled connection

@@ -72,7 +72,6 @@ func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
 // Swap makes snap current. Requests already running keep the old one.
 func (s *Server) Swap(snap *Snapshot) {
 	s.snap.Store(snap)
-	s.builder.Retire(snap)
 }
 
 // InFlight is the number of requests being served, including responses

@@ -7,6 +7,7 @@ import (
 
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -19,8 +20,6 @@ type Snapshot struct {
 	// Chains holds each route's chain at the route's index.
 	Chains  []*filters.Chain
 	NoRoute *filters.Chain
-
-	pools map[poolKey]bool
 }
 
 // EndpointFactory builds the endpoint for a route kind the proxy does not
@@ -40,8 +39,12 @@ type Builder struct {
 	// Endpoints are consulted, in order, for routes that are neither origin
 	// nor static.
 	Endpoints []EndpointFactory
-	// OnAttempt observes every attempt at an origin (metrics).
+	// Origins is the origin registry; routes with an origin need it.
+	Origins *origins.Registry
+	// OnAttempt, OnRetry and OnHedge observe traffic to origins (metrics).
 	OnAttempt func(origin string, a filters.Attempt)
+	OnRetry   func(origin string)
+	OnHedge   func(origin string)
 
 	pool *clientPool
 }
@@ -88,7 +91,7 @@ func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
 		}
 	}
 
-	snap := &Snapshot{Config: cfg, Table: table, Chains: make([]*filters.Chain, len(cfg.Routes)), pools: map[poolKey]bool{}}
+	snap := &Snapshot{Config: cfg, Table: table, Chains: make([]*filters.Chain, len(cfg.Routes))}
 	chains := filters.NewChainBuilder()
 	trusted := make([]netip.Prefix, 0, len(cfg.Server.TrustedProxies))
 	for _, t := range cfg.Server.TrustedProxies {
@@ -105,7 +108,7 @@ func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
 				fs = append(fs, f)
 			}
 		}
-		ep, err := b.endpoint(cfg, r, at, trusted, snap)
+		ep, err := b.endpoint(cfg, r, at, trusted)
 		if err != nil {
 			fail(err)
 			continue
@@ -129,31 +132,32 @@ func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
 	return snap, nil
 }
 
-func (b *Builder) endpoint(cfg *config.Config, r *config.Route, at string, trusted []netip.Prefix, snap *Snapshot) (filters.Filter, error) {
+func (b *Builder) endpoint(cfg *config.Config, r *config.Route, at string, trusted []netip.Prefix) (filters.Filter, error) {
 	switch {
 	case r.Static != nil:
 		return &staticEndpoint{status: r.Static.Status, body: []byte(r.Static.Body), headers: r.Static.Headers}, nil
 	case r.Origin != "":
-		o, ok := cfg.Origins[r.Origin]
-		if !ok {
+		if _, ok := cfg.Origins[r.Origin]; !ok {
 			return nil, fmt.Errorf("%s.origin: unknown origin %q", at, r.Origin)
 		}
-		t := cfg.RouteTimeouts(r)
-		ep := &forwardEndpoint{
-			route:    r.Name,
-			origin:   r.Origin,
-			hostOver: r.Rewrite.Host,
-			via:      cfg.Server.Via,
-			trusted:  trusted,
-			maxBody:  int64(cfg.Server.MaxBodySize),
-			observe:  b.OnAttempt,
+		if b.Origins == nil {
+			return nil, fmt.Errorf("%s.origin: the gateway has no origin registry (a wiring bug)", at)
 		}
-		for _, in := range o.Instances {
-			key := poolKey{addr: in.Address, connect: t.Connect, response: t.Response, idle: o.IdleConnTimeout, maxConns: o.MaxConnsPerInstance}
-			snap.pools[key] = true
-			ep.instances = append(ep.instances, upstreamInstance{addr: in.Address, client: b.pool.get(key)})
-		}
-		return ep, nil
+		return &forwardEndpoint{
+			route:      r.Name,
+			origin:     r.Origin,
+			reg:        b.Origins,
+			pool:       b.pool,
+			timeouts:   r.Timeouts,
+			idempotent: r.Idempotent,
+			hostOver:   r.Rewrite.Host,
+			via:        cfg.Server.Via,
+			trusted:    trusted,
+			maxBody:    int64(cfg.Server.MaxBodySize),
+			observe:    b.OnAttempt,
+			onRetry:    b.OnRetry,
+			onHedge:    b.OnHedge,
+		}, nil
 	}
 	for _, f := range b.Endpoints {
 		ep, err := f(cfg, r, at)
@@ -164,8 +168,17 @@ func (b *Builder) endpoint(cfg *config.Config, r *config.Route, at string, trust
 	return nil, fmt.Errorf("%s: no endpoint configured", at)
 }
 
-// Retire releases connection pools that only older snapshots used.
-func (b *Builder) Retire(current *Snapshot) { b.pool.retain(current.pools) }
+// DrainRemoved closes the connection pools of instances that left
+// discovery, once their in-flight requests are done. Subscribe it to the
+// origin registry.
+func (b *Builder) DrainRemoved(ch origins.Change) {
+	for _, in := range ch.Removed {
+		go func() {
+			<-in.Drained()
+			b.pool.closeAddr(in.Addr())
+		}()
+	}
+}
 
 // Close closes every pooled upstream connection.
 func (b *Builder) Close() { b.pool.closeAll() }

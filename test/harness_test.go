@@ -22,6 +22,7 @@ import (
 
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/internal/leaktest"
+	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/proxy"
 )
 
@@ -94,6 +95,7 @@ type inproc struct {
 	addr   string
 	server *proxy.Server
 	b      *proxy.Builder
+	reg    *origins.Registry
 }
 
 func startGateway(t *testing.T, yaml string) *inproc {
@@ -104,6 +106,12 @@ func startGateway(t *testing.T, yaml string) *inproc {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := proxy.NewBuilder(logger)
+	reg, err := origins.NewRegistry(cfg.Origins, origins.Options{Logger: logger})
+	if err != nil {
+		t.Fatalf("origins: %v", err)
+	}
+	b.Origins = reg
+	reg.Subscribe(b.DrainRemoved)
 	snap, err := b.Build(cfg)
 	if err != nil {
 		t.Fatalf("build: %v", err)
@@ -123,9 +131,10 @@ func startGateway(t *testing.T, yaml string) *inproc {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		<-done
+		reg.Close()
 		b.Close()
 	})
-	return &inproc{addr: ln.Addr().String(), server: srv, b: b}
+	return &inproc{addr: ln.Addr().String(), server: srv, b: b, reg: reg}
 }
 
 // baseConfig is a config with one origin route (/o/* -> origin, prefix

@@ -34,7 +34,10 @@ func loadAndBuild(path string, logger *slog.Logger) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := newRuntime(logger)
+	rt, err := newRuntime(logger, cfg)
+	if err != nil {
+		return nil, err
+	}
 	defer rt.close()
 	if _, err := rt.build(cfg); err != nil {
 		return nil, err
@@ -57,7 +60,11 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 			defer demo.Shutdown()
 		}
 	}
-	a := &app{path: path, logger: logger, rt: newRuntime(logger)}
+	rt, err := newRuntime(logger, cfg)
+	if err != nil {
+		return err
+	}
+	a := &app{path: path, logger: logger, rt: rt}
 	defer a.rt.close()
 	snap, err := a.rt.build(cfg)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/floodgate-dev/floodgate/filters/ratelimit"
 	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
 	"github.com/floodgate-dev/floodgate/filters/requestid"
+	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/proxy"
 )
 
@@ -22,13 +23,27 @@ type runtime struct {
 	metrics  *metrics.Metrics
 	limiters *limits.Limiters
 	outputs  *accesslog.Outputs
+	origins  *origins.Registry
 	builder  *proxy.Builder
 }
 
-func newRuntime(logger *slog.Logger) *runtime {
+// newRuntime creates the long-lived parts for the first config. Origins
+// start here: discovery and health checks run from now on.
+func newRuntime(logger *slog.Logger, cfg *config.Config) (*runtime, error) {
 	rt := &runtime{logger: logger, metrics: metrics.New(), outputs: accesslog.NewOutputs(nil, nil)}
 	rt.limiters = limits.New(limits.Options{OnReject: rt.metrics.IncRateLimited})
 	rt.builder = proxy.NewBuilder(logger)
+	reg, err := origins.NewRegistry(cfg.Origins, origins.Options{Logger: logger.With("component", "origins")})
+	if err != nil {
+		rt.close()
+		return nil, err
+	}
+	rt.origins = reg
+	rt.builder.Origins = reg
+	reg.Subscribe(rt.builder.DrainRemoved)
+	rt.builder.OnRetry = rt.metrics.IncRetry
+	rt.builder.OnHedge = rt.metrics.IncHedge
+	rt.metrics.SetInstanceSource(rt.instanceStates)
 	rt.builder.Always = rt.alwaysFilters
 	rt.builder.OnAttempt = func(origin string, a filters.Attempt) {
 		rt.metrics.ObserveOriginAttempt(origin, a.Instance, a.Outcome, a.Duration)
@@ -36,7 +51,22 @@ func newRuntime(logger *slog.Logger) *runtime {
 	ratelimit.LimitersKey.Provide(rt.builder.Services, rt.limiters)
 	metrics.ServiceKey.Provide(rt.builder.Services, rt.metrics)
 	accesslog.OutputsKey.Provide(rt.builder.Services, rt.outputs)
-	return rt
+	return rt, nil
+}
+
+// instanceStates reports every origin instance for the metrics scrape.
+func (rt *runtime) instanceStates() []metrics.InstanceState {
+	var out []metrics.InstanceState
+	for _, name := range rt.origins.Names() {
+		o, ok := rt.origins.Get(name)
+		if !ok {
+			continue
+		}
+		for _, in := range o.Instances() {
+			out = append(out, metrics.InstanceState{Origin: name, Instance: in.Addr(), InFlight: in.InFlight(), BreakerState: int(in.BreakerState())})
+		}
+	}
+	return out
 }
 
 // build compiles cfg into a snapshot without touching the running state.
@@ -48,6 +78,9 @@ func (rt *runtime) build(cfg *config.Config) (*proxy.Snapshot, error) {
 // activate applies the parts of cfg that live outside the snapshot; call
 // it right before the snapshot is swapped in.
 func (rt *runtime) activate(cfg *config.Config) error {
+	if err := rt.origins.Update(cfg.Origins); err != nil {
+		return err
+	}
 	return rt.limiters.Update(cfg.RateLimit.Policies)
 }
 
@@ -81,6 +114,9 @@ func (rt *runtime) alwaysFilters(cfg *config.Config) ([]filters.Filter, error) {
 }
 
 func (rt *runtime) close() {
+	if rt.origins != nil {
+		rt.origins.Close()
+	}
 	rt.builder.Close()
 	rt.limiters.Close()
 	if err := rt.outputs.Close(); err != nil {

@@ -1,0 +1,401 @@
+package origins
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LB names an instance selection strategy.
+type LB string
+
+// Supported load-balancing strategies.
+const (
+	LBP2C        LB = "p2c"
+	LBRoundRobin LB = "round_robin"
+)
+
+// OriginConfig is the tunable description of one origin. Decode YAML over
+// DefaultOriginConfig() so omitted keys keep their defaults; a zero-valued struct does
+// not validate (timeouts and windows must be positive), which is deliberate: a map
+// entry decoded without defaults fails loudly instead of running with zeros.
+type OriginConfig struct {
+	// Instances is a static instance list. Exactly one of Instances and Consul is set.
+	Instances []InstanceConfig `mapstructure:"instances"`
+	// Consul enables discovery through Consul's health endpoint.
+	Consul *ConsulConfig `mapstructure:"consul"`
+
+	LB       LB             `mapstructure:"lb"`
+	Timeouts TimeoutsConfig `mapstructure:"timeouts"`
+	// MaxConcurrency caps in-flight attempts to the whole origin; 0 means unlimited.
+	MaxConcurrency int `mapstructure:"max_concurrency"`
+	// MaxConnsPerInstance is for the proxy's connection pool; origins only validates it.
+	MaxConnsPerInstance int `mapstructure:"max_conns_per_instance"`
+	// IdleConnTimeout closes the proxy's pooled connections idle this long;
+	// origins only validates it.
+	IdleConnTimeout time.Duration `mapstructure:"idle_conn_timeout"`
+	Breaker             BreakerConfig `mapstructure:"breaker"`
+	// PanicThreshold is a percentage: when fewer than this share of instances is
+	// eligible, picks ignore breakers and health and spread over all instances (Envoy's
+	// panic mode). 0 disables panic mode.
+	PanicThreshold float64           `mapstructure:"panic_threshold"`
+	Retry          RetryConfig       `mapstructure:"retry"`
+	Hedge          HedgeConfig       `mapstructure:"hedge"`
+	HealthCheck    HealthCheckConfig `mapstructure:"health_check"`
+	Latency        LatencyConfig     `mapstructure:"latency"`
+}
+
+// InstanceConfig is one static instance.
+type InstanceConfig struct {
+	Address string `mapstructure:"address"` // host:port
+	Weight  int    `mapstructure:"weight"`  // 0 means 1
+}
+
+// ConsulConfig selects the passing instances of a Consul service.
+type ConsulConfig struct {
+	// Address of the Consul agent: host:port or http(s)://host:port.
+	Address    string `mapstructure:"address"`
+	Service    string `mapstructure:"service"`
+	Tag        string `mapstructure:"tag"`
+	Datacenter string `mapstructure:"datacenter"`
+	Token      string `mapstructure:"token"`
+	// Wait is the blocking-query wait time sent to Consul (Consul caps it at 10m).
+	Wait time.Duration `mapstructure:"wait"`
+	// BackoffMin and BackoffMax bound the jittered exponential backoff after errors.
+	BackoffMin time.Duration `mapstructure:"backoff_min"`
+	BackoffMax time.Duration `mapstructure:"backoff_max"`
+}
+
+// TimeoutsConfig is used by the proxy; origins only validates it.
+type TimeoutsConfig struct {
+	Connect  time.Duration `mapstructure:"connect"`
+	Response time.Duration `mapstructure:"response"`
+}
+
+// BreakerConfig configures the per-instance circuit breaker. A breaker opens when
+// ConsecutiveFailures is reached, or when FailureRatio is reached over at least
+// MinRequests requests counted in a rolling Interval. Either trigger may be disabled
+// with 0, not both.
+type BreakerConfig struct {
+	ConsecutiveFailures uint32        `mapstructure:"consecutive_failures"`
+	FailureRatio        float64       `mapstructure:"failure_ratio"`
+	MinRequests         uint32        `mapstructure:"min_requests"`
+	Interval            time.Duration `mapstructure:"interval"`
+	OpenTimeout         time.Duration `mapstructure:"open_timeout"`
+	// HalfOpenMax is both the number of concurrent probes allowed while half-open and
+	// the number of consecutive successful probes needed to close.
+	HalfOpenMax uint32 `mapstructure:"half_open_max"`
+}
+
+// RetryConfig is the retry policy. Attempts counts every try, the first included.
+type RetryConfig struct {
+	Attempts   int          `mapstructure:"attempts"`
+	OnStatuses []int        `mapstructure:"on_statuses"`
+	Budget     BudgetConfig `mapstructure:"budget"`
+}
+
+// BudgetConfig bounds retries and hedges per origin: over the sliding Window, extra
+// attempts may not exceed Ratio * requests + MinPerSecond * Window seconds.
+type BudgetConfig struct {
+	Ratio        float64       `mapstructure:"ratio"`
+	MinPerSecond float64       `mapstructure:"min_per_second"`
+	Window       time.Duration `mapstructure:"window"`
+}
+
+// HedgeConfig enables hedging when Delay or Percentile is set. With Percentile (e.g.
+// 95), the hedge fires after that percentile of the origin's recent successful
+// latencies once MinSamples are known; Delay is then the fallback before that (0: no
+// hedge until warm). MaxDelay caps a percentile-derived delay (0: no cap).
+type HedgeConfig struct {
+	Delay      time.Duration `mapstructure:"delay"`
+	Percentile float64       `mapstructure:"percentile"`
+	MinSamples int           `mapstructure:"min_samples"`
+	MaxDelay   time.Duration `mapstructure:"max_delay"`
+}
+
+// HealthCheckConfig enables active health checks when Interval > 0.
+type HealthCheckConfig struct {
+	Interval           time.Duration `mapstructure:"interval"`
+	Timeout            time.Duration `mapstructure:"timeout"`
+	Path               string        `mapstructure:"path"`
+	ExpectedStatus     int           `mapstructure:"expected_status"`
+	HealthyThreshold   int           `mapstructure:"healthy_threshold"`
+	UnhealthyThreshold int           `mapstructure:"unhealthy_threshold"`
+}
+
+// LatencyConfig tunes the peak-EWMA load estimate.
+type LatencyConfig struct {
+	// Decay is the EWMA time constant: an old observation weighs 1/e after Decay.
+	Decay time.Duration `mapstructure:"decay"`
+	// DefaultRTT seeds instances that have no observation yet.
+	DefaultRTT time.Duration `mapstructure:"default_rtt"`
+	// FailurePenalty is the latency a failed attempt is recorded as (if larger than the
+	// real one), so a fast-failing instance looks slow instead of idle.
+	FailurePenalty time.Duration `mapstructure:"failure_penalty"`
+}
+
+// DefaultOriginConfig returns the defaults. It has no instances: those must come from
+// configuration.
+func DefaultOriginConfig() OriginConfig {
+	return OriginConfig{
+		LB:                  LBP2C,
+		Timeouts:            TimeoutsConfig{Connect: time.Second, Response: 10 * time.Second},
+		MaxConcurrency:      0,
+		MaxConnsPerInstance: 512,
+		IdleConnTimeout:     30 * time.Second,
+		Breaker: BreakerConfig{
+			ConsecutiveFailures: 5,
+			FailureRatio:        0.5,
+			MinRequests:         20,
+			Interval:            10 * time.Second,
+			OpenTimeout:         5 * time.Second,
+			HalfOpenMax:         3,
+		},
+		PanicThreshold: 50,
+		Retry: RetryConfig{
+			Attempts:   2,
+			OnStatuses: []int{503},
+			Budget:     BudgetConfig{Ratio: 0.2, MinPerSecond: 10, Window: 10 * time.Second},
+		},
+		Hedge: HedgeConfig{MinSamples: 100},
+		HealthCheck: HealthCheckConfig{
+			Timeout:            time.Second,
+			Path:               "/healthz",
+			ExpectedStatus:     200,
+			HealthyThreshold:   2,
+			UnhealthyThreshold: 3,
+		},
+		Latency: LatencyConfig{
+			Decay:          10 * time.Second,
+			DefaultRTT:     30 * time.Millisecond,
+			FailurePenalty: time.Second,
+		},
+	}
+}
+
+// DefaultConsulConfig returns the Consul defaults; Service must still be set.
+func DefaultConsulConfig() ConsulConfig {
+	return ConsulConfig{
+		Address:    "127.0.0.1:8500",
+		Wait:       55 * time.Second,
+		BackoffMin: 250 * time.Millisecond,
+		BackoffMax: 30 * time.Second,
+	}
+}
+
+// fieldErrs accumulates validation errors, each prefixed with its key path.
+type fieldErrs []error
+
+func (f *fieldErrs) add(path, format string, args ...any) {
+	*f = append(*f, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+func (f fieldErrs) err() error { return errors.Join(f...) }
+
+// Validate checks c and names every bad field by its key path relative to the origin.
+func (c OriginConfig) Validate() error {
+	var fe fieldErrs
+	switch {
+	case len(c.Instances) > 0 && c.Consul != nil:
+		fe.add("instances", "set either instances or consul, not both")
+	case len(c.Instances) == 0 && c.Consul == nil:
+		fe.add("instances", "at least one instance is required unless consul is set")
+	}
+	seen := make(map[string]bool, len(c.Instances))
+	for i, in := range c.Instances {
+		p := "instances[" + strconv.Itoa(i) + "]"
+		if err := validateHostPort(in.Address); err != nil {
+			fe.add(p+".address", "%v", err)
+		} else if seen[in.Address] {
+			fe.add(p+".address", "duplicate address %q", in.Address)
+		}
+		seen[in.Address] = true
+		if in.Weight < 0 || in.Weight > 10000 {
+			fe.add(p+".weight", "must be between 0 and 10000, got %d", in.Weight)
+		}
+	}
+	if c.Consul != nil {
+		c.Consul.validate(&fe, "consul")
+	}
+	switch c.LB {
+	case LBP2C, LBRoundRobin:
+	default:
+		fe.add("lb", "must be %q or %q, got %q", LBP2C, LBRoundRobin, c.LB)
+	}
+	if c.Timeouts.Connect <= 0 {
+		fe.add("timeouts.connect", "must be positive")
+	}
+	if c.Timeouts.Response <= 0 {
+		fe.add("timeouts.response", "must be positive")
+	}
+	if c.MaxConcurrency < 0 {
+		fe.add("max_concurrency", "must be >= 0 (0 means unlimited)")
+	}
+	if c.MaxConnsPerInstance <= 0 {
+		fe.add("max_conns_per_instance", "must be positive")
+	}
+	b := c.Breaker
+	if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
+		fe.add("breaker", "set consecutive_failures or failure_ratio (or both)")
+	}
+	if b.FailureRatio < 0 || b.FailureRatio > 1 {
+		fe.add("breaker.failure_ratio", "must be in [0, 1], got %v", b.FailureRatio)
+	}
+	if b.FailureRatio > 0 && b.MinRequests == 0 {
+		fe.add("breaker.min_requests", "must be positive when failure_ratio is set")
+	}
+	if b.Interval <= 0 {
+		fe.add("breaker.interval", "must be positive")
+	}
+	if b.OpenTimeout <= 0 {
+		fe.add("breaker.open_timeout", "must be positive")
+	}
+	if b.HalfOpenMax == 0 {
+		fe.add("breaker.half_open_max", "must be positive")
+	}
+	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
+		fe.add("panic_threshold", "must be a percentage in [0, 100], got %v", c.PanicThreshold)
+	}
+	r := c.Retry
+	if r.Attempts < 1 || r.Attempts > 10 {
+		fe.add("retry.attempts", "must be between 1 (no retry) and 10, got %d", r.Attempts)
+	}
+	for i, s := range r.OnStatuses {
+		if s < 100 || s > 599 {
+			fe.add("retry.on_statuses["+strconv.Itoa(i)+"]", "not an HTTP status: %d", s)
+		}
+	}
+	if r.Budget.Ratio < 0 || r.Budget.Ratio > 1 {
+		fe.add("retry.budget.ratio", "must be in [0, 1], got %v", r.Budget.Ratio)
+	}
+	if r.Budget.MinPerSecond < 0 {
+		fe.add("retry.budget.min_per_second", "must be >= 0")
+	}
+	if r.Budget.Window < time.Second/10 {
+		fe.add("retry.budget.window", "must be at least 100ms")
+	}
+	h := c.Hedge
+	if h.Delay < 0 {
+		fe.add("hedge.delay", "must be >= 0")
+	}
+	if h.Percentile < 0 || h.Percentile >= 100 {
+		fe.add("hedge.percentile", "must be in (0, 100) or 0 to disable, got %v", h.Percentile)
+	}
+	if h.Percentile > 0 && h.MinSamples < 1 {
+		fe.add("hedge.min_samples", "must be positive when percentile is set")
+	}
+	if h.MaxDelay < 0 {
+		fe.add("hedge.max_delay", "must be >= 0")
+	}
+	hc := c.HealthCheck
+	if hc.Interval < 0 {
+		fe.add("health_check.interval", "must be >= 0 (0 disables)")
+	}
+	if hc.Interval > 0 {
+		if hc.Timeout <= 0 {
+			fe.add("health_check.timeout", "must be positive")
+		}
+		if !strings.HasPrefix(hc.Path, "/") {
+			fe.add("health_check.path", "must start with '/', got %q", hc.Path)
+		}
+		if hc.ExpectedStatus < 100 || hc.ExpectedStatus > 599 {
+			fe.add("health_check.expected_status", "not an HTTP status: %d", hc.ExpectedStatus)
+		}
+		if hc.HealthyThreshold < 1 {
+			fe.add("health_check.healthy_threshold", "must be positive")
+		}
+		if hc.UnhealthyThreshold < 1 {
+			fe.add("health_check.unhealthy_threshold", "must be positive")
+		}
+	}
+	l := c.Latency
+	if l.Decay <= 0 {
+		fe.add("latency.decay", "must be positive")
+	}
+	if l.DefaultRTT <= 0 {
+		fe.add("latency.default_rtt", "must be positive")
+	}
+	if l.FailurePenalty < 0 {
+		fe.add("latency.failure_penalty", "must be >= 0")
+	}
+	return fe.err()
+}
+
+func (c *ConsulConfig) validate(fe *fieldErrs, p string) {
+	if c.Address == "" {
+		fe.add(p+".address", "required")
+	} else if strings.Contains(c.Address, "://") {
+		u, err := url.Parse(c.Address)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fe.add(p+".address", "must be host:port or http(s)://host:port, got %q", c.Address)
+		}
+	} else if err := validateHostPort(c.Address); err != nil {
+		fe.add(p+".address", "%v", err)
+	}
+	if c.Service == "" {
+		fe.add(p+".service", "required")
+	} else if strings.ContainsAny(c.Service, "/?#") {
+		fe.add(p+".service", "invalid service name %q", c.Service)
+	}
+	if c.Wait <= 0 || c.Wait > 10*time.Minute {
+		fe.add(p+".wait", "must be in (0, 10m], got %v", c.Wait)
+	}
+	if c.BackoffMin <= 0 {
+		fe.add(p+".backoff_min", "must be positive")
+	}
+	if c.BackoffMax < c.BackoffMin {
+		fe.add(p+".backoff_max", "must be >= backoff_min")
+	}
+}
+
+func validateHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	if host == "" {
+		return fmt.Errorf("missing host in %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("bad port in %q", addr)
+	}
+	return nil
+}
+
+// ValidateOrigins validates a set of named origins; errors are prefixed with the
+// origin name (the caller adds its own prefix, e.g. "origins.").
+func ValidateOrigins(cfgs map[string]OriginConfig) error {
+	names := make([]string, 0, len(cfgs))
+	for n := range cfgs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, n := range names {
+		if n == "" {
+			errs = append(errs, errors.New(`"": origin name must not be empty`))
+			continue
+		}
+		if err := cfgs[n].Validate(); err != nil {
+			errs = append(errs, prefixErrs(n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// prefixErrs prepends "prefix." to each joined error line so paths stay absolute.
+func prefixErrs(prefix string, err error) error {
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, fmt.Errorf("%s.%w", prefix, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s.%w", prefix, err)
+}

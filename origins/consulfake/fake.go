@@ -1,0 +1,420 @@
+// Package consulfake is a FAKE Consul agent for tests: an in-process net/http server
+// that implements only GET /v1/health/service/<service>, following Consul's documented
+// API closely enough for github.com/hashicorp/consul/api clients. It is not Consul,
+// holds everything in memory, and must never be used outside tests and experiments.
+//
+// Implemented: the X-Consul-Index, X-Consul-KnownLeader and X-Consul-LastContact
+// headers; blocking queries (index and wait parameters; the call returns when the
+// service's index moves past the given one or the wait expires, plus up to wait/16 of
+// jitter as Consul does); the passing, tag (repeatable, all must match) and dc
+// parameters; X-Consul-Token when a token is required. Test controls add, remove and
+// fail instances, move an index backwards, and simulate outages.
+package consulfake
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Instance is one registered service instance.
+type Instance struct {
+	ID      string // unique within the service
+	Node    string
+	Address string // service address; empty means the node address is used
+	NodeIP  string // node address
+	Port    int
+	Tags    []string
+	Weight  int // passing weight; 0 means 1
+	Passing bool
+}
+
+// Outage modes.
+type Outage int
+
+const (
+	// OutageNone serves normally.
+	OutageNone Outage = iota
+	// OutageError answers every query with 500, as a Consul agent without a leader.
+	OutageError
+	// OutageHang accepts queries and never answers them until the outage ends.
+	OutageHang
+)
+
+// Server is the fake agent.
+type Server struct {
+	dc  string
+	ln  net.Listener
+	srv *http.Server
+
+	mu       sync.Mutex
+	index    uint64
+	services map[string]*service
+	changed  chan struct{} // closed and replaced on every change
+	outage   Outage
+	token    string
+
+	closing  chan struct{}
+	closeOne sync.Once
+	handlers sync.WaitGroup
+	queries  atomic.Int64
+}
+
+type service struct {
+	index     uint64
+	instances []Instance
+}
+
+// New starts a fake agent for datacenter dc on 127.0.0.1 with a random port.
+func New(dc string) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		dc:       dc,
+		ln:       ln,
+		index:    1,
+		services: map[string]*service{},
+		changed:  make(chan struct{}),
+		closing:  make(chan struct{}),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health/service/{service}", s.handleHealthService)
+	s.srv = &http.Server{Handler: s.track(mux), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the agent's host:port.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Queries counts health queries answered or in progress since start.
+func (s *Server) Queries() int64 { return s.queries.Load() }
+
+// Close stops the server, releases blocked queries and waits for every handler.
+func (s *Server) Close() {
+	s.closeOne.Do(func() {
+		close(s.closing)
+		_ = s.srv.Close()
+		s.handlers.Wait()
+	})
+}
+
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handlers.Add(1)
+		defer s.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// bump records a change to svc under s.mu and wakes blocked queries.
+func (s *Server) bump(svc *service) {
+	s.index++
+	svc.index = s.index
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) svc(name string) *service {
+	v, ok := s.services[name]
+	if !ok {
+		v = &service{}
+		s.services[name] = v
+	}
+	return v
+}
+
+// Register adds or replaces (by ID) an instance of service.
+func (s *Server) Register(serviceName string, in Instance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.svc(serviceName)
+	in.Tags = slices.Clone(in.Tags)
+	if i := slices.IndexFunc(v.instances, func(x Instance) bool { return x.ID == in.ID }); i >= 0 {
+		v.instances[i] = in
+	} else {
+		v.instances = append(v.instances, in)
+	}
+	s.bump(v)
+}
+
+// Deregister removes an instance; it reports whether it existed.
+func (s *Server) Deregister(serviceName, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.svc(serviceName)
+	i := slices.IndexFunc(v.instances, func(x Instance) bool { return x.ID == id })
+	if i < 0 {
+		return false
+	}
+	v.instances = slices.Delete(v.instances, i, i+1)
+	s.bump(v)
+	return true
+}
+
+// SetPassing sets an instance's service check to passing or critical.
+func (s *Server) SetPassing(serviceName, id string, passing bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.svc(serviceName)
+	i := slices.IndexFunc(v.instances, func(x Instance) bool { return x.ID == id })
+	if i < 0 {
+		return false
+	}
+	v.instances[i].Passing = passing
+	s.bump(v)
+	return true
+}
+
+// ResetIndex moves the whole agent's index back to idx (as after a snapshot restore)
+// and marks service as changed at that index.
+func (s *Server) ResetIndex(serviceName string, idx uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.index = idx - 1
+	for _, v := range s.services {
+		v.index = min(v.index, idx)
+	}
+	s.bump(s.svc(serviceName))
+}
+
+// SetOutage switches the outage mode; ending an outage releases hung queries.
+func (s *Server) SetOutage(o Outage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = o
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// RequireToken makes queries without this X-Consul-Token fail with 403 ("" disables).
+func (s *Server) RequireToken(tok string) {
+	s.mu.Lock()
+	s.token = tok
+	s.mu.Unlock()
+}
+
+const (
+	defaultWait = 5 * time.Minute
+	maxWait     = 10 * time.Minute
+)
+
+func (s *Server) handleHealthService(w http.ResponseWriter, r *http.Request) {
+	s.queries.Add(1)
+	q := r.URL.Query()
+	name := r.PathValue("service")
+	if dc := q.Get("dc"); dc != "" && dc != s.dc {
+		http.Error(w, "No path to datacenter", http.StatusInternalServerError)
+		return
+	}
+	var minIndex uint64
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			http.Error(w, "Invalid index", http.StatusBadRequest)
+			return
+		}
+		minIndex = n
+	}
+	wait := defaultWait
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			http.Error(w, "Invalid wait time", http.StatusBadRequest)
+			return
+		}
+		wait = min(d, maxWait)
+	}
+	_, passingOnly := q["passing"]
+	if v := q.Get("passing"); v != "" {
+		if b, err := strconv.ParseBool(v); err == nil {
+			passingOnly = b
+		}
+	}
+	tags := q["tag"]
+
+	deadline := time.NewTimer(wait + rand.N(wait/16+1))
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		outage, changed, token := s.outage, s.changed, s.token
+		var idx uint64
+		if v, ok := s.services[name]; ok && v.index > 0 {
+			idx = v.index
+		} else {
+			idx = s.index
+		}
+		switch {
+		case outage == OutageError:
+			s.mu.Unlock()
+			http.Error(w, "No cluster leader", http.StatusInternalServerError)
+			return
+		case outage == OutageHang:
+			s.mu.Unlock()
+			if !s.await(r.Context(), changed, nil) {
+				return
+			}
+			continue
+		case token != "" && r.Header.Get("X-Consul-Token") != token:
+			s.mu.Unlock()
+			http.Error(w, "ACL not found", http.StatusForbidden)
+			return
+		}
+		// Blocking semantics: wait while the service index has not moved past the
+		// caller's, including when it went backwards (Consul then answers at timeout).
+		if minIndex > 0 && idx <= minIndex {
+			s.mu.Unlock()
+			if !s.await(r.Context(), changed, deadline.C) {
+				if r.Context().Err() != nil || s.isClosing() {
+					return
+				}
+				s.mu.Lock()
+				if s.outage != OutageNone {
+					s.mu.Unlock()
+					continue
+				}
+				s.respondLocked(w, name, passingOnly, tags)
+				return
+			}
+			continue
+		}
+		s.respondLocked(w, name, passingOnly, tags)
+		return
+	}
+}
+
+// await blocks until changed closes (true), or the deadline passes, the request ends
+// or the server closes (false).
+func (s *Server) await(ctx context.Context, changed chan struct{}, deadline <-chan time.Time) bool {
+	select {
+	case <-changed:
+		return true
+	case <-deadline:
+	case <-ctx.Done():
+	case <-s.closing:
+	}
+	return false
+}
+
+func (s *Server) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// respondLocked writes the current answer; it releases s.mu.
+func (s *Server) respondLocked(w http.ResponseWriter, name string, passingOnly bool, tags []string) {
+	idx := s.index
+	var list []Instance
+	if v, ok := s.services[name]; ok {
+		if v.index > 0 {
+			idx = v.index
+		}
+		list = slices.Clone(v.instances)
+	}
+	dc := s.dc
+	s.mu.Unlock()
+
+	out := make([]serviceEntry, 0, len(list))
+	for _, in := range list {
+		if passingOnly && !in.Passing {
+			continue
+		}
+		if !hasAllTags(in.Tags, tags) {
+			continue
+		}
+		out = append(out, toEntry(name, dc, in))
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Consul-Index", strconv.FormatUint(max(idx, 1), 10))
+	h.Set("X-Consul-KnownLeader", "true")
+	h.Set("X-Consul-LastContact", "0")
+	_ = json.NewEncoder(w).Encode(out) // a write error means the client left
+}
+
+func hasAllTags(have, want []string) bool {
+	for _, t := range want {
+		if !slices.Contains(have, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// JSON shapes of Consul's /v1/health/service response, written out here rather than
+// borrowed from the api package, so a client/fake mismatch would show up in tests.
+type serviceEntry struct {
+	Node    node
+	Service agentService
+	Checks  []check
+}
+
+type node struct {
+	ID         string
+	Node       string
+	Address    string
+	Datacenter string
+}
+
+type agentService struct {
+	ID      string
+	Service string
+	Tags    []string
+	Address string
+	Port    int
+	Weights weights
+}
+
+type weights struct {
+	Passing int
+	Warning int
+}
+
+type check struct {
+	Node        string
+	CheckID     string
+	Name        string
+	Status      string
+	ServiceID   string
+	ServiceName string
+}
+
+func toEntry(name, dc string, in Instance) serviceEntry {
+	status := "passing"
+	if !in.Passing {
+		status = "critical"
+	}
+	w := in.Weight
+	if w <= 0 {
+		w = 1
+	}
+	tags := in.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return serviceEntry{
+		Node: node{ID: in.Node, Node: in.Node, Address: in.NodeIP, Datacenter: dc},
+		Service: agentService{
+			ID: in.ID, Service: name, Tags: tags, Address: in.Address, Port: in.Port,
+			Weights: weights{Passing: w, Warning: 1},
+		},
+		Checks: []check{
+			{Node: in.Node, CheckID: "serfHealth", Name: "Serf Health Status", Status: "passing"},
+			{Node: in.Node, CheckID: "service:" + in.ID, Name: "Service '" + name + "' check",
+				Status: status, ServiceID: in.ID, ServiceName: name},
+		},
+	}
+}

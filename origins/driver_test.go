@@ -1,0 +1,315 @@
+package origins
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// backend is a real fasthttp origin instance on 127.0.0.1.
+type backend struct {
+	addr   string
+	srv    *fasthttp.Server
+	ln     net.Listener
+	delay  atomic.Int64 // nanoseconds before answering
+	status atomic.Int32
+	health atomic.Int32
+	hits   atomic.Int64
+	served chan struct{}
+}
+
+func startBackend(t *testing.T, delay time.Duration, status int) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{addr: ln.Addr().String(), ln: ln, served: make(chan struct{})}
+	b.delay.Store(int64(delay))
+	b.status.Store(int32(status))
+	b.health.Store(200)
+	b.srv = &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if string(ctx.Path()) == "/healthz" {
+				ctx.SetStatusCode(int(b.health.Load()))
+				return
+			}
+			b.hits.Add(1)
+			if d := time.Duration(b.delay.Load()); d > 0 {
+				time.Sleep(d)
+			}
+			ctx.SetStatusCode(int(b.status.Load()))
+			ctx.SetBodyString("ok")
+		},
+		IdleTimeout:           time.Second,
+		MaxIdleWorkerDuration: 100 * time.Millisecond, // its cleaner goroutine sleeps this long; keep goleak happy
+	}
+	go func() {
+		_ = b.srv.Serve(ln)
+		close(b.served)
+	}()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *backend) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = b.srv.ShutdownWithContext(ctx)
+	<-b.served
+}
+
+// driver plays the proxy: one fasthttp.HostClient per instance, attached through
+// Subscribe, and the per-request Pick / done / retry / hedge contract.
+type driver struct {
+	t       *testing.T
+	o       *Origin
+	cancel  func()
+	mu      sync.Mutex
+	clients []*fasthttp.HostClient
+	drains  sync.WaitGroup
+}
+
+func newDriver(t *testing.T, o *Origin) *driver {
+	d := &driver{t: t, o: o}
+	d.cancel = o.Subscribe(func(c Change) {
+		for _, in := range c.Added {
+			hc := &fasthttp.HostClient{Addr: in.Addr(), MaxConns: 512, MaxIdleConnDuration: 100 * time.Millisecond}
+			in.SetAttachment(hc)
+			d.mu.Lock()
+			d.clients = append(d.clients, hc)
+			d.mu.Unlock()
+		}
+		for _, in := range c.Removed {
+			// Drain, not cut: close idle connections once in-flight attempts finish.
+			d.drains.Add(1)
+			go func() {
+				defer d.drains.Done()
+				<-in.Drained()
+				in.Attachment().(*fasthttp.HostClient).CloseIdleConnections()
+			}()
+		}
+	})
+	t.Cleanup(d.close)
+	return d
+}
+
+func (d *driver) close() {
+	d.cancel()
+	d.drains.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, hc := range d.clients {
+		hc.CloseIdleConnections()
+	}
+}
+
+// send performs one attempt and classifies it the way the proxy should.
+func send(in *Instance, timeout time.Duration) Result {
+	hc := in.Attachment().(*fasthttp.HostClient)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + in.Addr() + "/")
+	start := time.Now()
+	err := hc.DoTimeout(req, resp, timeout)
+	r := Result{Latency: time.Since(start)}
+	switch {
+	case err == nil:
+		r.Status = resp.StatusCode()
+		r.Outcome = OutcomeForStatus(r.Status)
+	case errors.Is(err, fasthttp.ErrTimeout):
+		r.Outcome = OutcomeTimeout
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		r.Outcome = OutcomeReset
+	default:
+		r.Outcome = OutcomeConnectError
+	}
+	return r
+}
+
+type reqResult struct {
+	latency  time.Duration
+	status   int
+	err      error
+	attempts []Attempt
+}
+
+// do runs one client request: record it in the budget, pick, send, report, then
+// retry on another instance while the policy and the budget allow, hedging when the
+// origin's hedge policy says so.
+func (d *driver) do(method string, hedge bool) reqResult {
+	o := d.o
+	o.Budget().RecordRequest()
+	start := time.Now()
+	var tried []*Instance
+	var out reqResult
+	for n := 1; ; n++ {
+		res, attempts, err := d.attempt(&tried, hedge && IsIdempotentMethod(method), n > 1)
+		out.attempts = append(out.attempts, attempts...)
+		if err != nil {
+			out.err = err
+			break
+		}
+		out.status = res.Status
+		if !res.Outcome.Failed() {
+			break
+		}
+		ok := o.RetryPolicy().Retryable(RetryCheck{Method: method, Attempts: n, Outcome: res.Outcome, Status: res.Status})
+		if !ok || !o.Budget().TryRetry() {
+			break
+		}
+	}
+	out.latency = time.Since(start)
+	return out
+}
+
+type attemptDone struct {
+	res Result
+	att Attempt
+}
+
+// attempt sends to one instance and, if the hedge timer fires first and the budget
+// allows, to a second one; the first answer wins. The loser still reports its real
+// outcome when it completes: it did reach the instance.
+func (d *driver) attempt(tried *[]*Instance, hedge, retry bool) (Result, []Attempt, error) {
+	o := d.o
+	timeout := o.Config().Timeouts.Response
+	launch := func(isHedge bool, ch chan<- attemptDone) error {
+		in, done, err := o.Pick(*tried)
+		if err != nil {
+			return err
+		}
+		*tried = append(*tried, in)
+		go func() {
+			st := time.Now()
+			r := send(in, timeout)
+			done(r)
+			ch <- attemptDone{r, Attempt{Instance: in.Addr(), Start: st, Duration: r.Latency, Outcome: r.Outcome, Status: r.Status, Hedge: isHedge, Retry: retry}}
+		}()
+		return nil
+	}
+	ch := make(chan attemptDone, 2)
+	if err := launch(false, ch); err != nil {
+		return Result{}, nil, err
+	}
+	inflight := 1
+	var timer <-chan time.Time
+	if hedge {
+		if delay, ok := o.HedgeDelay(); ok {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			timer = t.C
+		}
+	}
+	var atts []Attempt
+	for {
+		select {
+		case <-timer:
+			timer = nil
+			if o.Budget().TryRetry() && launch(true, ch) == nil {
+				inflight++
+			}
+		case a := <-ch:
+			inflight--
+			atts = append(atts, a.att)
+			if !a.res.Outcome.Failed() || inflight == 0 {
+				// Let a losing hedge finish in the background; its result is reported
+				// by its own done callback.
+				return a.res, atts, nil
+			}
+		}
+	}
+}
+
+type runStats struct {
+	requests int
+	hits     map[string]int64 // by backend address, from the backends' own counters
+	lat      []time.Duration
+	errors   int
+	statuses map[int]int
+	attempts int
+	hedges   int
+	retries  int
+}
+
+func (s runStats) pct(q float64) time.Duration {
+	l := slices.Clone(s.lat)
+	slices.Sort(l)
+	if len(l) == 0 {
+		return 0
+	}
+	return l[min(len(l)-1, int(q*float64(len(l))))]
+}
+
+func (s runStats) share(b *backend) float64 {
+	var total int64
+	for _, n := range s.hits {
+		total += n
+	}
+	return float64(s.hits[b.addr]) / float64(total)
+}
+
+// run sends total requests from workers goroutines.
+func (d *driver) run(workers, total int, hedge bool, backends ...*backend) runStats {
+	before := map[string]int64{}
+	for _, b := range backends {
+		before[b.addr] = b.hits.Load()
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	st := runStats{requests: total, statuses: map[int]int{}}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(total) {
+				r := d.do("GET", hedge)
+				mu.Lock()
+				st.lat = append(st.lat, r.latency)
+				st.statuses[r.status]++
+				if r.err != nil {
+					st.errors++
+				}
+				st.attempts += len(r.attempts)
+				for _, a := range r.attempts {
+					if a.Hedge {
+						st.hedges++
+					}
+					if a.Retry {
+						st.retries++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// Losing hedges may still be running; wait for them before reading counters.
+	eventually(d.t, 10*time.Second, "in-flight attempts to finish", func() bool { return d.o.InFlight() == 0 })
+	st.hits = map[string]int64{}
+	for _, b := range backends {
+		st.hits[b.addr] = b.hits.Load() - before[b.addr]
+	}
+	return st
+}
+
+func trafficOrigin(t *testing.T, mutate func(*OriginConfig), backends ...*backend) (*Origin, *driver) {
+	cfg := DefaultOriginConfig()
+	for _, b := range backends {
+		cfg.Instances = append(cfg.Instances, InstanceConfig{Address: b.addr})
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	o := testOrigin(t, cfg, nil)
+	return o, newDriver(t, o)
+}

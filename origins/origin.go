@@ -1,0 +1,249 @@
+package origins
+
+import (
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// policy is everything a pick or a done callback needs from the configuration,
+// derived once per (re)configuration and published atomically.
+type policy struct {
+	cfg       OriginConfig
+	lb        LB
+	tau       float64 // EWMA decay, ns
+	penalty   float64 // failure latency floor, ns
+	seed      float64 // initial EWMA, ns
+	panicFrac float64 // 0..1; 0 disables
+	maxConc   int64
+	retry     RetryPolicy
+	hedge     hedgePolicy
+}
+
+func newPolicy(cfg OriginConfig) *policy {
+	return &policy{
+		cfg:       cfg,
+		lb:        cfg.LB,
+		tau:       float64(cfg.Latency.Decay),
+		penalty:   float64(cfg.Latency.FailurePenalty),
+		seed:      float64(cfg.Latency.DefaultRTT),
+		panicFrac: cfg.PanicThreshold / 100,
+		maxConc:   int64(cfg.MaxConcurrency),
+		retry:     newRetryPolicy(cfg.Retry),
+		hedge:     newHedgePolicy(cfg.Hedge),
+	}
+}
+
+// snapshot is an immutable instance set. It is replaced, never modified.
+type snapshot struct {
+	list   []*Instance
+	byAddr map[string]*Instance
+}
+
+// Change tells subscribers how an origin's instance set changed. Removed instances
+// are retired: they get no new picks, and their Drained channel closes when their last
+// in-flight attempt is done.
+type Change struct {
+	Origin  string
+	Added   []*Instance
+	Removed []*Instance
+}
+
+// Origin is a named set of instances with its policies. All methods are safe for
+// concurrent use; Pick and the done callback take no origin-wide lock.
+type Origin struct {
+	name  string
+	log   *slog.Logger
+	hooks Hooks
+	born  time.Time
+
+	pol    atomic.Pointer[policy]
+	snap   atomic.Pointer[snapshot]
+	budget atomic.Pointer[Budget]
+	lat    *latencyWindow
+
+	inflight atomic.Int64
+	rr       atomic.Uint64
+
+	// mu serialises instance-set changes, reconfiguration and subscriptions.
+	mu      sync.Mutex
+	subs    map[uint64]func(Change)
+	nextSub uint64
+	closed  bool
+
+	readyOnce sync.Once
+	ready     chan struct{}
+
+	bg background // health checker and discovery goroutines
+}
+
+// Hooks let the embedding program observe state changes (metrics). Each may be nil
+// and must not block.
+type Hooks struct {
+	OnBreakerChange func(origin, instance string, from, to BreakerState)
+	OnHealthChange  func(origin, instance string, healthy bool)
+}
+
+func newOrigin(name string, cfg OriginConfig, log *slog.Logger, hooks Hooks) *Origin {
+	o := &Origin{
+		name:  name,
+		log:   log,
+		hooks: hooks,
+		born:  time.Now(),
+		subs:  make(map[uint64]func(Change)),
+		ready: make(chan struct{}),
+	}
+	o.pol.Store(newPolicy(cfg))
+	o.snap.Store(&snapshot{byAddr: map[string]*Instance{}})
+	o.budget.Store(NewBudget(cfg.Retry.Budget, o.now))
+	o.lat = newLatencyWindow(10*time.Second, o.now)
+	return o
+}
+
+// now is the origin's monotonic clock in nanoseconds.
+func (o *Origin) now() int64 { return int64(time.Since(o.born)) }
+
+// Name is the origin's configured name.
+func (o *Origin) Name() string { return o.name }
+
+// Config returns the configuration in force.
+func (o *Origin) Config() OriginConfig { return o.pol.Load().cfg }
+
+// Budget is the origin's retry budget, shared by retries and hedges.
+func (o *Origin) Budget() *Budget { return o.budget.Load() }
+
+// RetryPolicy is the retry policy in force.
+func (o *Origin) RetryPolicy() RetryPolicy { return o.pol.Load().retry }
+
+// InFlight is the number of attempts in flight to the origin.
+func (o *Origin) InFlight() int64 { return o.inflight.Load() }
+
+// Instances returns the current instance set. The slice is shared: do not modify it.
+func (o *Origin) Instances() []*Instance { return o.snap.Load().list }
+
+// Ready is closed once the origin has received its first instance set (immediately
+// for static instances, after the first Consul answer for discovery).
+func (o *Origin) Ready() <-chan struct{} { return o.ready }
+
+// Subscribe calls fn with the current instances as Added, then with every change,
+// until the returned cancel func is called. fn runs while the origin's instance set
+// is locked: it must be quick and must not call back into SetInstances.
+func (o *Origin) Subscribe(fn func(Change)) (cancel func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	id := o.nextSub
+	o.nextSub++
+	o.subs[id] = fn
+	if cur := o.snap.Load().list; len(cur) > 0 {
+		fn(Change{Origin: o.name, Added: slices.Clone(cur)})
+	}
+	return func() {
+		o.mu.Lock()
+		delete(o.subs, id)
+		o.mu.Unlock()
+	}
+}
+
+// SetInstances replaces the instance set. Addresses already present keep their
+// Instance (in-flight count, latency estimate, breaker); new ones get fresh state;
+// missing ones are retired. Duplicate addresses keep the first entry. Discovery calls
+// this; tests and static configuration may too.
+func (o *Origin) SetInstances(list []InstanceConfig) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	o.setInstancesLocked(list)
+}
+
+func (o *Origin) setInstancesLocked(list []InstanceConfig) {
+	old := o.snap.Load()
+	p := o.pol.Load()
+	next := &snapshot{list: make([]*Instance, 0, len(list)), byAddr: make(map[string]*Instance, len(list))}
+	var ch Change
+	ch.Origin = o.name
+	for _, ic := range list {
+		if _, dup := next.byAddr[ic.Address]; dup || ic.Address == "" {
+			continue
+		}
+		in, ok := old.byAddr[ic.Address]
+		if ok {
+			in.weight.Store(int32(normWeight(ic.Weight)))
+		} else {
+			in = newInstance(ic.Address, ic.Weight, newPeakEWMA(o.now(), p.seed), o.newBreaker(p.cfg.Breaker, ic.Address))
+			ch.Added = append(ch.Added, in)
+		}
+		next.list = append(next.list, in)
+		next.byAddr[ic.Address] = in
+	}
+	for _, in := range old.list {
+		if _, kept := next.byAddr[in.addr]; !kept {
+			ch.Removed = append(ch.Removed, in)
+		}
+	}
+	o.snap.Store(next)
+	// Retire after the swap so no new snapshot can hand out a retired instance.
+	for _, in := range ch.Removed {
+		in.retire()
+	}
+	o.readyOnce.Do(func() { close(o.ready) })
+	if len(ch.Added) == 0 && len(ch.Removed) == 0 {
+		return
+	}
+	o.log.Info("origin instances changed", "origin", o.name,
+		"added", addrs(ch.Added), "removed", addrs(ch.Removed), "total", len(next.list))
+	for _, id := range slices.Sorted(maps.Keys(o.subs)) {
+		o.subs[id](ch)
+	}
+}
+
+func addrs(list []*Instance) []string {
+	out := make([]string, len(list))
+	for i, in := range list {
+		out[i] = in.addr
+	}
+	return out
+}
+
+func (o *Origin) newBreaker(cfg BreakerConfig, addr string) *breaker {
+	return newBreaker(cfg, breakerEnv{
+		origin: o.name, addr: addr, log: o.log, clock: o.now, hook: o.hooks.OnBreakerChange,
+	})
+}
+
+// reconfigure applies a validated configuration. Breakers are rebuilt (closed) only if
+// their settings changed; the retry budget restarts only if its settings changed.
+func (o *Origin) reconfigure(cfg OriginConfig) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := o.pol.Load().cfg
+	o.pol.Store(newPolicy(cfg))
+	if old.Breaker != cfg.Breaker {
+		for _, in := range o.snap.Load().list {
+			in.brk.Store(o.newBreaker(cfg.Breaker, in.addr))
+		}
+	}
+	if old.Retry.Budget != cfg.Retry.Budget {
+		o.budget.Store(NewBudget(cfg.Retry.Budget, o.now))
+	}
+	if cfg.Consul == nil && !slices.Equal(old.Instances, cfg.Instances) {
+		o.setInstancesLocked(cfg.Instances)
+	}
+}
+
+// close retires every instance and stops notifying; background goroutines are
+// stopped by the caller through o.bg.
+func (o *Origin) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return
+	}
+	o.setInstancesLocked(nil)
+	o.closed = true
+	o.subs = map[uint64]func(Change){}
+}

@@ -1,0 +1,244 @@
+package origins
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options are the registry's dependencies.
+type Options struct {
+	// Logger receives breaker, health and discovery events; nil means slog.Default().
+	Logger *slog.Logger
+	// Prober runs active health checks; nil means an HTTPProber owned by the registry.
+	Prober Prober
+	Hooks  Hooks
+}
+
+// Registry holds the named origins. Get is lock-free; Update and Close serialise.
+type Registry struct {
+	opts    Options
+	origins atomic.Pointer[map[string]*Origin]
+
+	mu     sync.Mutex
+	subs   map[uint64]*registrySub
+	nextID uint64
+	closed bool
+	prober *HTTPProber // owned only when Options.Prober was nil
+}
+
+type registrySub struct {
+	fn      func(Change)
+	cancels map[string]func()
+}
+
+// NewRegistry validates cfgs and starts every origin (discovery and health checks).
+func NewRegistry(cfgs map[string]OriginConfig, opts Options) (*Registry, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	r := &Registry{opts: opts, subs: map[uint64]*registrySub{}}
+	if r.opts.Prober == nil {
+		r.prober = NewHTTPProber(time.Second)
+		r.opts.Prober = r.prober.Probe
+	}
+	empty := map[string]*Origin{}
+	r.origins.Store(&empty)
+	if err := r.Update(cfgs); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Get returns the named origin.
+func (r *Registry) Get(name string) (*Origin, bool) {
+	o, ok := (*r.origins.Load())[name]
+	return o, ok
+}
+
+// Names lists the origins, sorted.
+func (r *Registry) Names() []string {
+	return slices.Sorted(maps.Keys(*r.origins.Load()))
+}
+
+// Update applies a new configuration: new origins start, removed ones stop (their
+// instances are retired and drain), existing ones are reconfigured in place and keep
+// their instances' state. An invalid configuration changes nothing.
+func (r *Registry) Update(cfgs map[string]OriginConfig) error {
+	if err := ValidateOrigins(cfgs); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	cur := *r.origins.Load()
+	next := make(map[string]*Origin, len(cfgs))
+	var created []*Origin
+	for name, cfg := range cfgs {
+		if o, ok := cur[name]; ok {
+			// Stop a watcher whose settings changed before applying a static list, so it
+			// cannot overwrite that list afterwards.
+			if o.bg.discovery.key != discoveryKey(cfg) {
+				o.bg.discovery.stop()
+			}
+			o.reconfigure(cfg)
+			next[name] = o
+			continue
+		}
+		o := newOrigin(name, cfg, r.opts.Logger, r.opts.Hooks)
+		if cfg.Consul == nil {
+			o.SetInstances(cfg.Instances)
+		}
+		next[name] = o
+		created = append(created, o)
+	}
+	r.origins.Store(&next)
+	for name, o := range cur {
+		if _, kept := next[name]; !kept {
+			r.stopOrigin(o)
+		}
+	}
+	for _, o := range created {
+		for _, s := range r.subs {
+			s.cancels[o.name] = o.Subscribe(s.fn)
+		}
+	}
+	for _, o := range next {
+		if err := r.syncBackground(o, cfgs[o.name]); err != nil {
+			return fmt.Errorf("%s: %w", o.name, err)
+		}
+	}
+	return nil
+}
+
+// syncBackground (re)starts the discovery and health goroutines whose settings changed.
+func (r *Registry) syncBackground(o *Origin, cfg OriginConfig) error {
+	consulKey := discoveryKey(cfg)
+	if o.bg.discovery.key != consulKey {
+		o.bg.discovery.stop()
+		if cfg.Consul != nil {
+			w, err := NewConsulWatcher(*cfg.Consul, r.opts.Logger.With("origin", o.name), o.SetInstances)
+			if err != nil {
+				return err
+			}
+			o.bg.discovery = startTask(consulKey, w.Run)
+		}
+	}
+	hc := cfg.HealthCheck
+	var healthKey string
+	if hc.Interval > 0 {
+		healthKey = fmt.Sprintf("%+v", hc)
+	}
+	if o.bg.health.key != healthKey {
+		o.bg.health.stop()
+		if healthKey == "" {
+			// Checks switched off: nobody would ever mark instances healthy again.
+			for _, in := range o.Instances() {
+				in.healthy.Store(true)
+				in.hcOK, in.hcFail = 0, 0
+			}
+		} else {
+			probe := r.opts.Prober
+			o.bg.health = startTask(healthKey, func(ctx context.Context) { o.runHealthChecks(ctx, hc, probe) })
+		}
+	}
+	return nil
+}
+
+// discoveryKey identifies a discovery setting; "" means static instances.
+func discoveryKey(cfg OriginConfig) string {
+	if cfg.Consul == nil {
+		return ""
+	}
+	return fmt.Sprintf("%+v", *cfg.Consul)
+}
+
+func (r *Registry) stopOrigin(o *Origin) {
+	o.bg.discovery.stop()
+	o.bg.health.stop()
+	for _, s := range r.subs {
+		delete(s.cancels, o.name)
+	}
+	o.close()
+}
+
+// Subscribe calls fn for every instance change of every origin, present and future;
+// the current instances arrive first as Added. A removed origin reports all its
+// instances as Removed. fn must be quick: it runs with the origin's set locked.
+func (r *Registry) Subscribe(fn func(Change)) (cancel func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := r.nextID
+	r.nextID++
+	s := &registrySub{fn: fn, cancels: map[string]func(){}}
+	r.subs[id] = s
+	for name, o := range *r.origins.Load() {
+		s.cancels[name] = o.Subscribe(fn)
+	}
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if s, ok := r.subs[id]; ok {
+			for _, c := range s.cancels {
+				c()
+			}
+			delete(r.subs, id)
+		}
+	}
+}
+
+// Close stops all discovery and health checking and retires every instance.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	for _, o := range *r.origins.Load() {
+		r.stopOrigin(o)
+	}
+	if r.prober != nil {
+		r.prober.Close()
+	}
+}
+
+// background holds an origin's goroutines; only the registry, under its mutex,
+// starts and stops them.
+type background struct {
+	discovery task
+	health    task
+}
+
+type task struct {
+	key    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startTask(key string, fn func(context.Context)) task {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := task{key: key, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		fn(ctx)
+	}()
+	return t
+}
+
+// stop cancels the goroutine and waits for it to return.
+func (t *task) stop() {
+	if t.cancel != nil {
+		t.cancel()
+		<-t.done
+	}
+	*t = task{}
+}
