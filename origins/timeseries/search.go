@@ -1,0 +1,203 @@
+package timeseries
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+)
+
+// searchRun walks the index newest first over r, one time bucket at a time, and calls emit for
+// every event that matches the query, in ref order, starting after `after`. It stops when emit
+// returns false. A context deadline ends the walk with partial=true: what was emitted is an
+// exact prefix of the full result, so a page token taken from it has no gaps.
+func (s *Service) searchRun(ctx context.Context, ns *namespace, q *qnode, r storage.TimeRange, after *storage.Ref, emit func(storage.Event) bool) (partial bool, err error) {
+	sliceList, err := s.sliceSet(ctx, ns.name)
+	if err != nil {
+		return errors.Is(err, context.DeadlineExceeded), ignoreDeadline(err)
+	}
+	if after != nil {
+		r.End = min(r.End, after.Time+1)
+	}
+	ns.layout.bucketsDesc(r, sliceList, func(b int64) bool {
+		var a *storage.Ref
+		if after != nil && ns.layout.bucket(after.Time) == b {
+			a = after
+		}
+		it := s.buildIter(q, ns.name, ns.layout.slice(b), b, ns.layout.clip(r, b), a)
+		for {
+			ref, ok, ierr := it.peek(ctx)
+			if ierr != nil {
+				err = ierr
+				return false
+			}
+			if !ok {
+				return true
+			}
+			it.advance()
+			p := ns.layout.partition(ref.TimeSeriesID, ref.Time, ref.ID)
+			ev, found, gerr := s.engine.GetEvent(ctx, ns.name, p, ref.Time, ref.ID)
+			if gerr != nil {
+				err = gerr
+				return false
+			}
+			if !found || !q.matches(&ev) {
+				continue
+			}
+			if !emit(ev) {
+				return false
+			}
+		}
+	})
+	if err != nil {
+		return errors.Is(err, context.DeadlineExceeded), ignoreDeadline(err)
+	}
+	return false, nil
+}
+
+func ignoreDeadline(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// search answers SearchEventRecords.
+func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsResponse, *apiError) {
+	ns, aerr := s.lookup(req.Namespace)
+	if aerr != nil {
+		return nil, aerr
+	}
+	r, aerr := parseInterval(req.TimeInterval, "timeInterval")
+	if aerr != nil {
+		return nil, aerr
+	}
+	q, aerr := compileQuery(req.SearchQuery, ns.cfg.Index.FieldMapping, "searchQuery")
+	if aerr != nil {
+		return nil, aerr
+	}
+	pageSize, aerr := pageSizeOf(req.PageSize, ns.cfg.Limits, "pageSize")
+	if aerr != nil {
+		return nil, aerr
+	}
+	fp := fingerprint(OpSearch, req.Namespace, req.TimeInterval, req.SearchQuery)
+	tok, aerr := decodeToken(req.PageToken, fp)
+	if aerr != nil {
+		return nil, aerr
+	}
+	var after *storage.Ref
+	if tok.T != nil {
+		after = &storage.Ref{Time: *tok.T, TimeSeriesID: tok.S, ID: tok.I}
+	}
+	ctx, cancel := context.WithTimeout(ctx, ns.cfg.SLOs.Read.Max)
+	defer cancel()
+	var events []storage.Event
+	partial, err := s.searchRun(ctx, ns, q, r, after, func(ev storage.Event) bool {
+		events = append(events, ev)
+		return len(events) <= pageSize
+	})
+	if err != nil {
+		return nil, storageError(ctx, err)
+	}
+	more := len(events) > pageSize
+	if more {
+		events = events[:pageSize]
+	}
+	resp := &EventsResponse{Events: make([]EventRecord, 0, len(events)), Partial: partial}
+	for _, ev := range events {
+		resp.Events = append(resp.Events, toRecord(ev))
+	}
+	if more || partial {
+		next := pageToken{Q: fp, T: tok.T, S: tok.S, I: tok.I}
+		if n := len(events); n > 0 {
+			t := events[n-1].Time
+			next.T, next.S, next.I = &t, events[n-1].TimeSeriesID, events[n-1].ID
+		}
+		resp.NextPageToken = next.encode()
+	}
+	return resp, nil
+}
+
+// aggregate answers AggregateEventRecords: it counts, per distinct value of one item key, the
+// matching events carrying it. The whole interval is counted on every call (bounded by
+// limits.max_distinct_values and the read SLO); pages are slices of the sorted result.
+func (s *Service) aggregate(ctx context.Context, req *AggregateRequest) (*AggregateResponse, *apiError) {
+	ns, aerr := s.lookup(req.Namespace)
+	if aerr != nil {
+		return nil, aerr
+	}
+	r, aerr := parseInterval(req.TimeInterval, "timeInterval")
+	if aerr != nil {
+		return nil, aerr
+	}
+	q, aerr := compileQuery(req.SearchQuery, ns.cfg.Index.FieldMapping, "searchQuery")
+	if aerr != nil {
+		return nil, aerr
+	}
+	d := req.AggregationQuery.Distinct
+	if d == nil {
+		return nil, badField("aggregationQuery.distinct", "is required")
+	}
+	key, ok := decodeB64(d.EventItemKey)
+	if !ok || len(key) == 0 {
+		return nil, badField("aggregationQuery.distinct.eventItemKey", "must be non-empty base64")
+	}
+	pageSize, aerr := pageSizeOf(d.PageSize, ns.cfg.Limits, "aggregationQuery.distinct.pageSize")
+	if aerr != nil {
+		return nil, aerr
+	}
+	fp := fingerprint(OpAggregate, req.Namespace, req.TimeInterval, req.SearchQuery, d.EventItemKey)
+	tok, aerr := decodeToken(req.PageToken, fp)
+	if aerr != nil {
+		return nil, aerr
+	}
+	ctx, cancel := context.WithTimeout(ctx, ns.cfg.SLOs.Read.Max)
+	defer cancel()
+	counts := map[string]int64{}
+	tooMany := false
+	partial, err := s.searchRun(ctx, ns, q, r, nil, func(ev storage.Event) bool {
+		for _, it := range ev.Items {
+			if string(it.Key) != string(key) {
+				continue
+			}
+			if _, seen := counts[string(it.Value)]; !seen && len(counts) >= ns.cfg.Limits.MaxDistinctValues {
+				tooMany = true
+				return false
+			}
+			counts[string(it.Value)]++
+			break
+		}
+		return true
+	})
+	if err != nil {
+		return nil, storageError(ctx, err)
+	}
+	if tooMany {
+		return nil, &apiError{status: http.StatusUnprocessableEntity, field: "aggregationQuery.distinct.eventItemKey", eventIndex: -1, reason: "too_many_values",
+			msg: fmt.Sprintf("aggregationQuery.distinct.eventItemKey: more than %d distinct values (limits.max_distinct_values); narrow the interval or query", ns.cfg.Limits.MaxDistinctValues)}
+	}
+	values := make([]DistinctValue, 0, len(counts))
+	for v, c := range counts {
+		values = append(values, DistinctValue{Value: v, Count: c})
+	}
+	sort.Slice(values, func(i, j int) bool {
+		if values[i].Count != values[j].Count {
+			return values[i].Count > values[j].Count
+		}
+		return values[i].Value < values[j].Value
+	})
+	resp := &AggregateResponse{Distinct: []DistinctValue{}, Partial: partial}
+	start := min(tok.O, len(values))
+	end := min(start+pageSize, len(values))
+	for _, v := range values[start:end] {
+		resp.Distinct = append(resp.Distinct, DistinctValue{Value: base64.StdEncoding.EncodeToString([]byte(v.Value)), Count: v.Count})
+	}
+	if end < len(values) {
+		resp.NextPageToken = pageToken{Q: fp, O: end}.encode()
+	}
+	return resp, nil
+}
