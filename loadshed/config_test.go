@@ -1,0 +1,88 @@
+package loadshed
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateNamesFieldPaths(t *testing.T) {
+	cfg := Default()
+	cfg.Interval = 0
+	cfg.Scoring.DefaultScore = 101
+	cfg.Scoring.PriorityHeader.TrustedCIDRs = []string{"10.0.0.0/8", "nonsense/99"}
+	cfg.Scoring.Rules = []RuleConfig{
+		{Match: MatchConfig{PathRegex: "("}, Set: intp(1)},
+		{Set: intp(1), Add: intp(2)},
+		{},
+		{Match: MatchConfig{Paths: []string{"logs"}, Headers: []ValueMatch{{Name: "X", Present: true, Values: []string{"a"}}}}, Set: intp(200)},
+	}
+	cfg.Global.K = 0
+	cfg.Global.Signals.CPU.Max = 0.5
+	cfg.Global.Signals.CPU.Threshold = 0.6
+	cfg.Global.Signals.CPU.Source = "gpu"
+	cfg.Global.Signals.Inflight.Max = 10
+	cfg.Global.Signals.Inflight.Threshold = 10
+	cfg.Origin.Signals.ErrorRate.Max = 2
+	cfg.Origin.Signals.ErrorRate.Buckets = 0
+	zero := 0.0
+	cfg.Origins = map[string]OriginOverride{"api": {K: &zero}}
+	cfg.Chaos = ChaosConfig{Enabled: true, MinScore: 0, MaxScore: 100, Header: "X-Chaos"}
+	cfg.RetryAfter.Base = -time.Second
+
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("expected errors")
+	}
+	want := []string{
+		"interval: must be between 1ms and 1s",
+		"scoring.default_score: must be in 0..100, got 101",
+		"scoring.priority_header.trusted_cidrs[1]: invalid CIDR \"nonsense/99\"",
+		"scoring.rules[0].match.path_regex: error parsing regexp",
+		"scoring.rules[1]: set and add are mutually exclusive",
+		"scoring.rules[2]: one of set or add is required",
+		"scoring.rules[3].set: must be in 0..100, got 200",
+		"scoring.rules[3].match.paths[0]: must start with '/'",
+		"scoring.rules[3].match.headers[0]: exactly one of values, regex, present or absent is required",
+		"global.k: must be in (0, 100], got 0",
+		"global.signals.cpu.max: must be greater than threshold (0.6), got 0.5",
+		"global.signals.cpu.source: must be auto, process or cgroup, got \"gpu\"",
+		"global.signals.inflight.max: must be greater than threshold (10), got 10",
+		"origin.signals.error_rate.max: must be at most 1, got 2",
+		"origin.signals.error_rate.buckets: must be between 1 and 600, got 0",
+		"origins.api.k: must be in (0, 100], got 0",
+		"chaos.min_score: must be in 1..100, got 0",
+		"chaos.trusted_cidrs: required when header is set",
+		"retry_after.base: must not be negative",
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("missing %q in:\n%s", w, msg)
+		}
+	}
+}
+
+func TestValidateDisabledSignalsSkipRanges(t *testing.T) {
+	cfg := Default()
+	cfg.Global.Signals.CPU = CPUSignalConfig{}
+	cfg.Origin.Signals = OriginSignals{}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("disabled signals need no thresholds: %v", err)
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	cfg := Default()
+	cfg.Global.K = -1
+	if s, err := New(cfg); err == nil {
+		s.Close()
+		t.Fatal("New accepted k = -1")
+	}
+}

@@ -1,0 +1,89 @@
+package loadshed
+
+import "time"
+
+// OriginOverride tunes one origin on top of Config.Origin. Only the keys
+// present in YAML are set (nil pointers inherit), so an SRE can write
+// `origins: {search: {signals: {inflight: {max: 300}}}}` without restating
+// everything else.
+type OriginOverride struct {
+	DryRun     *bool                 `mapstructure:"dry_run"`
+	K          *float64              `mapstructure:"k"`
+	Hysteresis *float64              `mapstructure:"hysteresis"`
+	Smoothing  SmoothingOverride     `mapstructure:"smoothing"`
+	Signals    OriginSignalsOverride `mapstructure:"signals"`
+}
+
+// SmoothingOverride overrides SmoothingConfig fields.
+type SmoothingOverride struct {
+	Rise *time.Duration `mapstructure:"rise"`
+	Fall *time.Duration `mapstructure:"fall"`
+}
+
+// OriginSignalsOverride overrides OriginSignals fields.
+type OriginSignalsOverride struct {
+	Inflight  SignalOverride    `mapstructure:"inflight"`
+	ErrorRate ErrorRateOverride `mapstructure:"error_rate"`
+	Latency   LatencyOverride   `mapstructure:"latency"`
+}
+
+// SignalOverride overrides SignalConfig fields.
+type SignalOverride struct {
+	Enabled   *bool    `mapstructure:"enabled"`
+	Threshold *float64 `mapstructure:"threshold"`
+	Max       *float64 `mapstructure:"max"`
+}
+
+// ErrorRateOverride overrides ErrorRateSignalConfig fields.
+type ErrorRateOverride struct {
+	Enabled     *bool          `mapstructure:"enabled"`
+	Threshold   *float64       `mapstructure:"threshold"`
+	Max         *float64       `mapstructure:"max"`
+	Window      *time.Duration `mapstructure:"window"`
+	Buckets     *int           `mapstructure:"buckets"`
+	MinRequests *int           `mapstructure:"min_requests"`
+}
+
+// LatencyOverride overrides LatencySignalConfig fields.
+type LatencyOverride struct {
+	Enabled   *bool          `mapstructure:"enabled"`
+	Threshold *time.Duration `mapstructure:"threshold"`
+	Max       *time.Duration `mapstructure:"max"`
+}
+
+func set[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
+
+// Apply returns base with every set field of o replacing base's.
+func (o OriginOverride) Apply(base OriginConfig) OriginConfig {
+	set(&base.DryRun, o.DryRun)
+	set(&base.K, o.K)
+	set(&base.Hysteresis, o.Hysteresis)
+	set(&base.Smoothing.Rise, o.Smoothing.Rise)
+	set(&base.Smoothing.Fall, o.Smoothing.Fall)
+	s, os := &base.Signals, o.Signals
+	set(&s.Inflight.Enabled, os.Inflight.Enabled)
+	set(&s.Inflight.Threshold, os.Inflight.Threshold)
+	set(&s.Inflight.Max, os.Inflight.Max)
+	set(&s.ErrorRate.Enabled, os.ErrorRate.Enabled)
+	set(&s.ErrorRate.Threshold, os.ErrorRate.Threshold)
+	set(&s.ErrorRate.Max, os.ErrorRate.Max)
+	set(&s.ErrorRate.Window, os.ErrorRate.Window)
+	set(&s.ErrorRate.Buckets, os.ErrorRate.Buckets)
+	set(&s.ErrorRate.MinRequests, os.ErrorRate.MinRequests)
+	set(&s.Latency.Enabled, os.Latency.Enabled)
+	set(&s.Latency.Threshold, os.Latency.Threshold)
+	set(&s.Latency.Max, os.Latency.Max)
+	return base
+}
+
+// OriginConfigFor returns the effective configuration of the named origin.
+func (c Config) OriginConfigFor(name string) OriginConfig {
+	if o, ok := c.Origins[name]; ok {
+		return o.Apply(c.Origin)
+	}
+	return c.Origin
+}
