@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 )
 
@@ -61,6 +62,10 @@ func Parse(data []byte, source string) (*Config, error) {
 	cfg.Source = source
 	if err := cfg.decodeOrigins(); err != nil {
 		return nil, err
+	}
+	cfg.LoadShed = loadshed.Default()
+	if err := Decode(cfg.LoadShedRaw, &cfg.LoadShed); err != nil {
+		return nil, &ValidationError{Problems: []string{"loadshed: " + strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")}}
 	}
 	cfg.normalizeNames()
 	cfg.applyDefaults()

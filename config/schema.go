@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
 )
@@ -19,6 +20,11 @@ type Config struct {
 	Origins map[string]origins.OriginConfig `mapstructure:"-" json:"origins"`
 	// OriginsRaw is the origins section as read, before that decoding.
 	OriginsRaw map[string]any `mapstructure:"origins" json:"-"`
+
+	// LoadShed is decoded over loadshed.Default() (see Parse) from
+	// LoadShedRaw, so omitted keys keep their defaults.
+	LoadShed    loadshed.Config `mapstructure:"-" json:"loadshed"`
+	LoadShedRaw map[string]any  `mapstructure:"loadshed" json:"-"`
 
 	// RateLimit holds the named token-bucket policies the rate_limit filter
 	// applies.
@@ -147,7 +153,8 @@ func Default() *Config {
 			EscapedSlashes:    routing.RejectEscapedSlashes,
 			Via:               "floodgate",
 		},
-		Admin: Admin{Listen: "127.0.0.1:9901"},
+		Admin:    Admin{Listen: "127.0.0.1:9901"},
+		LoadShed: loadshed.Default(),
 	}
 }
 

@@ -125,6 +125,11 @@ func (c *Config) Validate() error {
 	if _, err := routing.Compile(specs); err != nil {
 		p = append(p, err.Error())
 	}
+	if err := c.LoadShed.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			p = append(p, "loadshed."+line)
+		}
+	}
 	if err := c.RateLimit.Validate(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			p = append(p, "rate_limit."+line)

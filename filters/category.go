@@ -29,6 +29,7 @@ const (
 	CategoryFilterOverloaded   Category = "filter_overloaded"
 	CategoryShedGlobal         Category = "local_shed_global"
 	CategoryShedOrigin         Category = "local_shed_origin"
+	CategoryShedChaos          Category = "local_shed_chaos"
 	CategoryRateLimited        Category = "rate_limited"
 	CategoryInternalError      Category = "internal_error"
 )

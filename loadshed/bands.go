@@ -1,6 +1,9 @@
 package loadshed
 
-import "sync/atomic"
+import (
+	"strconv"
+	"sync/atomic"
+)
 
 // NumBands is the number of score bands counters are kept for: score 0,
 // then 1-9, 10-19, ..., 80-89, and 90-100. Fixed bands keep metric label
@@ -34,6 +37,21 @@ func BandLabel(i int) string {
 
 // BandCounts are event counts per score band, indexed by Band.
 type BandCounts [NumBands]uint64
+
+// MarshalJSON renders the counts keyed by band label ("80-89": 12), which
+// is what an operator reading /admin/shed needs.
+func (b BandCounts) MarshalJSON() ([]byte, error) {
+	buf := []byte{'{'}
+	for i, v := range b {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = strconv.AppendQuote(buf, BandLabel(i))
+		buf = append(buf, ':')
+		buf = strconv.AppendUint(buf, v, 10)
+	}
+	return append(buf, '}'), nil
+}
 
 // Total sums all bands.
 func (b BandCounts) Total() uint64 {

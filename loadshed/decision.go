@@ -17,6 +17,9 @@ const (
 )
 
 // String returns the scope's label as used in headers and metrics.
+// MarshalText makes a scope read as its name in JSON.
+func (s Scope) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 func (s Scope) String() string {
 	switch s {
 	case ScopeChaos:

@@ -22,16 +22,16 @@ type signalSpec struct {
 
 // SignalSnapshot is one signal of a scope as last sampled.
 type SignalSnapshot struct {
-	Name    string
-	Enabled bool
+	Name    string `json:"name"`
+	Enabled bool   `json:"enabled"`
 	// Value is the latest raw sample, Smoothed its filtered value; both in
 	// the signal's unit (count, fraction 0..1, or seconds for latency).
-	Value     float64
-	Smoothed  float64
-	Threshold float64
-	Max       float64
+	Value     float64 `json:"value"`
+	Smoothed  float64 `json:"smoothed"`
+	Threshold float64 `json:"threshold"`
+	Max       float64 `json:"max"`
 	// Overload is this signal's overload fraction from Smoothed.
-	Overload float64
+	Overload float64 `json:"overload"`
 }
 
 // scopeState is published atomically after every tick or config change so
@@ -162,15 +162,15 @@ func (s *scope) snapshot() ScopeSnapshot {
 // ScopeSnapshot is the observable state of one scope, for metrics and the
 // admin endpoint.
 type ScopeSnapshot struct {
-	Scope Scope
+	Scope Scope `json:"scope"`
 	// Name is "global" or the origin name.
-	Name     string
-	DryRun   bool
-	Cutoff   float64
-	Overload float64
-	Inflight int64
-	Signals  []SignalSnapshot
+	Name     string           `json:"name"`
+	DryRun   bool             `json:"dry_run"`
+	Cutoff   float64          `json:"cutoff"`
+	Overload float64          `json:"overload"`
+	Inflight int64            `json:"in_flight"`
+	Signals  []SignalSnapshot `json:"signals"`
 	// Shed and WouldShed count decisions per score band since start.
-	Shed      BandCounts
-	WouldShed BandCounts
+	Shed      BandCounts `json:"shed"`
+	WouldShed BandCounts `json:"would_shed"`
 }

@@ -270,14 +270,14 @@ func (s *Shedder) tick(now time.Time) {
 
 // Snapshot is the observable state of every scope, for metrics and admin.
 type Snapshot struct {
-	Global  ScopeSnapshot
-	Origins []ScopeSnapshot // sorted by name
+	Global  ScopeSnapshot   `json:"global"`
+	Origins []ScopeSnapshot `json:"origins"` // sorted by name
 	// Chaos counts deliberate sheds per score band.
-	Chaos BandCounts
+	Chaos BandCounts `json:"chaos"`
 	// CPUSource names the CPU accounting in use; CPUError is its last
 	// sampling error, if any ("" when healthy).
-	CPUSource string
-	CPUError  string
+	CPUSource string `json:"cpu_source"`
+	CPUError  string `json:"cpu_error,omitempty"`
 }
 
 // Snapshot copies the current state. It is meant for scrapes and admin

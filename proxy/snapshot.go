@@ -36,6 +36,9 @@ type Builder struct {
 	// Always returns filters added to every chain (request id, metrics,
 	// access log), built from the config's own sections.
 	Always func(cfg *config.Config) ([]filters.Filter, error)
+	// PerRoute returns filters added to one route's chain by the gateway
+	// itself (the route's origin throttler).
+	PerRoute func(cfg *config.Config, r *config.Route) []filters.Filter
 	// Endpoints are consulted, in order, for routes that are neither origin
 	// nor static.
 	Endpoints []EndpointFactory
@@ -103,6 +106,9 @@ func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
 		r := &cfg.Routes[i]
 		at := fmt.Sprintf("routes[%d]", i)
 		fs := append([]filters.Filter(nil), global...)
+		if b.PerRoute != nil {
+			fs = append(fs, b.PerRoute(cfg, r)...)
+		}
 		for j, spec := range r.Filters {
 			if f := build(fmt.Sprintf("%s.filters[%d]", at, j), spec); f != nil {
 				fs = append(fs, f)

@@ -74,8 +74,7 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 		return err
 	}
 	a.server = proxy.NewServer(a.rt.builder, snap, logger)
-	a.rt.metrics.SetInFlightSource(a.server.InFlight)
-	a.rt.metrics.SetOpenConnectionsSource(a.server.OpenConnections)
+	a.rt.attach(a.server)
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -87,7 +86,16 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 			ln.Close()
 			return fmt.Errorf("admin.listen: %w", err)
 		}
-		admin := &proxy.Admin{Server: a.server, Token: cfg.Admin.Token, Metrics: a.rt.metrics.Handler()}
+		admin := &proxy.Admin{
+			Server:  a.server,
+			Token:   cfg.Admin.Token,
+			Metrics: a.rt.metrics.Handler(),
+			Ready:   a.rt.readiness,
+			Sections: map[string]func() any{
+				"origins": a.rt.originsView,
+				"shed":    func() any { return a.rt.shedder.Snapshot() },
+			},
+		}
 		adminSrv := proxy.ServeAdmin(adminLn, admin.Handler())
 		defer adminSrv.Close()
 		logger.Info("admin listening", "addr", adminLn.Addr().String())

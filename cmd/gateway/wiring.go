@@ -11,6 +11,8 @@ import (
 	"github.com/floodgate-dev/floodgate/filters/ratelimit"
 	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
 	"github.com/floodgate-dev/floodgate/filters/requestid"
+	"github.com/floodgate-dev/floodgate/filters/shed"
+	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/proxy"
 )
@@ -24,6 +26,7 @@ type runtime struct {
 	limiters *limits.Limiters
 	outputs  *accesslog.Outputs
 	origins  *origins.Registry
+	shedder  *loadshed.Shedder
 	builder  *proxy.Builder
 }
 
@@ -40,6 +43,17 @@ func newRuntime(logger *slog.Logger, cfg *config.Config) (*runtime, error) {
 	}
 	rt.origins = reg
 	rt.builder.Origins = reg
+	if rt.shedder, err = loadshed.New(cfg.LoadShed); err != nil {
+		rt.close()
+		return nil, err
+	}
+	rt.builder.PerRoute = func(_ *config.Config, r *config.Route) []filters.Filter {
+		if r.Origin == "" {
+			return nil
+		}
+		return []filters.Filter{shed.NewOrigin(rt.shedder, r.Origin)}
+	}
+	rt.metrics.SetShedSource(rt.shedScopes)
 	reg.Subscribe(rt.builder.DrainRemoved)
 	rt.builder.OnRetry = rt.metrics.IncRetry
 	rt.builder.OnHedge = rt.metrics.IncHedge
@@ -52,6 +66,78 @@ func newRuntime(logger *slog.Logger, cfg *config.Config) (*runtime, error) {
 	metrics.ServiceKey.Provide(rt.builder.Services, rt.metrics)
 	accesslog.OutputsKey.Provide(rt.builder.Services, rt.outputs)
 	return rt, nil
+}
+
+// attach connects the runtime to the running server's own signals.
+func (rt *runtime) attach(srv *proxy.Server) {
+	rt.metrics.SetInFlightSource(srv.InFlight)
+	rt.metrics.SetOpenConnectionsSource(srv.OpenConnections)
+	rt.shedder.Global().SetConnectionsGauge(srv.OpenConnections)
+}
+
+// shedScopes reports every shedding scope for the metrics scrape.
+func (rt *runtime) shedScopes() []metrics.ShedScope {
+	snap := rt.shedder.Snapshot()
+	bands := func(b loadshed.BandCounts) []metrics.BandCount {
+		out := make([]metrics.BandCount, 0, len(b))
+		for i, n := range b {
+			out = append(out, metrics.BandCount{Band: loadshed.BandLabel(i), Count: n})
+		}
+		return out
+	}
+	scope := func(s loadshed.ScopeSnapshot) metrics.ShedScope {
+		return metrics.ShedScope{Scope: s.Name, Overload: s.Overload, Cutoff: s.Cutoff, Shed: bands(s.Shed), WouldShed: bands(s.WouldShed)}
+	}
+	out := []metrics.ShedScope{scope(snap.Global), {Scope: "chaos", Cutoff: 100, Shed: bands(snap.Chaos)}}
+	for _, o := range snap.Origins {
+		out = append(out, scope(o))
+	}
+	return out
+}
+
+// originsView is the /admin/origins document.
+func (rt *runtime) originsView() any {
+	type instance struct {
+		Address  string `json:"address"`
+		Weight   int    `json:"weight"`
+		InFlight int64  `json:"in_flight"`
+		Breaker  string `json:"breaker"`
+		Healthy  bool   `json:"healthy"`
+		Requests uint64 `json:"requests"`
+		Failures uint64 `json:"failures"`
+	}
+	type origin struct {
+		InFlight     int64      `json:"in_flight"`
+		Instances    []instance `json:"instances"`
+		RetryAllowed uint64     `json:"retries_allowed"`
+		RetryDenied  uint64     `json:"retries_denied"`
+	}
+	out := map[string]origin{}
+	for _, name := range rt.origins.Names() {
+		o, ok := rt.origins.Get(name)
+		if !ok {
+			continue
+		}
+		v := origin{InFlight: o.InFlight(), RetryAllowed: o.Budget().Allowed(), RetryDenied: o.Budget().Denied()}
+		for _, in := range o.Instances() {
+			v.Instances = append(v.Instances, instance{Address: in.Addr(), Weight: in.Weight(), InFlight: in.InFlight(),
+				Breaker: in.BreakerState().String(), Healthy: in.Healthy(), Requests: in.Requests(), Failures: in.Failures()})
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// readiness: config is loaded (the server exists) and every origin has an
+// instance it could send to.
+func (rt *runtime) readiness() error {
+	for _, name := range rt.origins.Names() {
+		o, ok := rt.origins.Get(name)
+		if !ok || len(o.Instances()) == 0 {
+			return fmt.Errorf("origin %s has no instances", name)
+		}
+	}
+	return nil
 }
 
 // instanceStates reports every origin instance for the metrics scrape.
@@ -81,13 +167,21 @@ func (rt *runtime) activate(cfg *config.Config) error {
 	if err := rt.origins.Update(cfg.Origins); err != nil {
 		return err
 	}
+	if err := rt.shedder.Update(cfg.LoadShed); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(cfg.Origins))
+	for n := range cfg.Origins {
+		names = append(names, n)
+	}
+	rt.shedder.RetainOrigins(names)
 	return rt.limiters.Update(cfg.RateLimit.Policies)
 }
 
 // alwaysFilters are installed on every chain: request ids first, metrics
 // and the access log last, so every response is counted and logged.
 func (rt *runtime) alwaysFilters(cfg *config.Config) ([]filters.Filter, error) {
-	var out []filters.Filter
+	out := []filters.Filter{shed.NewGlobal(rt.shedder)}
 	add := func(path, name string, options map[string]any) error {
 		env := &filters.Env{Path: path, Logger: rt.logger.With("filter", name), Services: rt.builder.Services}
 		f, err := rt.builder.Registry.Build(env, name, options)
@@ -116,6 +210,9 @@ func (rt *runtime) alwaysFilters(cfg *config.Config) ([]filters.Filter, error) {
 func (rt *runtime) close() {
 	if rt.origins != nil {
 		rt.origins.Close()
+	}
+	if rt.shedder != nil {
+		rt.shedder.Close()
 	}
 	rt.builder.Close()
 	rt.limiters.Close()

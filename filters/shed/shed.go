@@ -1,0 +1,161 @@
+package shed
+
+import (
+	"bytes"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/loadshed"
+)
+
+// Filter names and orders: global shedding right after the request id, so
+// an overloaded gateway spends as little as possible on a request it will
+// refuse; origin shedding after rate limiting (order 200), just before the
+// endpoint.
+const (
+	GlobalFilterName  = "shed_global"
+	GlobalFilterOrder = 20
+	OriginFilterName  = "shed_origin"
+	OriginFilterOrder = 300
+)
+
+// HeaderShed names the scope, cutoff and score of a shed request.
+const HeaderShed = "X-Floodgate-Shed"
+
+// DecisionKey carries the global decision (including dry-run would-sheds)
+// for later filters and logs.
+var DecisionKey = filters.NewKey[loadshed.Decision]("shed.decision")
+
+// NewGlobal returns the filter that scores every request and applies chaos
+// and the global cutoff. The gateway installs it on every chain.
+func NewGlobal(sh *loadshed.Shedder) filters.Filter { return &globalFilter{sh: sh} }
+
+// NewOrigin returns the filter that applies origin's throttler; the
+// gateway installs it on each route that proxies to origin.
+func NewOrigin(sh *loadshed.Shedder, origin string) filters.Filter {
+	return &originFilter{sh: sh, origin: origin}
+}
+
+// request adapts a Context to loadshed.Request. It holds one pointer, so
+// passing it as an interface does not allocate.
+type request struct{ c *filters.Context }
+
+func (r request) Method() string { return r.c.Method }
+func (r request) Path() string   { return r.c.Path }
+func (r request) Route() string {
+	if r.c.Route == nil {
+		return ""
+	}
+	return r.c.Route.Name
+}
+
+func (r request) Header(name string) string {
+	h := &r.c.Request.Request.Header
+	if v := h.Peek(name); v != nil {
+		return string(v)
+	}
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte(name)) {
+			return string(v)
+		}
+	}
+	return ""
+}
+
+func (r request) Query(name string) string {
+	return string(r.c.Request.QueryArgs().Peek(name))
+}
+
+func (r request) ClientIP() netip.Addr { return r.c.ClientIP }
+
+// globalFilter scores the request and applies chaos and the global cutoff.
+type globalFilter struct{ sh *loadshed.Shedder }
+
+func (f *globalFilter) Name() string                       { return GlobalFilterName }
+func (f *globalFilter) Stage() filters.Stage               { return filters.Inbound }
+func (f *globalFilter) Order() int                         { return GlobalFilterOrder }
+func (f *globalFilter) ShouldFilter(*filters.Context) bool { return true }
+
+func (f *globalFilter) Apply(c *filters.Context) error {
+	r := request{c}
+	score := f.sh.Score(r)
+	c.Priority = score
+	d := f.sh.DecideGlobal(r, score)
+	if d.Shed {
+		reject(c, d)
+		return nil
+	}
+	if d.WouldShed {
+		DecisionKey.Set(c, d)
+		c.Log("dry-run: would shed (" + d.HeaderValue() + ")")
+	}
+	g := f.sh.Global()
+	g.Begin()
+	c.OnDone(func(*filters.Context) { g.End() })
+	return nil
+}
+
+// originFilter applies the route's origin throttler.
+type originFilter struct {
+	sh     *loadshed.Shedder
+	origin string
+}
+
+func (f *originFilter) Name() string                       { return OriginFilterName }
+func (f *originFilter) Stage() filters.Stage               { return filters.Inbound }
+func (f *originFilter) Order() int                         { return OriginFilterOrder }
+func (f *originFilter) ShouldFilter(*filters.Context) bool { return true }
+
+func (f *originFilter) Apply(c *filters.Context) error {
+	o := f.sh.Origin(f.origin)
+	score := c.Priority
+	if score == filters.Unscored {
+		score = f.sh.Score(request{c})
+		c.Priority = score
+	}
+	d := o.Decide(score)
+	if d.Shed {
+		reject(c, d)
+		return nil
+	}
+	if d.WouldShed {
+		c.Log("dry-run: would shed (" + d.HeaderValue() + ")")
+	}
+	o.Begin()
+	start := time.Now()
+	c.OnDone(func(c *filters.Context) { o.Done(time.Since(start), originFault(c.Category)) })
+	return nil
+}
+
+// originFault reports failures that are the origin's doing; sheds, rate
+// limits and client errors say nothing about the origin's health.
+func originFault(cat filters.Category) bool {
+	switch cat {
+	case filters.CategoryOriginConnectError, filters.CategoryOriginTimeout, filters.CategoryOriginReset,
+		filters.CategoryOrigin5xx, filters.CategoryOriginBadResponse, filters.CategoryNoHealthyInstances:
+		return true
+	}
+	return false
+}
+
+func reject(c *filters.Context, d loadshed.Decision) {
+	cat := filters.CategoryShedGlobal
+	switch d.Scope {
+	case loadshed.ScopeOrigin:
+		cat = filters.CategoryShedOrigin
+	case loadshed.ScopeChaos:
+		cat = filters.CategoryShedChaos
+	}
+	header := d.HeaderValue()
+	c.Respond(http.StatusServiceUnavailable, cat, "shed under load ("+header+")")
+	c.SetResponseHeader(HeaderShed, header)
+	c.SetResponseHeader("Retry-After", strconv.Itoa(d.RetryAfter))
+	// The body was not read; closing is cheaper than draining it for a
+	// client we are turning away.
+	if c.Request.Request.Header.ContentLength() != 0 {
+		c.Request.SetConnectionClose()
+	}
+}
