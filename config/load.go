@@ -9,9 +9,11 @@ import (
 	"strings"
 
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
+	"github.com/floodgate-dev/floodgate/origins/timeseries"
 )
 
 //go:embed default.yaml
@@ -63,6 +65,9 @@ func Parse(data []byte, source string) (*Config, error) {
 	if err := cfg.decodeOrigins(); err != nil {
 		return nil, err
 	}
+	if err := cfg.decodeTimeSeries(data); err != nil {
+		return nil, err
+	}
 	cfg.LoadShed = loadshed.Default()
 	if err := Decode(cfg.LoadShedRaw, &cfg.LoadShed); err != nil {
 		return nil, &ValidationError{Problems: []string{"loadshed: " + strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")}}
@@ -100,6 +105,36 @@ func (c *Config) decodeOrigins() error {
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}
 	}
+	return nil
+}
+
+// decodeTimeSeries decodes the timeseries section from the YAML as written,
+// keeping the case of namespace and index field names.
+func (c *Config) decodeTimeSeries(data []byte) error {
+	c.TimeSeries.Rest = nil
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("%s: parsing YAML: %w", c.Source, err)
+	}
+	section, ok := doc["timeseries"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	tree := make(map[string]any, len(section))
+	for k, v := range section {
+		if k != "data_dir" {
+			tree[k] = v
+		}
+	}
+	store, err := timeseries.DecodeConfig(tree)
+	if err != nil {
+		var p problems
+		for _, line := range strings.Split(err.Error(), "\n") {
+			p = append(p, "timeseries."+strings.Join(strings.Fields(line), " "))
+		}
+		return &ValidationError{Problems: p}
+	}
+	c.TimeSeries.Store = store
 	return nil
 }
 

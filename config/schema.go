@@ -6,6 +6,7 @@ import (
 	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
+	"github.com/floodgate-dev/floodgate/origins/timeseries"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -29,6 +30,10 @@ type Config struct {
 	// RateLimit holds the named token-bucket policies the rate_limit filter
 	// applies.
 	RateLimit limits.Config `mapstructure:"rate_limit" json:"rate_limit"`
+	// TimeSeries configures the embedded TimeSeries event store that
+	// routes with a timeseries endpoint serve.
+	TimeSeries TimeSeries `mapstructure:"timeseries" json:"timeseries"`
+
 	// AccessLog and RequestID configure filters the gateway installs on
 	// every chain.
 	AccessLog BuiltinFilter `mapstructure:"access_log" json:"access_log"`
@@ -79,6 +84,29 @@ type Admin struct {
 	Token  string `mapstructure:"token" json:"token,omitempty"`
 }
 
+// TimeSeries is the embedded event store: where it keeps its data and its
+// namespaces. The store's own section is decoded from the YAML as written
+// (see Parse) because namespace and index field names are case-sensitive
+// and viper lower-cases map keys.
+type TimeSeries struct {
+	// DataDir holds the store's files; changing it needs a restart.
+	DataDir string `mapstructure:"data_dir" json:"data_dir"`
+	// Store is everything else in the section: namespaces, read_fanout,
+	// retention_interval.
+	Store timeseries.Config `mapstructure:"-" json:"store"`
+	// rest collects the section's other keys for the case-preserving
+	// decode.
+	Rest map[string]any `mapstructure:",remain" json:"-"`
+}
+
+// TimeSeriesRoute serves the embedded store: POST {route path}/{Operation}.
+type TimeSeriesRoute struct {
+	// Namespaces is an allowlist; empty serves every namespace.
+	Namespaces []string `mapstructure:"namespaces" json:"namespaces,omitempty"`
+	// MaxBodySize bounds one API call's body (default 16MiB).
+	MaxBodySize ByteSize `mapstructure:"max_body_size" json:"max_body_size,omitempty"`
+}
+
 // BuiltinFilter switches a built-in, always-installed filter on or off and
 // passes it options (decoded and validated by the filter itself, so errors
 // read e.g. "access_log.options.sample_successes: ...").
@@ -97,7 +125,7 @@ type FilterSpec struct {
 }
 
 // Route is one route: how to match, how to rewrite, and its endpoint
-// (exactly one of Origin and Static).
+// (exactly one of Origin, Static and TimeSeries).
 type Route struct {
 	Name    string          `mapstructure:"name" json:"name"`
 	Match   routing.Match   `mapstructure:"match" json:"match"`
@@ -106,6 +134,8 @@ type Route struct {
 	Origin string `mapstructure:"origin" json:"origin,omitempty"`
 	// Static answers with a fixed response.
 	Static *Static `mapstructure:"static" json:"static,omitempty"`
+	// TimeSeries serves the embedded TimeSeries store's API.
+	TimeSeries *TimeSeriesRoute `mapstructure:"timeseries" json:"timeseries,omitempty"`
 	// Timeouts override the origin's for this route.
 	Timeouts Timeouts `mapstructure:"timeouts" json:"timeouts"`
 	// Idempotent declares non-idempotent methods on this route safe to

@@ -94,11 +94,17 @@ func (c *Config) Validate() error {
 	for i, r := range c.Routes {
 		at := fmt.Sprintf("routes[%d]", i)
 		specs = append(specs, routing.Spec{Name: r.Name, Match: r.Match, Rewrite: r.Rewrite})
+		endpoints := 0
+		for _, set := range []bool{r.Origin != "", r.Static != nil, r.TimeSeries != nil} {
+			if set {
+				endpoints++
+			}
+		}
 		switch {
-		case r.Origin != "" && r.Static != nil:
-			p.add(at, "set one endpoint: origin or static, not both")
-		case r.Origin == "" && r.Static == nil:
-			p.add(at, "an endpoint is required: set origin or static")
+		case endpoints > 1:
+			p.add(at, "set one endpoint: origin, static or timeseries")
+		case endpoints == 0:
+			p.add(at, "an endpoint is required: set origin, static or timeseries")
 		case r.Origin != "":
 			if _, ok := c.Origins[r.Origin]; !ok {
 				p.add(at+".origin", "unknown origin %q (defined: %s)", r.Origin, strings.Join(sortedKeys(c.Origins), ", "))
@@ -111,6 +117,18 @@ func (c *Config) Validate() error {
 				if h.Name == "" || strings.ContainsAny(h.Name+h.Value, "\r\n") {
 					p.add(fmt.Sprintf("%s.static.headers[%d]", at, j), "invalid header")
 				}
+			}
+		case r.TimeSeries != nil:
+			if len(c.TimeSeries.Store.Namespaces) == 0 {
+				p.add(at+".timeseries", "the timeseries section defines no namespaces to serve")
+			}
+			for j, ns := range r.TimeSeries.Namespaces {
+				if _, ok := c.TimeSeries.Store.Namespaces[ns]; !ok {
+					p.add(fmt.Sprintf("%s.timeseries.namespaces[%d]", at, j), "unknown namespace %q", ns)
+				}
+			}
+			if r.TimeSeries.MaxBodySize < 0 {
+				p.add(at+".timeseries.max_body_size", "must not be negative")
 			}
 		}
 		if r.Timeouts.Connect < 0 || r.Timeouts.Response < 0 {
@@ -139,6 +157,9 @@ func (c *Config) Validate() error {
 		if f.Name == "" {
 			p.add(fmt.Sprintf("filters[%d].name", j), "required")
 		}
+	}
+	if len(c.TimeSeries.Store.Namespaces) > 0 && c.TimeSeries.DataDir == "" {
+		p.add("timeseries.data_dir", "required when namespaces are configured")
 	}
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}

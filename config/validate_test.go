@@ -92,7 +92,7 @@ func TestValidateNamesKeyPaths(t *testing.T) {
 			c.Origins["api"] = o
 		}, "origins.api.max_conns_per_instance: must be positive"},
 		{"unknown origin", func(c *Config) { c.Routes[1].Origin = "nope" }, `routes[1].origin: unknown origin "nope" (defined: api)`},
-		{"two endpoints", func(c *Config) { c.Routes[1].Static = &Static{Status: 200} }, "routes[1]: set one endpoint: origin or static, not both"},
+		{"two endpoints", func(c *Config) { c.Routes[1].Static = &Static{Status: 200} }, "routes[1]: set one endpoint: origin, static or timeseries"},
 		{"no endpoint", func(c *Config) { c.Routes[1].Origin = "" }, "routes[1]: an endpoint is required"},
 		{"static status low", func(c *Config) { c.Routes[0].Static.Status = 99 }, "routes[0].static.status: must be an HTTP status 100..599, got 99"},
 		{"static status high", func(c *Config) { c.Routes[0].Static.Status = 600 }, "routes[0].static.status: must be an HTTP status 100..599, got 600"},

@@ -202,7 +202,8 @@ routes:
 
 func TestDefaultConfigServesOutOfTheBox(t *testing.T) {
 	cmd := exec.Command(gatewayBin, "-log-format", "json")
-	cmd.Env = append(os.Environ(), "FLOODGATE_SERVER_LISTEN=127.0.0.1:0", "FLOODGATE_ADMIN_LISTEN=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "FLOODGATE_SERVER_LISTEN=127.0.0.1:0", "FLOODGATE_ADMIN_LISTEN=127.0.0.1:0",
+		"FLOODGATE_TIMESERIES_DATA_DIR="+filepath.Join(t.TempDir(), "ts"))
 	p := startCmd(t, cmd)
 	c := httpClient(t)
 	resp, _ := get(t, c, "http://"+p.addr+"/healthz")
@@ -212,6 +213,29 @@ func TestDefaultConfigServesOutOfTheBox(t *testing.T) {
 	resp, body := get(t, c, "http://"+p.addr+"/demo/hello?x=1")
 	if resp.StatusCode != 200 || !strings.Contains(body, `"path":"/hello"`) {
 		t.Fatalf("demo route: %d %s (is port 8081 free?)", resp.StatusCode, body)
+	}
+	// The demo TimeSeries namespace accepts and returns events.
+	now := time.Now().UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00")
+	write := `{"namespace":"demo","events":[{"timeSeriesId":"device-1","eventTime":"` + now +
+		`","eventId":"e-1","eventItems":[{"eventItemKey":"ZGV2aWNlVHlwZQ==","eventItemValue":"aW9z"}]}]}`
+	wresp, err := c.Post("http://"+p.addr+"/ts/WriteEventRecordsSync", "application/json", strings.NewReader(write))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wbody, _ := io.ReadAll(wresp.Body)
+	wresp.Body.Close()
+	if wresp.StatusCode != 200 || !strings.Contains(string(wbody), `"written":1`) {
+		t.Fatalf("timeseries write: %d %s", wresp.StatusCode, wbody)
+	}
+	read := `{"namespace":"demo","timeSeriesId":"device-1","timeInterval":{"start":"2000-01-01T00:00:00.000Z","end":"2100-01-01T00:00:00.000Z"}}`
+	rresp, err := c.Post("http://"+p.addr+"/ts/ReadEventRecords", "application/json", strings.NewReader(read))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbody, _ := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if rresp.StatusCode != 200 || !strings.Contains(string(rbody), `"eventId":"e-1"`) {
+		t.Fatalf("timeseries read: %d %s", rresp.StatusCode, rbody)
 	}
 	resp, _ = get(t, c, "http://"+p.addr+"/unknown")
 	if resp.StatusCode != 404 || resp.Header.Get("X-Floodgate-Status") != "no_route" {

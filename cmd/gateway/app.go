@@ -39,6 +39,7 @@ func loadAndBuild(path string, logger *slog.Logger) (*config.Config, error) {
 		return nil, err
 	}
 	defer rt.close()
+	rt.validateOnly = true
 	if _, err := rt.build(cfg); err != nil {
 		return nil, err
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/filters/accesslog"
+	"github.com/floodgate-dev/floodgate/filters/eventstore"
 	"github.com/floodgate-dev/floodgate/filters/metrics"
 	"github.com/floodgate-dev/floodgate/filters/ratelimit"
 	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
@@ -14,6 +17,7 @@ import (
 	"github.com/floodgate-dev/floodgate/filters/shed"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
+	"github.com/floodgate-dev/floodgate/origins/timeseries"
 	"github.com/floodgate-dev/floodgate/proxy"
 )
 
@@ -27,7 +31,12 @@ type runtime struct {
 	outputs  *accesslog.Outputs
 	origins  *origins.Registry
 	shedder  *loadshed.Shedder
+	store    *timeseries.Service
+	storeDir string
 	builder  *proxy.Builder
+	// validateOnly builds snapshots without opening the store, so
+	// `validate` has no side effects on disk.
+	validateOnly bool
 }
 
 // newRuntime creates the long-lived parts for the first config. Origins
@@ -54,6 +63,7 @@ func newRuntime(logger *slog.Logger, cfg *config.Config) (*runtime, error) {
 		return []filters.Filter{shed.NewOrigin(rt.shedder, r.Origin)}
 	}
 	rt.metrics.SetShedSource(rt.shedScopes)
+	rt.builder.Endpoints = append(rt.builder.Endpoints, rt.timeSeriesEndpoint)
 	reg.Subscribe(rt.builder.DrainRemoved)
 	rt.builder.OnRetry = rt.metrics.IncRetry
 	rt.builder.OnHedge = rt.metrics.IncHedge
@@ -66,6 +76,40 @@ func newRuntime(logger *slog.Logger, cfg *config.Config) (*runtime, error) {
 	metrics.ServiceKey.Provide(rt.builder.Services, rt.metrics)
 	accesslog.OutputsKey.Provide(rt.builder.Services, rt.outputs)
 	return rt, nil
+}
+
+// openStore opens the embedded TimeSeries store once namespaces are
+// configured. It stays open across reloads; a new data_dir needs a
+// restart.
+func (rt *runtime) openStore(cfg *config.Config) error {
+	if rt.validateOnly || rt.store != nil || len(cfg.TimeSeries.Store.Namespaces) == 0 {
+		return nil
+	}
+	svc, err := timeseries.Open(cfg.TimeSeries.DataDir, cfg.TimeSeries.Store,
+		timeseries.WithLogf(func(format string, args ...any) {
+			rt.logger.Info(fmt.Sprintf(format, args...), "component", "timeseries")
+		}))
+	if err != nil {
+		return fmt.Errorf("timeseries.data_dir: opening the store: %w", err)
+	}
+	rt.store, rt.storeDir = svc, cfg.TimeSeries.DataDir
+	rt.logger.Info("timeseries store open", "data_dir", cfg.TimeSeries.DataDir, "namespaces", svc.Namespaces())
+	return nil
+}
+
+// timeSeriesEndpoint builds the endpoint of routes that serve the store.
+func (rt *runtime) timeSeriesEndpoint(_ *config.Config, r *config.Route, at string) (filters.Filter, error) {
+	if r.TimeSeries == nil {
+		return nil, nil
+	}
+	opts := eventstore.Options{Namespaces: r.TimeSeries.Namespaces, MaxBodySize: int64(r.TimeSeries.MaxBodySize)}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("%s.timeseries.%w", at, err)
+	}
+	if rt.store == nil && !rt.validateOnly {
+		return nil, fmt.Errorf("%s.timeseries: the store is not open (no namespaces configured)", at)
+	}
+	return eventstore.New(rt.store, opts), nil
 }
 
 // attach connects the runtime to the running server's own signals.
@@ -155,8 +199,12 @@ func (rt *runtime) instanceStates() []metrics.InstanceState {
 	return out
 }
 
-// build compiles cfg into a snapshot without touching the running state.
+// build compiles cfg into a snapshot without touching the running state
+// (except opening the TimeSeries store the first time a config needs it).
 func (rt *runtime) build(cfg *config.Config) (*proxy.Snapshot, error) {
+	if err := rt.openStore(cfg); err != nil {
+		return nil, err
+	}
 	ratelimit.PoliciesKey.Provide(rt.builder.Services, cfg.RateLimit)
 	return rt.builder.Build(cfg)
 }
@@ -175,6 +223,14 @@ func (rt *runtime) activate(cfg *config.Config) error {
 		names = append(names, n)
 	}
 	rt.shedder.RetainOrigins(names)
+	if rt.store != nil && len(cfg.TimeSeries.Store.Namespaces) > 0 {
+		if cfg.TimeSeries.DataDir != rt.storeDir {
+			rt.logger.Warn("config key changed but needs a restart to take effect", "key", "timeseries.data_dir")
+		}
+		if err := rt.store.Reconfigure(cfg.TimeSeries.Store); err != nil {
+			return fmt.Errorf("timeseries: %w", err)
+		}
+	}
 	return rt.limiters.Update(cfg.RateLimit.Policies)
 }
 
@@ -213,6 +269,13 @@ func (rt *runtime) close() {
 	}
 	if rt.shedder != nil {
 		rt.shedder.Close()
+	}
+	if rt.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := rt.store.Close(ctx); err != nil {
+			rt.logger.Error("closing the timeseries store", "error", err)
+		}
+		cancel()
 	}
 	rt.builder.Close()
 	rt.limiters.Close()
