@@ -26,8 +26,8 @@ import (
 	"github.com/floodgate-dev/floodgate/proxy"
 )
 
-// gatewayBin is the gateway binary built once for process-level tests.
-var gatewayBin string
+// gatewayBin and timeseriesBin are built once for process-level tests.
+var gatewayBin, timeseriesBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "floodgate-e2e")
@@ -36,13 +36,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	gatewayBin = filepath.Join(dir, "gateway")
+	timeseriesBin = filepath.Join(dir, "timeseries")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	build := exec.Command("go", "build", "-o", gatewayBin, "./cmd/gateway")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/gateway", "./cmd/timeseries")
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building gateway:", err)
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
