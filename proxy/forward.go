@@ -146,7 +146,7 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 			status, cat := classifyOriginError(err)
 			outcome := outcomeOf(cat)
 			done(origins.Result{Latency: latency, Outcome: outcome})
-			attempt.Outcome = string(cat)
+			attempt.Outcome = outcomeOf(cat).String()
 			e.record(c, attempt)
 			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
 			if body == nil && e.mayRetry(c, o, n, outcome, 0) {
@@ -292,7 +292,7 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 			status, cat := classifyOriginError(r.err)
 			outcome := outcomeOf(cat)
 			r.done(origins.Result{Latency: r.latency, Outcome: outcome})
-			attempt.Outcome = string(cat)
+			attempt.Outcome = outcomeOf(cat).String()
 			e.record(c, attempt)
 			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), r.err)
 			if pending == 0 && fallback == nil && e.mayRetry(c, o, attempts, outcome, 0) && launch(false, true) == nil {
