@@ -29,7 +29,8 @@ func TestParseEmbeddedDefault(t *testing.T) {
 	if cfg.Admin.Listen != "127.0.0.1:9901" {
 		t.Errorf("admin = %+v", cfg.Admin)
 	}
-	if len(cfg.Routes) != 2 || cfg.Routes[0].Name != "health" || cfg.Routes[1].Origin != "demo" {
+	if len(cfg.Routes) != 3 || cfg.Routes[0].Name != "health" || cfg.Routes[1].Origin != "demo" ||
+		cfg.Routes[2].TimeSeries == nil || len(cfg.TimeSeries.Store.Namespaces["demo"].Index.FieldMapping) != 5 {
 		t.Fatalf("routes = %+v", cfg.Routes)
 	}
 	if st := cfg.Routes[0].Static; st == nil || st.Status != 200 || st.Body != "ok" {
@@ -184,7 +185,7 @@ func TestEnvOverrides(t *testing.T) {
 		t.Errorf("admin token = %q", cfg.Admin.Token)
 	}
 	// The file's other values survive.
-	if s.BodyTimeout != 5*time.Minute || len(cfg.Routes) != 2 {
+	if s.BodyTimeout != 5*time.Minute || len(cfg.Routes) != 3 {
 		t.Errorf("file values lost: %+v", cfg)
 	}
 }
