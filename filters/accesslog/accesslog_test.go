@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/internal/chaintest"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -82,38 +82,14 @@ func start(t *testing.T, svc *filters.Services, opts map[string]any) string {
 		t.Fatal(err)
 	}
 	route := &routing.Route{Name: "api"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A short idle-worker period lets the worker pool's cleaner notice
-	// Shutdown promptly instead of sleeping 10 s past the test.
-	srv := &fasthttp.Server{MaxIdleWorkerDuration: 10 * time.Millisecond, Handler: func(rc *fasthttp.RequestCtx) {
-		c := filters.AcquireContext()
-		defer c.Release()
-		c.Request = rc
-		c.Method = string(rc.Method())
-		c.Host = string(rc.Host())
-		c.Path = string(rc.Path())
+	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
+		rc := c.Request
 		c.ClientIP = netip.MustParseAddr("192.0.2.7")
 		c.RequestID = string(rc.Request.Header.Peek("X-Request-Id"))
 		c.Priority = 40
 		c.BytesIn = int64(len(rc.Request.Body()))
 		c.Route = route
-		chain.Run(c)
-		c.ApplyResponseHeaders()
-	}}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	}})
 }
 
 func send(t *testing.T, url, method, path, id, body string) {

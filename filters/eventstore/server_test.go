@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/internal/chaintest"
 	"github.com/floodgate-dev/floodgate/origins/timeseries"
 )
 
@@ -60,39 +60,13 @@ func serve(t *testing.T, chain *filters.Chain, streaming bool) string {
 // streaming also bounds reading the body inside the endpoint.
 func serveTimeout(t *testing.T, chain *filters.Chain, streaming bool, readTimeout time.Duration) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{
-		MaxIdleWorkerDuration: 10 * time.Millisecond,
-		StreamRequestBody:     streaming,
-		ReadTimeout:           readTimeout,
-		Handler: func(rc *fasthttp.RequestCtx) {
-			c := filters.AcquireContext()
-			c.Request = rc
-			c.Method = string(rc.Method())
-			c.Path = string(rc.Path())
-			chain.Run(c)
-			c.ApplyResponseHeaders()
-			c.Request = nil
-			c.Release()
-		},
-	}
-	if streaming {
-		srv.MaxRequestBodySize = 1 << 10
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
-			t.Error(err)
+	return chaintest.Serve(t, chain, chaintest.Options{Tune: func(srv *fasthttp.Server) {
+		srv.StreamRequestBody = streaming
+		srv.ReadTimeout = readTimeout
+		if streaming {
+			srv.MaxRequestBodySize = 1 << 10
 		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	}})
 }
 
 // gateway builds the one-endpoint chain over a fresh store and serves it.

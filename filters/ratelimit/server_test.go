@@ -1,15 +1,12 @@
 package ratelimit
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"testing"
-	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/internal/chaintest"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -43,50 +40,19 @@ func startServer(t *testing.T, chain *filters.Chain, route *routing.Route) strin
 // every request before the chain runs.
 func startServerHook(t *testing.T, chain *filters.Chain, route *routing.Route, done func(*filters.Context)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A short idle-worker period lets the worker pool's cleaner notice
-	// Shutdown promptly instead of sleeping 10 s past the test.
-	srv := &fasthttp.Server{MaxIdleWorkerDuration: 10 * time.Millisecond, Handler: func(rc *fasthttp.RequestCtx) {
-		c := filters.AcquireContext()
-		defer c.Release()
-		c.Request = rc
-		c.Method = string(rc.Method())
-		c.Host = string(rc.Host())
-		c.Path = string(rc.Path())
-		c.ClientIP, _ = netip.AddrFromSlice(rc.RemoteIP())
-		if v := rc.Request.Header.Peek(clientIPHeader); len(v) > 0 {
+	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
+		if v := c.Request.Request.Header.Peek(clientIPHeader); len(v) > 0 {
 			c.ClientIP = netip.MustParseAddr(string(v))
 		}
 		c.Route = route
 		if done != nil {
 			c.OnDone(done)
 		}
-		chain.Run(c)
-		c.ApplyResponseHeaders()
-	}}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	}})
 }
 
-// newClient returns an HTTP client whose idle connections are closed when
-// the test ends, so no transport goroutine outlives it.
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{MaxIdleConnsPerHost: 16}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
-}
+// newClient returns an HTTP client that leaves no goroutine behind.
+func newClient(t *testing.T) *http.Client { return chaintest.Client(t) }
 
 // buildChain builds filters by name from the Default registry with the
 // given services, plus the test endpoint.

@@ -2,17 +2,14 @@ package requestid
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/internal/chaintest"
 )
 
 // echoEndpoint plays the origin: it answers with the id header it was
@@ -48,35 +45,13 @@ func start(t *testing.T, opts map[string]any, header string) *server {
 		t.Fatal(err)
 	}
 	s := &server{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A short idle-worker period lets the worker pool's cleaner notice
-	// Shutdown promptly instead of sleeping 10 s past the test.
-	srv := &fasthttp.Server{MaxIdleWorkerDuration: 10 * time.Millisecond, Handler: func(rc *fasthttp.RequestCtx) {
-		c := filters.AcquireContext()
-		defer c.Release()
-		c.Request = rc
+	s.url = chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
 		c.OnDone(func(c *filters.Context) {
 			s.mu.Lock()
 			s.logs = append(s.logs, c.RequestID)
 			s.mu.Unlock()
 		})
-		chain.Run(c)
-		c.ApplyResponseHeaders()
-	}}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
-	s.url = "http://" + ln.Addr().String() + "/"
+	}}) + "/"
 	return s
 }
 
