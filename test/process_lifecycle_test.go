@@ -154,6 +154,12 @@ func TestSigtermDrainsInFlightRequests(t *testing.T) {
 }
 
 func TestValidateCommand(t *testing.T) {
+	// The shipped configs validate (the Docker image runs the example).
+	for _, shipped := range []string{"../config/example.yaml", "../config/default.yaml"} {
+		if out, err := exec.Command(gatewayBin, "validate", "-config", shipped).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v %s", shipped, err, out)
+		}
+	}
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	writeFile(t, good, processConfig("127.0.0.1:1", "v"))
