@@ -158,6 +158,11 @@ func (c *Context) Responded() bool { return c.responded }
 // still run.
 func (c *Context) Respond(status int, category Category, reason string) {
 	resp := &c.Request.Response
+	if c.responded {
+		// Replacing an answer (an outbound filter failed after the
+		// endpoint): its headers describe a body that is no longer sent.
+		resp.Header.Reset()
+	}
 	resp.ResetBody()
 	resp.SetStatusCode(status)
 	resp.Header.SetContentType("text/plain; charset=utf-8")
