@@ -109,20 +109,26 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 	var triedBuf [4]*origins.Instance
 	tried := triedBuf[:0]
 	var lastFail error
+	var next *origins.Instance // picked for a retry before the failure was discarded
+	var nextDone func(origins.Result)
 	for n := 1; ; n++ {
-		in, done, err := o.Pick(tried)
-		if err != nil {
-			if lastFail != nil {
-				return lastFail
+		in, done := next, nextDone
+		if in == nil {
+			var err error
+			if in, done, err = o.Pick(tried); err != nil {
+				if lastFail != nil {
+					return lastFail
+				}
+				return pickError(e.origin, err)
 			}
-			return pickError(e.origin, err)
 		}
+		next, nextDone = nil, nil
 		tried = append(tried, in)
 		key.addr = in.Addr()
 		hc := e.pool.get(key)
 		resp := fasthttp.AcquireResponse()
 		start := time.Now()
-		err = hc.Do(req, resp)
+		err := hc.Do(req, resp)
 		// fasthttp cannot retry a streamed body; on a stale pooled
 		// connection nothing reached the origin, so replay it here.
 		for tries := 0; err != nil && body != nil && errors.Is(err, errStaleConn) && tries < 3 && body.rewind(); tries++ {
@@ -158,12 +164,19 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 		outcome := origins.OutcomeForStatus(status)
 		attempt.Status, attempt.Outcome = status, outcome.String()
 		e.record(c, attempt)
-		if outcome.Failed() && body == nil && e.mayRetry(c, o, n, outcome, status) {
-			done(origins.Result{Latency: latency, Outcome: outcome, Status: status})
-			_ = resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-			lastFail = filters.Fail(http.StatusBadGateway, filters.CategoryOrigin5xx, "origin "+e.origin+" answered "+strconv.Itoa(status), nil)
-			continue
+		if outcome.Failed() && body == nil && e.retryable(o, c, n, outcome, status) {
+			// Retry only if another instance can take it; otherwise the
+			// client gets this answer rather than a synthetic one.
+			if nextIn, nextDn, perr := o.Pick(tried); perr == nil {
+				if e.spendRetry(c, o, outcome) {
+					done(origins.Result{Latency: latency, Outcome: outcome, Status: status})
+					_ = resp.CloseBodyStream()
+					fasthttp.ReleaseResponse(resp)
+					next, nextDone = nextIn, nextDn
+					continue
+				}
+				nextDn(origins.Result{Outcome: origins.OutcomeCanceled})
+			}
 		}
 		e.writeResponse(c, resp, done, latency)
 		return nil
@@ -173,10 +186,17 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 // mayRetry decides whether attempt n's failure is retried, spending the
 // origin's retry budget if so.
 func (e *forwardEndpoint) mayRetry(c *filters.Context, o *origins.Origin, n int, outcome origins.Outcome, status int) bool {
+	return e.retryable(o, c, n, outcome, status) && e.spendRetry(c, o, outcome)
+}
+
+// retryable applies the origin's retry policy to attempt n's failure.
+func (e *forwardEndpoint) retryable(o *origins.Origin, c *filters.Context, n int, outcome origins.Outcome, status int) bool {
 	check := origins.RetryCheck{Method: c.Method, RouteIdempotent: e.idempotent, Attempts: n, Outcome: outcome, Status: status}
-	if !o.RetryPolicy().Retryable(check) {
-		return false
-	}
+	return o.RetryPolicy().Retryable(check)
+}
+
+// spendRetry takes a retry from the origin's budget.
+func (e *forwardEndpoint) spendRetry(c *filters.Context, o *origins.Origin, outcome origins.Outcome) bool {
 	if !o.Budget().TryRetry() {
 		c.Log("retry budget exhausted; not retrying")
 		return false
@@ -210,10 +230,18 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 	var triedBuf [4]*origins.Instance
 	tried := triedBuf[:0]
 	pending := 0
+	// launch sends an attempt to a newly picked instance. A hedge must also
+	// win the retry budget; it is asked only once an instance is available,
+	// so a lone instance does not burn budget on hedges it cannot send.
 	launch := func(hedge, retry bool) error {
 		in, done, err := o.Pick(tried)
 		if err != nil {
 			return err
+		}
+		if hedge && !o.Budget().TryRetry() {
+			done(origins.Result{Outcome: origins.OutcomeCanceled})
+			c.Log("hedge skipped: retry budget exhausted")
+			return errHedgeDenied
 		}
 		tried = append(tried, in)
 		k := key
@@ -247,10 +275,6 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 				continue
 			}
 			hedgeSent = true
-			if !o.Budget().TryRetry() {
-				c.Log("hedge skipped: retry budget exhausted")
-				continue
-			}
 			if err := launch(true, false); err == nil {
 				attempts++
 				c.Log("hedged to a second instance after " + delay.String())
@@ -306,6 +330,8 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 	}
 	return lastFail
 }
+
+var errHedgeDenied = errors.New("hedge denied by the retry budget")
 
 // abandon collects the attempts still running after a hedged request was
 // answered, reporting their outcomes and freeing their responses.

@@ -171,3 +171,49 @@ func TestOriginClosingIdleKeepAliveIsInvisible(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryableStatusPassesThroughWhenNoOtherInstance(t *testing.T) {
+	unavailable := startOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(503)
+		ctx.Response.Header.Set("Retry-After", "7")
+		ctx.SetBodyString("origin is draining")
+	})
+	healthy := startOrigin(t, echoHandler)
+	gw := startGateway(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0"}
+origins:
+  lone:
+    instances: [{address: %q}]
+  pair:
+    instances: [{address: %q}, {address: %q}]
+    lb: round_robin
+routes:
+  - {name: lone, match: {path_prefix: /lone}, origin: lone}
+  - {name: pair, match: {path_prefix: /pair}, origin: pair}
+`, unavailable.addr, unavailable.addr, healthy.addr))
+	c := httpClient(t)
+	// One instance: nothing to retry on, so the client sees the origin's
+	// own 503 and its Retry-After, not a gateway-made error.
+	resp, body := get(t, c, "http://"+gw.addr+"/lone/x")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "7" || body != "origin is draining" ||
+		resp.Header.Get("X-Floodgate-Status") != "origin_5xx" {
+		t.Fatalf("lone 503: %d %q %q %v", resp.StatusCode, body, resp.Header.Get("X-Floodgate-Status"), resp.Header)
+	}
+	// Two instances: a GET that meets the 503 is retried on the other.
+	for i := 0; i < 4; i++ {
+		resp, body = get(t, c, "http://"+gw.addr+"/pair/x")
+		if resp.StatusCode != 200 {
+			t.Fatalf("pair request %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	// A POST is not idempotent: never retried, the 503 passes through.
+	presp, err := c.Post("http://"+gw.addr+"/lone/x", "text/plain", strings.NewReader("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, presp.Body)
+	presp.Body.Close()
+	if presp.StatusCode != 503 {
+		t.Fatalf("POST: %d", presp.StatusCode)
+	}
+}
