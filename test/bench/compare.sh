@@ -33,6 +33,7 @@ go build -o "$work/floodgate" ./cmd/gateway
 cat > "$work/floodgate.yaml" <<YAML
 server: {listen: "$FG"}
 admin: {listen: "127.0.0.1:0"}
+access_log: {enabled: false}   # nginx runs with access_log off too
 origins:
   bench:
     instances: [{address: "$ORIGIN"}]
