@@ -6,8 +6,9 @@ import "time"
 type Outcome uint8
 
 // Outcomes. Failure outcomes feed the breaker and the latency penalty; Canceled (the
-// client went away, or the attempt lost a hedge race) feeds neither, because it says
-// nothing about the instance.
+// client went away, or an attempt was given up before it was sent) feeds neither,
+// because it says nothing about the instance. An attempt that lost a hedge race
+// still reports how it really ended: its latency is exactly what balancing needs.
 const (
 	OutcomeSuccess      Outcome = iota // a response, status < 500
 	OutcomeConnectError                // dial failed or refused; nothing was sent

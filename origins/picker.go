@@ -127,7 +127,17 @@ func (o *Origin) chooseP2C(p *policy, s *snapshot, m *pickMode, eligible int) (*
 }
 
 func (o *Origin) chooseRoundRobin(s *snapshot, m *pickMode) (*Instance, func(error), error) {
-	return o.scanAdmit(s, m, int(o.rr.Add(1)%uint64(len(s.list))), nil, nil)
+	// Only first attempts advance the rotation: if retries and hedges did
+	// too, the rotation would fall into step with them (with two instances
+	// and one dead, every first attempt would go to the dead one). They scan
+	// on from the current position, skipping what the request tried.
+	var next uint64
+	if len(m.exclude) == 0 {
+		next = o.rr.Add(1)
+	} else {
+		next = o.rr.Load()
+	}
+	return o.scanAdmit(s, m, int(next%uint64(len(s.list))), nil, nil)
 }
 
 func (o *Origin) scanAdmit(s *snapshot, m *pickMode, start int, skipA, skipB *Instance) (*Instance, func(error), error) {

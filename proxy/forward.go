@@ -168,7 +168,7 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 			// Retry only if another instance can take it; otherwise the
 			// client gets this answer rather than a synthetic one.
 			if nextIn, nextDn, perr := o.Pick(tried); perr == nil {
-				if e.spendRetry(c, o, outcome) {
+				if e.spendRetry(c, o, outcome.String()) {
 					done(origins.Result{Latency: latency, Outcome: outcome, Status: status})
 					_ = resp.CloseBodyStream()
 					fasthttp.ReleaseResponse(resp)
@@ -186,7 +186,7 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 // mayRetry decides whether attempt n's failure is retried, spending the
 // origin's retry budget if so.
 func (e *forwardEndpoint) mayRetry(c *filters.Context, o *origins.Origin, n int, outcome origins.Outcome, status int) bool {
-	return e.retryable(o, c, n, outcome, status) && e.spendRetry(c, o, outcome)
+	return e.retryable(o, c, n, outcome, status) && e.spendRetry(c, o, outcome.String())
 }
 
 // retryable applies the origin's retry policy to attempt n's failure.
@@ -196,12 +196,12 @@ func (e *forwardEndpoint) retryable(o *origins.Origin, c *filters.Context, n int
 }
 
 // spendRetry takes a retry from the origin's budget.
-func (e *forwardEndpoint) spendRetry(c *filters.Context, o *origins.Origin, outcome origins.Outcome) bool {
+func (e *forwardEndpoint) spendRetry(c *filters.Context, o *origins.Origin, after string) bool {
 	if !o.Budget().TryRetry() {
 		c.Log("retry budget exhausted; not retrying")
 		return false
 	}
-	c.Log("retrying on another instance after " + outcome.String())
+	c.Log("retrying on another instance after " + after)
 	if e.onRetry != nil {
 		e.onRetry(e.origin)
 	}
@@ -241,6 +241,10 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 		if hedge && !o.Budget().TryRetry() {
 			done(origins.Result{Outcome: origins.OutcomeCanceled})
 			c.Log("hedge skipped: retry budget exhausted")
+			return errHedgeDenied
+		}
+		if retry && !e.spendRetry(c, o, "a failed attempt") {
+			done(origins.Result{Outcome: origins.OutcomeCanceled})
 			return errHedgeDenied
 		}
 		tried = append(tried, in)
@@ -305,7 +309,7 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 				r.done = func(origins.Result) {}
 				fallback = &r
 				lastFail = nil
-				if pending == 0 && e.mayRetry(c, o, attempts, outcome, status) && launch(false, true) == nil {
+				if pending == 0 && e.retryable(o, c, attempts, outcome, status) && launch(false, true) == nil {
 					attempts++
 					discard(*fallback, origins.OutcomeCanceled)
 					fallback = nil
@@ -319,7 +323,7 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 			attempt.Outcome = outcomeOf(cat).String()
 			e.record(c, attempt)
 			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), r.err)
-			if pending == 0 && fallback == nil && e.mayRetry(c, o, attempts, outcome, 0) && launch(false, true) == nil {
+			if pending == 0 && fallback == nil && e.retryable(o, c, attempts, outcome, 0) && launch(false, true) == nil {
 				attempts++
 			}
 		}
@@ -331,7 +335,7 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 	return lastFail
 }
 
-var errHedgeDenied = errors.New("hedge denied by the retry budget")
+var errHedgeDenied = errors.New("denied by the retry budget")
 
 // abandon collects the attempts still running after a hedged request was
 // answered, reporting their outcomes and freeing their responses.

@@ -101,13 +101,20 @@ type inproc struct {
 
 func startGateway(t *testing.T, yaml string) *inproc {
 	t.Helper()
+	return startGatewayObserved(t, yaml, origins.Hooks{})
+}
+
+// startGatewayObserved is startGateway with origins hooks, so a test can
+// await breaker transitions as events instead of polling for them.
+func startGatewayObserved(t *testing.T, yaml string, hooks origins.Hooks) *inproc {
+	t.Helper()
 	cfg, err := config.Parse([]byte(yaml), "test")
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b := proxy.NewBuilder(logger)
-	reg, err := origins.NewRegistry(cfg.Origins, origins.Options{Logger: logger})
+	reg, err := origins.NewRegistry(cfg.Origins, origins.Options{Logger: logger, Hooks: hooks})
 	if err != nil {
 		t.Fatalf("origins: %v", err)
 	}
