@@ -34,12 +34,11 @@ func loadAndBuild(path string, logger *slog.Logger) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := newRuntime(logger, cfg)
+	rt, err := newRuntime(logger, cfg, true)
 	if err != nil {
 		return nil, err
 	}
 	defer rt.close()
-	rt.validateOnly = true
 	if _, err := rt.build(cfg); err != nil {
 		return nil, err
 	}
@@ -61,7 +60,7 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 			defer demo.Shutdown()
 		}
 	}
-	rt, err := newRuntime(logger, cfg)
+	rt, err := newRuntime(logger, cfg, false)
 	if err != nil {
 		return err
 	}

@@ -40,12 +40,17 @@ type runtime struct {
 }
 
 // newRuntime creates the long-lived parts for the first config. Origins
-// start here: discovery and health checks run from now on.
-func newRuntime(logger *slog.Logger, cfg *config.Config) (*runtime, error) {
-	rt := &runtime{logger: logger, metrics: metrics.New(), outputs: accesslog.NewOutputs(nil, nil)}
+// start here: discovery and health checks run from now on, except when
+// only validating, which must touch nothing outside the process.
+func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*runtime, error) {
+	rt := &runtime{logger: logger, metrics: metrics.New(), outputs: accesslog.NewOutputs(nil, nil), validateOnly: validateOnly}
 	rt.limiters = limits.New(limits.Options{OnReject: rt.metrics.IncRateLimited})
 	rt.builder = proxy.NewBuilder(logger)
-	reg, err := origins.NewRegistry(cfg.Origins, origins.Options{Logger: logger.With("component", "origins")})
+	startOrigins := cfg.Origins
+	if validateOnly {
+		startOrigins = nil // config.Validate already checked them
+	}
+	reg, err := origins.NewRegistry(startOrigins, origins.Options{Logger: logger.With("component", "origins")})
 	if err != nil {
 		rt.close()
 		return nil, err
