@@ -505,8 +505,11 @@ func (c ChaosConfig) validate(path string, errs *errList) {
 	if c.Fraction == 0 && c.Header == "" {
 		errs.add(path, "enabled but neither fraction nor header is set")
 	}
-	if c.Header != "" && len(c.TrustedCIDRs) == 0 {
-		errs.add(path+".trusted_cidrs", "required when header is set (the header is honoured only from trusted clients)")
+	// With no trusted CIDRs nobody may trigger the header variant, which is
+	// fine when a fraction drives the experiment; it is a mistake only when
+	// the header is the experiment's sole trigger.
+	if c.Fraction == 0 && c.Header != "" && len(c.TrustedCIDRs) == 0 {
+		errs.add(path+".trusted_cidrs", "required when the header is the only trigger (the header is honoured only from trusted clients)")
 	}
 	validateCIDRs(path+".trusted_cidrs", c.TrustedCIDRs, errs)
 }

@@ -58,7 +58,7 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 		"origin.signals.error_rate.buckets: must be between 1 and 600, got 0",
 		"origins.api.k: must be in (0, 100], got 0",
 		"chaos.min_score: must be in 1..100, got 0",
-		"chaos.trusted_cidrs: required when header is set",
+		"chaos.trusted_cidrs: required when the header is the only trigger",
 		"retry_after.base: must not be negative",
 	}
 	msg := err.Error()
@@ -84,5 +84,17 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	if s, err := New(cfg); err == nil {
 		s.Close()
 		t.Fatal("New accepted k = -1")
+	}
+}
+
+// A fraction-driven experiment needs no trusted CIDRs: the header variant
+// is then simply unavailable (nobody is trusted), as with the priority
+// header.
+func TestChaosFractionOnlyNeedsNoTrustedCIDRs(t *testing.T) {
+	cfg := Default()
+	cfg.Chaos.Enabled = true
+	cfg.Chaos.Fraction = 0.01
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("fraction-only chaos with the default header: %v", err)
 	}
 }

@@ -140,6 +140,13 @@ func (s *scope) publishLocked(specs [maxSignals]signalSpec, cfg *ScopeConfig, fo
 	}
 	target := Cutoff(x, cfg.K)
 	prev := s.state.Load()
+	// Recovering to within the hysteresis band of 100 means "no real
+	// overload": publish 100, or the cutoff would stay stuck just below it
+	// (the last step never reaches the band) and keep shedding the lowest
+	// priorities for as long as the load hovers above the threshold.
+	if !force && target > prev.cutoff && 100-target < cfg.Hysteresis {
+		target = 100
+	}
 	cutoff := prev.cutoff
 	if force || target == 0 || target == 100 || math.Abs(target-prev.cutoff) >= cfg.Hysteresis {
 		cutoff = target

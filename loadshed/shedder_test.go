@@ -605,3 +605,24 @@ func BenchmarkRequestPath(b *testing.B) {
 		}
 	})
 }
+
+// Load settling just above the threshold gives a target cutoff a hair under
+// 100: recovery must publish 100, not stay stuck a few points below and
+// keep shedding the lowest priorities.
+func TestRecoveryNearThresholdDoesNotStickBelowFull(t *testing.T) {
+	cfg := crispConfig()
+	cfg.Global.ScopeConfig = Default().Global.ScopeConfig // smoothing + hysteresis 3
+	s, clk := newTestShedder(t, cfg)
+	g := s.Global()
+	g.inflight.Store(130) // x = 0.3 -> cutoff ~97.3
+	for range 50 {
+		clk.advance(s, 100*time.Millisecond)
+	}
+	g.inflight.Store(101) // x = 0.01 -> target 99.9999
+	for range 600 {
+		clk.advance(s, 100*time.Millisecond)
+	}
+	if d := g.Decide(98); d.Shed || d.Cutoff != 100 {
+		t.Fatalf("60 s after load fell to just above the threshold: cutoff %.4f, score 98 shed=%v", d.Cutoff, d.Shed)
+	}
+}
