@@ -3,7 +3,6 @@ package shed
 import (
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -13,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/internal/chaintest"
 	"github.com/floodgate-dev/floodgate/loadshed"
 )
 
@@ -150,38 +148,11 @@ func (p *probe) get(t *testing.T, path string) seen {
 // gateway's request driver.
 func startServer(t *testing.T, chain *filters.Chain) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A short idle-worker period lets the worker pool's cleaner notice
-	// Shutdown promptly.
-	srv := &fasthttp.Server{MaxIdleWorkerDuration: 10 * time.Millisecond, Handler: func(rc *fasthttp.RequestCtx) {
-		c := filters.AcquireContext()
-		defer c.Release()
-		c.Request = rc
-		c.Method = string(rc.Method())
-		c.Host = string(rc.Host())
-		c.Path = string(rc.Path())
-		c.ClientIP, _ = netip.AddrFromSlice(rc.RemoteIP())
-		c.ClientIP = c.ClientIP.Unmap()
-		if v := rc.Request.Header.Peek(clientIPHeader); len(v) > 0 {
+	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
+		if v := c.Request.Request.Header.Peek(clientIPHeader); len(v) > 0 {
 			c.ClientIP = netip.MustParseAddr(string(v))
 		}
-		chain.Run(c)
-		c.ApplyResponseHeaders()
-	}}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	}})
 }
 
 func buildChain(t *testing.T, fs ...filters.Filter) *filters.Chain {
@@ -193,11 +164,7 @@ func buildChain(t *testing.T, fs ...filters.Filter) *filters.Chain {
 	return ch
 }
 
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{MaxIdleConnsPerHost: 16}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
-}
+func newClient(t *testing.T) *http.Client { return chaintest.Client(t) }
 
 type result struct {
 	status int
