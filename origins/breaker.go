@@ -56,6 +56,7 @@ type breaker struct {
 	cb        *gobreaker.TwoStepCircuitBreaker[struct{}]
 	state     atomic.Int32
 	openUntil atomic.Int64 // origin clock nanoseconds
+	maxProbes uint32       // half-open admissions per generation
 }
 
 type breakerEnv struct {
@@ -67,7 +68,7 @@ type breakerEnv struct {
 }
 
 func newBreaker(cfg BreakerConfig, env breakerEnv) *breaker {
-	b := &breaker{}
+	b := &breaker{maxProbes: max(cfg.HalfOpenMax, 1)}
 	timeout := cfg.OpenTimeout
 	st := gobreaker.Settings{
 		Name:         env.origin + "/" + env.addr,
@@ -105,12 +106,19 @@ func newBreaker(cfg BreakerConfig, env breakerEnv) *breaker {
 	return b
 }
 
-// available reports, without locking, whether the breaker would plausibly admit.
+// available reports whether the breaker would plausibly admit. A half-open
+// breaker that has let its probes through admits nothing more until they
+// settle, so it counts as unavailable: otherwise panic mode would not see
+// it, and a lone half-open instance would answer "no healthy instances"
+// instead of taking traffic in panic mode.
 func (b *breaker) available(now int64) bool {
-	if BreakerState(b.state.Load()) != BreakerOpen {
-		return true
+	switch BreakerState(b.state.Load()) {
+	case BreakerOpen:
+		return now >= b.openUntil.Load()
+	case BreakerHalfOpen:
+		return b.cb.Counts().Requests < b.maxProbes
 	}
-	return now >= b.openUntil.Load()
+	return true
 }
 
 // admit asks gobreaker for a slot; nil means rejected (open, or half-open and full).

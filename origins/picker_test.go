@@ -198,3 +198,35 @@ func TestPanicThresholdRoundRobinUsesAll(t *testing.T) {
 		}
 	}
 }
+
+// A lone instance whose half-open breaker has let its probe through must
+// still take traffic in panic mode, not answer "no healthy instances".
+func TestLoneHalfOpenInstanceServesInPanicMode(t *testing.T) {
+	cfg := DefaultOriginConfig()
+	cfg.Instances = []InstanceConfig{{Address: "10.0.0.1:80"}}
+	cfg.Breaker.ConsecutiveFailures = 1
+	cfg.Breaker.OpenTimeout = 20 * time.Millisecond
+	cfg.Breaker.HalfOpenMax = 1
+	o := testOrigin(t, cfg, nil)
+
+	_, done, err := o.Pick(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(Result{Outcome: OutcomeReset}) // opens the breaker
+	in := byAddr(o, "10.0.0.1:80")
+	eventually(t, 2*time.Second, "open timeout", func() bool { return in.eligible(o.now()) })
+	_, probeDone, err := o.Pick(nil) // the half-open probe, still in flight
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probeDone(Result{Outcome: OutcomeSuccess})
+	if st := in.BreakerState(); st != BreakerHalfOpen {
+		t.Fatalf("breaker %v, want half-open", st)
+	}
+	_, d2, err := o.Pick(nil)
+	if err != nil {
+		t.Fatalf("second pick while the probe is out: %v (want panic mode to serve)", err)
+	}
+	d2(Result{Outcome: OutcomeSuccess})
+}

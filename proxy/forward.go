@@ -131,7 +131,7 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 		err := hc.Do(req, resp)
 		// fasthttp cannot retry a streamed body; on a stale pooled
 		// connection nothing reached the origin, so replay it here.
-		for tries := 0; err != nil && body != nil && errors.Is(err, errStaleConn) && tries < 3 && body.rewind(); tries++ {
+		for tries := 0; err != nil && body != nil && errors.Is(err, errStaleConn) && tries <= key.maxConns && body.rewind(); tries++ {
 			c.Log("stale pooled connection, resending")
 			req.SetBodyStream(body, c.Request.Request.Header.ContentLength())
 			err = hc.Do(req, resp)
@@ -151,8 +151,13 @@ func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req 
 			}
 			status, cat := classifyOriginError(err)
 			outcome := outcomeOf(cat)
+			if errors.Is(err, errStaleConn) {
+				// Nothing reached the instance: an origin closing idle
+				// connections is not failing.
+				outcome = origins.OutcomeCanceled
+			}
 			done(origins.Result{Latency: latency, Outcome: outcome})
-			attempt.Outcome = outcomeOf(cat).String()
+			attempt.Outcome = outcome.String()
 			e.record(c, attempt)
 			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
 			if body == nil && e.mayRetry(c, o, n, outcome, 0) {

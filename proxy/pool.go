@@ -49,8 +49,12 @@ func (p *clientPool) get(k poolKey) *fasthttp.HostClient {
 		NoDefaultUserAgentHeader:      true,
 		ReadBufferSize:                16 << 10,
 		WriteBufferSize:               16 << 10,
-		MaxIdemponentCallAttempts:     4,
-		RetryIfErr:                    retryIfErr,
+		// Each stale pooled connection found costs one attempt (and is
+		// closed); after an idle period every pooled connection may be
+		// stale, so allow as many as the pool can hold, plus a fresh dial.
+		// retryIfErr still allows only one retry for any other error.
+		MaxIdemponentCallAttempts: k.maxConns + 1,
+		RetryIfErr:                retryIfErr,
 	}
 	p.clients.Store(k, hc)
 	return hc

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,5 +216,79 @@ routes:
 	presp.Body.Close()
 	if presp.StatusCode != 503 {
 		t.Fatalf("POST: %d", presp.StatusCode)
+	}
+}
+
+// After an idle period every pooled connection may have been closed by the
+// origin. However many there are, the next requests must all succeed: each
+// stale connection is found before anything is sent and skipped.
+func TestPoolFullOfIdleClosedConnectionsIsInvisible(t *testing.T) {
+	const conns = 16
+	arrived := make(chan struct{}, conns)
+	release := make(chan struct{})
+	var holding atomic.Bool
+	holding.Store(true)
+	closed := make(chan struct{}, 4*conns)
+	o := startOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		if holding.Load() {
+			arrived <- struct{}{}
+			<-release
+		}
+		ctx.SetBodyString("ok")
+	}, func(s *fasthttp.Server) {
+		s.IdleTimeout = 100 * time.Millisecond
+		s.ConnState = func(_ net.Conn, st fasthttp.ConnState) {
+			if st == fasthttp.StateClosed {
+				closed <- struct{}{}
+			}
+		}
+	})
+	gw := startGateway(t, baseConfig(o.addr, ""))
+	c := httpClient(t)
+
+	// Hold conns requests at the origin at once, so the gateway opens conns
+	// connections, then let them finish and sit idle in its pool.
+	done := make(chan int, conns)
+	for i := 0; i < conns; i++ {
+		go func() {
+			resp, err := c.Get("http://" + gw.addr + "/o/warm")
+			if err != nil {
+				done <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	for i := 0; i < conns; i++ {
+		<-arrived
+	}
+	holding.Store(false)
+	close(release)
+	for i := 0; i < conns; i++ {
+		if s := <-done; s != 200 {
+			t.Fatalf("warm-up request: %d", s)
+		}
+	}
+	for i := 0; i < conns; i++ {
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("origin closed only %d of %d idle connections", i, conns)
+		}
+	}
+	for i := 0; i < conns; i++ {
+		resp, body := get(t, c, "http://"+gw.addr+"/o/after")
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d after the origin closed the whole pool: %d %s %s", i, resp.StatusCode, resp.Header.Get("X-Floodgate-Status"), body)
+		}
+	}
+	if o, ok := gw.reg.Get("backend"); ok {
+		for _, in := range o.Instances() {
+			if in.Failures() != 0 {
+				t.Fatalf("stale pooled connections were charged to the instance: %d failures", in.Failures())
+			}
+		}
 	}
 }

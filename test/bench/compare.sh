@@ -16,6 +16,7 @@ CONNS=${2:-64}
 ORIGIN=127.0.0.1:19200
 FG=127.0.0.1:19280
 NGX=127.0.0.1:19281
+FG_ADMIN=127.0.0.1:19282
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -32,8 +33,8 @@ go build -o "$work/floodgate" ./cmd/gateway
 
 cat > "$work/floodgate.yaml" <<YAML
 server: {listen: "$FG"}
-admin: {listen: "127.0.0.1:0"}
-access_log: {enabled: false}   # nginx runs with access_log off too
+admin: {listen: "$FG_ADMIN"}
+access_log: {enabled: ${FG_ACCESS_LOG:-false}, options: {output: "$work/access.log", sample_successes: 0}}   # nginx runs with access_log off too
 origins:
   bench:
     instances: [{address: "$ORIGIN"}]
@@ -42,7 +43,7 @@ routes:
     match: {path_prefix: /}
     origin: bench
 YAML
-"$work/floodgate" -config "$work/floodgate.yaml" -log-level warn & pids+=($!)
+"$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2> "$work/floodgate.log" & pids+=($!)
 
 cat > "$work/nginx.conf" <<NGX
 worker_processes auto;
@@ -93,3 +94,8 @@ run nginx "$NGX"
 run floodgate "$FG"
 awk -v f="$(cat "$work/floodgate.rps")" -v n="$(cat "$work/nginx.rps")" \
   'BEGIN { printf "floodgate / nginx throughput ratio (last round): %.2f\n", f/n }'
+# Anything but success is a correctness problem, not a speed figure.
+echo "floodgate outcomes during the runs:"
+curl -s "http://$FG_ADMIN/metrics" | grep -E '^floodgate_(requests_total|origin_requests_total)' | sed 's/^/  /'
+if [ -s "$work/access.log" ]; then echo "failed requests (first 5):"; head -5 "$work/access.log" | cut -c1-600 | sed "s/^/  /"; fi
+if [ -s "$work/floodgate.log" ]; then echo "floodgate warnings:"; sed 's/^/  /' "$work/floodgate.log"; fi
