@@ -39,7 +39,7 @@ type OriginConfig struct {
 	// IdleConnTimeout closes the proxy's pooled connections idle this long;
 	// origins only validates it.
 	IdleConnTimeout time.Duration `mapstructure:"idle_conn_timeout"`
-	Breaker             BreakerConfig `mapstructure:"breaker"`
+	Breaker         BreakerConfig `mapstructure:"breaker"`
 	// PanicThreshold is a percentage: when fewer than this share of instances is
 	// eligible, picks ignore breakers and health and spread over all instances (Envoy's
 	// panic mode). 0 disables panic mode.
