@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/origins"
 )
 
 // The per-origin concurrency cap answers at once with its own category
@@ -114,5 +116,73 @@ func TestOriginActiveHealthCheckEjectsAndRestores(t *testing.T) {
 	}
 	if n := hits.Load() - before; n < 5 {
 		t.Fatalf("the restored instance got only %d of 20 requests", n)
+	}
+}
+
+// An instance that leaves the configuration (or discovery) is drained: the
+// request it is serving completes, and no new request goes to it.
+func TestOriginRemovedInstanceIsDrainedNotCut(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var leavingHits atomic.Int64
+	leaving := startOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		leavingHits.Add(1)
+		if string(ctx.Path()) == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		ctx.SetBodyString("leaving")
+	})
+	staying := startOrigin(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("staying") })
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	gw := startGateway(t, poolConfig([]string{leaving.addr}, ""))
+	c := httpClient(t)
+
+	type result struct {
+		status int
+		body   string
+	}
+	inFlight := make(chan result, 1)
+	go func() {
+		resp, err := c.Get("http://" + gw.addr + "/slow")
+		if err != nil {
+			inFlight <- result{}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		inFlight <- result{resp.StatusCode, string(b)}
+	}()
+	<-entered
+
+	// The reload path: the registry gets the new instance list.
+	cfg := origins.DefaultOriginConfig()
+	cfg.Instances = []origins.InstanceConfig{{Address: staying.addr}}
+	if err := gw.reg.Update(map[string]origins.OriginConfig{"pool": cfg}); err != nil {
+		t.Fatal(err)
+	}
+	o := poolOrigin(t, gw, "pool")
+	eventually(t, 2*time.Second, "the new instance set", func() bool {
+		return len(o.Instances()) == 1 && o.Instances()[0].Addr() == staying.addr
+	})
+	before := leavingHits.Load()
+	for i := 0; i < 10; i++ {
+		resp, body := get(t, c, "http://"+gw.addr+"/fast")
+		if resp.StatusCode != 200 || body != "staying" {
+			t.Fatalf("request after removal: %d %q", resp.StatusCode, body)
+		}
+	}
+	if n := leavingHits.Load() - before; n != 0 {
+		t.Fatalf("the removed instance got %d new requests", n)
+	}
+	close(release)
+	if r := <-inFlight; r.status != 200 || r.body != "leaving" {
+		t.Fatalf("the request in flight on the removed instance was cut: %+v", r)
 	}
 }
