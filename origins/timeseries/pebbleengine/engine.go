@@ -184,37 +184,18 @@ func (e *Engine) ScanPartition(ctx context.Context, ns string, p storage.Partiti
 			lower = c
 		}
 	}
-	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
 	var cur storage.Event
 	var arena byteArena
-	have := false
-	n := 0
-	for valid := it.First(); valid; valid = it.Next() {
-		if n++; n%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		rest := it.Key()[len(prefix):]
-		if len(rest) < 8 {
-			return errCorruptKey
-		}
-		t := uninv(binary.BigEndian.Uint64(rest))
-		id, rest, err := readEscaped(rest[8:])
+	have, stopped := false, false
+	err := e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
+		t, id, itemKey, err := parseTimeAndNames(it.Key()[len(prefix):])
 		if err != nil {
-			return err
-		}
-		itemKey, _, err := readEscaped(rest)
-		if err != nil {
-			return err
+			return false, err
 		}
 		if !have || cur.Time != t || cur.ID != string(id) {
 			if have && !fn(cur) {
-				return nil
+				stopped = true
+				return false, nil
 			}
 			cur = storage.Event{TimeSeriesID: p.TimeSeriesID, Time: t, ID: string(id), Items: make([]storage.Item, 0, 4)}
 			have = true
@@ -222,11 +203,9 @@ func (e *Engine) ScanPartition(ctx context.Context, ns string, p storage.Partiti
 		if len(itemKey) > 0 {
 			cur.Items = append(cur.Items, storage.Item{Key: arena.copy(itemKey), Value: arena.copy(it.Value())})
 		}
-	}
-	if err := it.Error(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
+		return true, nil
+	})
+	if err != nil || stopped {
 		return err
 	}
 	if have {
@@ -285,6 +264,27 @@ func (e *Engine) ScanIndex(ctx context.Context, ns string, ip storage.IndexParti
 			lower = c
 		}
 	}
+	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
+		t, tsid, id, err := parseTimeAndNames(it.Key()[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		if integer {
+			v := it.Value()
+			if len(v) != 8 {
+				return false, errCorruptKey
+			}
+			if x := unsortableInt(binary.BigEndian.Uint64(v)); x < m.Min || x > m.Max {
+				return true, nil
+			}
+		}
+		return fn(storage.Ref{Time: t, TimeSeriesID: string(tsid), ID: string(id)}), nil
+	})
+}
+
+// scan visits the keys in [lower, upper) in order, checking ctx every
+// ctxCheckEvery keys, until visit returns false or an error.
+func (e *Engine) scan(ctx context.Context, lower, upper []byte, visit func(it *pebble.Iterator) (bool, error)) error {
 	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
@@ -297,36 +297,31 @@ func (e *Engine) ScanIndex(ctx context.Context, ns string, ip storage.IndexParti
 				return err
 			}
 		}
-		rest := it.Key()[len(prefix):]
-		if len(rest) < 8 {
-			return errCorruptKey
-		}
-		t := uninv(binary.BigEndian.Uint64(rest))
-		tsid, rest, err := readEscaped(rest[8:])
-		if err != nil {
+		more, err := visit(it)
+		if err != nil || !more {
 			return err
-		}
-		id, _, err := readEscaped(rest)
-		if err != nil {
-			return err
-		}
-		if integer {
-			v := it.Value()
-			if len(v) != 8 {
-				return errCorruptKey
-			}
-			if x := unsortableInt(binary.BigEndian.Uint64(v)); x < m.Min || x > m.Max {
-				continue
-			}
-		}
-		if !fn(storage.Ref{Time: t, TimeSeriesID: string(tsid), ID: string(id)}) {
-			return nil
 		}
 	}
 	if err := it.Error(); err != nil {
 		return err
 	}
 	return ctx.Err()
+}
+
+// parseTimeAndNames decodes the key suffix both partition rows and index
+// postings share: the inverted time, then two escaped names (event id and
+// item key, or series id and event id).
+func parseTimeAndNames(rest []byte) (t int64, first, second []byte, err error) {
+	if len(rest) < 8 {
+		return 0, nil, nil, errCorruptKey
+	}
+	t = uninv(binary.BigEndian.Uint64(rest))
+	first, rest, err = readEscaped(rest[8:])
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	second, _, err = readEscaped(rest)
+	return t, first, second, err
 }
 
 // Slices implements storage.Engine by skipping from one slice prefix to the next, so it
