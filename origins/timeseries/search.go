@@ -66,17 +66,27 @@ func ignoreDeadline(err error) error {
 	return err
 }
 
+// queryScope validates what search and aggregation share: the namespace,
+// the interval and the query over the namespace's indexed fields.
+func (s *Service) queryScope(nsName string, interval TimeInterval, query *SearchQuery) (*namespace, storage.TimeRange, *qnode, *apiError) {
+	ns, aerr := s.lookup(nsName)
+	if aerr != nil {
+		return nil, storage.TimeRange{}, nil, aerr
+	}
+	r, aerr := parseInterval(interval, "timeInterval")
+	if aerr != nil {
+		return nil, storage.TimeRange{}, nil, aerr
+	}
+	q, aerr := compileQuery(query, ns.cfg.Index.FieldMapping, "searchQuery")
+	if aerr != nil {
+		return nil, storage.TimeRange{}, nil, aerr
+	}
+	return ns, r, q, nil
+}
+
 // search answers SearchEventRecords.
 func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsResponse, *apiError) {
-	ns, aerr := s.lookup(req.Namespace)
-	if aerr != nil {
-		return nil, aerr
-	}
-	r, aerr := parseInterval(req.TimeInterval, "timeInterval")
-	if aerr != nil {
-		return nil, aerr
-	}
-	q, aerr := compileQuery(req.SearchQuery, ns.cfg.Index.FieldMapping, "searchQuery")
+	ns, r, q, aerr := s.queryScope(req.Namespace, req.TimeInterval, req.SearchQuery)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -126,15 +136,7 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 // matching events carrying it. The whole interval is counted on every call (bounded by
 // limits.max_distinct_values and the read SLO); pages are slices of the sorted result.
 func (s *Service) aggregate(ctx context.Context, req *AggregateRequest) (*AggregateResponse, *apiError) {
-	ns, aerr := s.lookup(req.Namespace)
-	if aerr != nil {
-		return nil, aerr
-	}
-	r, aerr := parseInterval(req.TimeInterval, "timeInterval")
-	if aerr != nil {
-		return nil, aerr
-	}
-	q, aerr := compileQuery(req.SearchQuery, ns.cfg.Index.FieldMapping, "searchQuery")
+	ns, r, q, aerr := s.queryScope(req.Namespace, req.TimeInterval, req.SearchQuery)
 	if aerr != nil {
 		return nil, aerr
 	}
