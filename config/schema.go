@@ -3,11 +3,11 @@ package config
 import (
 	"time"
 
-	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/ratelimit"
 	"github.com/floodgate-dev/floodgate/routing"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 // Config is the whole gateway configuration.
@@ -29,7 +29,7 @@ type Config struct {
 
 	// RateLimit holds the named token-bucket policies the rate_limit filter
 	// applies.
-	RateLimit limits.Config `mapstructure:"rate_limit" json:"rate_limit"`
+	RateLimit ratelimit.Config `mapstructure:"rate_limit" json:"rate_limit"`
 	// TimeSeries configures the embedded TimeSeries event store that
 	// routes with a timeseries endpoint serve.
 	TimeSeries TimeSeries `mapstructure:"timeseries" json:"timeseries"`

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/origins/consulfake"
+	"github.com/floodgate-dev/floodgate/internal/consulfake"
 )
 
 func consulOrigin(t *testing.T, fake *consulfake.Server, wait time.Duration, logs ...*syncBuffer) (*Registry, *Origin) {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/floodgate-dev/floodgate/internal/consulfake"
 	"github.com/floodgate-dev/floodgate/origins"
-	"github.com/floodgate-dev/floodgate/origins/consulfake"
 )
 
 // Issue 4 acceptance through the gateway: real fasthttp instances on loopback behind

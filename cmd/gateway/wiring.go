@@ -11,14 +11,14 @@ import (
 	"github.com/floodgate-dev/floodgate/filters/accesslog"
 	"github.com/floodgate-dev/floodgate/filters/eventstore"
 	"github.com/floodgate-dev/floodgate/filters/metrics"
-	"github.com/floodgate-dev/floodgate/filters/ratelimit"
-	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	ratelimitfilter "github.com/floodgate-dev/floodgate/filters/ratelimit"
 	"github.com/floodgate-dev/floodgate/filters/requestid"
 	"github.com/floodgate-dev/floodgate/filters/shed"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
 	"github.com/floodgate-dev/floodgate/proxy"
+	"github.com/floodgate-dev/floodgate/ratelimit"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 // runtime holds what outlives config snapshots: metrics, rate-limit
@@ -27,7 +27,7 @@ import (
 type runtime struct {
 	logger   *slog.Logger
 	metrics  *metrics.Metrics
-	limiters *limits.Limiters
+	limiters *ratelimit.Limiters
 	outputs  *accesslog.Outputs
 	origins  *origins.Registry
 	shedder  *loadshed.Shedder
@@ -44,7 +44,7 @@ type runtime struct {
 // only validating, which must touch nothing outside the process.
 func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*runtime, error) {
 	rt := &runtime{logger: logger, metrics: metrics.New(), outputs: accesslog.NewOutputs(nil, nil), validateOnly: validateOnly}
-	rt.limiters = limits.New(limits.Options{OnReject: rt.metrics.IncRateLimited})
+	rt.limiters = ratelimit.New(ratelimit.Options{OnReject: rt.metrics.IncRateLimited})
 	rt.builder = proxy.NewBuilder(logger)
 	startOrigins := cfg.Origins
 	if validateOnly {
@@ -77,7 +77,7 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 	rt.builder.OnAttempt = func(origin string, a filters.Attempt) {
 		rt.metrics.ObserveOriginAttempt(origin, a.Instance, a.Outcome, a.Duration)
 	}
-	ratelimit.LimitersKey.Provide(rt.builder.Services, rt.limiters)
+	ratelimitfilter.LimitersKey.Provide(rt.builder.Services, rt.limiters)
 	metrics.ServiceKey.Provide(rt.builder.Services, rt.metrics)
 	accesslog.OutputsKey.Provide(rt.builder.Services, rt.outputs)
 	return rt, nil
@@ -210,7 +210,7 @@ func (rt *runtime) build(cfg *config.Config) (*proxy.Snapshot, error) {
 	if err := rt.openStore(cfg); err != nil {
 		return nil, err
 	}
-	ratelimit.PoliciesKey.Provide(rt.builder.Services, cfg.RateLimit)
+	ratelimitfilter.PoliciesKey.Provide(rt.builder.Services, cfg.RateLimit)
 	return rt.builder.Build(cfg)
 }
 

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
-// loadConfig reads the store's YAML config file (see origins/timeseries/README.md).
+// loadConfig reads the store's YAML config file (see timeseries/README.md).
 func loadConfig(path string) (timeseries.Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 func main() {

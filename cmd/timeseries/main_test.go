@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 // fasthttp starts one process-wide goroutine that refreshes the Date header forever once any

@@ -8,7 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 // newServer adapts the transport-neutral timeseries.Service to fasthttp.

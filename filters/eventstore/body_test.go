@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 // rawPost sends a request whose body is cut short (Content-Length promises

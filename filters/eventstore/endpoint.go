@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 // FilterName is the endpoint's name in chains, logs and the admin API.

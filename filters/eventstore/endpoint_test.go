@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/origins/timeseries"
+	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -5,15 +5,15 @@ import (
 	"testing"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	"github.com/floodgate-dev/floodgate/ratelimit"
 )
 
 // BenchmarkAllow measures the request path of "rate_limit" without HTTP:
 // table lookup, key building and the bucket, over 1024 clients.
 func BenchmarkAllow(b *testing.B) {
-	l := limits.New(limits.Options{SweepInterval: -1})
+	l := ratelimit.New(ratelimit.Options{SweepInterval: -1})
 	defer l.Close()
-	if err := l.Update([]limits.Policy{{Name: "p", Rate: 1e9, Burst: 1000}}); err != nil {
+	if err := l.Update([]ratelimit.Policy{{Name: "p", Rate: 1e9, Burst: 1000}}); err != nil {
 		b.Fatal(err)
 	}
 	b.RunParallel(func(pb *testing.PB) {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	"github.com/floodgate-dev/floodgate/ratelimit"
 )
 
 // FilterName and FilterOrder place "rate_limit" in the inbound stage:
@@ -23,18 +23,18 @@ const (
 // Service keys the gateway provides when it wires a snapshot.
 var (
 	// LimitersKey is the long-lived *Limiters (required by "rate_limit").
-	LimitersKey = filters.NewServiceKey[*limits.Limiters]("ratelimit.limiters")
+	LimitersKey = filters.NewServiceKey[*ratelimit.Limiters]("ratelimit.limiters")
 	// PoliciesKey is the snapshot's rate-limit config. When provided, a
 	// filter's policy name is checked against it (the snapshot being
 	// built) instead of against the policies currently installed, so a
 	// reload that adds a policy and a filter using it validates in one go.
-	PoliciesKey = filters.NewServiceKey[limits.Config]("ratelimit.policies")
+	PoliciesKey = filters.NewServiceKey[ratelimit.Config]("ratelimit.policies")
 )
 
 // DecisionKey holds the most restrictive admitted decision of a request, so
 // when several rate_limit filters apply (a global and a per-route policy)
 // the client is told about the quota that will run out first.
-var DecisionKey = filters.NewKey[limits.Decision]("ratelimit.decision")
+var DecisionKey = filters.NewKey[ratelimit.Decision]("ratelimit.decision")
 
 // Response header names (IETF httpapi RateLimit header fields draft).
 const (
@@ -63,7 +63,7 @@ func (o FilterOptions) Validate() error {
 }
 
 type limitFilter struct {
-	lim    *limits.Limiters
+	lim    *ratelimit.Limiters
 	policy string
 	// reasons are built once so a rejection does not allocate them.
 	reason, overflowReason, goneReason string
@@ -149,7 +149,7 @@ func (f *limitFilter) Apply(c *filters.Context) error {
 // full again (rounded up, so a client waiting that long finds it full).
 // They go through SetResponseHeader because the endpoint replaces the
 // response headers with the origin's.
-func setQuota(c *filters.Context, d limits.Decision) {
+func setQuota(c *filters.Context, d ratelimit.Decision) {
 	c.SetResponseHeader(HeaderLimit, strconv.Itoa(d.Limit))
 	c.SetResponseHeader(HeaderRemaining, strconv.Itoa(d.Remaining))
 	c.SetResponseHeader(HeaderReset, seconds(d.Reset))

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	"github.com/floodgate-dev/floodgate/ratelimit"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
-func services(l *limits.Limiters) *filters.Services {
+func services(l *ratelimit.Limiters) *filters.Services {
 	s := &filters.Services{}
 	LimitersKey.Provide(s, l)
 	return s
@@ -40,9 +40,9 @@ func get(t *testing.T, cl *http.Client, url, clientIP string) *http.Response {
 }
 
 func TestRejectionHeadersOverHTTP(t *testing.T) {
-	l := limits.New(limits.Options{SweepInterval: -1})
+	l := ratelimit.New(ratelimit.Options{SweepInterval: -1})
 	defer l.Close()
-	if err := l.Update([]limits.Policy{{Name: "api", Rate: 0.5, Burst: 2}}); err != nil {
+	if err := l.Update([]ratelimit.Policy{{Name: "api", Rate: 0.5, Burst: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	chain := buildChain(t, services(l), spec2{"rate_limit", map[string]any{"policy": "api"}})
@@ -83,9 +83,9 @@ func TestRejectionHeadersOverHTTP(t *testing.T) {
 }
 
 func TestRejectionReasonAndPassport(t *testing.T) {
-	l := limits.New(limits.Options{SweepInterval: -1})
+	l := ratelimit.New(ratelimit.Options{SweepInterval: -1})
 	defer l.Close()
-	if err := l.Update([]limits.Policy{{Name: "tight", Rate: 1, Burst: 1, MaxKeys: 1}}); err != nil {
+	if err := l.Update([]ratelimit.Policy{{Name: "tight", Rate: 1, Burst: 1, MaxKeys: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	chain := buildChain(t, services(l), spec2{"rate_limit", map[string]any{"policy": "tight"}})
@@ -125,9 +125,9 @@ func TestRealTimeAccuracyOverHTTP(t *testing.T) {
 		return n
 	}
 	const rate, burst = 150.0, 15
-	l := limits.New(limits.Options{Now: now, SweepInterval: -1})
+	l := ratelimit.New(ratelimit.Options{Now: now, SweepInterval: -1})
 	defer l.Close()
-	if err := l.Update([]limits.Policy{{Name: "p", Rate: rate, Burst: burst}}); err != nil {
+	if err := l.Update([]ratelimit.Policy{{Name: "p", Rate: rate, Burst: burst}}); err != nil {
 		t.Fatal(err)
 	}
 	chain := buildChain(t, services(l), spec2{"rate_limit", map[string]any{"policy": "p"}})
@@ -172,9 +172,9 @@ func TestRealTimeAccuracyOverHTTP(t *testing.T) {
 }
 
 func TestBuildErrors(t *testing.T) {
-	l := limits.New(limits.Options{SweepInterval: -1})
+	l := ratelimit.New(ratelimit.Options{SweepInterval: -1})
 	defer l.Close()
-	if err := l.Update([]limits.Policy{{Name: "a", Rate: 1}}); err != nil {
+	if err := l.Update([]ratelimit.Policy{{Name: "a", Rate: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	env := &filters.Env{Path: "routes[1].filters[0]", Services: services(l)}
@@ -196,16 +196,16 @@ func TestBuildErrors(t *testing.T) {
 	}
 	// The snapshot being built wins over the installed policies.
 	s := services(l)
-	PoliciesKey.Provide(s, limits.Config{Policies: []limits.Policy{{Name: "new", Rate: 1}}})
+	PoliciesKey.Provide(s, ratelimit.Config{Policies: []ratelimit.Policy{{Name: "new", Rate: 1}}})
 	if _, err := filters.Default.Build(&filters.Env{Path: "p", Services: s}, FilterName, map[string]any{"policy": "new"}); err != nil {
 		t.Fatalf("policy from the pending snapshot rejected: %v", err)
 	}
 }
 
 func TestRemovedPolicyFailsOpen(t *testing.T) {
-	l := limits.New(limits.Options{SweepInterval: -1})
+	l := ratelimit.New(ratelimit.Options{SweepInterval: -1})
 	defer l.Close()
-	if err := l.Update([]limits.Policy{{Name: "a", Rate: 1, Burst: 1}}); err != nil {
+	if err := l.Update([]ratelimit.Policy{{Name: "a", Rate: 1, Burst: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	chain := buildChain(t, services(l), spec2{"rate_limit", map[string]any{"policy": "a"}})

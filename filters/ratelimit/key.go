@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	"github.com/floodgate-dev/floodgate/ratelimit"
 )
 
 // maxInlineValue is the longest part value stored verbatim in a key; longer
@@ -19,10 +19,10 @@ const maxInlineValue = 64
 // empty: every request without it shares one bucket, which is the safe
 // reading for "per API key" limits (anonymous traffic is limited
 // together).
-func appendKey(dst []byte, spec *limits.KeySpec, c *filters.Context) []byte {
+func appendKey(dst []byte, spec *ratelimit.KeySpec, c *filters.Context) []byte {
 	for _, p := range spec.Parts {
 		switch p.Kind {
-		case limits.KeyClientIP:
+		case ratelimit.KeyClientIP:
 			ip := c.ClientIP.Unmap()
 			if ip.Is6() && spec.IPv6Prefix < 128 {
 				if pfx, err := ip.Prefix(spec.IPv6Prefix); err == nil {
@@ -31,13 +31,13 @@ func appendKey(dst []byte, spec *limits.KeySpec, c *filters.Context) []byte {
 			}
 			raw := ip.As16()
 			dst = appendPart(dst, byte(p.Kind), raw[:])
-		case limits.KeyRoute:
+		case ratelimit.KeyRoute:
 			name := ""
 			if c.Route != nil {
 				name = c.Route.Name
 			}
 			dst = appendPartString(dst, byte(p.Kind), name)
-		case limits.KeyHeader:
+		case ratelimit.KeyHeader:
 			var v []byte
 			if c.Request != nil {
 				v = c.Request.Request.Header.Peek(p.Header)

@@ -9,11 +9,11 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/filters/ratelimit/limits"
+	"github.com/floodgate-dev/floodgate/ratelimit"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
-func keyFor(t *testing.T, p limits.Policy, ip string, route string, headers map[string]string) []byte {
+func keyFor(t *testing.T, p ratelimit.Policy, ip string, route string, headers map[string]string) []byte {
 	t.Helper()
 	c := filters.AcquireContext()
 	defer c.Release()
@@ -27,24 +27,24 @@ func keyFor(t *testing.T, p limits.Policy, ip string, route string, headers map[
 	if route != "" {
 		c.Route = &routing.Route{Name: route}
 	}
-	l := limits.New(limits.Options{SweepInterval: -1})
+	l := ratelimit.New(ratelimit.Options{SweepInterval: -1})
 	defer l.Close()
 	p.Name = "p"
-	if err := l.Update([]limits.Policy{p}); err != nil {
+	if err := l.Update([]ratelimit.Policy{p}); err != nil {
 		t.Fatal(err)
 	}
 	return appendKey(nil, l.Buckets("p").KeySpec(), c)
 }
 
 func TestKeys(t *testing.T) {
-	byIP := limits.Policy{Rate: 1}
+	byIP := ratelimit.Policy{Rate: 1}
 	if !bytes.Equal(keyFor(t, byIP, "2001:db8::1", "", nil), keyFor(t, byIP, "2001:db8::ffff", "", nil)) {
 		t.Error("IPv6 addresses in one /64 got different keys")
 	}
 	if bytes.Equal(keyFor(t, byIP, "2001:db8:0:1::1", "", nil), keyFor(t, byIP, "2001:db8::1", "", nil)) {
 		t.Error("different /64s share a key")
 	}
-	perAddr := limits.Policy{Rate: 1, IPv6Prefix: 128}
+	perAddr := ratelimit.Policy{Rate: 1, IPv6Prefix: 128}
 	if bytes.Equal(keyFor(t, perAddr, "2001:db8::1", "", nil), keyFor(t, perAddr, "2001:db8::2", "", nil)) {
 		t.Error("ipv6_prefix 128 grouped addresses")
 	}
@@ -52,7 +52,7 @@ func TestKeys(t *testing.T) {
 		t.Error("IPv4-mapped address keyed differently from IPv4")
 	}
 
-	combo := limits.Policy{Rate: 1, Key: []string{"header:X-Api-Key", "route"}}
+	combo := ratelimit.Policy{Rate: 1, Key: []string{"header:X-Api-Key", "route"}}
 	a := keyFor(t, combo, "192.0.2.1", "r1", map[string]string{"x-api-key": "k1"})
 	if !bytes.Equal(a, keyFor(t, combo, "192.0.2.99", "r1", map[string]string{"X-API-KEY": "k1"})) {
 		t.Error("client IP leaked into a header+route key")

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"sort"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // searchRun walks the index newest first over r, one time bucket at a time, and calls emit for

@@ -6,7 +6,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // BenchmarkApplyDurable10 measures the engine alone: one fsynced batch of 10 events.

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // writeQueue buffers one namespace's async writes in memory, coalesces them for a short

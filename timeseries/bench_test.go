@@ -16,7 +16,7 @@ import (
 
 // Benchmarks of the acceptance figures. Run briefly with:
 //
-//	go test -run '^$' -bench . -benchtime 2s ./origins/timeseries/
+//	go test -run '^$' -bench . -benchtime 2s ./timeseries/
 //
 // Each reports p50/p99 in ms (or events/s) as custom metrics. TS_BENCH_FANOUT overrides
 // read_fanout to compare scatter-gather widths.

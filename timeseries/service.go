@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/pebbleengine"
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/pebbleengine"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // Service serves the TimeSeries API for a set of namespaces over one engine.

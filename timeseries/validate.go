@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 const maxIDBytes = 256

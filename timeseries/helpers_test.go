@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/pebbleengine"
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/pebbleengine"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // baseTime is the fixed "now" of most tests: 2026-03-10T12:00:00Z.

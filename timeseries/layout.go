@@ -3,7 +3,7 @@ package timeseries
 import (
 	"hash/fnv"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // layout maps event times to slices, time buckets and event buckets for one namespace.

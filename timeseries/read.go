@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 const defaultPageSize = 100

@@ -18,7 +18,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // Options tune the embedded engine. Zero values pick defaults.

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 func TestBucketsDescVisitsOnlyExistingSlicesNewestFirst(t *testing.T) {

@@ -3,7 +3,7 @@ package timeseries
 import (
 	"context"
 
-	"github.com/floodgate-dev/floodgate/origins/timeseries/storage"
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // refIter yields refs in index order (storage.CompareRefs). Search composes them: a leaf reads
