@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/timeseries"
@@ -58,7 +59,7 @@ func Parse(data []byte, source string) (*Config, error) {
 		}
 	}
 	cfg := Default()
-	if err := Decode(v.AllSettings(), cfg); err != nil {
+	if err := decode.Decode(v.AllSettings(), cfg); err != nil {
 		return nil, fmt.Errorf("%s: %s", source, strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " "))
 	}
 	cfg.Source = source
@@ -69,7 +70,7 @@ func Parse(data []byte, source string) (*Config, error) {
 		return nil, err
 	}
 	cfg.LoadShed = loadshed.Default()
-	if err := Decode(cfg.LoadShedRaw, &cfg.LoadShed); err != nil {
+	if err := decode.Decode(cfg.LoadShedRaw, &cfg.LoadShed); err != nil {
 		return nil, &ValidationError{Problems: []string{"loadshed: " + strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")}}
 	}
 	cfg.normalizeNames()
@@ -96,7 +97,7 @@ func (c *Config) decodeOrigins() error {
 			cc := origins.DefaultConsulConfig()
 			oc.Consul = &cc
 		}
-		if err := Decode(raw, &oc); err != nil {
+		if err := decode.Decode(raw, &oc); err != nil {
 			p.add("origins."+name, "%s", strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " "))
 			continue
 		}

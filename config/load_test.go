@@ -134,19 +134,16 @@ routes:
 		t.Fatal("typos accepted")
 	}
 	msg := err.Error()
-	for _, want := range []string{"typo.yaml", "'server' has invalid keys: lsiten", "'routes[0].match' has invalid keys: pth"} {
+	for _, want := range []string{"typo.yaml", "server.lsiten: unknown key", "routes[0].match.pth: unknown key"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
-	}
-	if strings.Contains(msg, "\n") {
-		t.Errorf("error is not one line: %q", msg)
 	}
 }
 
 func TestParseBareNumberDuration(t *testing.T) {
 	_, err := Parse([]byte("server:\n  read_header_timeout: 5\n"), "f.yaml")
-	if err == nil || !strings.Contains(err.Error(), "'server.read_header_timeout' duration 5 needs a unit") {
+	if err == nil || !strings.Contains(err.Error(), "server.read_header_timeout: duration 5 needs a unit") {
 		t.Fatalf("err = %v", err)
 	}
 }

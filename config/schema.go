@@ -3,12 +3,17 @@ package config
 import (
 	"time"
 
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/ratelimit"
 	"github.com/floodgate-dev/floodgate/routing"
 	"github.com/floodgate-dev/floodgate/timeseries"
 )
+
+// ByteSize is a size in bytes written in human units ("4MiB"); see
+// decode.ByteSize.
+type ByteSize = decode.ByteSize
 
 // Config is the whole gateway configuration.
 type Config struct {

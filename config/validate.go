@@ -8,23 +8,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
 // ValidationError lists every rule a config breaks, each naming its key
-// path, so an operator fixes the file in one pass instead of one error at a
-// time.
-type ValidationError struct {
-	Problems []string
-}
-
-func (e *ValidationError) Error() string {
-	if len(e.Problems) == 1 {
-		return "invalid config: " + e.Problems[0]
-	}
-	return "invalid config:\n  " + strings.Join(e.Problems, "\n  ")
-}
+// path; it is the decode toolkit's one error-list type.
+type ValidationError = decode.Errors
 
 type problems []string
 
