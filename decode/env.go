@@ -27,7 +27,8 @@ func EnvOverrides(tree map[string]any, schema reflect.Type, prefix string, envir
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
 		rest, hasPrefix := strings.CutPrefix(name, prefix+"_")
-		if !ok || !hasPrefix || rest == "" {
+		// An empty value is unset, as in most tools that read the environment.
+		if !ok || !hasPrefix || rest == "" || value == "" {
 			continue
 		}
 		words := strings.Split(strings.ToLower(rest), "_")
@@ -61,10 +62,12 @@ func EnvKeys(schema reflect.Type) []string {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			tag, opts := fieldTag(f)
-			if tag == "" || opts == "remain" {
-				continue
+			switch {
+			case opts == "squash":
+				walk(f.Type, at)
+			case tag != "" && opts != "remain":
+				walk(f.Type, JoinPath(at, tag))
 			}
-			walk(f.Type, JoinPath(at, tag))
 		}
 	}
 	walk(schema, "")
@@ -88,8 +91,14 @@ func findKey(words []string, t reflect.Type, node any) ([]keyStep, bool) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			tag, opts := fieldTag(f)
-			if opts == "remain" {
+			switch opts {
+			case "remain":
 				remain = &f
+				continue
+			case "squash":
+				if steps, ok := findKey(words, f.Type, node); ok {
+					return steps, true
+				}
 				continue
 			}
 			if tag == "" {
@@ -103,7 +112,23 @@ func findKey(words []string, t reflect.Type, node any) ([]keyStep, bool) {
 			}
 		}
 		if remain != nil {
-			return findInMap(words, reflect.TypeFor[any](), m, false)
+			// The keys a struct does not name: the document's own, or
+			// (for a map of sections) a new one whose settings the rest
+			// of the name reaches.
+			elem := reflect.TypeFor[any]()
+			if remain.Type.Kind() == reflect.Map {
+				elem = remain.Type.Elem()
+			}
+			if steps, ok := findInMap(words, elem, m, false); ok {
+				return steps, true
+			}
+			if deref(elem).Kind() == reflect.Struct {
+				for i := 1; i < len(words); i++ {
+					if steps, ok := findKey(words[i:], elem, nil); ok {
+						return append([]keyStep{{key: strings.Join(words[:i], "_"), index: -1}}, steps...), true
+					}
+				}
+			}
 		}
 	case reflect.Map:
 		m, _ := node.(map[string]any)

@@ -13,6 +13,9 @@ import (
 // at a time. It is the one error-list type of every config section.
 type Errors struct {
 	Problems []string
+	// paths holds each problem's key path where it is known, so a merge
+	// prefixes it exactly even when the path holds spaces (a map key).
+	paths []string
 }
 
 func (e *Errors) Error() string {
@@ -24,7 +27,16 @@ func (e *Errors) Error() string {
 
 // Add records a problem at path.
 func (e *Errors) Add(path, format string, args ...any) {
-	e.Problems = append(e.Problems, JoinPath(path, "")+": "+fmt.Sprintf(format, args...))
+	e.add(path, fmt.Sprintf(format, args...))
+}
+
+func (e *Errors) add(path, msg string) {
+	if len(e.paths) < len(e.Problems) {
+		// Problems appended directly: their paths are unknown.
+		e.paths = append(e.paths, make([]string, len(e.Problems)-len(e.paths))...)
+	}
+	e.Problems = append(e.Problems, path+": "+msg)
+	e.paths = append(e.paths, path)
 }
 
 // Merge adds every problem err holds, each with prefix put in front of its
@@ -38,7 +50,12 @@ func (e *Errors) Merge(prefix string, err error) {
 	}
 	var own *Errors
 	if errors.As(err, &own) && own != nil && own == err {
-		for _, p := range own.Problems {
+		for i, p := range own.Problems {
+			if i < len(own.paths) && own.paths[i] != "" {
+				path := own.paths[i]
+				e.add(JoinPath(prefix, path), strings.TrimPrefix(p, path+": "))
+				continue
+			}
 			e.Problems = append(e.Problems, joinProblem(prefix, p))
 		}
 		return
@@ -55,11 +72,11 @@ func (e *Errors) Merge(prefix string, err error) {
 		msg := oneLine(de.Unwrap())
 		if keys, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
 			for _, k := range strings.Split(keys, ", ") {
-				e.Problems = append(e.Problems, JoinPath(path, k)+": unknown key")
+				e.add(JoinPath(path, k), "unknown key")
 			}
 			return
 		}
-		e.Problems = append(e.Problems, path+": "+msg)
+		e.add(path, msg)
 		return
 	}
 	if wrapped := errors.Unwrap(err); wrapped != nil && (isWrapperOnly(err, wrapped) || strings.HasPrefix(err.Error(), mapstructureWrap)) {
@@ -82,6 +99,27 @@ func (e *Errors) Err() error {
 		return nil
 	}
 	return e
+}
+
+// Dedupe drops repeated problems (a built-in installed on every route
+// reports a bad option once; a checker that validates and then builds
+// reports a rule both steps check once), keeping the first of each.
+func (e *Errors) Dedupe() {
+	seen := make(map[string]bool, len(e.Problems))
+	var problems, paths []string
+	for i, p := range e.Problems {
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		problems = append(problems, p)
+		path := ""
+		if i < len(e.paths) {
+			path = e.paths[i]
+		}
+		paths = append(paths, path)
+	}
+	e.Problems, e.paths = problems, paths
 }
 
 // Len is the number of problems.

@@ -39,3 +39,9 @@ func (b Base) Order() int { return b.order }
 
 // ShouldFilter runs the filter for every request.
 func (b Base) ShouldFilter(*Context) bool { return true }
+
+// Describer is implemented by filters and endpoints that show their
+// settings in the admin API (/admin/routes, /admin/filters).
+type Describer interface {
+	Describe() any
+}

@@ -67,6 +67,15 @@ func (k *ServiceKey[T]) Provide(s *Services, v T) {
 	s.vals = append(s.vals, bagEntry{key: k, val: v})
 }
 
+// Clone returns a copy of s that a snapshot build can add to without
+// changing s.
+func (s *Services) Clone() *Services {
+	if s == nil {
+		return &Services{}
+	}
+	return &Services{vals: append([]bagEntry(nil), s.vals...)}
+}
+
 // Lookup returns the service stored under k.
 func (k *ServiceKey[T]) Lookup(s *Services) (T, bool) {
 	var zero T

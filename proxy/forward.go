@@ -14,7 +14,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
 )
@@ -29,27 +28,20 @@ const bufferedBodyLimit = 64 << 10
 // instance within the origin's retry budget, hedges idempotent requests,
 // and streams the response back.
 type forwardEndpoint struct {
+	filters.Base
 	route      string
 	origin     string
+	originCfg  origins.OriginConfig // as of the snapshot, for the admin view
 	reg        *origins.Registry
 	pool       *clientPool
-	timeouts   config.Timeouts // the route's overrides; zero fields use the origin's
-	idempotent bool            // the route declares every method safe to repeat
+	timeouts   origins.TimeoutsConfig // the route's overrides; zero fields use the origin's
+	idempotent bool                   // the route declares every method safe to repeat
 	hostOver   string
 	via        string
 	trusted    []netip.Prefix
 	maxBody    int64
-	observe    func(origin string, a filters.Attempt)
-	onRetry    func(origin string)
-	onHedge    func(origin string)
+	observer   AttemptObserver // nil: not observed
 }
-
-var _ filters.Filter = (*forwardEndpoint)(nil)
-
-func (e *forwardEndpoint) Name() string                       { return "proxy" }
-func (e *forwardEndpoint) Stage() filters.Stage               { return filters.Endpoint }
-func (e *forwardEndpoint) Order() int                         { return 0 }
-func (e *forwardEndpoint) ShouldFilter(*filters.Context) bool { return true }
 
 func (e *forwardEndpoint) isTrusted(ip netip.Addr) bool {
 	for _, p := range e.trusted {
@@ -63,14 +55,8 @@ func (e *forwardEndpoint) isTrusted(ip netip.Addr) bool {
 // poolKeyFor returns the connection pool settings for this route on
 // origin configuration oc, without the instance address.
 func (e *forwardEndpoint) poolKeyFor(oc *origins.OriginConfig) poolKey {
-	k := poolKey{connect: oc.Timeouts.Connect, response: oc.Timeouts.Response, idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance}
-	if e.timeouts.Connect > 0 {
-		k.connect = e.timeouts.Connect
-	}
-	if e.timeouts.Response > 0 {
-		k.response = e.timeouts.Response
-	}
-	return k
+	t := oc.Timeouts.Override(e.timeouts)
+	return poolKey{connect: t.Connect, response: t.Response, idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance}
 }
 
 func (e *forwardEndpoint) Apply(c *filters.Context) error {
@@ -207,8 +193,8 @@ func (e *forwardEndpoint) spendRetry(c *filters.Context, o *origins.Origin, afte
 		return false
 	}
 	c.Log("retrying on another instance after " + after)
-	if e.onRetry != nil {
-		e.onRetry(e.origin)
+	if e.observer != nil {
+		e.observer.IncRetry(e.origin)
 	}
 	return true
 }
@@ -287,8 +273,8 @@ func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fas
 			if err := launch(true, false); err == nil {
 				attempts++
 				c.Log("hedged to a second instance after " + delay.String())
-				if e.onHedge != nil {
-					e.onHedge(e.origin)
+				if e.observer != nil {
+					e.observer.IncHedge(e.origin)
 				}
 			}
 		case r := <-results:
@@ -393,8 +379,8 @@ func pickError(origin string, err error) error {
 func (e *forwardEndpoint) record(c *filters.Context, a filters.Attempt) {
 	c.Attempts = append(c.Attempts, a)
 	c.Instance = a.Instance
-	if e.observe != nil {
-		e.observe(e.origin, a)
+	if e.observer != nil {
+		e.observer.ObserveOriginAttempt(e.origin, a.Instance, a.Outcome, a.Duration)
 	}
 }
 
