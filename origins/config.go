@@ -407,8 +407,8 @@ func DecodeOrigins(at string, raw any) (map[string]OriginConfig, error) {
 			errs.Add(path, "must be a map of origin settings")
 			continue
 		}
-		for k := range fields {
-			if strings.EqualFold(k, "consul") {
+		for k, v := range fields {
+			if strings.EqualFold(k, "consul") && v != nil {
 				cc := DefaultConsulConfig()
 				oc.Consul = &cc
 			}
