@@ -23,7 +23,9 @@ func testBuilder(t *testing.T, cfg *config.Config) *Builder {
 	filters.RegisterEndpointIn(r, "static", func() StaticOptions { return StaticOptions{Status: http.StatusOK} }, newStaticEndpoint)
 	type none struct{}
 	filters.RegisterBuiltinIn(r, "everywhere", filters.EveryChain(), func() none { return none{} },
-		func(*filters.Env, none) (filters.Filter, error) { return &marker{Base: filters.NewBase("everywhere", filters.Inbound, 1)}, nil })
+		func(*filters.Env, none) (filters.Filter, error) {
+			return &marker{Base: filters.NewBase("everywhere", filters.Inbound, 1)}, nil
+		})
 	filters.RegisterBuiltinIn(r, "per_origin", filters.EachRouteWithOrigin(), func() none { return none{} },
 		func(env *filters.Env, _ none) (filters.Filter, error) {
 			return &marker{Base: filters.NewBase("per_origin", filters.Inbound, 2), origin: env.Route.Origin}, nil
