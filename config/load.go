@@ -8,10 +8,9 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/floodgate-dev/floodgate/loadshed"
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/timeseries"
 )
@@ -42,135 +41,145 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path)
 }
 
-// Parse decodes YAML, applies FLOODGATE_* environment overrides for the
-// schema's scalar keys, fills defaults and validates.
+// Parse decodes YAML, applies the process's FLOODGATE_* environment
+// overrides, fills defaults and validates.
 func Parse(data []byte, source string) (*Config, error) {
-	v := viper.New()
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, fmt.Errorf("%s: parsing YAML: %w", source, err)
-	}
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	for _, key := range envKeys(reflect.TypeOf(Config{}), "") {
-		if err := v.BindEnv(key); err != nil {
-			return nil, err
-		}
-	}
-	cfg := Default()
-	if err := Decode(v.AllSettings(), cfg); err != nil {
-		return nil, fmt.Errorf("%s: %s", source, strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " "))
-	}
-	cfg.Source = source
-	if err := cfg.decodeOrigins(); err != nil {
-		return nil, err
-	}
-	if err := cfg.decodeTimeSeries(data); err != nil {
-		return nil, err
-	}
-	cfg.LoadShed = loadshed.Default()
-	if err := Decode(cfg.LoadShedRaw, &cfg.LoadShed); err != nil {
-		return nil, &ValidationError{Problems: []string{"loadshed: " + strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")}}
-	}
-	cfg.normalizeNames()
-	cfg.applyDefaults()
-	if err := cfg.Validate(); err != nil {
+	return ParseWithEnv(data, source, os.Environ())
+}
+
+// ParseWithEnv is Parse with the environment given as KEY=value pairs.
+func ParseWithEnv(data []byte, source string, environ []string) (*Config, error) {
+	cfg, err := parse(data, source, environ)
+	if err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-// decodeOrigins decodes each origin over the origins package's defaults;
-// decoding the whole map at once would leave omitted keys at zero.
-func (c *Config) decodeOrigins() error {
-	c.Origins = make(map[string]origins.OriginConfig, len(c.OriginsRaw))
-	var p problems
-	for _, name := range sortedKeys(c.OriginsRaw) {
-		oc := origins.DefaultOriginConfig()
-		raw, ok := c.OriginsRaw[name].(map[string]any)
-		if !ok {
-			p.add("origins."+name, "must be a map of origin settings")
-			continue
-		}
-		if _, ok := raw["consul"]; ok {
-			cc := origins.DefaultConsulConfig()
-			oc.Consul = &cc
-		}
-		if err := Decode(raw, &oc); err != nil {
-			p.add("origins."+name, "%s", strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " "))
-			continue
-		}
-		c.Origins[name] = oc
-	}
-	if len(p) > 0 {
-		return &ValidationError{Problems: p}
-	}
-	return nil
-}
-
-// decodeTimeSeries decodes the timeseries section from the YAML as written,
-// keeping the case of namespace and index field names.
-func (c *Config) decodeTimeSeries(data []byte) error {
-	c.TimeSeries.Rest = nil
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("%s: parsing YAML: %w", c.Source, err)
-	}
-	section, ok := doc["timeseries"].(map[string]any)
-	if !ok {
-		return nil
-	}
-	tree := make(map[string]any, len(section))
-	for k, v := range section {
-		if k != "data_dir" {
-			tree[k] = v
-		}
-	}
-	store, err := timeseries.DecodeConfig(tree)
+// LoadForCheck is Load for a config checker: a config that decodes but
+// breaks validation rules is returned with its error, so the checker can
+// also build it and report the runtime's problems (unknown filters, bad
+// endpoint options) in the same list. It is nil only when the file cannot
+// be read or decoded.
+func LoadForCheck(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		var p problems
-		for _, line := range strings.Split(err.Error(), "\n") {
-			p = append(p, "timeseries."+strings.Join(strings.Fields(line), " "))
-		}
-		return &ValidationError{Problems: p}
+		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	c.TimeSeries.Store = store
-	return nil
+	return parse(data, path, os.Environ())
 }
 
-// normalizeNames lower-cases origin references: viper lower-cases map keys,
-// so "origins: {Users: ...}" arrives as "users" and a route naming "Users"
-// must find it.
-func (c *Config) normalizeNames() {
-	for i := range c.Routes {
-		c.Routes[i].Origin = strings.ToLower(c.Routes[i].Origin)
+func parse(data []byte, source string, environ []string) (*Config, error) {
+	var tree map[string]any
+	if err := yaml.Unmarshal(data, &tree); err != nil {
+		return nil, fmt.Errorf("%s: parsing YAML: %w", source, err)
 	}
-}
-
-// envKeys lists the dotted keys of every scalar field reachable through
-// nested structs (not through slices or maps, which an environment
-// variable can't address). viper only consults the environment for keys it
-// knows, so each is bound explicitly.
-func envKeys(t reflect.Type, prefix string) []string {
-	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
-		if tag == "" || tag == "-" || !f.IsExported() {
+	if tree == nil {
+		tree = map[string]any{}
+	}
+	decode.EnvOverrides(tree, reflect.TypeFor[Config](), EnvPrefix, environ)
+	cfg := Default()
+	cfg.Source = source
+	var errs decode.Errors
+	claimed := map[string]bool{}
+	for _, s := range sections() {
+		key, raw := lookup(tree, s.key)
+		claimed[key] = true
+		if raw == nil {
 			continue
 		}
-		key := tag
-		if prefix != "" {
-			key = prefix + "." + tag
+		errs.Merge("", s.decode(cfg, s.key, raw))
+	}
+	for _, key := range sortedKeys(tree) {
+		if claimed[key] {
+			continue
 		}
-		ft := f.Type
-		switch ft.Kind() {
-		case reflect.Struct:
-			keys = append(keys, envKeys(ft, key)...)
-		case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
-		default:
-			keys = append(keys, key)
+		var b BuiltinFilter
+		if err := decode.Decode(tree[key], &b); err != nil {
+			errs.Add(key, "unknown section (sections: %s; a built-in filter's section takes enabled and options)", sectionKeys())
+			continue
+		}
+		if cfg.Builtins == nil {
+			cfg.Builtins = map[string]BuiltinFilter{}
+		}
+		cfg.Builtins[key] = b
+	}
+	if err := errs.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", source, err)
+	}
+	return cfg, nil
+}
+
+// section is one top-level key of the config and the code that decodes it
+// into the Config, over the defaults already there. Validation runs once
+// every section is decoded (Config.Validate), so rules that span sections
+// see them all.
+type section struct {
+	key    string
+	decode func(c *Config, at string, raw any) error
+}
+
+// sections lists the config's sections. Keys not listed are built-in
+// filter sections (see Config.Builtins).
+func sections() []section {
+	over := func(field func(c *Config) any) func(*Config, string, any) error {
+		return func(c *Config, at string, raw any) error { return decode.Prefix(at, decode.Decode(raw, field(c))) }
+	}
+	return []section{
+		{"server", over(func(c *Config) any { return &c.Server })},
+		{"admin", over(func(c *Config) any { return &c.Admin })},
+		{"filters", over(func(c *Config) any { return &c.Filters })},
+		{"routes", over(func(c *Config) any { return &c.Routes })},
+		{"origins", func(c *Config, at string, raw any) (err error) {
+			c.Origins, err = origins.DecodeOrigins(at, raw)
+			return err
+		}},
+		{"loadshed", over(func(c *Config) any { return &c.LoadShed })},
+		{"rate_limit", over(func(c *Config) any { return &c.RateLimit })},
+		{"timeseries", func(c *Config, at string, raw any) error {
+			var e decode.Errors
+			m, ok := raw.(map[string]any)
+			if !ok {
+				e.Add(at, "must be a map")
+				return e.Err()
+			}
+			rest := make(map[string]any, len(m))
+			for k, v := range m {
+				if strings.EqualFold(k, "data_dir") {
+					e.Merge(at+".data_dir", decode.Decode(v, &c.TimeSeries.DataDir))
+					continue
+				}
+				rest[k] = v
+			}
+			store, err := timeseries.DecodeConfig(rest)
+			e.Merge(at, err)
+			c.TimeSeries.Store = store
+			return e.Err()
+		}},
+	}
+}
+
+func sectionKeys() string {
+	var keys []string
+	for _, s := range sections() {
+		keys = append(keys, s.key)
+	}
+	return strings.Join(keys, ", ")
+}
+
+// lookup finds a top-level key as YAML spelled it (struct keys match
+// case-insensitively, as everywhere in the config).
+func lookup(tree map[string]any, key string) (string, any) {
+	if v, ok := tree[key]; ok {
+		return key, v
+	}
+	for k, v := range tree {
+		if strings.EqualFold(k, key) {
+			return k, v
 		}
 	}
-	return keys
+	return key, nil
 }

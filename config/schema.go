@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/ratelimit"
@@ -10,109 +11,101 @@ import (
 	"github.com/floodgate-dev/floodgate/timeseries"
 )
 
-// Config is the whole gateway configuration.
+// ByteSize is a size in bytes written in human units ("4MiB"); see
+// decode.ByteSize.
+type ByteSize = decode.ByteSize
+
+// Config is the whole gateway configuration. Its mapstructure tags are the
+// YAML keys; each section is decoded by the package that owns it (see
+// sections in load.go) with the decode toolkit.
 type Config struct {
-	Server  Server       `mapstructure:"server" json:"server"`
-	Admin   Admin        `mapstructure:"admin" json:"admin"`
-	Filters []FilterSpec `mapstructure:"filters" json:"filters,omitempty"`
-	Routes  []Route      `mapstructure:"routes" json:"routes"`
-	// Origins are decoded one by one over origins.DefaultOriginConfig() (see
-	// Parse), so keys an origin omits keep their defaults.
-	Origins map[string]origins.OriginConfig `mapstructure:"-" json:"origins"`
-	// OriginsRaw is the origins section as read, before that decoding.
-	OriginsRaw map[string]any `mapstructure:"origins" json:"-"`
-
-	// LoadShed is decoded over loadshed.Default() (see Parse) from
-	// LoadShedRaw, so omitted keys keep their defaults.
-	LoadShed    loadshed.Config `mapstructure:"-" json:"loadshed"`
-	LoadShedRaw map[string]any  `mapstructure:"loadshed" json:"-"`
-
+	Server  Server       `mapstructure:"server"`
+	Admin   Admin        `mapstructure:"admin"`
+	Filters []FilterSpec `mapstructure:"filters"`
+	Routes  []Route      `mapstructure:"routes"`
+	// Origins are decoded one by one over origins.DefaultOriginConfig(), so
+	// keys an origin omits keep their defaults.
+	Origins map[string]origins.OriginConfig `mapstructure:"origins"`
+	// LoadShed is decoded over loadshed.Default().
+	LoadShed loadshed.Config `mapstructure:"loadshed"`
 	// RateLimit holds the named token-bucket policies the rate_limit filter
 	// applies.
-	RateLimit ratelimit.Config `mapstructure:"rate_limit" json:"rate_limit"`
+	RateLimit ratelimit.Config `mapstructure:"rate_limit"`
 	// TimeSeries configures the embedded TimeSeries event store that
 	// routes with a timeseries endpoint serve.
-	TimeSeries TimeSeries `mapstructure:"timeseries" json:"timeseries"`
-
-	// AccessLog and RequestID configure filters the gateway installs on
-	// every chain.
-	AccessLog BuiltinFilter `mapstructure:"access_log" json:"access_log"`
-	RequestID BuiltinFilter `mapstructure:"request_id" json:"request_id"`
+	TimeSeries TimeSeries `mapstructure:"timeseries"`
+	// Builtins are the sections of built-in filters, keyed by the filter's
+	// name (access_log, request_id, ...): every top-level key that is not
+	// one of the sections above. Each switches its filter off or passes it
+	// options; a key naming no built-in filter is rejected when the
+	// gateway builds the config.
+	Builtins map[string]BuiltinFilter `mapstructure:",remain"`
 
 	// Source says where the config came from ("embedded default" or a file
 	// path); it is not read from YAML.
-	Source string `mapstructure:"-" json:"source"`
+	Source string `mapstructure:"-"`
 }
+
+// Builtin returns the section of the built-in filter name (zero: enabled,
+// default options).
+func (c *Config) Builtin(name string) BuiltinFilter { return c.Builtins[name] }
 
 // Server is the client-facing listener. Listen needs a restart to change;
 // everything else applies on reload to new connections.
 type Server struct {
-	Listen string `mapstructure:"listen" json:"listen"`
+	Listen string `mapstructure:"listen"`
 	// ReadHeaderTimeout bounds how long a client may take to send the
 	// request line and headers (slowloris protection) and how long an idle
 	// keep-alive connection waits for its next request to start.
-	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout" json:"read_header_timeout"`
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	// BodyTimeout bounds how long a client may take to send the whole body.
-	BodyTimeout time.Duration `mapstructure:"body_timeout" json:"body_timeout"`
+	BodyTimeout time.Duration `mapstructure:"body_timeout"`
 	// IdleTimeout closes keep-alive connections idle for this long.
-	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout"`
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// WriteTimeout bounds writing one response; 0 means none, which long
 	// downloads and server-sent event streams need.
-	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	// MaxHeaderSize is the largest request line plus headers; larger gets 431.
-	MaxHeaderSize ByteSize `mapstructure:"max_header_size" json:"max_header_size"`
+	MaxHeaderSize ByteSize `mapstructure:"max_header_size"`
 	// MaxBodySize is the largest request body; larger gets 413.
-	MaxBodySize ByteSize `mapstructure:"max_body_size" json:"max_body_size"`
+	MaxBodySize ByteSize `mapstructure:"max_body_size"`
 	// MaxConnections caps concurrent client connections.
-	MaxConnections int `mapstructure:"max_connections" json:"max_connections"`
+	MaxConnections int `mapstructure:"max_connections"`
 	// DrainTimeout is how long shutdown waits for in-flight requests.
-	DrainTimeout time.Duration `mapstructure:"drain_timeout" json:"drain_timeout"`
+	DrainTimeout time.Duration `mapstructure:"drain_timeout"`
 	// EscapedSlashes is what to do with %2F and %5C in paths: reject, keep
 	// or decode.
-	EscapedSlashes routing.EscapedSlashes `mapstructure:"escaped_slashes" json:"escaped_slashes"`
+	EscapedSlashes routing.EscapedSlashes `mapstructure:"escaped_slashes"`
 	// TrustedProxies are CIDRs whose X-Forwarded-* headers are extended;
 	// from anyone else they are replaced, so clients cannot spoof them.
-	TrustedProxies []string `mapstructure:"trusted_proxies" json:"trusted_proxies,omitempty"`
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	// Via is the pseudonym the gateway adds to the Via header.
-	Via string `mapstructure:"via" json:"via"`
+	Via string `mapstructure:"via"`
 }
 
 // Admin is the operator listener (metrics, admin API). It binds loopback
 // by default.
 type Admin struct {
-	Listen string `mapstructure:"listen" json:"listen"`
-	Token  string `mapstructure:"token" json:"token,omitempty"`
+	Listen string `mapstructure:"listen"`
+	Token  string `mapstructure:"token"`
 }
 
 // TimeSeries is the embedded event store: where it keeps its data and its
-// namespaces. The store's own section is decoded from the YAML as written
-// (see Parse) because namespace and index field names are case-sensitive
-// and viper lower-cases map keys.
+// namespaces (the rest of the section, decoded by the timeseries package).
 type TimeSeries struct {
 	// DataDir holds the store's files; changing it needs a restart.
-	DataDir string `mapstructure:"data_dir" json:"data_dir"`
+	DataDir string `mapstructure:"data_dir"`
 	// Store is everything else in the section: namespaces, read_fanout,
 	// retention_interval.
-	Store timeseries.Config `mapstructure:"-" json:"store"`
-	// rest collects the section's other keys for the case-preserving
-	// decode.
-	Rest map[string]any `mapstructure:",remain" json:"-"`
-}
-
-// TimeSeriesRoute serves the embedded store: POST {route path}/{Operation}.
-type TimeSeriesRoute struct {
-	// Namespaces is an allowlist; empty serves every namespace.
-	Namespaces []string `mapstructure:"namespaces" json:"namespaces,omitempty"`
-	// MaxBodySize bounds one API call's body (default 16MiB).
-	MaxBodySize ByteSize `mapstructure:"max_body_size" json:"max_body_size,omitempty"`
+	Store timeseries.Config `mapstructure:",squash"`
 }
 
 // BuiltinFilter switches a built-in, always-installed filter on or off and
 // passes it options (decoded and validated by the filter itself, so errors
 // read e.g. "access_log.options.sample_successes: ...").
 type BuiltinFilter struct {
-	Enabled *bool          `mapstructure:"enabled" json:"enabled,omitempty"`
-	Options map[string]any `mapstructure:"options" json:"options,omitempty"`
+	Enabled *bool          `mapstructure:"enabled"`
+	Options map[string]any `mapstructure:"options"`
 }
 
 // On reports whether the filter is enabled (the default).
@@ -120,51 +113,37 @@ func (b BuiltinFilter) On() bool { return b.Enabled == nil || *b.Enabled }
 
 // FilterSpec is one filter instance: a registered name and its options.
 type FilterSpec struct {
-	Name    string         `mapstructure:"name" json:"name"`
-	Options map[string]any `mapstructure:"options" json:"options,omitempty"`
+	Name    string         `mapstructure:"name"`
+	Options map[string]any `mapstructure:"options"`
 }
 
-// Route is one route: how to match, how to rewrite, and its endpoint
-// (exactly one of Origin, Static and TimeSeries).
+// Route is one route: how to match, how to rewrite, and its endpoint.
 type Route struct {
-	Name    string          `mapstructure:"name" json:"name"`
-	Match   routing.Match   `mapstructure:"match" json:"match"`
-	Rewrite routing.Rewrite `mapstructure:"rewrite" json:"rewrite"`
-	// Origin proxies to the named origin.
-	Origin string `mapstructure:"origin" json:"origin,omitempty"`
-	// Static answers with a fixed response.
-	Static *Static `mapstructure:"static" json:"static,omitempty"`
-	// TimeSeries serves the embedded TimeSeries store's API.
-	TimeSeries *TimeSeriesRoute `mapstructure:"timeseries" json:"timeseries,omitempty"`
+	Name    string          `mapstructure:"name"`
+	Match   routing.Match   `mapstructure:"match"`
+	Rewrite routing.Rewrite `mapstructure:"rewrite"`
 	// Timeouts override the origin's for this route.
-	Timeouts Timeouts `mapstructure:"timeouts" json:"timeouts"`
+	Timeouts origins.TimeoutsConfig `mapstructure:"timeouts"`
 	// Idempotent declares non-idempotent methods on this route safe to
 	// retry (e.g. a POST search endpoint).
-	Idempotent bool         `mapstructure:"idempotent" json:"idempotent,omitempty"`
-	Filters    []FilterSpec `mapstructure:"filters" json:"filters,omitempty"`
+	Idempotent bool         `mapstructure:"idempotent"`
+	Filters    []FilterSpec `mapstructure:"filters"`
+	// Endpoint holds the route's other keys: exactly one, naming a
+	// registered endpoint kind (origin, static, timeseries, ...), whose
+	// value the kind decodes ("origin: users", "static: {status: 204}").
+	Endpoint map[string]any `mapstructure:",remain"`
 }
 
-// Static is a fixed response.
-type Static struct {
-	Status  int      `mapstructure:"status" json:"status"`
-	Body    string   `mapstructure:"body" json:"body,omitempty"`
-	Headers []Header `mapstructure:"headers" json:"headers,omitempty"`
-}
-
-// Header is a name/value pair; a list keeps the header name's case, which
-// a YAML map read through viper would not.
-type Header struct {
-	Name  string `mapstructure:"name" json:"name"`
-	Value string `mapstructure:"value" json:"value"`
-}
-
-// Timeouts for talking to an origin. Connect bounds establishing a TCP
-// connection; Response bounds waiting for the response headers and then
-// each read of the body, so a long download or event stream that keeps
-// moving is never cut, while a stalled one is.
-type Timeouts struct {
-	Connect  time.Duration `mapstructure:"connect" json:"connect,omitempty"`
-	Response time.Duration `mapstructure:"response" json:"response,omitempty"`
+// EndpointKind returns the route's endpoint kind and its options as
+// written; ok is false unless exactly one is set.
+func (r *Route) EndpointKind() (kind string, options any, ok bool) {
+	if len(r.Endpoint) != 1 {
+		return "", nil, false
+	}
+	for k, v := range r.Endpoint {
+		kind, options = k, v
+	}
+	return kind, options, true
 }
 
 // Default returns the values every config starts from before the YAML and
@@ -186,26 +165,4 @@ func Default() *Config {
 		Admin:    Admin{Listen: "127.0.0.1:9901"},
 		LoadShed: loadshed.Default(),
 	}
-}
-
-func (c *Config) applyDefaults() {
-	for i := range c.Routes {
-		if s := c.Routes[i].Static; s != nil && s.Status == 0 {
-			s.Status = 200
-		}
-	}
-}
-
-// RouteTimeouts returns the effective timeouts of route r: its own where
-// set, else its origin's.
-func (c *Config) RouteTimeouts(r *Route) Timeouts {
-	ot := c.Origins[r.Origin].Timeouts
-	t := Timeouts{Connect: ot.Connect, Response: ot.Response}
-	if r.Timeouts.Connect > 0 {
-		t.Connect = r.Timeouts.Connect
-	}
-	if r.Timeouts.Response > 0 {
-		t.Response = r.Timeouts.Response
-	}
-	return t
 }

@@ -177,3 +177,11 @@ func (s *step) apply(c *Context) (err error) {
 	}
 	return err
 }
+
+// Endpoint returns the chain's endpoint, nil if it has none.
+func (ch *Chain) Endpoint() Filter {
+	if ch.endpoint == nil {
+		return nil
+	}
+	return ch.endpoint.f
+}

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/decode"
 )
 
 type limitOptions struct {
 	Rate    int             `mapstructure:"rate"`
 	Window  time.Duration   `mapstructure:"window"`
-	MaxBody config.ByteSize `mapstructure:"max_body"`
+	MaxBody decode.ByteSize `mapstructure:"max_body"`
 	Header  string          `mapstructure:"header"`
 	Paths   []string        `mapstructure:"paths"`
 }
@@ -105,13 +105,13 @@ func TestRegistryErrorsNameKeyPath(t *testing.T) {
 		{"unknown filter", "routes[2].filters[0]", "limitt", nil,
 			[]string{`routes[2].filters[0].name: unknown filter "limitt" (registered: auth, limit)`}},
 		{"unknown option", "filters[1]", "limit", map[string]any{"rate": 1, "burts": 5},
-			[]string{"filters[1].options:", "burts"}},
+			[]string{"filters[1].options.burts: unknown key"}},
 		{"wrong option type", "routes[0].filters[0]", "limit", map[string]any{"rate": "lots"},
-			[]string{"routes[0].filters[0].options:", "rate", `"lots"`}},
+			[]string{"routes[0].filters[0].options.rate: ", `"lots"`}},
 		{"bare number duration", "routes[0].filters[0]", "limit", map[string]any{"window": 5},
-			[]string{"routes[0].filters[0].options:", "window", "needs a unit"}},
+			[]string{"routes[0].filters[0].options.window: ", "needs a unit"}},
 		{"bad size", "routes[0].filters[0]", "limit", map[string]any{"max_body": "huge"},
-			[]string{"routes[0].filters[0].options:", "max_body"}},
+			[]string{"routes[0].filters[0].options.max_body: "}},
 		{"validate", "routes[3].filters[2]", "limit", map[string]any{"rate": 0},
 			[]string{"routes[3].filters[2].options.rate: must be greater than zero, got 0"}},
 		{"validate second rule", "filters[0]", "limit", map[string]any{"window": "1us"},

@@ -1,14 +1,16 @@
 package origins
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/decode"
 )
 
 // LB names an instance selection strategy.
@@ -188,35 +190,26 @@ func DefaultConsulConfig() ConsulConfig {
 	}
 }
 
-// fieldErrs accumulates validation errors, each prefixed with its key path.
-type fieldErrs []error
-
-func (f *fieldErrs) add(path, format string, args ...any) {
-	*f = append(*f, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
-}
-
-func (f fieldErrs) err() error { return errors.Join(f...) }
-
 // Validate checks c and names every bad field by its key path relative to the origin.
 func (c OriginConfig) Validate() error {
-	var fe fieldErrs
+	var fe decode.Errors
 	switch {
 	case len(c.Instances) > 0 && c.Consul != nil:
-		fe.add("instances", "set either instances or consul, not both")
+		fe.Add("instances", "set either instances or consul, not both")
 	case len(c.Instances) == 0 && c.Consul == nil:
-		fe.add("instances", "at least one instance is required unless consul is set")
+		fe.Add("instances", "at least one instance is required unless consul is set")
 	}
 	seen := make(map[string]bool, len(c.Instances))
 	for i, in := range c.Instances {
 		p := "instances[" + strconv.Itoa(i) + "]"
 		if err := validateHostPort(in.Address); err != nil {
-			fe.add(p+".address", "%v", err)
+			fe.Add(p+".address", "%v", err)
 		} else if seen[in.Address] {
-			fe.add(p+".address", "duplicate address %q", in.Address)
+			fe.Add(p+".address", "duplicate address %q", in.Address)
 		}
 		seen[in.Address] = true
 		if in.Weight < 0 || in.Weight > 10000 {
-			fe.add(p+".weight", "must be between 0 and 10000, got %d", in.Weight)
+			fe.Add(p+".weight", "must be between 0 and 10000, got %d", in.Weight)
 		}
 	}
 	if c.Consul != nil {
@@ -225,131 +218,131 @@ func (c OriginConfig) Validate() error {
 	switch c.LB {
 	case LBP2C, LBRoundRobin:
 	default:
-		fe.add("lb", "must be %q or %q, got %q", LBP2C, LBRoundRobin, c.LB)
+		fe.Add("lb", "must be %q or %q, got %q", LBP2C, LBRoundRobin, c.LB)
 	}
 	if c.Timeouts.Connect <= 0 {
-		fe.add("timeouts.connect", "must be positive")
+		fe.Add("timeouts.connect", "must be positive")
 	}
 	if c.Timeouts.Response <= 0 {
-		fe.add("timeouts.response", "must be positive")
+		fe.Add("timeouts.response", "must be positive")
 	}
 	if c.MaxConcurrency < 0 {
-		fe.add("max_concurrency", "must be >= 0 (0 means unlimited)")
+		fe.Add("max_concurrency", "must be >= 0 (0 means unlimited)")
 	}
 	if c.MaxConnsPerInstance <= 0 {
-		fe.add("max_conns_per_instance", "must be positive")
+		fe.Add("max_conns_per_instance", "must be positive")
 	}
 	b := c.Breaker
 	if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
-		fe.add("breaker", "set consecutive_failures or failure_ratio (or both)")
+		fe.Add("breaker", "set consecutive_failures or failure_ratio (or both)")
 	}
 	if b.FailureRatio < 0 || b.FailureRatio > 1 {
-		fe.add("breaker.failure_ratio", "must be in [0, 1], got %v", b.FailureRatio)
+		fe.Add("breaker.failure_ratio", "must be in [0, 1], got %v", b.FailureRatio)
 	}
 	if b.FailureRatio > 0 && b.MinRequests == 0 {
-		fe.add("breaker.min_requests", "must be positive when failure_ratio is set")
+		fe.Add("breaker.min_requests", "must be positive when failure_ratio is set")
 	}
 	if b.Interval <= 0 {
-		fe.add("breaker.interval", "must be positive")
+		fe.Add("breaker.interval", "must be positive")
 	}
 	if b.OpenTimeout <= 0 {
-		fe.add("breaker.open_timeout", "must be positive")
+		fe.Add("breaker.open_timeout", "must be positive")
 	}
 	if b.HalfOpenMax == 0 {
-		fe.add("breaker.half_open_max", "must be positive")
+		fe.Add("breaker.half_open_max", "must be positive")
 	}
 	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
-		fe.add("panic_threshold", "must be a percentage in [0, 100], got %v", c.PanicThreshold)
+		fe.Add("panic_threshold", "must be a percentage in [0, 100], got %v", c.PanicThreshold)
 	}
 	r := c.Retry
 	if r.Attempts < 1 || r.Attempts > 10 {
-		fe.add("retry.attempts", "must be between 1 (no retry) and 10, got %d", r.Attempts)
+		fe.Add("retry.attempts", "must be between 1 (no retry) and 10, got %d", r.Attempts)
 	}
 	for i, s := range r.OnStatuses {
 		if s < 100 || s > 599 {
-			fe.add("retry.on_statuses["+strconv.Itoa(i)+"]", "not an HTTP status: %d", s)
+			fe.Add("retry.on_statuses["+strconv.Itoa(i)+"]", "not an HTTP status: %d", s)
 		}
 	}
 	if r.Budget.Ratio < 0 || r.Budget.Ratio > 1 {
-		fe.add("retry.budget.ratio", "must be in [0, 1], got %v", r.Budget.Ratio)
+		fe.Add("retry.budget.ratio", "must be in [0, 1], got %v", r.Budget.Ratio)
 	}
 	if r.Budget.MinPerSecond < 0 {
-		fe.add("retry.budget.min_per_second", "must be >= 0")
+		fe.Add("retry.budget.min_per_second", "must be >= 0")
 	}
 	if r.Budget.Window < time.Second/10 {
-		fe.add("retry.budget.window", "must be at least 100ms")
+		fe.Add("retry.budget.window", "must be at least 100ms")
 	}
 	h := c.Hedge
 	if h.Delay < 0 {
-		fe.add("hedge.delay", "must be >= 0")
+		fe.Add("hedge.delay", "must be >= 0")
 	}
 	if h.Percentile < 0 || h.Percentile >= 100 {
-		fe.add("hedge.percentile", "must be in (0, 100) or 0 to disable, got %v", h.Percentile)
+		fe.Add("hedge.percentile", "must be in (0, 100) or 0 to disable, got %v", h.Percentile)
 	}
 	if h.Percentile > 0 && h.MinSamples < 1 {
-		fe.add("hedge.min_samples", "must be positive when percentile is set")
+		fe.Add("hedge.min_samples", "must be positive when percentile is set")
 	}
 	if h.MaxDelay < 0 {
-		fe.add("hedge.max_delay", "must be >= 0")
+		fe.Add("hedge.max_delay", "must be >= 0")
 	}
 	hc := c.HealthCheck
 	if hc.Interval < 0 {
-		fe.add("health_check.interval", "must be >= 0 (0 disables)")
+		fe.Add("health_check.interval", "must be >= 0 (0 disables)")
 	}
 	if hc.Interval > 0 {
 		if hc.Timeout <= 0 {
-			fe.add("health_check.timeout", "must be positive")
+			fe.Add("health_check.timeout", "must be positive")
 		}
 		if !strings.HasPrefix(hc.Path, "/") {
-			fe.add("health_check.path", "must start with '/', got %q", hc.Path)
+			fe.Add("health_check.path", "must start with '/', got %q", hc.Path)
 		}
 		if hc.ExpectedStatus < 100 || hc.ExpectedStatus > 599 {
-			fe.add("health_check.expected_status", "not an HTTP status: %d", hc.ExpectedStatus)
+			fe.Add("health_check.expected_status", "not an HTTP status: %d", hc.ExpectedStatus)
 		}
 		if hc.HealthyThreshold < 1 {
-			fe.add("health_check.healthy_threshold", "must be positive")
+			fe.Add("health_check.healthy_threshold", "must be positive")
 		}
 		if hc.UnhealthyThreshold < 1 {
-			fe.add("health_check.unhealthy_threshold", "must be positive")
+			fe.Add("health_check.unhealthy_threshold", "must be positive")
 		}
 	}
 	l := c.Latency
 	if l.Decay <= 0 {
-		fe.add("latency.decay", "must be positive")
+		fe.Add("latency.decay", "must be positive")
 	}
 	if l.DefaultRTT <= 0 {
-		fe.add("latency.default_rtt", "must be positive")
+		fe.Add("latency.default_rtt", "must be positive")
 	}
 	if l.FailurePenalty < 0 {
-		fe.add("latency.failure_penalty", "must be >= 0")
+		fe.Add("latency.failure_penalty", "must be >= 0")
 	}
-	return fe.err()
+	return fe.Err()
 }
 
-func (c *ConsulConfig) validate(fe *fieldErrs, p string) {
+func (c *ConsulConfig) validate(fe *decode.Errors, p string) {
 	if c.Address == "" {
-		fe.add(p+".address", "required")
+		fe.Add(p+".address", "required")
 	} else if strings.Contains(c.Address, "://") {
 		u, err := url.Parse(c.Address)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fe.add(p+".address", "must be host:port or http(s)://host:port, got %q", c.Address)
+			fe.Add(p+".address", "must be host:port or http(s)://host:port, got %q", c.Address)
 		}
 	} else if err := validateHostPort(c.Address); err != nil {
-		fe.add(p+".address", "%v", err)
+		fe.Add(p+".address", "%v", err)
 	}
 	if c.Service == "" {
-		fe.add(p+".service", "required")
+		fe.Add(p+".service", "required")
 	} else if strings.ContainsAny(c.Service, "/?#") {
-		fe.add(p+".service", "invalid service name %q", c.Service)
+		fe.Add(p+".service", "invalid service name %q", c.Service)
 	}
 	if c.Wait <= 0 || c.Wait > 10*time.Minute {
-		fe.add(p+".wait", "must be in (0, 10m], got %v", c.Wait)
+		fe.Add(p+".wait", "must be in (0, 10m], got %v", c.Wait)
 	}
 	if c.BackoffMin <= 0 {
-		fe.add(p+".backoff_min", "must be positive")
+		fe.Add(p+".backoff_min", "must be positive")
 	}
 	if c.BackoffMax < c.BackoffMin {
-		fe.add(p+".backoff_max", "must be >= backoff_min")
+		fe.Add(p+".backoff_max", "must be >= backoff_min")
 	}
 }
 
@@ -370,32 +363,73 @@ func validateHostPort(addr string) error {
 // ValidateOrigins validates a set of named origins; errors are prefixed with the
 // origin name (the caller adds its own prefix, e.g. "origins.").
 func ValidateOrigins(cfgs map[string]OriginConfig) error {
-	names := make([]string, 0, len(cfgs))
-	for n := range cfgs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var errs []error
-	for _, n := range names {
-		if n == "" {
-			errs = append(errs, errors.New(`"": origin name must not be empty`))
+	var errs decode.Errors
+	for _, n := range slices.Sorted(maps.Keys(cfgs)) {
+		if !validName(n) {
+			errs.Add(n, "origin names may use only a-z, 0-9, '-' and '_'")
 			continue
 		}
-		if err := cfgs[n].Validate(); err != nil {
-			errs = append(errs, prefixErrs(n, err))
-		}
+		errs.Merge(n, cfgs[n].Validate())
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
-// prefixErrs prepends "prefix." to each joined error line so paths stay absolute.
-func prefixErrs(prefix string, err error) error {
-	var out []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			out = append(out, fmt.Errorf("%s.%w", prefix, e))
-		}
-		return errors.Join(out...)
+func validName(s string) bool {
+	if s == "" {
+		return false
 	}
-	return fmt.Errorf("%s.%w", prefix, err)
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeOrigins decodes the origins section: a map of origin name to its
+// settings, each decoded over DefaultOriginConfig() (and a consul block over
+// DefaultConsulConfig()) so omitted keys keep their defaults. Names are
+// case-insensitive and lower-cased, as routes refer to them. Problems name
+// their key path under at; validation is ValidateOrigins'.
+func DecodeOrigins(at string, raw any) (map[string]OriginConfig, error) {
+	var errs decode.Errors
+	m, ok := raw.(map[string]any)
+	if !ok {
+		errs.Add(at, "must be a map of origin names to origin settings")
+		return nil, errs.Err()
+	}
+	out := make(map[string]OriginConfig, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		path := decode.JoinPath(at, name)
+		oc := DefaultOriginConfig()
+		fields, ok := m[name].(map[string]any)
+		if !ok {
+			errs.Add(path, "must be a map of origin settings")
+			continue
+		}
+		for k, v := range fields {
+			if strings.EqualFold(k, "consul") && v != nil {
+				cc := DefaultConsulConfig()
+				oc.Consul = &cc
+			}
+		}
+		if err := decode.Decode(fields, &oc); err != nil {
+			errs.Merge(path, err)
+			continue
+		}
+		out[strings.ToLower(name)] = oc
+	}
+	return out, errs.Err()
+}
+
+// Override returns t with the fields route sets (non-zero) replacing its
+// own: a route's timeouts override its origin's.
+func (t TimeoutsConfig) Override(route TimeoutsConfig) TimeoutsConfig {
+	if route.Connect > 0 {
+		t.Connect = route.Connect
+	}
+	if route.Response > 0 {
+		t.Response = route.Response
+	}
+	return t
 }

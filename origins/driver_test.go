@@ -142,91 +142,47 @@ type reqResult struct {
 	attempts []Attempt
 }
 
-// do runs one client request: record it in the budget, pick, send, report, then
-// retry on another instance while the policy and the budget allow, hedging when the
-// origin's hedge policy says so.
-func (d *driver) do(method string, hedge bool) reqResult {
-	o := d.o
-	o.Budget().RecordRequest()
+// httpExchange sends the loop's attempts over HTTP the way the proxy
+// does, so these tests drive the real attempt loop (Do) against real
+// instances.
+type httpExchange struct {
+	timeout  time.Duration
+	attempts []Attempt
+}
+
+// outcomeError carries a failed attempt's classification from Send to
+// Failure.
+type outcomeError struct{ o Outcome }
+
+func (e outcomeError) Error() string { return e.o.String() }
+
+func (h *httpExchange) Send(in *Instance, _ bool) (int, error) {
+	r := send(in, h.timeout)
+	if r.Status == 0 {
+		return 0, outcomeError{r.Outcome}
+	}
+	return r.Status, nil
+}
+
+func (h *httpExchange) Status(status int) int     { return status }
+func (h *httpExchange) Discard(int)               {}
+func (h *httpExchange) Failure(err error) Outcome { return err.(outcomeError).o }
+func (h *httpExchange) Attempted(a Attempt)       { h.attempts = append(h.attempts, a) }
+func (h *httpExchange) Retried()                  {}
+func (h *httpExchange) Hedged()                   {}
+func (h *httpExchange) Note(string)               {}
+
+// do runs one client request through the attempt loop: retries on another
+// instance while the policy and the budget allow, a hedge when the origin
+// hedges.
+func (d *driver) do(method string) reqResult {
 	start := time.Now()
-	var tried []*Instance
-	var out reqResult
-	for n := 1; ; n++ {
-		res, attempts, err := d.attempt(&tried, hedge && IsIdempotentMethod(method), n > 1)
-		out.attempts = append(out.attempts, attempts...)
-		if err != nil {
-			out.err = err
-			break
-		}
-		out.status = res.Status
-		if !res.Outcome.Failed() {
-			break
-		}
-		ok := o.RetryPolicy().Retryable(RetryCheck{Method: method, Attempts: n, Outcome: res.Outcome, Status: res.Status})
-		if !ok || !o.Budget().TryRetry() {
-			break
-		}
+	x := &httpExchange{timeout: d.o.Config().Timeouts.Response}
+	ans, err := Do[int](d.o, nil, Request{Method: method, Replayable: true}, x)
+	if err == nil {
+		ans.Done(Result{Latency: ans.Latency, Outcome: OutcomeForStatus(ans.Response), Status: ans.Response})
 	}
-	out.latency = time.Since(start)
-	return out
-}
-
-type attemptDone struct {
-	res Result
-	att Attempt
-}
-
-// attempt sends to one instance and, if the hedge timer fires first and the budget
-// allows, to a second one; the first answer wins. The loser still reports its real
-// outcome when it completes: it did reach the instance.
-func (d *driver) attempt(tried *[]*Instance, hedge, retry bool) (Result, []Attempt, error) {
-	o := d.o
-	timeout := o.Config().Timeouts.Response
-	launch := func(isHedge bool, ch chan<- attemptDone) error {
-		in, done, err := o.Pick(*tried)
-		if err != nil {
-			return err
-		}
-		*tried = append(*tried, in)
-		go func() {
-			st := time.Now()
-			r := send(in, timeout)
-			done(r)
-			ch <- attemptDone{r, Attempt{Instance: in.Addr(), Start: st, Duration: r.Latency, Outcome: r.Outcome, Status: r.Status, Hedge: isHedge, Retry: retry}}
-		}()
-		return nil
-	}
-	ch := make(chan attemptDone, 2)
-	if err := launch(false, ch); err != nil {
-		return Result{}, nil, err
-	}
-	inflight := 1
-	var timer <-chan time.Time
-	if hedge {
-		if delay, ok := o.HedgeDelay(); ok {
-			t := time.NewTimer(delay)
-			defer t.Stop()
-			timer = t.C
-		}
-	}
-	var atts []Attempt
-	for {
-		select {
-		case <-timer:
-			timer = nil
-			if o.Budget().TryRetry() && launch(true, ch) == nil {
-				inflight++
-			}
-		case a := <-ch:
-			inflight--
-			atts = append(atts, a.att)
-			if !a.res.Outcome.Failed() || inflight == 0 {
-				// Let a losing hedge finish in the background; its result is reported
-				// by its own done callback.
-				return a.res, atts, nil
-			}
-		}
-	}
+	return reqResult{latency: time.Since(start), status: ans.Response, err: err, attempts: x.attempts}
 }
 
 type runStats struct {
@@ -258,7 +214,7 @@ func (s runStats) share(b *backend) float64 {
 }
 
 // run sends total requests from workers goroutines.
-func (d *driver) run(workers, total int, hedge bool, backends ...*backend) runStats {
+func (d *driver) run(workers, total int, backends ...*backend) runStats {
 	before := map[string]int64{}
 	for _, b := range backends {
 		before[b.addr] = b.hits.Load()
@@ -272,7 +228,7 @@ func (d *driver) run(workers, total int, hedge bool, backends ...*backend) runSt
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(total) {
-				r := d.do("GET", hedge)
+				r := d.do("GET")
 				mu.Lock()
 				st.lat = append(st.lat, r.latency)
 				st.statuses[r.status]++

@@ -38,7 +38,7 @@ func TestTrafficP2CSpreadsEqualInstances(t *testing.T) {
 	bs := fourBackends(t, false)
 	_, d := trafficOrigin(t, func(c *OriginConfig) { c.Latency.Decay = 200 * time.Millisecond }, bs...)
 	const n = 4000
-	st := d.run(workers, n, false, bs...)
+	st := d.run(workers, n, bs...)
 	if st.errors > 0 || st.statuses[200] != n {
 		t.Fatalf("errors %d statuses %v", st.errors, st.statuses)
 	}
@@ -79,15 +79,15 @@ func TestTrafficSlowInstanceP2CvsRoundRobin(t *testing.T) {
 	// instance only about once a second.
 	p2cCfg := func(c *OriginConfig) { c.LB = LBP2C; c.Latency.Decay = time.Second }
 	_, dh := trafficOrigin(t, p2cCfg, healthy...)
-	base := dh.run(w, n, false, healthy...)
+	base := dh.run(w, n, healthy...)
 
 	bs := mk(true)
 	_, dp := trafficOrigin(t, p2cCfg, bs...)
-	p2c := dp.run(w, n, false, bs...)
+	p2c := dp.run(w, n, bs...)
 
 	rbs := mk(true)
 	_, dr := trafficOrigin(t, withLB(LBRoundRobin), rbs...)
-	rr := dr.run(w, n/4, false, rbs...) // round robin is slow here; fewer requests show the same
+	rr := dr.run(w, n/4, rbs...) // round robin is slow here; fewer requests show the same
 
 	t.Logf("all healthy (p2c): p50 %v p95 %v p99 %v", base.pct(0.5), base.pct(0.95), base.pct(0.99))
 	t.Logf("one 10x slow, p2c: slow share %.2f%% p50 %v p95 %v p99 %v (p99 %.2fx healthy)",
@@ -122,7 +122,7 @@ func TestTrafficFast500IsEjected(t *testing.T) {
 		bs[0].delay.Store(0)
 		bs[0].status.Store(500)
 		o, d := trafficOrigin(t, withLB(lb), bs...)
-		st := d.run(workers, 2000, false, bs...)
+		st := d.run(workers, 2000, bs...)
 		bad := byAddr(o, bs[0].addr)
 		t.Logf("%s: fast-500 instance got %d of %d attempts (%.2f%%), breaker %v, 500s seen by clients %d",
 			lb, st.hits[bs[0].addr], st.attempts, 100*st.share(bs[0]), bad.BreakerState(), st.statuses[500])
@@ -146,7 +146,7 @@ func TestTrafficRetryBudgetCapsFullOutage(t *testing.T) {
 		c.Retry.Attempts = 3
 		c.Retry.Budget = BudgetConfig{Ratio: 0.2, MinPerSecond: 1, Window: 10 * time.Second}
 	}, bs...)
-	st := d.run(workers, n, false, bs...)
+	st := d.run(workers, n, bs...)
 	var sent int64
 	for _, h := range st.hits {
 		sent += h
@@ -182,11 +182,13 @@ func TestTrafficHedgingCutsTail(t *testing.T) {
 		}
 		o, d := trafficOrigin(t, func(c *OriginConfig) {
 			c.LB = LBRoundRobin
-			// The fixed delay covers the warm-up before 50 samples make a percentile.
-			c.Hedge = HedgeConfig{Percentile: 70, MinSamples: 50, Delay: 15 * time.Millisecond}
+			if hedge {
+				// The fixed delay covers the warm-up before 50 samples make a percentile.
+				c.Hedge = HedgeConfig{Percentile: 70, MinSamples: 50, Delay: 15 * time.Millisecond}
+			}
 			c.Retry.Budget = BudgetConfig{Ratio: 0.4, MinPerSecond: 10, Window: 10 * time.Second}
 		}, bs...)
-		return d.run(w, n, hedge, bs...), o
+		return d.run(w, n, bs...), o
 	}
 	plain, _ := mk(false)
 	hedged, o := mk(true)

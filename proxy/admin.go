@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/filters"
 )
 
@@ -90,29 +91,31 @@ func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 type routeView struct {
-	Name     string          `json:"name"`
-	Index    int             `json:"index"`
-	Match    any             `json:"match"`
-	Rewrite  any             `json:"rewrite"`
-	Endpoint string          `json:"endpoint"`
-	Origin   string          `json:"origin,omitempty"`
-	Timeouts config.Timeouts `json:"timeouts"`
+	Name    string `json:"name"`
+	Index   int    `json:"index"`
+	Match   any    `json:"match"`
+	Rewrite any    `json:"rewrite"`
+	// Endpoint is the endpoint's name in chains ("proxy", "static", ...),
+	// Kind the route's endpoint key, Settings the endpoint's own admin view
+	// (filters.Describer), e.g. an origin route's effective timeouts.
+	Endpoint string `json:"endpoint"`
+	Kind     string `json:"kind"`
+	Settings any    `json:"settings,omitempty"`
 }
 
 func (a *Admin) routes(w http.ResponseWriter, _ *http.Request) {
-	cfg := a.Server.Snapshot().Config
+	snap := a.Server.Snapshot()
+	cfg := snap.Config
 	out := make([]routeView, 0, len(cfg.Routes))
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		v := routeView{Name: r.Name, Index: i, Match: r.Match, Rewrite: r.Rewrite, Origin: r.Origin}
-		switch {
-		case r.Origin != "":
-			v.Endpoint = "proxy"
-			v.Timeouts = cfg.RouteTimeouts(r)
-		case r.Static != nil:
-			v.Endpoint = "static"
-		default:
-			v.Endpoint = "other"
+		kind, _, _ := r.EndpointKind()
+		v := routeView{Name: r.Name, Index: i, Match: decode.Tree(r.Match), Rewrite: decode.Tree(r.Rewrite), Kind: kind}
+		if ep := snap.Chains[i].Endpoint(); ep != nil {
+			v.Endpoint = ep.Name()
+			if d, ok := ep.(filters.Describer); ok {
+				v.Settings = d.Describe()
+			}
 		}
 		out = append(out, v)
 	}
@@ -120,10 +123,11 @@ func (a *Admin) routes(w http.ResponseWriter, _ *http.Request) {
 }
 
 type filterView struct {
-	Name  string `json:"name"`
-	Stage string `json:"stage"`
-	Order int    `json:"order"`
-	Async bool   `json:"async,omitempty"`
+	Name     string `json:"name"`
+	Stage    string `json:"stage"`
+	Order    int    `json:"order"`
+	Async    bool   `json:"async,omitempty"`
+	Settings any    `json:"settings,omitempty"`
 }
 
 func chainView(ch *filters.Chain) []filterView {
@@ -133,7 +137,11 @@ func chainView(ch *filters.Chain) []filterView {
 	var out []filterView
 	for _, f := range ch.Filters() {
 		_, async := f.(filters.AsyncFilter)
-		out = append(out, filterView{Name: f.Name(), Stage: f.Stage().String(), Order: f.Order(), Async: async})
+		v := filterView{Name: f.Name(), Stage: f.Stage().String(), Order: f.Order(), Async: async}
+		if d, ok := f.(filters.Describer); ok {
+			v.Settings = d.Describe()
+		}
+		out = append(out, v)
 	}
 	return out
 }
@@ -161,16 +169,14 @@ func isSecretKey(k string) bool {
 	return false
 }
 
-// Redacted returns the config as generic JSON with secret values replaced.
+// Redacted returns the config as its YAML keys would write it (snake_case,
+// human units), plus its source, with secret values replaced.
 func Redacted(cfg *config.Config) any {
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return map[string]string{"error": err.Error()}
+	v, _ := decode.Tree(cfg).(map[string]any)
+	if v == nil {
+		v = map[string]any{}
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return map[string]string{"error": err.Error()}
-	}
+	v["source"] = cfg.Source
 	return redact(v)
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
 )
@@ -29,27 +28,20 @@ const bufferedBodyLimit = 64 << 10
 // instance within the origin's retry budget, hedges idempotent requests,
 // and streams the response back.
 type forwardEndpoint struct {
+	filters.Base
 	route      string
 	origin     string
+	originCfg  origins.OriginConfig // as of the snapshot, for the admin view
 	reg        *origins.Registry
 	pool       *clientPool
-	timeouts   config.Timeouts // the route's overrides; zero fields use the origin's
-	idempotent bool            // the route declares every method safe to repeat
+	timeouts   origins.TimeoutsConfig // the route's overrides; zero fields use the origin's
+	idempotent bool                   // the route declares every method safe to repeat
 	hostOver   string
 	via        string
 	trusted    []netip.Prefix
 	maxBody    int64
-	observe    func(origin string, a filters.Attempt)
-	onRetry    func(origin string)
-	onHedge    func(origin string)
+	observer   AttemptObserver // nil: not observed
 }
-
-var _ filters.Filter = (*forwardEndpoint)(nil)
-
-func (e *forwardEndpoint) Name() string                       { return "proxy" }
-func (e *forwardEndpoint) Stage() filters.Stage               { return filters.Endpoint }
-func (e *forwardEndpoint) Order() int                         { return 0 }
-func (e *forwardEndpoint) ShouldFilter(*filters.Context) bool { return true }
 
 func (e *forwardEndpoint) isTrusted(ip netip.Addr) bool {
 	for _, p := range e.trusted {
@@ -63,14 +55,8 @@ func (e *forwardEndpoint) isTrusted(ip netip.Addr) bool {
 // poolKeyFor returns the connection pool settings for this route on
 // origin configuration oc, without the instance address.
 func (e *forwardEndpoint) poolKeyFor(oc *origins.OriginConfig) poolKey {
-	k := poolKey{connect: oc.Timeouts.Connect, response: oc.Timeouts.Response, idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance}
-	if e.timeouts.Connect > 0 {
-		k.connect = e.timeouts.Connect
-	}
-	if e.timeouts.Response > 0 {
-		k.response = e.timeouts.Response
-	}
-	return k
+	t := oc.Timeouts.Override(e.timeouts)
+	return poolKey{connect: t.Connect, response: t.Response, idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance}
 }
 
 func (e *forwardEndpoint) Apply(c *filters.Context) error {
@@ -92,276 +78,13 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	if body != nil {
 		defer releaseRequestBody(body)
 	}
-	o.Budget().RecordRequest()
-	// Only a request that can be sent again may be hedged; a streamed body
-	// is consumed by the first attempt.
-	if body == nil && (e.idempotent || origins.IsIdempotentMethod(c.Method)) {
-		if d, ok := o.HedgeDelay(); ok {
-			return e.hedged(c, o, req, key, d)
-		}
+	x := &exchange{e: e, c: c, req: req, body: body, key: key}
+	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, RouteIdempotent: e.idempotent, Replayable: body == nil}, x)
+	if err != nil {
+		return x.failure(err)
 	}
-	return e.sequential(c, o, req, body, key)
-}
-
-// sequential sends attempts one after another: the first, then retries on
-// other instances while the retry policy and budget allow.
-func (e *forwardEndpoint) sequential(c *filters.Context, o *origins.Origin, req *fasthttp.Request, body *requestBody, key poolKey) error {
-	var triedBuf [4]*origins.Instance
-	tried := triedBuf[:0]
-	var lastFail error
-	var next *origins.Instance // picked for a retry before the failure was discarded
-	var nextDone func(origins.Result)
-	for n := 1; ; n++ {
-		in, done := next, nextDone
-		if in == nil {
-			var err error
-			if in, done, err = o.Pick(tried); err != nil {
-				if lastFail != nil {
-					return lastFail
-				}
-				return pickError(e.origin, err)
-			}
-		}
-		next, nextDone = nil, nil
-		tried = append(tried, in)
-		key.addr = in.Addr()
-		hc := e.pool.get(key)
-		resp := fasthttp.AcquireResponse()
-		start := time.Now()
-		err := hc.Do(req, resp)
-		// fasthttp cannot retry a streamed body; on a stale pooled
-		// connection nothing reached the origin, so replay it here.
-		for tries := 0; err != nil && body != nil && errors.Is(err, errStaleConn) && tries <= key.maxConns && body.rewind(); tries++ {
-			c.Log("stale pooled connection, resending")
-			req.SetBodyStream(body, c.Request.Request.Header.ContentLength())
-			err = hc.Do(req, resp)
-		}
-		latency := time.Since(start)
-		attempt := filters.Attempt{Instance: in.Addr(), Start: start, Duration: latency, Retry: n > 1}
-		if body != nil {
-			c.BytesIn = body.n
-		}
-		if err != nil {
-			fasthttp.ReleaseResponse(resp)
-			if body != nil && body.clientErr != nil {
-				done(origins.Result{Latency: latency, Outcome: origins.OutcomeCanceled})
-				attempt.Outcome = "client_error"
-				e.record(c, attempt)
-				return clientBodyError(body.clientErr)
-			}
-			status, cat := classifyOriginError(err)
-			outcome := outcomeOf(cat)
-			if errors.Is(err, errStaleConn) {
-				// Nothing reached the instance: an origin closing idle
-				// connections is not failing.
-				outcome = origins.OutcomeCanceled
-			}
-			done(origins.Result{Latency: latency, Outcome: outcome})
-			attempt.Outcome = outcome.String()
-			e.record(c, attempt)
-			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
-			if body == nil && e.mayRetry(c, o, n, outcome, 0) {
-				continue
-			}
-			return lastFail
-		}
-		status := resp.StatusCode()
-		outcome := origins.OutcomeForStatus(status)
-		attempt.Status, attempt.Outcome = status, outcome.String()
-		e.record(c, attempt)
-		if outcome.Failed() && body == nil && e.retryable(o, c, n, outcome, status) {
-			// Retry only if another instance can take it; otherwise the
-			// client gets this answer rather than a synthetic one.
-			if nextIn, nextDn, perr := o.Pick(tried); perr == nil {
-				if e.spendRetry(c, o, outcome.String()) {
-					done(origins.Result{Latency: latency, Outcome: outcome, Status: status})
-					_ = resp.CloseBodyStream()
-					fasthttp.ReleaseResponse(resp)
-					next, nextDone = nextIn, nextDn
-					continue
-				}
-				nextDn(origins.Result{Outcome: origins.OutcomeCanceled})
-			}
-		}
-		e.writeResponse(c, resp, done, latency)
-		return nil
-	}
-}
-
-// mayRetry decides whether attempt n's failure is retried, spending the
-// origin's retry budget if so.
-func (e *forwardEndpoint) mayRetry(c *filters.Context, o *origins.Origin, n int, outcome origins.Outcome, status int) bool {
-	return e.retryable(o, c, n, outcome, status) && e.spendRetry(c, o, outcome.String())
-}
-
-// retryable applies the origin's retry policy to attempt n's failure.
-func (e *forwardEndpoint) retryable(o *origins.Origin, c *filters.Context, n int, outcome origins.Outcome, status int) bool {
-	check := origins.RetryCheck{Method: c.Method, RouteIdempotent: e.idempotent, Attempts: n, Outcome: outcome, Status: status}
-	return o.RetryPolicy().Retryable(check)
-}
-
-// spendRetry takes a retry from the origin's budget.
-func (e *forwardEndpoint) spendRetry(c *filters.Context, o *origins.Origin, after string) bool {
-	if !o.Budget().TryRetry() {
-		c.Log("retry budget exhausted; not retrying")
-		return false
-	}
-	c.Log("retrying on another instance after " + after)
-	if e.onRetry != nil {
-		e.onRetry(e.origin)
-	}
-	return true
-}
-
-// raceResult is one attempt's outcome in a hedged request.
-type raceResult struct {
-	in      *origins.Instance
-	done    func(origins.Result)
-	resp    *fasthttp.Response
-	err     error
-	start   time.Time
-	latency time.Duration
-	hedge   bool
-	retry   bool
-}
-
-// hedged sends the request, and a second copy to another instance if the
-// first has not answered after delay. The first good answer wins; a loser
-// is abandoned (its response discarded when it arrives, its outcome still
-// reported to its instance). Hedges and retries spend the same budget, so
-// hedging cannot multiply load on a struggling origin.
-func (e *forwardEndpoint) hedged(c *filters.Context, o *origins.Origin, req *fasthttp.Request, key poolKey, delay time.Duration) error {
-	results := make(chan raceResult, 4)
-	var triedBuf [4]*origins.Instance
-	tried := triedBuf[:0]
-	pending := 0
-	// launch sends an attempt to a newly picked instance. A hedge must also
-	// win the retry budget; it is asked only once an instance is available,
-	// so a lone instance does not burn budget on hedges it cannot send.
-	launch := func(hedge, retry bool) error {
-		in, done, err := o.Pick(tried)
-		if err != nil {
-			return err
-		}
-		if hedge && !o.Budget().TryRetry() {
-			done(origins.Result{Outcome: origins.OutcomeCanceled})
-			c.Log("hedge skipped: retry budget exhausted")
-			return errHedgeDenied
-		}
-		if retry && !e.spendRetry(c, o, "a failed attempt") {
-			done(origins.Result{Outcome: origins.OutcomeCanceled})
-			return errHedgeDenied
-		}
-		tried = append(tried, in)
-		k := key
-		k.addr = in.Addr()
-		hc := e.pool.get(k)
-		own := fasthttp.AcquireRequest()
-		req.CopyTo(own)
-		pending++
-		go func() {
-			resp := fasthttp.AcquireResponse()
-			start := time.Now()
-			err := hc.Do(own, resp)
-			fasthttp.ReleaseRequest(own)
-			results <- raceResult{in: in, done: done, resp: resp, err: err, start: start, latency: time.Since(start), hedge: hedge, retry: retry}
-		}()
-		return nil
-	}
-	if err := launch(false, false); err != nil {
-		return pickError(e.origin, err)
-	}
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	hedgeSent := false
-	var fallback *raceResult // a 5xx answer, used if nothing better arrives
-	var lastFail error
-	attempts := 1
-	for pending > 0 {
-		select {
-		case <-timer.C:
-			if hedgeSent {
-				continue
-			}
-			hedgeSent = true
-			if err := launch(true, false); err == nil {
-				attempts++
-				c.Log("hedged to a second instance after " + delay.String())
-				if e.onHedge != nil {
-					e.onHedge(e.origin)
-				}
-			}
-		case r := <-results:
-			pending--
-			attempt := filters.Attempt{Instance: r.in.Addr(), Start: r.start, Duration: r.latency, Hedge: r.hedge, Retry: r.retry}
-			if r.err == nil {
-				status := r.resp.StatusCode()
-				outcome := origins.OutcomeForStatus(status)
-				attempt.Status, attempt.Outcome = status, outcome.String()
-				e.record(c, attempt)
-				if !outcome.Failed() {
-					if fallback != nil {
-						discard(*fallback, origins.OutcomeCanceled)
-					}
-					go abandon(results, pending)
-					e.writeResponse(c, r.resp, r.done, r.latency)
-					return nil
-				}
-				if fallback != nil {
-					discard(*fallback, origins.OutcomeCanceled)
-				}
-				r.done(origins.Result{Latency: r.latency, Outcome: outcome, Status: status})
-				r.done = func(origins.Result) {}
-				fallback = &r
-				lastFail = nil
-				if pending == 0 && e.retryable(o, c, attempts, outcome, status) && launch(false, true) == nil {
-					attempts++
-					discard(*fallback, origins.OutcomeCanceled)
-					fallback = nil
-				}
-				continue
-			}
-			fasthttp.ReleaseResponse(r.resp)
-			status, cat := classifyOriginError(r.err)
-			outcome := outcomeOf(cat)
-			r.done(origins.Result{Latency: r.latency, Outcome: outcome})
-			attempt.Outcome = outcomeOf(cat).String()
-			e.record(c, attempt)
-			lastFail = filters.Fail(status, cat, originErrorReason(cat, e.origin), r.err)
-			if pending == 0 && fallback == nil && e.retryable(o, c, attempts, outcome, 0) && launch(false, true) == nil {
-				attempts++
-			}
-		}
-	}
-	if fallback != nil {
-		e.writeResponse(c, fallback.resp, fallback.done, fallback.latency)
-		return nil
-	}
-	return lastFail
-}
-
-var errHedgeDenied = errors.New("denied by the retry budget")
-
-// abandon collects the attempts still running after a hedged request was
-// answered, reporting their outcomes and freeing their responses.
-func abandon(results <-chan raceResult, pending int) {
-	for ; pending > 0; pending-- {
-		r := <-results
-		if r.err != nil {
-			fasthttp.ReleaseResponse(r.resp)
-			_, cat := classifyOriginError(r.err)
-			r.done(origins.Result{Latency: r.latency, Outcome: outcomeOf(cat)})
-			continue
-		}
-		discard(r, origins.OutcomeForStatus(r.resp.StatusCode()))
-	}
-}
-
-// discard frees an answered attempt that will not be used.
-func discard(r raceResult, outcome origins.Outcome) {
-	r.done(origins.Result{Latency: r.latency, Outcome: outcome, Status: r.resp.StatusCode()})
-	_ = r.resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(r.resp)
+	e.writeResponse(c, ans.Response, ans.Done, ans.Latency)
+	return nil
 }
 
 // outcomeOf maps a failure category to what the instance is charged with.
@@ -393,8 +116,8 @@ func pickError(origin string, err error) error {
 func (e *forwardEndpoint) record(c *filters.Context, a filters.Attempt) {
 	c.Attempts = append(c.Attempts, a)
 	c.Instance = a.Instance
-	if e.observe != nil {
-		e.observe(e.origin, a)
+	if e.observer != nil {
+		e.observer.ObserveOriginAttempt(e.origin, a.Instance, a.Outcome, a.Duration)
 	}
 }
 

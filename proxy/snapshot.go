@@ -3,9 +3,11 @@ package proxy
 import (
 	"fmt"
 	"log/slog"
-	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
@@ -22,156 +24,150 @@ type Snapshot struct {
 	NoRoute *filters.Chain
 }
 
-// EndpointFactory builds the endpoint for a route kind the proxy does not
-// know itself (the TimeSeries store). It returns nil when the route is not
-// of its kind.
-type EndpointFactory func(cfg *config.Config, route *config.Route, at string) (filters.Filter, error)
-
 // Builder turns configs into snapshots. It holds what outlives a snapshot:
-// the filter registry, shared services and the upstream connection pools.
+// the registry (filters and endpoint kinds), the services their factories
+// look up (origin registry, shedder, metrics, ...), and the upstream
+// connection pools.
+//
+// A chain is: the built-in filters whose install rule picks the route
+// (enabled by their config section), the config's global filters, the
+// route's own filters, and the endpoint of the route's kind; sorted by
+// stage and order (filters/order.go).
 type Builder struct {
 	Registry *filters.Registry
 	Services *filters.Services
 	Logger   *slog.Logger
-	// Always returns filters added to every chain (request id, metrics,
-	// access log), built from the config's own sections.
-	Always func(cfg *config.Config) ([]filters.Filter, error)
-	// PerRoute returns filters added to one route's chain by the gateway
-	// itself (the route's origin throttler).
-	PerRoute func(cfg *config.Config, r *config.Route) []filters.Filter
-	// Endpoints are consulted, in order, for routes that are neither origin
-	// nor static.
-	Endpoints []EndpointFactory
-	// Origins is the origin registry; routes with an origin need it.
-	Origins *origins.Registry
-	// OnAttempt, OnRetry and OnHedge observe traffic to origins (metrics).
-	OnAttempt func(origin string, a filters.Attempt)
-	OnRetry   func(origin string)
-	OnHedge   func(origin string)
 
 	pool *clientPool
 }
 
 // NewBuilder returns a builder using the default registry.
 func NewBuilder(logger *slog.Logger) *Builder {
-	return &Builder{Registry: filters.Default, Services: &filters.Services{}, Logger: logger, pool: newClientPool()}
+	b := &Builder{Registry: filters.Default, Services: &filters.Services{}, Logger: logger, pool: newClientPool()}
+	poolsKey.Provide(b.Services, b.pool)
+	return b
 }
 
-// Build validates what only the runtime can check (filter names and
-// options) and compiles cfg into a snapshot. Errors name key paths.
+// Build validates what only the runtime can check (filter and endpoint
+// kinds and their options) and compiles cfg into a snapshot. It changes
+// nothing outside the snapshot. Errors name key paths.
 func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
-	var problems []string
-	fail := func(err error) { problems = append(problems, err.Error()) }
-
+	var errs decode.Errors
 	specs := make([]routing.Spec, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		specs[i] = routing.Spec{Name: r.Name, Match: r.Match, Rewrite: r.Rewrite}
 	}
+	// A table that does not compile is reported with the chains' problems,
+	// so a config checker lists everything at once.
 	table, err := routing.Compile(specs)
-	if err != nil {
-		return nil, err
+	errs.Merge("", err)
+	services := b.Services.Clone()
+	configKey.Provide(services, cfg)
+	env := func(path string, route *filters.Route) *filters.Env {
+		return &filters.Env{Path: path, Route: route, Logger: b.Logger.With("at", path), Services: services}
 	}
-	build := func(path string, spec config.FilterSpec) filters.Filter {
-		env := &filters.Env{Path: path, Logger: b.Logger.With("filter", spec.Name, "at", path), Services: b.Services}
-		f, err := b.Registry.Build(env, spec.Name, spec.Options)
-		if err != nil {
-			fail(err)
-			return nil
-		}
+	build := func(path, name string, route *filters.Route, options any) filters.Filter {
+		f, err := b.Registry.Build(env(path, route), name, options)
+		errs.Merge("", err)
 		return f
 	}
-	var global []filters.Filter
-	if b.Always != nil {
-		always, err := b.Always(cfg)
-		if err != nil {
-			fail(err)
+
+	builtins := b.enabledBuiltins(cfg, &errs)
+	shared := map[string]filters.Filter{}
+	for _, bi := range builtins {
+		if !bi.Install.PerRoute {
+			if f := build(bi.Name, bi.Name, nil, cfg.Builtin(bi.Name).Options); f != nil {
+				shared[bi.Name] = f
+			}
 		}
-		global = append(global, always...)
 	}
+	var global []filters.Filter
 	for i, spec := range cfg.Filters {
-		if f := build(fmt.Sprintf("filters[%d]", i), spec); f != nil {
+		if f := build(fmt.Sprintf("filters[%d]", i), spec.Name, nil, spec.Options); f != nil {
 			global = append(global, f)
 		}
+	}
+	// installed returns the built-ins and global filters of one chain.
+	installed := func(route *filters.Route) []filters.Filter {
+		fs := append([]filters.Filter(nil), global...)
+		for _, bi := range builtins {
+			switch {
+			case !bi.Install.Where(route):
+			case bi.Install.PerRoute:
+				if f := build(bi.Name, bi.Name, route, cfg.Builtin(bi.Name).Options); f != nil {
+					fs = append(fs, f)
+				}
+			case shared[bi.Name] != nil:
+				fs = append(fs, shared[bi.Name])
+			}
+		}
+		return fs
 	}
 
 	snap := &Snapshot{Config: cfg, Table: table, Chains: make([]*filters.Chain, len(cfg.Routes))}
 	chains := filters.NewChainBuilder()
-	trusted := make([]netip.Prefix, 0, len(cfg.Server.TrustedProxies))
-	for _, t := range cfg.Server.TrustedProxies {
-		if p, err := netip.ParsePrefix(t); err == nil {
-			trusted = append(trusted, p.Masked())
-		}
-	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		at := fmt.Sprintf("routes[%d]", i)
-		fs := append([]filters.Filter(nil), global...)
-		if b.PerRoute != nil {
-			fs = append(fs, b.PerRoute(cfg, r)...)
+		kind, options, ok := r.EndpointKind()
+		if !ok {
+			errs.Add(at, "an endpoint is required: set one endpoint kind (%s)", strings.Join(b.Registry.EndpointKinds(), ", "))
+			continue
 		}
+		info := &filters.Route{Name: r.Name, Index: i, Endpoint: kind}
+		ep, err := b.Registry.BuildEndpoint(env(at+"."+kind, info), kind, options)
+		if err != nil {
+			errs.Merge("", err)
+			continue
+		}
+		if oe, ok := ep.(filters.OriginEndpoint); ok {
+			info.Origin = oe.OriginName()
+		}
+		fs := installed(info)
 		for j, spec := range r.Filters {
-			if f := build(fmt.Sprintf("%s.filters[%d]", at, j), spec); f != nil {
+			if f := build(fmt.Sprintf("%s.filters[%d]", at, j), spec.Name, info, spec.Options); f != nil {
 				fs = append(fs, f)
 			}
 		}
-		ep, err := b.endpoint(cfg, r, at, trusted)
+		ch, err := chains.Build(append(fs, ep))
 		if err != nil {
-			fail(err)
-			continue
-		}
-		fs = append(fs, ep)
-		ch, err := chains.Build(fs)
-		if err != nil {
-			fail(fmt.Errorf("%s.filters: %w", at, err))
+			errs.Add(at+".filters", "%v", err)
 			continue
 		}
 		snap.Chains[i] = ch
 	}
-	noRoute, err := chains.Build(append(append([]filters.Filter(nil), global...), notFoundEndpoint{}))
+	noRoute, err := chains.Build(append(installed(nil), newNotFoundEndpoint()))
 	if err != nil {
-		fail(fmt.Errorf("filters: %w", err))
+		errs.Add("filters", "%v", err)
 	}
 	snap.NoRoute = noRoute
-	if len(problems) > 0 {
-		return nil, &config.ValidationError{Problems: problems}
+	errs.Dedupe()
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
 	return snap, nil
 }
 
-func (b *Builder) endpoint(cfg *config.Config, r *config.Route, at string, trusted []netip.Prefix) (filters.Filter, error) {
-	switch {
-	case r.Static != nil:
-		return &staticEndpoint{status: r.Static.Status, body: []byte(r.Static.Body), headers: r.Static.Headers}, nil
-	case r.Origin != "":
-		if _, ok := cfg.Origins[r.Origin]; !ok {
-			return nil, fmt.Errorf("%s.origin: unknown origin %q", at, r.Origin)
-		}
-		if b.Origins == nil {
-			return nil, fmt.Errorf("%s.origin: the gateway has no origin registry (a wiring bug)", at)
-		}
-		return &forwardEndpoint{
-			route:      r.Name,
-			origin:     r.Origin,
-			reg:        b.Origins,
-			pool:       b.pool,
-			timeouts:   r.Timeouts,
-			idempotent: r.Idempotent,
-			hostOver:   r.Rewrite.Host,
-			via:        cfg.Server.Via,
-			trusted:    trusted,
-			maxBody:    int64(cfg.Server.MaxBodySize),
-			observe:    b.OnAttempt,
-			onRetry:    b.OnRetry,
-			onHedge:    b.OnHedge,
-		}, nil
-	}
-	for _, f := range b.Endpoints {
-		ep, err := f(cfg, r, at)
-		if err != nil || ep != nil {
-			return ep, err
+// enabledBuiltins returns the registered built-ins cfg leaves on, and
+// reports config sections that name no built-in.
+func (b *Builder) enabledBuiltins(cfg *config.Config, errs *decode.Errors) []filters.Builtin {
+	all := b.Registry.Builtins()
+	var on []filters.Builtin
+	for _, bi := range all {
+		if cfg.Builtin(bi.Name).On() {
+			on = append(on, bi)
 		}
 	}
-	return nil, fmt.Errorf("%s: no endpoint configured", at)
+	for _, name := range sortedNames(cfg.Builtins) {
+		if !slices.ContainsFunc(all, func(bi filters.Builtin) bool { return bi.Name == name }) {
+			names := make([]string, len(all))
+			for i, bi := range all {
+				names[i] = bi.Name
+			}
+			errs.Add(name, "unknown config section or built-in filter (built-in filters: %s)", strings.Join(names, ", "))
+		}
+	}
+	return on
 }
 
 // DrainRemoved closes the connection pools of instances that left

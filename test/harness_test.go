@@ -21,7 +21,11 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/filters/accesslog"
+	"github.com/floodgate-dev/floodgate/filters/metrics"
+	"github.com/floodgate-dev/floodgate/filters/shed"
 	"github.com/floodgate-dev/floodgate/internal/leaktest"
+	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/proxy"
 )
@@ -118,8 +122,33 @@ func startGatewayObserved(t *testing.T, yaml string, hooks origins.Hooks) *inpro
 	if err != nil {
 		t.Fatalf("origins: %v", err)
 	}
-	b.Origins = reg
 	reg.Subscribe(b.DrainRemoved)
+	// The services the built-in filters and endpoint kinds look up, as
+	// cmd/gateway provides them; the access log goes nowhere.
+	shedder, err := loadshed.New(cfg.LoadShed)
+	if err != nil {
+		t.Fatalf("loadshed: %v", err)
+	}
+	m := metrics.New()
+	proxy.OriginsKey.Provide(b.Services, reg)
+	proxy.ObserverKey.Provide(b.Services, m)
+	shed.ShedderKey.Provide(b.Services, shedder)
+	metrics.ServiceKey.Provide(b.Services, m)
+	outputs := accesslog.NewOutputs(io.Discard, io.Discard)
+	accesslog.OutputsKey.Provide(b.Services, outputs)
+	// Shedding is off unless the test's YAML says otherwise: these tests
+	// measure origin selection, retries and hedging, which shedding on the
+	// origin's error rate would mask; shedding is tested end to end on the
+	// real process (shedding_test.go).
+	off := false
+	for _, name := range []string{shed.GlobalFilterName, shed.OriginFilterName} {
+		if _, set := cfg.Builtins[name]; !set {
+			if cfg.Builtins == nil {
+				cfg.Builtins = map[string]config.BuiltinFilter{}
+			}
+			cfg.Builtins[name] = config.BuiltinFilter{Enabled: &off}
+		}
+	}
 	snap, err := b.Build(cfg)
 	if err != nil {
 		t.Fatalf("build: %v", err)
@@ -140,6 +169,8 @@ func startGatewayObserved(t *testing.T, yaml string, hooks origins.Hooks) *inpro
 		_ = srv.Shutdown(ctx)
 		<-done
 		reg.Close()
+		shedder.Close()
+		_ = outputs.Close()
 		b.Close()
 	})
 	return &inproc{addr: ln.Addr().String(), server: srv, b: b, reg: reg}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/proxy"
 )
 
@@ -29,18 +30,31 @@ type app struct {
 
 // loadAndBuild loads a config and builds a snapshot from it, which is the
 // full check `validate` runs and a reload must pass.
+// Every problem is reported at once: a config that breaks validation rules
+// is still built, so unknown filters and bad endpoint options are listed
+// with them.
 func loadAndBuild(path string, logger *slog.Logger) (*config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
+	cfg, loadErr := config.LoadForCheck(path)
+	if cfg == nil {
+		return nil, loadErr
 	}
 	rt, err := newRuntime(logger, cfg, true)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(loadErr, err)
 	}
 	defer rt.close()
+	var problems decode.Errors
+	if ve, ok := decode.AsErrors(loadErr); ok {
+		problems.Merge("", ve)
+	} else {
+		problems.Merge("", loadErr)
+	}
 	if _, err := rt.build(cfg); err != nil {
-		return nil, err
+		problems.Merge("", err)
+	}
+	problems.Dedupe()
+	if err := problems.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
 }

@@ -60,7 +60,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg, snapErr := loadAndBuild(*configPath, logger)
 	if snapErr != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *configPath, snapErr)
+		fmt.Fprintln(stderr, snapErr)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d origins)\n", *configPath, len(cfg.Routes), len(cfg.Origins))

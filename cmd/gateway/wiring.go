@@ -7,12 +7,10 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/config"
-	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/filters/accesslog"
 	"github.com/floodgate-dev/floodgate/filters/eventstore"
 	"github.com/floodgate-dev/floodgate/filters/metrics"
 	ratelimitfilter "github.com/floodgate-dev/floodgate/filters/ratelimit"
-	"github.com/floodgate-dev/floodgate/filters/requestid"
 	"github.com/floodgate-dev/floodgate/filters/shed"
 	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
@@ -56,30 +54,25 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 		return nil, err
 	}
 	rt.origins = reg
-	rt.builder.Origins = reg
-	if rt.shedder, err = loadshed.New(cfg.LoadShed); err != nil {
+	shedCfg := cfg.LoadShed
+	if validateOnly {
+		shedCfg = loadshed.Default() // only a service for factories; config.Validate checked the section
+	}
+	if rt.shedder, err = loadshed.New(shedCfg); err != nil {
 		rt.close()
 		return nil, err
 	}
-	rt.builder.PerRoute = func(_ *config.Config, r *config.Route) []filters.Filter {
-		if r.Origin == "" {
-			return nil
-		}
-		return []filters.Filter{shed.NewOrigin(rt.shedder, r.Origin)}
-	}
 	rt.metrics.SetShedSource(rt.shedScopes)
-	rt.builder.Endpoints = append(rt.builder.Endpoints, rt.timeSeriesEndpoint)
-	reg.Subscribe(rt.builder.DrainRemoved)
-	rt.builder.OnRetry = rt.metrics.IncRetry
-	rt.builder.OnHedge = rt.metrics.IncHedge
 	rt.metrics.SetInstanceSource(rt.instanceStates)
-	rt.builder.Always = rt.alwaysFilters
-	rt.builder.OnAttempt = func(origin string, a filters.Attempt) {
-		rt.metrics.ObserveOriginAttempt(origin, a.Instance, a.Outcome, a.Duration)
-	}
-	ratelimitfilter.LimitersKey.Provide(rt.builder.Services, rt.limiters)
-	metrics.ServiceKey.Provide(rt.builder.Services, rt.metrics)
-	accesslog.OutputsKey.Provide(rt.builder.Services, rt.outputs)
+	reg.Subscribe(rt.builder.DrainRemoved)
+	// The long-lived services the registered kinds' factories look up.
+	svc := rt.builder.Services
+	proxy.OriginsKey.Provide(svc, reg)
+	proxy.ObserverKey.Provide(svc, rt.metrics)
+	shed.ShedderKey.Provide(svc, rt.shedder)
+	ratelimitfilter.LimitersKey.Provide(svc, rt.limiters)
+	metrics.ServiceKey.Provide(svc, rt.metrics)
+	accesslog.OutputsKey.Provide(svc, rt.outputs)
 	return rt, nil
 }
 
@@ -100,21 +93,6 @@ func (rt *runtime) openStore(cfg *config.Config) error {
 	rt.store, rt.storeDir = svc, cfg.TimeSeries.DataDir
 	rt.logger.Info("timeseries store open", "data_dir", cfg.TimeSeries.DataDir, "namespaces", svc.Namespaces())
 	return nil
-}
-
-// timeSeriesEndpoint builds the endpoint of routes that serve the store.
-func (rt *runtime) timeSeriesEndpoint(_ *config.Config, r *config.Route, at string) (filters.Filter, error) {
-	if r.TimeSeries == nil {
-		return nil, nil
-	}
-	opts := eventstore.Options{Namespaces: r.TimeSeries.Namespaces, MaxBodySize: int64(r.TimeSeries.MaxBodySize)}
-	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("%s.timeseries.%w", at, err)
-	}
-	if rt.store == nil && !rt.validateOnly {
-		return nil, fmt.Errorf("%s.timeseries: the store is not open (no namespaces configured)", at)
-	}
-	return eventstore.New(rt.store, opts), nil
 }
 
 // attach connects the runtime to the running server's own signals.
@@ -210,7 +188,10 @@ func (rt *runtime) build(cfg *config.Config) (*proxy.Snapshot, error) {
 	if err := rt.openStore(cfg); err != nil {
 		return nil, err
 	}
-	ratelimitfilter.PoliciesKey.Provide(rt.builder.Services, cfg.RateLimit)
+	svc := rt.builder.Services
+	ratelimitfilter.PoliciesKey.Provide(svc, cfg.RateLimit)
+	eventstore.StoreConfigKey.Provide(svc, cfg.TimeSeries.Store)
+	eventstore.StoreKey.Provide(svc, rt.store)
 	return rt.builder.Build(cfg)
 }
 
@@ -237,35 +218,6 @@ func (rt *runtime) activate(cfg *config.Config) error {
 		}
 	}
 	return rt.limiters.Update(cfg.RateLimit.Policies)
-}
-
-// alwaysFilters are installed on every chain: request ids first, metrics
-// and the access log last, so every response is counted and logged.
-func (rt *runtime) alwaysFilters(cfg *config.Config) ([]filters.Filter, error) {
-	out := []filters.Filter{shed.NewGlobal(rt.shedder)}
-	add := func(path, name string, options map[string]any) error {
-		env := &filters.Env{Path: path, Logger: rt.logger.With("filter", name), Services: rt.builder.Services}
-		f, err := rt.builder.Registry.Build(env, name, options)
-		if err != nil {
-			return err
-		}
-		out = append(out, f)
-		return nil
-	}
-	if cfg.RequestID.On() {
-		if err := add("request_id", requestid.FilterName, cfg.RequestID.Options); err != nil {
-			return nil, err
-		}
-	}
-	if err := add("metrics", metrics.FilterName, nil); err != nil {
-		return nil, err
-	}
-	if cfg.AccessLog.On() {
-		if err := add("access_log", accesslog.FilterName, cfg.AccessLog.Options); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 func (rt *runtime) close() {

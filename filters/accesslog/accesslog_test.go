@@ -280,8 +280,8 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{svc, map[string]any{"sample_successes": 1.5, "output": ""}, "routes[0].filters[1].options.output: must be"},
 		{svc, map[string]any{"sample_successes": -0.1}, "routes[0].filters[1].options.sample_successes: must be between 0 and 1"},
-		{svc, map[string]any{"output": "/nonexistent-dir/x/access.log"}, "routes[0].filters[1]: options.output: opening access log:"},
-		{svc, map[string]any{"format": "text"}, "routes[0].filters[1].options: "},
+		{svc, map[string]any{"output": "/nonexistent-dir/x/access.log"}, "routes[0].filters[1].options.output: opening access log:"},
+		{svc, map[string]any{"format": "text"}, "routes[0].filters[1].options.format: unknown key"},
 		{&filters.Services{}, nil, "routes[0].filters[1]: access_log needs the gateway's accesslog.Outputs service"},
 	}
 	for _, tc := range cases {

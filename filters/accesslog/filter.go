@@ -18,7 +18,7 @@ import (
 // it writes on completion (OnDone) when the final status is known.
 const (
 	FilterName  = "access_log"
-	FilterOrder = 950
+	FilterOrder = filters.OrderAccessLog
 )
 
 // OutputsKey is the long-lived *Outputs the gateway provides.
@@ -29,7 +29,7 @@ var OutputsKey = filters.NewServiceKey[*Outputs]("accesslog.outputs")
 const maxField = 2048
 
 func init() {
-	filters.Register(FilterName, Defaults, build)
+	filters.RegisterBuiltin(FilterName, filters.EveryChain(), Defaults, build)
 }
 
 // Options configure "access_log".
@@ -62,13 +62,12 @@ func (o Options) Validate() error {
 }
 
 type filter struct {
+	filters.Base
 	h        slog.Handler
 	sample   float64
 	passport bool
 	hook     func(*filters.Context)
 }
-
-var _ filters.Filter = (*filter)(nil)
 
 func build(env *filters.Env, o Options) (filters.Filter, error) {
 	outs, ok := OutputsKey.Lookup(env.Services)
@@ -80,6 +79,7 @@ func build(env *filters.Env, o Options) (filters.Filter, error) {
 		return nil, fmt.Errorf("options.output: %w", err)
 	}
 	f := &filter{
+		Base:     filters.NewBase(FilterName, filters.Outbound, FilterOrder),
 		h:        slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}),
 		sample:   o.SampleSuccesses,
 		passport: o.Passport,
@@ -87,11 +87,6 @@ func build(env *filters.Env, o Options) (filters.Filter, error) {
 	f.hook = f.log
 	return f, nil
 }
-
-func (f *filter) Name() string                       { return FilterName }
-func (f *filter) Stage() filters.Stage               { return filters.Outbound }
-func (f *filter) Order() int                         { return FilterOrder }
-func (f *filter) ShouldFilter(*filters.Context) bool { return true }
 
 // Apply defers the line to completion, when the body has been streamed
 // and duration, bytes and the final category are known.
@@ -210,3 +205,5 @@ func clip(s string) string {
 	}
 	return s[:maxField] + "…"
 }
+
+var _ filters.Filter = (*filter)(nil)

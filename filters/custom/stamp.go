@@ -26,12 +26,11 @@ func (o *StampOptions) Validate() error {
 // stamp adds a fixed header to every response of the routes it is on. It
 // is an inbound filter that asks for the header with SetResponseHeader, so
 // the header appears on proxied responses and local rejections alike.
-type stamp struct{ opts StampOptions }
+type stamp struct {
+	filters.Base
+	opts StampOptions
+}
 
-func (s *stamp) Name() string                       { return "stamp" }
-func (s *stamp) Stage() filters.Stage               { return filters.Inbound }
-func (s *stamp) Order() int                         { return s.opts.Order }
-func (s *stamp) ShouldFilter(*filters.Context) bool { return true }
 func (s *stamp) Apply(c *filters.Context) error {
 	c.SetResponseHeader(s.opts.Header, s.opts.Value)
 	return nil
@@ -40,5 +39,9 @@ func (s *stamp) Apply(c *filters.Context) error {
 func init() {
 	filters.Register("stamp",
 		func() StampOptions { return StampOptions{Header: "X-Stamp", Order: 500} },
-		func(env *filters.Env, o StampOptions) (filters.Filter, error) { return &stamp{opts: o}, nil })
+		func(env *filters.Env, o StampOptions) (filters.Filter, error) {
+			return &stamp{Base: filters.NewBase("stamp", filters.Inbound, o.Order), opts: o}, nil
+		})
 }
+
+var _ filters.Filter = (*stamp)(nil)

@@ -32,6 +32,7 @@ const (
 // Endpoint serves the TimeSeries API of an embedded store. One instance
 // serves every request of a route; it is safe for concurrent use.
 type Endpoint struct {
+	filters.Base
 	svc     *timeseries.Service
 	allowed allowlist
 	body    *bodyReader
@@ -46,17 +47,13 @@ var _ filters.Filter = (*Endpoint)(nil)
 // retired.
 func New(svc *timeseries.Service, opts Options) filters.Filter {
 	return &Endpoint{
+		Base:    filters.EndpointBase(FilterName),
 		svc:     svc,
 		allowed: newAllowlist(opts.Namespaces),
 		body:    newBodyReader(opts.maxBody()),
 		ops:     timeseries.Operations(),
 	}
 }
-
-func (e *Endpoint) Name() string                       { return FilterName }
-func (e *Endpoint) Stage() filters.Stage               { return filters.Endpoint }
-func (e *Endpoint) Order() int                         { return 0 }
-func (e *Endpoint) ShouldFilter(*filters.Context) bool { return true }
 
 // Apply answers the request. Every outcome, including the store's errors,
 // is a JSON response with a category; Apply never returns an error, since

@@ -3,6 +3,8 @@ package eventstore
 import (
 	"errors"
 	"fmt"
+
+	"github.com/floodgate-dev/floodgate/decode"
 )
 
 // DefaultMaxBodySize is the request body limit when Options.MaxBodySize is
@@ -17,7 +19,7 @@ type Options struct {
 	Namespaces []string `mapstructure:"namespaces" json:"namespaces,omitempty"`
 	// MaxBodySize is the largest request body read, in bytes; 0 means
 	// DefaultMaxBodySize.
-	MaxBodySize int64 `mapstructure:"max_body_size" json:"max_body_size,omitempty"`
+	MaxBodySize decode.ByteSize `mapstructure:"max_body_size"`
 }
 
 // Validate reports every problem, each naming its field.
@@ -43,5 +45,5 @@ func (o Options) maxBody() int64 {
 	if o.MaxBodySize <= 0 {
 		return DefaultMaxBodySize
 	}
-	return o.MaxBodySize
+	return int64(o.MaxBodySize)
 }

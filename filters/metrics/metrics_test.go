@@ -323,7 +323,7 @@ func TestCodeClass(t *testing.T) {
 
 func TestFilterNeedsService(t *testing.T) {
 	_, err := filters.Default.Build(&filters.Env{Path: "filters[3]", Services: &filters.Services{}}, FilterName, nil)
-	if err == nil || !strings.HasPrefix(err.Error(), "filters[3]: metrics needs") {
+	if err == nil || !strings.Contains(err.Error(), "filters[3]: metrics needs") {
 		t.Fatalf("error %v", err)
 	}
 	_, err = filters.Default.Build(&filters.Env{Path: "filters[3]", Services: &filters.Services{}}, FilterName, map[string]any{"x": 1})

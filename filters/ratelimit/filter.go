@@ -17,7 +17,7 @@ import (
 // request the gateway sheds anyway does not spend a client's tokens.
 const (
 	FilterName  = "rate_limit"
-	FilterOrder = 200
+	FilterOrder = filters.OrderRateLimit
 )
 
 // Service keys the gateway provides when it wires a snapshot.
@@ -63,13 +63,12 @@ func (o FilterOptions) Validate() error {
 }
 
 type limitFilter struct {
+	filters.Base
 	lim    *ratelimit.Limiters
 	policy string
 	// reasons are built once so a rejection does not allocate them.
 	reason, overflowReason, goneReason string
 }
-
-var _ filters.Filter = (*limitFilter)(nil)
 
 func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
 	lim, ok := LimitersKey.Lookup(env.Services)
@@ -91,6 +90,7 @@ func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
 		return nil, fmt.Errorf("options.policy: unknown rate-limit policy %q (defined: %s)", o.Policy, listOrNone(known))
 	}
 	return &limitFilter{
+		Base:           filters.NewBase(FilterName, filters.Inbound, FilterOrder),
 		lim:            lim,
 		policy:         o.Policy,
 		reason:         fmt.Sprintf("rate limit exceeded (policy %s)", o.Policy),
@@ -106,13 +106,11 @@ func listOrNone(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-func (f *limitFilter) Name() string                         { return FilterName }
-func (f *limitFilter) Stage() filters.Stage                 { return filters.Inbound }
-func (f *limitFilter) Order() int                           { return FilterOrder }
-func (f *limitFilter) ShouldFilter(c *filters.Context) bool { return true }
-
 // Policy returns the policy the instance applies, for the admin API.
 func (f *limitFilter) Policy() string { return f.policy }
+
+// Describe is the filter's admin view.
+func (f *limitFilter) Describe() any { return map[string]string{"policy": f.policy} }
 
 // Apply spends a token of the request's bucket and answers 429 when there
 // is none.
@@ -158,3 +156,8 @@ func setQuota(c *filters.Context, d ratelimit.Decision) {
 func seconds(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
+
+var (
+	_ filters.Filter    = (*limitFilter)(nil)
+	_ filters.Describer = (*limitFilter)(nil)
+)

@@ -15,7 +15,7 @@ import (
 // so every later filter, and every rejection, has an id to log.
 const (
 	FilterName  = "request_id"
-	FilterOrder = 10
+	FilterOrder = filters.OrderRequestID
 )
 
 // DefaultHeader is the header carrying the id both ways.
@@ -27,7 +27,7 @@ const DefaultHeader = "X-Request-Id"
 const DefaultMaxLength = 128
 
 func init() {
-	filters.Register(FilterName, Defaults, build)
+	filters.RegisterBuiltin(FilterName, filters.EveryChain(), Defaults, build)
 }
 
 // Options configure "request_id".
@@ -70,25 +70,20 @@ func validHeaderName(s string) bool {
 }
 
 type filter struct {
+	filters.Base
 	header    string
 	trust     bool
 	maxLength int
 }
 
-var _ filters.Filter = (*filter)(nil)
-
 func build(_ *filters.Env, o Options) (filters.Filter, error) {
 	return &filter{
+		Base:      filters.NewBase(FilterName, filters.Inbound, FilterOrder),
 		header:    textproto.CanonicalMIMEHeaderKey(o.Header),
 		trust:     o.TrustIncoming,
 		maxLength: o.MaxLength,
 	}, nil
 }
-
-func (f *filter) Name() string                       { return FilterName }
-func (f *filter) Stage() filters.Stage               { return filters.Inbound }
-func (f *filter) Order() int                         { return FilterOrder }
-func (f *filter) ShouldFilter(*filters.Context) bool { return true }
 
 // Apply picks the id, records it, sets it on the upstream request (a
 // client's own value is overwritten when it was invalid, so the origin
@@ -142,3 +137,5 @@ func New() string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+var _ filters.Filter = (*filter)(nil)

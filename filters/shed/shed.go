@@ -2,6 +2,7 @@ package shed
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -17,10 +18,47 @@ import (
 // endpoint.
 const (
 	GlobalFilterName  = "shed_global"
-	GlobalFilterOrder = 20
+	GlobalFilterOrder = filters.OrderShedGlobal
 	OriginFilterName  = "shed_origin"
-	OriginFilterOrder = 300
+	OriginFilterOrder = filters.OrderShedOrigin
 )
+
+// ShedderKey is the long-lived *loadshed.Shedder the gateway provides.
+var ShedderKey = filters.NewServiceKey[*loadshed.Shedder]("shed.shedder")
+
+// Options configure the shedding built-ins; the thresholds live in the
+// loadshed section, so there are none.
+type Options struct{}
+
+func init() {
+	filters.RegisterBuiltin(GlobalFilterName, filters.EveryChain(), func() Options { return Options{} },
+		func(env *filters.Env, _ Options) (filters.Filter, error) {
+			sh, err := shedder(env)
+			if err != nil {
+				return nil, err
+			}
+			return NewGlobal(sh), nil
+		})
+	filters.RegisterBuiltin(OriginFilterName, filters.EachRouteWithOrigin(), func() Options { return Options{} },
+		func(env *filters.Env, _ Options) (filters.Filter, error) {
+			sh, err := shedder(env)
+			if err != nil {
+				return nil, err
+			}
+			if env.Route == nil || env.Route.Origin == "" {
+				return nil, errors.New("shed_origin is installed on routes with an origin only")
+			}
+			return NewOrigin(sh, env.Route.Origin), nil
+		})
+}
+
+func shedder(env *filters.Env) (*loadshed.Shedder, error) {
+	sh, ok := ShedderKey.Lookup(env.Services)
+	if !ok || sh == nil {
+		return nil, errors.New("shedding needs the gateway's loadshed.Shedder service (a wiring bug)")
+	}
+	return sh, nil
+}
 
 // HeaderShed names the scope, cutoff and score of a shed request.
 const HeaderShed = "X-Floodgate-Shed"
@@ -31,12 +69,14 @@ var DecisionKey = filters.NewKey[loadshed.Decision]("shed.decision")
 
 // NewGlobal returns the filter that scores every request and applies chaos
 // and the global cutoff. The gateway installs it on every chain.
-func NewGlobal(sh *loadshed.Shedder) filters.Filter { return &globalFilter{sh: sh} }
+func NewGlobal(sh *loadshed.Shedder) filters.Filter {
+	return &globalFilter{Base: filters.NewBase(GlobalFilterName, filters.Inbound, GlobalFilterOrder), sh: sh}
+}
 
 // NewOrigin returns the filter that applies origin's throttler; the
 // gateway installs it on each route that proxies to origin.
 func NewOrigin(sh *loadshed.Shedder, origin string) filters.Filter {
-	return &originFilter{sh: sh, origin: origin}
+	return &originFilter{Base: filters.NewBase(OriginFilterName, filters.Inbound, OriginFilterOrder), sh: sh, origin: origin}
 }
 
 // request adapts a Context to loadshed.Request. It holds one pointer, so
@@ -72,12 +112,10 @@ func (r request) Query(name string) string {
 func (r request) ClientIP() netip.Addr { return r.c.ClientIP }
 
 // globalFilter scores the request and applies chaos and the global cutoff.
-type globalFilter struct{ sh *loadshed.Shedder }
-
-func (f *globalFilter) Name() string                       { return GlobalFilterName }
-func (f *globalFilter) Stage() filters.Stage               { return filters.Inbound }
-func (f *globalFilter) Order() int                         { return GlobalFilterOrder }
-func (f *globalFilter) ShouldFilter(*filters.Context) bool { return true }
+type globalFilter struct {
+	filters.Base
+	sh *loadshed.Shedder
+}
 
 func (f *globalFilter) Apply(c *filters.Context) error {
 	r := request{c}
@@ -100,14 +138,13 @@ func (f *globalFilter) Apply(c *filters.Context) error {
 
 // originFilter applies the route's origin throttler.
 type originFilter struct {
+	filters.Base
 	sh     *loadshed.Shedder
 	origin string
 }
 
-func (f *originFilter) Name() string                       { return OriginFilterName }
-func (f *originFilter) Stage() filters.Stage               { return filters.Inbound }
-func (f *originFilter) Order() int                         { return OriginFilterOrder }
-func (f *originFilter) ShouldFilter(*filters.Context) bool { return true }
+// Describe is the filter's admin view.
+func (f *originFilter) Describe() any { return map[string]string{"origin": f.origin} }
 
 func (f *originFilter) Apply(c *filters.Context) error {
 	o := f.sh.Origin(f.origin)
@@ -159,3 +196,9 @@ func reject(c *filters.Context, d loadshed.Decision) {
 		c.Request.SetConnectionClose()
 	}
 }
+
+var (
+	_ filters.Filter    = (*globalFilter)(nil)
+	_ filters.Filter    = (*originFilter)(nil)
+	_ filters.Describer = (*originFilter)(nil)
+)

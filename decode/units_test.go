@@ -1,4 +1,4 @@
-package config
+package decode
 
 import (
 	"reflect"
@@ -176,7 +176,7 @@ func TestDecodeRejectsUnknownKeys(t *testing.T) {
 	if err == nil {
 		t.Fatal("unknown keys accepted")
 	}
-	for _, want := range []string{"timeuot", "'nested' has invalid keys: iner"} {
+	for _, want := range []string{"timeuot", "nested.iner: unknown key"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

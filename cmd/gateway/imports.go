@@ -1,0 +1,25 @@
+package main
+
+// What this gateway is built with. Every kind the config chooses by name
+// registers itself from its package's init; importing the package here is
+// the one line that compiles it in.
+//
+//	endpoint kinds  origin, static (proxy); timeseries (filters/eventstore)
+//	built-ins       request_id, shed_global, shed_origin, metrics, access_log
+//	                (installed by rule; order table in filters/order.go)
+//	filters         rate_limit, stamp (listed in config by name)
+//	balancers       p2c, round_robin (origins)
+//	discovery       static instances, consul (origins)
+//
+// Operators' own filters go in filters/custom (already imported) or in a
+// package added below.
+import (
+	_ "github.com/floodgate-dev/floodgate/filters/accesslog"
+	_ "github.com/floodgate-dev/floodgate/filters/custom"
+	_ "github.com/floodgate-dev/floodgate/filters/eventstore"
+	_ "github.com/floodgate-dev/floodgate/filters/metrics"
+	_ "github.com/floodgate-dev/floodgate/filters/ratelimit"
+	_ "github.com/floodgate-dev/floodgate/filters/requestid"
+	_ "github.com/floodgate-dev/floodgate/filters/shed"
+	_ "github.com/floodgate-dev/floodgate/proxy"
+)

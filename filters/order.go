@@ -1,0 +1,50 @@
+package filters
+
+// The built-in filters' orders, in one table so "what runs when" is read
+// in one place. Lower runs first within a stage; custom filters pick any
+// order between these (the gaps are deliberate) and ties break by name.
+const (
+	// OrderRequestID: first, so every later filter and every rejection has
+	// an id to log.
+	OrderRequestID = 10
+	// OrderShedGlobal: right after the id, so an overloaded gateway spends
+	// as little as possible on a request it refuses.
+	OrderShedGlobal = 20
+	// OrderRateLimit: after global shedding, so a request the gateway
+	// sheds anyway does not spend a client's tokens.
+	OrderRateLimit = 200
+	// OrderConcurrencyLimit: after rate limiting (cheap token check first),
+	// before origin shedding.
+	OrderConcurrencyLimit = 250
+	// OrderShedOrigin: last inbound step before the endpoint, once the
+	// request is known to be allowed everywhere else.
+	OrderShedOrigin = 300
+	// OrderMetrics: late outbound; it records on completion, so its place
+	// matters only for the passport.
+	OrderMetrics = 900
+	// OrderAccessLog: last outbound; it writes on completion when the
+	// final status is known.
+	OrderAccessLog = 950
+)
+
+// OrderEntry is one row of the built-in order table.
+type OrderEntry struct {
+	Name  string
+	Stage Stage
+	Order int
+}
+
+// BuiltinOrders is the order table: every built-in filter with its stage
+// and order, in run order. docs/ARCHITECTURE.md prints the same table and
+// a test keeps the two equal.
+func BuiltinOrders() []OrderEntry {
+	return []OrderEntry{
+		{"request_id", Inbound, OrderRequestID},
+		{"shed_global", Inbound, OrderShedGlobal},
+		{"rate_limit", Inbound, OrderRateLimit},
+		{"concurrency_limit", Inbound, OrderConcurrencyLimit},
+		{"shed_origin", Inbound, OrderShedOrigin},
+		{"metrics", Outbound, OrderMetrics},
+		{"access_log", Outbound, OrderAccessLog},
+	}
+}

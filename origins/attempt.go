@@ -1,0 +1,320 @@
+package origins
+
+import (
+	"errors"
+	"time"
+)
+
+// The attempt loop: where one client request's tries at an origin go, how
+// many there are and when. It is transport-neutral: the proxy supplies an
+// Exchange that sends one attempt over HTTP; the loop picks instances,
+// retries failures on other instances within the retry policy and budget,
+// races a hedge against a slow first attempt, and reports every attempt's
+// outcome to its instance. Time comes from a Clock, so tests drive it.
+
+// Exchange is one client request's traffic as the loop sees it.
+type Exchange[R any] interface {
+	// Send makes one attempt at in. With concurrent set (a hedged request)
+	// several Sends run at once, each on its own goroutine, so the request
+	// must be copied per attempt.
+	Send(in *Instance, concurrent bool) (R, error)
+	// Status is a response's HTTP status.
+	Status(resp R) int
+	// Discard frees a response that will not be used.
+	Discard(resp R)
+	// Failure classifies a failed Send: what the instance is charged with.
+	// OutcomeCanceled (the client went away, nothing reached the instance)
+	// ends the request without a retry.
+	Failure(err error) Outcome
+
+	// Attempted is told every attempt once its outcome is known, in the
+	// order they end; the last one is the answer the client gets.
+	Attempted(a Attempt)
+	// Retried and Hedged count a retry that won the budget and a hedge
+	// sent (metrics).
+	Retried()
+	Hedged()
+	// Note records an event in the request's story (the passport).
+	Note(event string)
+}
+
+// Request describes the client request being sent.
+type Request struct {
+	Method string
+	// RouteIdempotent: the route declares every method safe to repeat.
+	RouteIdempotent bool
+	// Replayable: the request can be sent again (no body, or a buffered
+	// one). A streamed body is consumed by the first attempt, so such a
+	// request is neither retried nor hedged.
+	Replayable bool
+}
+
+// Idempotent reports whether the request may be sent twice.
+func (r Request) Idempotent() bool { return r.RouteIdempotent || IsIdempotentMethod(r.Method) }
+
+// Clock is the loop's time source.
+type Clock interface {
+	Now() time.Time
+	// After returns a channel that receives once d has passed, and a stop
+	// function.
+	After(d time.Duration) (<-chan time.Time, func() bool)
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// After starts a real timer.
+func (SystemClock) After(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
+// Answer is the response the client gets.
+type Answer[R any] struct {
+	Response R
+	// Done reports the attempt's final outcome to its instance; the caller
+	// calls it once the response is complete (its body streamed).
+	Done func(Result)
+	// Latency is the attempt's time to response headers.
+	Latency time.Duration
+}
+
+// PickError is returned when no instance could be picked for the first
+// attempt (ErrOriginConcurrency, ErrNoHealthyInstances).
+type PickError struct{ Err error }
+
+func (e *PickError) Error() string { return "no instance to send to: " + e.Err.Error() }
+func (e *PickError) Unwrap() error { return e.Err }
+
+// Do sends req to origin o through x: the first attempt, then retries on
+// other instances, or a hedged race when the origin hedges and the request
+// may be sent twice. It returns the answer the client gets (a success, or
+// the failed status of the last attempt when no retry could be made) or the
+// last transport error (a *PickError when no instance could be picked).
+// A nil clock is SystemClock.
+func Do[R any](o *Origin, clock Clock, req Request, x Exchange[R]) (Answer[R], error) {
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	l := loop[R]{Origin: o, Clock: clock, req: req, x: x}
+	o.Budget().RecordRequest()
+	if req.Replayable && req.Idempotent() {
+		if d, ok := o.HedgeDelay(); ok {
+			return l.hedged(d)
+		}
+	}
+	return l.sequential()
+}
+
+// loop is one request's run.
+type loop[R any] struct {
+	Origin *Origin
+	Clock  Clock
+	req    Request
+	x      Exchange[R]
+}
+
+func (l *loop[R]) sequential() (Answer[R], error) {
+	req, x := l.req, l.x
+	var triedBuf [4]*Instance
+	tried := triedBuf[:0]
+	var lastErr error
+	var next *Instance // picked for a retry before the failed answer was discarded
+	var nextDone func(Result)
+	for n := 1; ; n++ {
+		in, done := next, nextDone
+		if in == nil {
+			var err error
+			if in, done, err = l.Origin.Pick(tried); err != nil {
+				if lastErr != nil {
+					return Answer[R]{}, lastErr
+				}
+				return Answer[R]{}, &PickError{Err: err}
+			}
+		}
+		next, nextDone = nil, nil
+		tried = append(tried, in)
+		start := l.Clock.Now()
+		resp, err := x.Send(in, false)
+		latency := l.Clock.Now().Sub(start)
+		a := Attempt{Instance: in.Addr(), Start: start, Duration: latency, Retry: n > 1}
+		if err != nil {
+			a.Outcome = x.Failure(err)
+			done(Result{Latency: latency, Outcome: a.Outcome})
+			x.Attempted(a)
+			lastErr = err
+			if req.Replayable && l.retryable(req, n, a.Outcome, 0) && l.spendRetry(a.Outcome.String()) {
+				continue
+			}
+			return Answer[R]{}, err
+		}
+		a.Status = x.Status(resp)
+		a.Outcome = OutcomeForStatus(a.Status)
+		x.Attempted(a)
+		if a.Outcome.Failed() && req.Replayable && l.retryable(req, n, a.Outcome, a.Status) {
+			// Retry only if another instance can take it; otherwise the
+			// client gets this answer rather than a synthetic one.
+			if nextIn, nextDn, perr := l.Origin.Pick(tried); perr == nil {
+				if l.spendRetry(a.Outcome.String()) {
+					done(Result{Latency: latency, Outcome: a.Outcome, Status: a.Status})
+					x.Discard(resp)
+					next, nextDone = nextIn, nextDn
+					continue
+				}
+				nextDn(Result{Outcome: OutcomeCanceled})
+			}
+		}
+		return Answer[R]{Response: resp, Done: done, Latency: latency}, nil
+	}
+}
+
+// raced is one attempt's end in a hedged request.
+type raced[R any] struct {
+	in      *Instance
+	done    func(Result)
+	resp    R
+	err     error
+	start   time.Time
+	latency time.Duration
+	hedge   bool
+	retry   bool
+}
+
+var errDenied = errors.New("denied by the retry budget")
+
+// hedged sends the request, and a second copy to another instance if the
+// first has not answered after delay. The first good answer wins; a loser
+// is abandoned (its response discarded when it arrives, its outcome still
+// reported to its instance: its latency is exactly what balancing needs).
+// Hedges and retries spend the same budget, so hedging cannot multiply
+// load on a struggling origin.
+func (l *loop[R]) hedged(delay time.Duration) (Answer[R], error) {
+	req, x := l.req, l.x
+	results := make(chan raced[R], 4)
+	var triedBuf [4]*Instance
+	tried := triedBuf[:0]
+	pending := 0
+	// launch sends an attempt to a newly picked instance. A hedge must also
+	// win the retry budget; it is asked only once an instance is available,
+	// so a lone instance does not burn budget on hedges it cannot send.
+	launch := func(hedge, retry bool) error {
+		in, done, err := l.Origin.Pick(tried)
+		if err != nil {
+			return err
+		}
+		if hedge && !l.Origin.Budget().TryRetry() {
+			done(Result{Outcome: OutcomeCanceled})
+			x.Note("hedge skipped: retry budget exhausted")
+			return errDenied
+		}
+		if retry && !l.spendRetry("a failed attempt") {
+			done(Result{Outcome: OutcomeCanceled})
+			return errDenied
+		}
+		tried = append(tried, in)
+		pending++
+		go func() {
+			start := l.Clock.Now()
+			resp, err := x.Send(in, true)
+			results <- raced[R]{in: in, done: done, resp: resp, err: err, start: start, latency: l.Clock.Now().Sub(start), hedge: hedge, retry: retry}
+		}()
+		return nil
+	}
+	if err := launch(false, false); err != nil {
+		return Answer[R]{}, &PickError{Err: err}
+	}
+	timer, stop := l.Clock.After(delay)
+	defer stop()
+	var fallback *raced[R] // a failed answer, used if nothing better arrives
+	var lastErr error
+	attempts := 1
+	for pending > 0 {
+		select {
+		case <-timer:
+			timer = nil
+			if launch(true, false) == nil {
+				attempts++
+				x.Note("hedged to a second instance after " + delay.String())
+				x.Hedged()
+			}
+		case r := <-results:
+			pending--
+			a := Attempt{Instance: r.in.Addr(), Start: r.start, Duration: r.latency, Hedge: r.hedge, Retry: r.retry}
+			if r.err != nil {
+				a.Outcome = x.Failure(r.err)
+				r.done(Result{Latency: r.latency, Outcome: a.Outcome})
+				x.Attempted(a)
+				lastErr = r.err
+				if pending == 0 && fallback == nil && l.retryable(req, attempts, a.Outcome, 0) && launch(false, true) == nil {
+					attempts++
+				}
+				continue
+			}
+			a.Status = x.Status(r.resp)
+			a.Outcome = OutcomeForStatus(a.Status)
+			x.Attempted(a)
+			if !a.Outcome.Failed() {
+				if fallback != nil {
+					l.discard(*fallback, OutcomeCanceled)
+				}
+				go l.abandon(results, pending)
+				return Answer[R]{Response: r.resp, Done: r.done, Latency: r.latency}, nil
+			}
+			if fallback != nil {
+				l.discard(*fallback, OutcomeCanceled)
+			}
+			r.done(Result{Latency: r.latency, Outcome: a.Outcome, Status: a.Status})
+			r.done = func(Result) {}
+			fallback = &r
+			lastErr = nil
+			if pending == 0 && l.retryable(req, attempts, a.Outcome, a.Status) && launch(false, true) == nil {
+				attempts++
+				l.discard(*fallback, OutcomeCanceled)
+				fallback = nil
+			}
+		}
+	}
+	if fallback != nil {
+		return Answer[R]{Response: fallback.resp, Done: fallback.done, Latency: fallback.latency}, nil
+	}
+	return Answer[R]{}, lastErr
+}
+
+// abandon collects the attempts still running after a hedged request was
+// answered, reporting their outcomes and freeing their responses.
+func (l *loop[R]) abandon(results <-chan raced[R], pending int) {
+	for ; pending > 0; pending-- {
+		r := <-results
+		if r.err != nil {
+			r.done(Result{Latency: r.latency, Outcome: l.x.Failure(r.err)})
+			continue
+		}
+		l.discard(r, OutcomeForStatus(l.x.Status(r.resp)))
+	}
+}
+
+// discard frees an answered attempt that will not be used.
+func (l *loop[R]) discard(r raced[R], outcome Outcome) {
+	r.done(Result{Latency: r.latency, Outcome: outcome, Status: l.x.Status(r.resp)})
+	l.x.Discard(r.resp)
+}
+
+// retryable applies the origin's retry policy to attempt n's failure.
+func (l *loop[R]) retryable(req Request, n int, outcome Outcome, status int) bool {
+	check := RetryCheck{Method: req.Method, RouteIdempotent: req.RouteIdempotent, Attempts: n, Outcome: outcome, Status: status}
+	return l.Origin.RetryPolicy().Retryable(check)
+}
+
+// spendRetry takes a retry from the origin's budget.
+func (l *loop[R]) spendRetry(after string) bool {
+	if !l.Origin.Budget().TryRetry() {
+		l.x.Note("retry budget exhausted; not retrying")
+		return false
+	}
+	l.x.Note("retrying on another instance after " + after)
+	l.x.Retried()
+	return true
+}

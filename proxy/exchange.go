@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"errors"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/origins"
+)
+
+// exchange is one request's HTTP traffic to its origin: the HTTP work of
+// the attempt loop (origins.Do), which decides where attempts go, retries
+// and hedges.
+type exchange struct {
+	e    *forwardEndpoint
+	c    *filters.Context
+	req  *fasthttp.Request
+	body *requestBody // nil unless the body streams
+	key  poolKey
+}
+
+// Send makes one attempt. A hedged attempt sends its own copy of the
+// request, since several run at once.
+func (x *exchange) Send(in *origins.Instance, concurrent bool) (*fasthttp.Response, error) {
+	k := x.key
+	k.addr = in.Addr()
+	hc := x.e.pool.get(k)
+	resp := fasthttp.AcquireResponse()
+	var err error
+	if concurrent {
+		own := fasthttp.AcquireRequest()
+		x.req.CopyTo(own)
+		err = hc.Do(own, resp)
+		fasthttp.ReleaseRequest(own)
+	} else {
+		err = hc.Do(x.req, resp)
+		// fasthttp cannot retry a streamed body; on a stale pooled
+		// connection nothing reached the origin, so replay it here.
+		for tries := 0; err != nil && x.body != nil && errors.Is(err, errStaleConn) && tries <= k.maxConns && x.body.rewind(); tries++ {
+			x.c.Log("stale pooled connection, resending")
+			x.req.SetBodyStream(x.body, x.c.Request.Request.Header.ContentLength())
+			err = hc.Do(x.req, resp)
+		}
+		if x.body != nil {
+			x.c.BytesIn = x.body.n
+		}
+	}
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (x *exchange) Status(resp *fasthttp.Response) int { return resp.StatusCode() }
+
+func (x *exchange) Discard(resp *fasthttp.Response) {
+	_ = resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+}
+
+// Failure charges the instance: nothing, when the client's body failed or
+// a stale pooled connection was closed before anything reached it.
+func (x *exchange) Failure(err error) origins.Outcome {
+	if x.clientFailed() || errors.Is(err, errStaleConn) {
+		return origins.OutcomeCanceled
+	}
+	_, cat := classifyOriginError(err)
+	return outcomeOf(cat)
+}
+
+func (x *exchange) clientFailed() bool { return x.body != nil && x.body.clientErr != nil }
+
+func (x *exchange) Attempted(a origins.Attempt) {
+	outcome := a.Outcome.String()
+	if a.Status == 0 && x.clientFailed() {
+		outcome = "client_error"
+	}
+	x.e.record(x.c, filters.Attempt{Instance: a.Instance, Start: a.Start, Duration: a.Duration,
+		Outcome: outcome, Status: a.Status, Retry: a.Retry, Hedge: a.Hedge})
+}
+
+func (x *exchange) Retried() {
+	if x.e.observer != nil {
+		x.e.observer.IncRetry(x.e.origin)
+	}
+}
+
+func (x *exchange) Hedged() {
+	if x.e.observer != nil {
+		x.e.observer.IncHedge(x.e.origin)
+	}
+}
+
+func (x *exchange) Note(event string) { x.c.Log(event) }
+
+// failure maps the loop's error to the request's failure.
+func (x *exchange) failure(err error) error {
+	var pe *origins.PickError
+	switch {
+	case errors.As(err, &pe):
+		return pickError(x.e.origin, pe.Err)
+	case x.clientFailed():
+		return clientBodyError(x.body.clientErr)
+	}
+	status, cat := classifyOriginError(err)
+	return filters.Fail(status, cat, originErrorReason(cat, x.e.origin), err)
+}
+
+var _ origins.Exchange[*fasthttp.Response] = (*exchange)(nil)

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/origins"
+)
+
+func init() {
+	filters.RegisterEndpoint("origin", func() string { return "" }, newForwardEndpoint)
+}
+
+// Services the "origin" endpoint kind uses.
+var (
+	// OriginsKey is the origin registry requests are sent to (required).
+	OriginsKey = filters.NewServiceKey[*origins.Registry]("proxy.origins")
+	// ObserverKey receives every attempt, retry and hedge (metrics);
+	// optional.
+	ObserverKey = filters.NewServiceKey[AttemptObserver]("proxy.observer")
+	// configKey is the config a snapshot is being built from, so an
+	// endpoint reads its route's settings and the server's.
+	configKey = filters.NewServiceKey[*config.Config]("proxy.config")
+	// poolsKey is the builder's upstream connection pools.
+	poolsKey = filters.NewServiceKey[*clientPool]("proxy.pool")
+)
+
+// AttemptObserver watches traffic to origins; *metrics.Metrics is one.
+type AttemptObserver interface {
+	ObserveOriginAttempt(origin, instance, outcome string, d time.Duration)
+	IncRetry(origin string)
+	IncHedge(origin string)
+}
+
+// newForwardEndpoint builds the endpoint of a route that sets
+// "origin: NAME". Origin names are case-insensitive, like the origins
+// section's keys.
+func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error) {
+	origin = strings.ToLower(strings.TrimSpace(origin))
+	cfg, ok := configKey.Lookup(env.Services)
+	if !ok || env.Route == nil {
+		return nil, errors.New("the origin endpoint needs the snapshot's config and route (a wiring bug)")
+	}
+	if origin == "" {
+		return nil, errors.New("must name an origin")
+	}
+	if _, ok := cfg.Origins[origin]; !ok {
+		return nil, fmt.Errorf("unknown origin %q (defined: %s)", origin, strings.Join(sortedNames(cfg.Origins), ", "))
+	}
+	reg, ok := OriginsKey.Lookup(env.Services)
+	if !ok || reg == nil {
+		return nil, errors.New("the gateway has no origin registry (a wiring bug)")
+	}
+	pool, _ := poolsKey.Lookup(env.Services)
+	observer, _ := ObserverKey.Lookup(env.Services)
+	r := &cfg.Routes[env.Route.Index]
+	trusted := make([]netip.Prefix, 0, len(cfg.Server.TrustedProxies))
+	for _, t := range cfg.Server.TrustedProxies {
+		if p, err := netip.ParsePrefix(t); err == nil {
+			trusted = append(trusted, p.Masked())
+		}
+	}
+	return &forwardEndpoint{
+		Base:       filters.EndpointBase("proxy"),
+		route:      r.Name,
+		origin:     origin,
+		originCfg:  cfg.Origins[origin],
+		reg:        reg,
+		pool:       pool,
+		timeouts:   r.Timeouts,
+		idempotent: r.Idempotent,
+		hostOver:   r.Rewrite.Host,
+		via:        cfg.Server.Via,
+		trusted:    trusted,
+		maxBody:    int64(cfg.Server.MaxBodySize),
+		observer:   observer,
+	}, nil
+}
+
+// OriginName is the origin the endpoint sends to; built-ins installed on
+// routes with an origin (origin shedding) read it.
+func (e *forwardEndpoint) OriginName() string { return e.origin }
+
+// Describe is the endpoint's admin view: the origin and the route's
+// effective timeouts.
+func (e *forwardEndpoint) Describe() any {
+	t := e.originCfg.Timeouts.Override(e.timeouts)
+	return map[string]any{"origin": e.origin, "timeouts": map[string]string{
+		"connect": t.Connect.String(), "response": t.Response.String(),
+	}, "idempotent": e.idempotent}
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+var (
+	_ filters.OriginEndpoint = (*forwardEndpoint)(nil)
+	_ filters.Describer      = (*forwardEndpoint)(nil)
+)
