@@ -12,7 +12,9 @@
 #
 # Defaults: ADDR 127.0.0.1, NATIVE 22042, STORAGE 22070, SEEDS = ADDR:STORAGE, HEAP 512M.
 # Environment: CASSANDRA_VERSION (default from pom.xml), FLOODGATE_CACHE (default
-# ~/.cache/floodgate), CASSANDRA_START_TIMEOUT seconds (default 180).
+# ~/.cache/floodgate), CASSANDRA_START_TIMEOUT seconds (default 180), CASSANDRA_STOP_WITH_PID
+# (stop the node once that process exits: CI passes its own shell's PID, so the node never
+# outlives the run even when a step fails).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -183,6 +185,12 @@ start() {
     tail -n 40 "$dir/log/system.log" "$dir/log/stdout.log" >&2 2>/dev/null || true
     kill -9 "$pid" 2>/dev/null || true
     exit 1
+  fi
+  if [[ -n "${CASSANDRA_STOP_WITH_PID:-}" ]]; then
+    # A detached watchdog: polls the owner once a second and stops the node after it exits.
+    nohup bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
+      kill -0 "$2" 2>/dev/null && exec bash "$3" stop "$4"' _ \
+      "$CASSANDRA_STOP_WITH_PID" "$pid" "$here/run.sh" "$dir" >/dev/null 2>&1 </dev/null &
   fi
   echo "$pid"
 }
