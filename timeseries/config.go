@@ -26,6 +26,9 @@ type Config struct {
 	ReadFanout int `mapstructure:"read_fanout"`
 	// RetentionInterval is how often slices past deleteAfter are dropped. Default 1m.
 	RetentionInterval time.Duration `mapstructure:"retention_interval"`
+	// Engines holds the options of the storage engines namespaces may select, by engine name
+	// (e.g. "cassandra"); the embedded engine needs none. See engines.go.
+	Engines map[string]map[string]any `mapstructure:"engines"`
 }
 
 // NamespaceConfig is one dataset's configuration. TimePartition must not change once data is
@@ -41,6 +44,12 @@ type NamespaceConfig struct {
 	Index       Index         `mapstructure:"index"`
 	SLOs        SLOs          `mapstructure:"slos"`
 	Limits      Limits        `mapstructure:"limits"`
+	// Engine names the storage engine holding the namespace: "embedded" (pebble, the default
+	// when empty) or one compiled in, such as "cassandra". It cannot change while served.
+	Engine string `mapstructure:"engine"`
+	// EngineOptions are the selected engine's per-namespace options (for cassandra: keyspace,
+	// replication, read_consistency, write_consistency).
+	EngineOptions map[string]any `mapstructure:"engine_options"`
 }
 
 // TimePartition lays events out: slices (unit of retention) hold time buckets, each split into
@@ -213,6 +222,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, prefixErrors("namespaces."+name+".", err))
 		}
 	}
+	errs = append(errs, c.validateEngines()...)
 	return errors.Join(errs...)
 }
 

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/timeseries/pebbleengine"
 	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
@@ -67,9 +66,14 @@ func WithoutRetentionLoop() Option { return func(s *Service) { s.noRetention = t
 // ErrClosed is returned by calls made after Close.
 var ErrClosed = errors.New("timeseries: service is closed")
 
-// Open opens the embedded pebble engine in dir and serves cfg from it; Close closes the engine.
+// Open opens the embedded pebble engine in dir, and every other engine cfg's namespaces select
+// (see engines.go), and serves cfg from them; Close closes the engines.
 func Open(dir string, cfg Config, opts ...Option) (*Service, error) {
-	eng, err := pebbleengine.Open(dir, pebbleengine.Options{})
+	probe := &Service{logf: func(string, ...any) {}}
+	for _, o := range opts {
+		o(probe)
+	}
+	eng, err := openEngines(dir, cfg, probe.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +165,9 @@ func (s *Service) Reconfigure(cfg Config) error {
 	prev := s.state.Load()
 	st, err := s.buildState(cloneConfig(cfg), prev)
 	if err != nil {
+		return err
+	}
+	if err := s.reconfigureEngines(st.cfg, prev.cfg); err != nil {
 		return err
 	}
 	for _, ns := range st.namespaces {

@@ -1,0 +1,7 @@
+package main
+
+// Storage engines compiled in, beside the embedded one; a namespace selects one by name
+// (namespaces.NAME.engine). Each package registers itself from init.
+import (
+	_ "github.com/floodgate-dev/floodgate/timeseries/cassandraengine"
+)

@@ -1,0 +1,486 @@
+// Package cassandraengine is the distributed TimeSeries engine: it implements storage.Engine
+// on Apache Cassandra (5.0) through the Apache Cassandra Go driver.
+//
+// Layout, per namespace keyspace:
+//   - events_<slice>: one table per time slice, partition key (time_series_id, time_bucket,
+//     event_bucket), clustering (event_time DESC, event_id ASC, item_key ASC); one row per
+//     event item plus a marker row (empty item key) so an event with no items still exists.
+//   - postings_<slice>: the search index of the same slice, partition key (field, kind,
+//     time_bucket, value), clustering (event_time DESC, time_series_id, event_id) — the ref
+//     order storage.CompareRefs defines, so index scans stream newest first.
+//   - slices: the metadata table, one row per slice of the namespace with its start, end,
+//     status and the partitioning it was created with.
+//
+// Slice tables are created ahead of need by a control loop (and on demand for a write that
+// reaches a slice not created yet) and dropped whole by retention: no row carries a TTL and
+// no row is deleted, so retention makes no tombstones.
+//
+// Each event is written as one batch with a client-side write timestamp: a logged batch when
+// it has index postings (rows and postings land together or not at all), an unlogged
+// single-partition batch otherwise. Retries, hedges and duplicates of an event write the same
+// cells, so they converge; a rewrite with different values keeps the later client timestamp.
+package cassandraengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
+)
+
+// Namespace is what the engine needs to know about one namespace it serves.
+type Namespace struct {
+	Options NamespaceOptions
+	// SliceMs, BucketMs and EventBuckets are the namespace's partitioning, recorded in the
+	// slice metadata and used by the control loop to create upcoming slices.
+	SliceMs      int64
+	BucketMs     int64
+	EventBuckets int
+}
+
+// Engine is the Cassandra-backed storage.Engine.
+type Engine struct {
+	opts    Options
+	session *gocql.Session
+	ddl     *gocql.Session // schema changes only (see Open)
+	clock   writeClock
+	logf    func(string, ...any)
+	now     func() time.Time
+
+	mu         sync.RWMutex
+	namespaces map[string]*nsState
+
+	closed    atomic.Bool
+	stopLoop  chan struct{}
+	loopDone  chan struct{}
+	closeOnce sync.Once
+}
+
+var _ storage.Engine = (*Engine)(nil)
+
+// ErrClosed is returned by calls made after Close.
+var ErrClosed = errors.New("cassandraengine: engine is closed")
+
+// ErrUnknownNamespace is returned for a namespace the engine was not configured with.
+var ErrUnknownNamespace = errors.New("cassandraengine: namespace not configured on this engine")
+
+// Open connects to the cluster, makes sure every namespace's keyspace, metadata table and
+// current slices exist, and starts the control loop. logf receives background errors.
+func Open(ctx context.Context, o Options, namespaces map[string]Namespace, logf func(string, ...any)) (*Engine, error) {
+	o.ApplyDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	session, err := newCluster(o, o.Timeout, o.NumConns).CreateSession()
+	if err != nil {
+		return nil, fmt.Errorf("cassandraengine: connect to %v: %w", o.Hosts, err)
+	}
+	// Schema changes (slice tables created and dropped) get their own small session: a DROP
+	// TABLE flushes the keyspace's memtables and can take seconds, far beyond a data
+	// request's timeout.
+	ddl, err := newCluster(o, o.SchemaAgreementTimeout, 1).CreateSession()
+	if err != nil {
+		session.Close()
+		return nil, fmt.Errorf("cassandraengine: connect to %v: %w", o.Hosts, err)
+	}
+	e := &Engine{
+		opts: o, session: session, ddl: ddl, logf: logf, now: time.Now,
+		namespaces: map[string]*nsState{},
+		stopLoop:   make(chan struct{}), loopDone: make(chan struct{}),
+	}
+	if err := e.Configure(ctx, namespaces); err != nil {
+		session.Close()
+		ddl.Close()
+		return nil, err
+	}
+	go e.controlLoop()
+	return e, nil
+}
+
+func newCluster(o Options, timeout time.Duration, conns int) *gocql.ClusterConfig {
+	cluster := gocql.NewCluster(o.Hosts...)
+	cluster.Port = o.Port
+	cluster.Timeout = timeout
+	cluster.WriteTimeout = timeout
+	cluster.ConnectTimeout = o.ConnectTimeout
+	cluster.NumConns = conns
+	cluster.PageSize = o.PageSize
+	cluster.MaxWaitSchemaAgreement = o.SchemaAgreementTimeout
+	cluster.DefaultIdempotence = true // every statement we send is idempotent (see package doc)
+	cluster.RetryPolicy = &gocql.SimpleRetryPolicy{NumRetries: 2}
+	cluster.ReconnectInterval = time.Second
+	cluster.Logger = gocql.NewLogger(gocql.LogLevelNone)
+	fallback := gocql.RoundRobinHostPolicy()
+	if o.LocalDC != "" {
+		fallback = gocql.DCAwareRoundRobinPolicy(o.LocalDC)
+	}
+	cluster.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback)
+	return cluster
+}
+
+// Configure sets the namespaces the engine serves: new ones get their keyspace and metadata
+// table created; existing ones take new consistency levels. A namespace's keyspace and
+// partitioning cannot change while it is served.
+func (e *Engine) Configure(ctx context.Context, namespaces map[string]Namespace) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	next := make(map[string]*nsState, len(namespaces))
+	var errs []error
+	byKeyspace := map[string]string{}
+	for name, n := range namespaces {
+		opts := n.Options.merged(e.opts.Defaults, name)
+		if err := opts.validate(); err != nil {
+			errs = append(errs, prefixed(name+".", err))
+			continue
+		}
+		if other, dup := byKeyspace[strings.ToLower(opts.Keyspace)]; dup {
+			errs = append(errs, fmt.Errorf("%s.keyspace: %q is also used by namespace %q; set a distinct keyspace", name, opts.Keyspace, other))
+			continue
+		}
+		byKeyspace[strings.ToLower(opts.Keyspace)] = name
+		readCL, _ := parseConsistency(opts.ReadConsistency)
+		writeCL, _ := parseConsistency(opts.WriteConsistency)
+		e.mu.RLock()
+		old := e.namespaces[name]
+		e.mu.RUnlock()
+		if old != nil {
+			if !strings.EqualFold(old.keyspace, opts.Keyspace) || old.cfg.SliceMs != n.SliceMs || old.cfg.BucketMs != n.BucketMs || old.cfg.EventBuckets != n.EventBuckets {
+				errs = append(errs, fmt.Errorf("%s: keyspace and partitioning cannot change while the namespace is served", name))
+				continue
+			}
+			old.setConsistency(readCL, writeCL)
+			next[name] = old
+			continue
+		}
+		st := newNSState(name, n, opts.Keyspace, readCL, writeCL)
+		if err := e.createKeyspace(ctx, st, opts.Replication); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		next[name] = st
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.namespaces = next
+	e.mu.Unlock()
+	e.ensureUpcoming(ctx)
+	return nil
+}
+
+// Close stops the control loop and closes the session. Every write it acknowledged was
+// already acknowledged by the cluster at the namespace's write consistency.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.closed.Store(true)
+		close(e.stopLoop)
+		<-e.loopDone
+		e.session.Close()
+		e.ddl.Close()
+	})
+	return nil
+}
+
+func (e *Engine) namespace(ns string) (*nsState, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	e.mu.RLock()
+	st := e.namespaces[ns]
+	e.mu.RUnlock()
+	if st == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownNamespace, ns)
+	}
+	return st, nil
+}
+
+// Apply writes each event of b as one batch (see the package doc), at most WriteConcurrency
+// at a time. Slices without tables are created first. The engine acknowledges once every
+// event is acknowledged at the write consistency; Durable and Buffered are the same here
+// (the cluster, not a local fsync, is what makes a write durable). On error some events may
+// have been written: retrying the whole batch is safe and converges.
+func (e *Engine) Apply(ctx context.Context, b *storage.Batch, _ storage.Durability) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st, err := e.namespace(b.Namespace)
+	if err != nil {
+		return err
+	}
+	if len(b.Writes) == 0 {
+		return nil
+	}
+	seen := map[int64]bool{}
+	for i := range b.Writes {
+		s := b.Writes[i].Partition.Slice
+		if !seen[s] {
+			seen[s] = true
+			if err := e.ensureSlice(ctx, st, s); err != nil {
+				return err
+			}
+		}
+	}
+	writeCL := st.writeConsistency()
+	// Timestamps increase in batch order so that, as in the embedded engine, the later of two
+	// writes of the same item inside one batch wins.
+	stamps := make([]int64, len(b.Writes))
+	for i := range stamps {
+		stamps[i] = e.clock.next()
+	}
+	sem := make(chan struct{}, e.opts.WriteConcurrency)
+	errc := make(chan error, len(b.Writes))
+	var wg sync.WaitGroup
+	for i := range b.Writes {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if err := ctx.Err(); err != nil {
+			errc <- err
+			break
+		}
+		wg.Add(1)
+		go func(w *storage.Write, ts int64) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := e.writeEvent(ctx, st, w, ts, writeCL); err != nil {
+				errc <- err
+			}
+		}(&b.Writes[i], stamps[i])
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+		if len(errs) == 3 {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) writeEvent(ctx context.Context, st *nsState, w *storage.Write, ts int64, cl gocql.Consistency) error {
+	typ := gocql.UnloggedBatch
+	if len(w.Index) > 0 {
+		typ = gocql.LoggedBatch
+	}
+	p, ev := w.Partition, w.Event
+	insertRow := st.stmt(p.Slice, stmtInsertRow)
+	b := e.session.Batch(typ).Consistency(cl).WithTimestamp(ts)
+	b.Query(insertRow, p.TimeSeriesID, p.Bucket, int16(p.EventBucket), ev.Time, ev.ID, []byte{}, nil)
+	for _, it := range ev.Items {
+		b.Query(insertRow, p.TimeSeriesID, p.Bucket, int16(p.EventBucket), ev.Time, ev.ID, it.Key, it.Value)
+	}
+	if len(w.Index) > 0 {
+		insertPosting := st.stmt(p.Slice, stmtInsertPosting)
+		for _, ix := range w.Index {
+			kind, value, intValue := postingKey(ix)
+			b.Query(insertPosting, ix.Field, kind, p.Bucket, value, ev.Time, ev.TimeSeriesID, ev.ID, intValue)
+		}
+	}
+	if err := b.ExecContext(ctx); err != nil {
+		return fmt.Errorf("cassandraengine: write event %q of %q: %w", ev.ID, ev.TimeSeriesID, err)
+	}
+	return nil
+}
+
+// Index kinds as stored in the postings table's partition key; booleans are keywords.
+const (
+	postingKeyword int8 = 1
+	postingInteger int8 = 2
+)
+
+// integerPostingValue is the value component of an integer posting's partition key: integer
+// postings of a field and bucket share one partition and are filtered by int_value.
+var integerPostingValue = []byte{0}
+
+func postingKey(ix storage.IndexEntry) (kind int8, value []byte, intValue *int64) {
+	if ix.Kind == storage.KindInteger {
+		v := ix.Int
+		return postingInteger, integerPostingValue, &v
+	}
+	return postingKeyword, ix.Value, nil
+}
+
+// ScanPartition implements storage.Engine. A resumed scan asks for event_time <= the cursor's
+// time and skips, client-side, the few rows of that millisecond at or before the cursor: CQL
+// cannot express "time < T or (time = T and id > I)" in one slice with time descending.
+func (e *Engine) ScanPartition(ctx context.Context, ns string, p storage.Partition, r storage.TimeRange, after *storage.Cursor, fn func(storage.Event) bool) error {
+	st, err := e.namespace(ns)
+	if err != nil {
+		return err
+	}
+	if after != nil {
+		r.End = min(r.End, after.Time+1)
+	}
+	if r.End <= r.Start {
+		return nil
+	}
+	q := e.session.Query(st.stmt(p.Slice, stmtScanPartition), p.TimeSeriesID, p.Bucket, int16(p.EventBucket), r.Start, r.End).
+		Consistency(st.readConsistency()).PageSize(e.opts.PageSize)
+	iter := q.IterContext(ctx)
+	var (
+		cur              storage.Event
+		have, stopped    bool
+		t                int64
+		id               string
+		itemKey, itemVal []byte
+	)
+	for iter.Scan(&t, &id, &itemKey, &itemVal) {
+		if after != nil && !after.After(t, id) {
+			continue
+		}
+		if !have || cur.Time != t || cur.ID != id {
+			if have && !fn(cur) {
+				stopped = true
+				break
+			}
+			cur = storage.Event{TimeSeriesID: p.TimeSeriesID, Time: t, ID: id, Items: make([]storage.Item, 0, 4)}
+			have = true
+		}
+		if len(itemKey) > 0 {
+			cur.Items = append(cur.Items, storage.Item{Key: itemKey, Value: nonNil(itemVal)})
+		}
+		itemKey, itemVal = nil, nil // Scan reuses nothing, but make fresh slices explicit
+	}
+	if err := readError(ctx, iter.Close()); err != nil {
+		return err
+	}
+	if have && !stopped {
+		fn(cur)
+	}
+	return nil
+}
+
+// GetEvent implements storage.Engine.
+func (e *Engine) GetEvent(ctx context.Context, ns string, p storage.Partition, t int64, id string) (storage.Event, bool, error) {
+	st, err := e.namespace(ns)
+	if err != nil {
+		return storage.Event{}, false, err
+	}
+	iter := e.session.Query(st.stmt(p.Slice, stmtGetEvent), p.TimeSeriesID, p.Bucket, int16(p.EventBucket), t, id).
+		Consistency(st.readConsistency()).IterContext(ctx)
+	ev := storage.Event{TimeSeriesID: p.TimeSeriesID, Time: t, ID: id}
+	found := false
+	var k, v []byte
+	for iter.Scan(&k, &v) {
+		found = true
+		if len(k) > 0 {
+			ev.Items = append(ev.Items, storage.Item{Key: k, Value: nonNil(v)})
+		}
+		k, v = nil, nil
+	}
+	if err := readError(ctx, iter.Close()); err != nil {
+		return storage.Event{}, false, err
+	}
+	return ev, found, nil
+}
+
+// ScanIndex implements storage.Engine. Keyword (and boolean) postings of one value are one
+// partition; integer postings of a field and bucket are one partition filtered by value, as
+// in the embedded engine.
+func (e *Engine) ScanIndex(ctx context.Context, ns string, ip storage.IndexPartition, m storage.IndexMatch, r storage.TimeRange, after *storage.Ref, fn func(storage.Ref) bool) error {
+	st, err := e.namespace(ns)
+	if err != nil {
+		return err
+	}
+	if after != nil {
+		r.End = min(r.End, after.Time+1)
+	}
+	if r.End <= r.Start {
+		return nil
+	}
+	kind, value := postingKeyword, m.Equals
+	integer := ip.Kind == storage.KindInteger
+	if integer {
+		kind, value = postingInteger, integerPostingValue
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	iter := e.session.Query(st.stmt(ip.Slice, stmtScanIndex), ip.Field, kind, ip.Bucket, value, r.Start, r.End).
+		Consistency(st.readConsistency()).PageSize(e.opts.PageSize).IterContext(ctx)
+	var (
+		ref      storage.Ref
+		intValue *int64
+	)
+	for iter.Scan(&ref.Time, &ref.TimeSeriesID, &ref.ID, &intValue) {
+		if after != nil && storage.CompareRefs(ref, *after) <= 0 {
+			continue
+		}
+		if integer && (intValue == nil || *intValue < m.Min || *intValue > m.Max) {
+			continue
+		}
+		if !fn(ref) {
+			break
+		}
+	}
+	return readError(ctx, iter.Close())
+}
+
+// Slices implements storage.Engine: the slices of ns whose tables are active, from the
+// metadata table (cached for SliceCacheTTL).
+func (e *Engine) Slices(ctx context.Context, ns string) ([]int64, error) {
+	st, err := e.namespace(ns)
+	if err != nil {
+		return nil, err
+	}
+	return e.activeSlices(ctx, st)
+}
+
+// readError maps a missing slice table (dropped by retention while a read was planned) to
+// "no rows", and a driver error after the caller's deadline to the context's error.
+func readError(ctx context.Context, err error) error {
+	if err == nil || isMissingTable(err) {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return fmt.Errorf("cassandraengine: %w", err)
+}
+
+func isMissingTable(err error) bool {
+	var re gocql.RequestError
+	if errors.As(err, &re) && re.Code() == gocql.ErrCodeInvalid {
+		return strings.Contains(re.Message(), "unconfigured table") || strings.Contains(re.Message(), "does not exist")
+	}
+	return false
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// writeClock issues client-side write timestamps in microseconds, strictly increasing within
+// the process, so that a later write always supersedes an earlier one of the same cell.
+type writeClock struct{ last atomic.Int64 }
+
+func (c *writeClock) next() int64 {
+	for {
+		now := time.Now().UnixMicro()
+		last := c.last.Load()
+		if now <= last {
+			now = last + 1
+		}
+		if c.last.CompareAndSwap(last, now) {
+			return now
+		}
+	}
+}
