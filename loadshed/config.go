@@ -104,6 +104,8 @@ type ScopeConfig struct {
 	Hysteresis float64 `mapstructure:"hysteresis"`
 	// Smoothing filters every signal before it becomes an overload fraction.
 	Smoothing SmoothingConfig `mapstructure:"smoothing"`
+	// Controller moves the shedding level the curve turns into a cutoff.
+	Controller ControllerConfig `mapstructure:"controller"`
 }
 
 // SmoothingConfig is an asymmetric exponentially weighted moving average:
@@ -172,13 +174,21 @@ type LatencySignalConfig struct {
 	Enabled   bool          `mapstructure:"enabled"`
 	Threshold time.Duration `mapstructure:"threshold"`
 	Max       time.Duration `mapstructure:"max"`
+	// MinSamples is the fewest answers in the window for the latency to
+	// count; below it the signal reads 0.
+	MinSamples int `mapstructure:"min_samples"`
 }
 
 // OriginSignals are the per-origin overload signals.
 type OriginSignals struct {
-	Inflight  SignalConfig          `mapstructure:"inflight"`
-	ErrorRate ErrorRateSignalConfig `mapstructure:"error_rate"`
-	Latency   LatencySignalConfig   `mapstructure:"latency"`
+	// Concurrency is the origin's attempts awaiting headers divided by its
+	// learned (adaptive) limit, or its in-flight attempts divided by 90 %
+	// of the connection pool / max_concurrency cap, whichever is larger:
+	// 1.0 means "at the limit". Needs no per-origin tuning.
+	Concurrency SignalConfig          `mapstructure:"concurrency"`
+	Inflight    SignalConfig          `mapstructure:"inflight"`
+	ErrorRate   ErrorRateSignalConfig `mapstructure:"error_rate"`
+	Latency     LatencySignalConfig   `mapstructure:"latency"`
 }
 
 // OriginConfig configures one origin scope.
@@ -215,36 +225,41 @@ type RetryAfterConfig struct {
 func Default() Config {
 	scope := ScopeConfig{
 		K:          1,
-		Hysteresis: 3,
-		Smoothing:  SmoothingConfig{Rise: 500 * time.Millisecond, Fall: 2 * time.Second},
+		Hysteresis: 0,
+		Controller: ControllerConfig{Mode: ModeHold, Raise: time.Second, Release: 5 * time.Second, Damping: 0.2},
 	}
+	global := scope
+	// The CPU signal is an average over sample_every: the global level
+	// rises slower than that period so one sample cannot shed everything.
+	global.Controller.Raise = 2 * time.Second
 	return Config{
-		Interval: 100 * time.Millisecond,
+		Interval: 10 * time.Millisecond,
 		Scoring: ScoringConfig{
 			DefaultScore:   50,
 			PriorityHeader: PriorityHeaderConfig{Name: "X-Floodgate-Priority"},
 		},
 		Global: GlobalConfig{
-			ScopeConfig: scope,
+			ScopeConfig: global,
 			Signals: GlobalSignals{
 				Inflight:    SignalConfig{Enabled: true, Threshold: 2000, Max: 8000},
 				Connections: SignalConfig{Enabled: true, Threshold: 20000, Max: 50000},
 				CPU: CPUSignalConfig{
 					Enabled: true, Threshold: 0.75, Max: 0.98,
-					Source: "auto", SampleEvery: time.Second,
+					Source: "auto", SampleEvery: 250 * time.Millisecond,
 				},
 			},
 		},
 		Origin: OriginConfig{
 			ScopeConfig: scope,
 			Signals: OriginSignals{
-				Inflight: SignalConfig{Enabled: true, Threshold: 200, Max: 1000},
+				Concurrency: SignalConfig{Enabled: true, Threshold: 1, Max: 2},
+				Inflight:    SignalConfig{Enabled: false, Threshold: 200, Max: 1000},
 				ErrorRate: ErrorRateSignalConfig{
 					Enabled: true, Threshold: 0.05, Max: 0.5,
 					Window: 10 * time.Second, Buckets: 10, MinRequests: 20,
 				},
 				Latency: LatencySignalConfig{
-					Enabled: true, Threshold: 500 * time.Millisecond, Max: 3 * time.Second,
+					Enabled: false, Threshold: 500 * time.Millisecond, Max: 3 * time.Second, MinSamples: 20,
 				},
 			},
 		},
@@ -423,6 +438,20 @@ func (s ScopeConfig) validate(path string, errs *errList) {
 	if s.Smoothing.Fall < 0 || s.Smoothing.Fall > 10*time.Minute {
 		errs.add(path+".smoothing.fall", "must be in 0..10m, got %s", s.Smoothing.Fall)
 	}
+	switch s.Controller.Mode {
+	case "", ModeHold, ModeProportional: // "" is hold
+	default:
+		errs.add(path+".controller.mode", "must be %s or %s, got %q", ModeHold, ModeProportional, s.Controller.Mode)
+	}
+	if s.Controller.Raise < 0 || s.Controller.Raise > time.Minute {
+		errs.add(path+".controller.raise", "must be in 0..1m, got %s", s.Controller.Raise)
+	}
+	if s.Controller.Release < 0 || s.Controller.Release > 10*time.Minute {
+		errs.add(path+".controller.release", "must be in 0..10m, got %s", s.Controller.Release)
+	}
+	if !finite(s.Controller.Damping) || s.Controller.Damping < 0 || s.Controller.Damping > 10 {
+		errs.add(path+".controller.damping", "must be in 0..10, got %v", s.Controller.Damping)
+	}
 }
 
 func (s SignalConfig) validate(path string, errs *errList) {
@@ -467,6 +496,7 @@ func (g GlobalConfig) validate(path string, errs *errList) {
 func (o OriginConfig) validate(path string, errs *errList) {
 	o.ScopeConfig.validate(path, errs)
 	sp := path + ".signals"
+	o.Signals.Concurrency.validate(sp+".concurrency", errs)
 	o.Signals.Inflight.validate(sp+".inflight", errs)
 	er := o.Signals.ErrorRate
 	validateRange(sp+".error_rate", er.Enabled, er.Threshold, er.Max, 1, errs)
@@ -483,6 +513,9 @@ func (o OriginConfig) validate(path string, errs *errList) {
 		}
 	}
 	lat := o.Signals.Latency
+	if lat.Enabled && lat.MinSamples < 0 {
+		errs.add(sp+".latency.min_samples", "must not be negative, got %d", lat.MinSamples)
+	}
 	validateRange(sp+".latency", lat.Enabled, float64(lat.Threshold), float64(lat.Max), math.Inf(1), errs)
 }
 

@@ -117,7 +117,8 @@ origins:
 		t.Fatalf("origins.api: %+v", api)
 	}
 	// Keys not given inherit from origin.
-	if !api.Signals.Latency.Enabled || api.Signals.Latency.Max != 5*time.Second || api.Signals.Latency.Threshold != 500*time.Millisecond || api.Hysteresis != 3 || api.Smoothing.Fall != 2*time.Second {
+	if api.Signals.Latency.Enabled || api.Signals.Latency.Max != 5*time.Second || api.Signals.Latency.Threshold != 500*time.Millisecond ||
+		api.Hysteresis != 0 || api.Controller != Default().Origin.Controller || !api.Signals.Concurrency.Enabled {
 		t.Fatalf("origins.api did not inherit: %+v", api)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -56,23 +56,31 @@ func (g *Global) connections() int64 {
 	return g.conns.Load()
 }
 
-func (g *Global) specs(c *GlobalConfig) [maxSignals]signalSpec {
+// monitors names the global scope's signals. Open connections do not fall
+// when requests are shed (a shed client keeps its connection), so they map
+// proportionally; in-flight requests and CPU are held at their thresholds.
+func (g *Global) monitors(c *GlobalConfig) []monitor {
 	s := c.Signals
-	return [maxSignals]signalSpec{
-		{name: "inflight", enabled: s.Inflight.Enabled, threshold: s.Inflight.Threshold, max: s.Inflight.Max},
-		{name: "connections", enabled: s.Connections.Enabled, threshold: s.Connections.Threshold, max: s.Connections.Max},
-		{name: "cpu", enabled: s.CPU.Enabled, threshold: s.CPU.Threshold, max: s.CPU.Max},
+	return []monitor{
+		{name: "inflight", spec: spec(s.Inflight), response: Hold,
+			sample: func(time.Time) float64 { return float64(g.inflight.Load()) }},
+		{name: "connections", spec: spec(s.Connections), response: Proportional,
+			sample: func(time.Time) float64 { return float64(g.connections()) }},
+		{name: "cpu", spec: signalSpec{enabled: s.CPU.Enabled, threshold: s.CPU.Threshold, max: s.CPU.Max}, response: Hold,
+			sample: func(now time.Time) float64 { g.cpu.sample(now, &c.Signals.CPU); return g.cpu.util }},
 	}
+}
+
+func spec(c SignalConfig) signalSpec {
+	return signalSpec{enabled: c.Enabled, threshold: c.Threshold, max: c.Max}
 }
 
 func (g *Global) tick(now time.Time, dt time.Duration) {
 	c := g.cfg.Load()
-	g.cpu.sample(now, &c.Signals.CPU)
-	raw := [maxSignals]float64{float64(g.inflight.Load()), float64(g.connections()), g.cpu.util}
-	g.step(raw, g.specs(c), &c.ScopeConfig, dt)
+	g.step(g.monitors(c), &c.ScopeConfig, now, dt)
 }
 
 func (g *Global) apply(c *GlobalConfig) {
 	g.cfg.Store(c)
-	g.republish(g.specs(c), &c.ScopeConfig)
+	g.republish(g.monitors(c), &c.ScopeConfig)
 }

@@ -5,23 +5,28 @@ import (
 	"time"
 )
 
-// Origin is the throttler of one origin. Its signals are in-flight requests
-// to the origin, the error rate over a sliding window, and the mean latency
-// over the same window against a target. It sheds only traffic bound for
-// this origin, so one sick origin does not cost the others.
+// Origin is the throttler of one origin. Its signals are the origin's
+// concurrency against its learned limit (when the gateway connects a
+// ConcurrencySource), in-flight requests, the error rate over a sliding
+// window, and the mean time to response headers over the same window. It
+// sheds only traffic bound for this origin, so one sick origin does not cost
+// the others.
 type Origin struct {
 	scope
 	cfg      atomic.Pointer[OriginConfig]
 	inflight atomic.Int64
 	win      atomic.Pointer[window]
+	lastConc atomic.Pointer[OriginConcurrency] // ticker-written, for snapshots
 }
 
 // Begin counts a request as sent to the origin; pair it with Done.
 func (o *Origin) Begin() { o.inflight.Add(1) }
 
-// Done records a finished origin request: its latency and whether it
-// failed (connect error, timeout, reset, 5xx: whatever the caller counts as
-// the origin's fault; shed or client-cancelled requests should not count).
+// Done records a finished origin request: the origin's latency (its time
+// to response headers; 0 if no answer came, which adds no latency sample)
+// and whether it failed (connect error, timeout, reset, 5xx: whatever the
+// caller counts as the origin's fault; shed or client-cancelled requests
+// should not count).
 func (o *Origin) Done(latency time.Duration, failed bool) {
 	o.inflight.Add(-1)
 	o.win.Load().add(latency, failed)
@@ -37,38 +42,119 @@ func (o *Origin) Name() string { return o.name }
 // allocation-free.
 func (o *Origin) Decide(score int) Decision { return o.decide(score) }
 
-func (o *Origin) specs(c *OriginConfig) [maxSignals]signalSpec {
+// capShare is the share of a hard cap (connection pool, max_concurrency)
+// the concurrency signal treats as full, so shedding by priority starts
+// before the cap refuses blindly.
+const capShare = 0.9
+
+// monitors names the origin scope's signals. The error rate maps
+// proportionally (shedding does not mend a broken origin); the others are
+// held at their thresholds.
+func (o *Origin) monitors(c *OriginConfig) []monitor {
 	s := c.Signals
-	return [maxSignals]signalSpec{
-		{name: "inflight", enabled: s.Inflight.Enabled, threshold: s.Inflight.Threshold, max: s.Inflight.Max},
-		{name: "error_rate", enabled: s.ErrorRate.Enabled, threshold: s.ErrorRate.Threshold, max: s.ErrorRate.Max},
-		{name: "latency", enabled: s.Latency.Enabled, threshold: s.Latency.Threshold.Seconds(), max: s.Latency.Max.Seconds()},
+	w := o.win.Load()
+	minLat := uint64(s.Latency.MinSamples)
+	minErr := uint64(s.ErrorRate.MinRequests)
+	return []monitor{
+		{name: "concurrency", spec: spec(s.Concurrency), response: Hold, sample: func(time.Time) float64 {
+			src := o.owner.concurrency.Load()
+			if src == nil {
+				return 0
+			}
+			oc, ok := (*src)(o.name)
+			if !ok {
+				o.lastConc.Store(nil)
+				return 0
+			}
+			o.lastConc.Store(&oc)
+			return oc.utilisation()
+		}},
+		{name: "inflight", spec: spec(s.Inflight), response: Hold,
+			sample: func(time.Time) float64 { return float64(o.inflight.Load()) }},
+		{name: "error_rate", spec: signalSpec{enabled: s.ErrorRate.Enabled, threshold: s.ErrorRate.Threshold, max: s.ErrorRate.Max},
+			response: Proportional, sample: func(time.Time) float64 {
+				total, failed, _, _ := w.sums()
+				if total == 0 || total < minErr {
+					return 0
+				}
+				return float64(failed) / float64(total)
+			}},
+		{name: "latency", spec: signalSpec{enabled: s.Latency.Enabled, threshold: s.Latency.Threshold.Seconds(), max: s.Latency.Max.Seconds()},
+			response: Hold, sample: func(time.Time) float64 {
+				_, _, latNs, latN := w.sums()
+				// Too few answers in the window say nothing: one slow
+				// request on a quiet origin must not shed its traffic.
+				if latN == 0 || latN < max(minLat, 1) {
+					return 0
+				}
+				return time.Duration(latNs / latN).Seconds()
+			}},
 	}
 }
 
 func (o *Origin) tick(now time.Time, dt time.Duration) {
 	c := o.cfg.Load()
-	w := o.win.Load()
-	w.advance(now)
-	total, failed, latNs := w.sums()
-	var errRate, lat float64
-	if total > 0 {
-		lat = time.Duration(latNs / total).Seconds()
-		if total >= uint64(c.Signals.ErrorRate.MinRequests) {
-			errRate = float64(failed) / float64(total)
-		}
-	}
-	raw := [maxSignals]float64{float64(o.inflight.Load()), errRate, lat}
-	o.step(raw, o.specs(c), &c.ScopeConfig, dt)
+	o.win.Load().advance(now)
+	o.step(o.monitors(c), &c.ScopeConfig, now, dt)
 }
 
-// apply installs a new config, keeping in-flight counts and smoothed
-// signals. The window keeps its history unless its shape changed.
+// apply installs a new config, keeping in-flight counts, the controller's
+// level and smoothed signals. The window keeps its history unless its
+// shape changed.
 func (o *Origin) apply(c *OriginConfig, now time.Time) {
 	er := c.Signals.ErrorRate
 	if w := o.win.Load(); w == nil || len(w.buckets) != er.Buckets || w.span != er.Window {
 		o.win.Store(newWindow(er.Window, er.Buckets, now))
 	}
 	o.cfg.Store(c)
-	o.republish(o.specs(c), &c.ScopeConfig)
+	o.republish(o.monitors(c), &c.ScopeConfig)
+}
+
+// OriginConcurrency is an origin's concurrency as its registry knows it:
+// attempts awaiting response headers against the learned limit, and all
+// attempts in flight (streaming bodies included) against the hard cap of
+// the connection pool or max_concurrency (0 = none).
+type OriginConcurrency struct {
+	Awaiting  int64
+	Limit     float64
+	InFlight  int64
+	Cap       float64
+	NoLoadRTT time.Duration
+	Learned   bool
+}
+
+// utilisation is the concurrency signal's value: the larger of awaiting /
+// limit and in-flight / (capShare * cap).
+func (c OriginConcurrency) utilisation() float64 {
+	u := 0.0
+	if c.Limit > 0 {
+		u = float64(c.Awaiting) / c.Limit
+	}
+	if c.Cap > 0 {
+		u = max(u, float64(c.InFlight)/(capShare*c.Cap))
+	}
+	return u
+}
+
+// ConcurrencySource reports an origin's concurrency by name; ok is false
+// for an origin it does not know. It runs on the shedder's ticker.
+type ConcurrencySource func(origin string) (OriginConcurrency, bool)
+
+// LimitSnapshot is the adaptive limit of an origin scope, for admin.
+type LimitSnapshot struct {
+	Limit       float64 `json:"limit"`
+	Awaiting    int64   `json:"awaiting_headers"`
+	InFlight    int64   `json:"in_flight"`
+	Cap         float64 `json:"cap"`
+	NoLoadRTTMs float64 `json:"no_load_rtt_ms"`
+	Learned     bool    `json:"learned"`
+}
+
+func (o *Origin) limitSnapshot() *LimitSnapshot {
+	c := o.lastConc.Load()
+	if c == nil {
+		return nil
+	}
+	return &LimitSnapshot{Limit: c.Limit, Awaiting: c.Awaiting, InFlight: c.InFlight, Cap: c.Cap,
+		NoLoadRTTMs: float64(c.NoLoadRTT) / float64(time.Millisecond), Learned: c.Learned}
 }

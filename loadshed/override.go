@@ -11,7 +11,16 @@ type OriginOverride struct {
 	K          *float64              `mapstructure:"k"`
 	Hysteresis *float64              `mapstructure:"hysteresis"`
 	Smoothing  SmoothingOverride     `mapstructure:"smoothing"`
+	Controller ControllerOverride    `mapstructure:"controller"`
 	Signals    OriginSignalsOverride `mapstructure:"signals"`
+}
+
+// ControllerOverride overrides ControllerConfig fields.
+type ControllerOverride struct {
+	Mode    *string        `mapstructure:"mode"`
+	Raise   *time.Duration `mapstructure:"raise"`
+	Release *time.Duration `mapstructure:"release"`
+	Damping *float64       `mapstructure:"damping"`
 }
 
 // SmoothingOverride overrides SmoothingConfig fields.
@@ -22,9 +31,10 @@ type SmoothingOverride struct {
 
 // OriginSignalsOverride overrides OriginSignals fields.
 type OriginSignalsOverride struct {
-	Inflight  SignalOverride    `mapstructure:"inflight"`
-	ErrorRate ErrorRateOverride `mapstructure:"error_rate"`
-	Latency   LatencyOverride   `mapstructure:"latency"`
+	Concurrency SignalOverride    `mapstructure:"concurrency"`
+	Inflight    SignalOverride    `mapstructure:"inflight"`
+	ErrorRate   ErrorRateOverride `mapstructure:"error_rate"`
+	Latency     LatencyOverride   `mapstructure:"latency"`
 }
 
 // SignalOverride overrides SignalConfig fields.
@@ -46,9 +56,10 @@ type ErrorRateOverride struct {
 
 // LatencyOverride overrides LatencySignalConfig fields.
 type LatencyOverride struct {
-	Enabled   *bool          `mapstructure:"enabled"`
-	Threshold *time.Duration `mapstructure:"threshold"`
-	Max       *time.Duration `mapstructure:"max"`
+	Enabled    *bool          `mapstructure:"enabled"`
+	Threshold  *time.Duration `mapstructure:"threshold"`
+	Max        *time.Duration `mapstructure:"max"`
+	MinSamples *int           `mapstructure:"min_samples"`
 }
 
 func set[T any](dst *T, src *T) {
@@ -64,7 +75,14 @@ func (o OriginOverride) Apply(base OriginConfig) OriginConfig {
 	set(&base.Hysteresis, o.Hysteresis)
 	set(&base.Smoothing.Rise, o.Smoothing.Rise)
 	set(&base.Smoothing.Fall, o.Smoothing.Fall)
+	set(&base.Controller.Mode, o.Controller.Mode)
+	set(&base.Controller.Raise, o.Controller.Raise)
+	set(&base.Controller.Release, o.Controller.Release)
+	set(&base.Controller.Damping, o.Controller.Damping)
 	s, os := &base.Signals, o.Signals
+	set(&s.Concurrency.Enabled, os.Concurrency.Enabled)
+	set(&s.Concurrency.Threshold, os.Concurrency.Threshold)
+	set(&s.Concurrency.Max, os.Concurrency.Max)
 	set(&s.Inflight.Enabled, os.Inflight.Enabled)
 	set(&s.Inflight.Threshold, os.Inflight.Threshold)
 	set(&s.Inflight.Max, os.Inflight.Max)
@@ -77,6 +95,7 @@ func (o OriginOverride) Apply(base OriginConfig) OriginConfig {
 	set(&s.Latency.Enabled, os.Latency.Enabled)
 	set(&s.Latency.Threshold, os.Latency.Threshold)
 	set(&s.Latency.Max, os.Latency.Max)
+	set(&s.Latency.MinSamples, os.Latency.MinSamples)
 	return base
 }
 

@@ -7,30 +7,20 @@ import (
 	"time"
 )
 
-// maxSignals bounds the signals of one scope (the global scope has three,
-// an origin three), so smoothing state is a fixed array.
-const maxSignals = 3
-
-// signalSpec is one signal's configuration, normalised to float64 units
-// (latency in seconds).
-type signalSpec struct {
-	name      string
-	enabled   bool
-	threshold float64
-	max       float64
-}
-
 // SignalSnapshot is one signal of a scope as last sampled.
 type SignalSnapshot struct {
 	Name    string `json:"name"`
 	Enabled bool   `json:"enabled"`
+	// Response is "hold" or "proportional" (see Response).
+	Response Response `json:"response"`
 	// Value is the latest raw sample, Smoothed its filtered value; both in
-	// the signal's unit (count, fraction 0..1, or seconds for latency).
+	// the signal's unit (count, fraction 0..1, seconds for latency, ratio
+	// to the learned limit for concurrency).
 	Value     float64 `json:"value"`
 	Smoothed  float64 `json:"smoothed"`
 	Threshold float64 `json:"threshold"`
 	Max       float64 `json:"max"`
-	// Overload is this signal's overload fraction from Smoothed.
+	// Overload is this signal's pressure (overload fraction) from Smoothed.
 	Overload float64 `json:"overload"`
 }
 
@@ -39,12 +29,16 @@ type SignalSnapshot struct {
 type scopeState struct {
 	cutoff   float64
 	overload float64
+	level    float64
 	dryRun   bool
-	signals  []SignalSnapshot
+	// partial: a request in the band straddling a fractional cutoff is
+	// admitted with the probability of the fraction (hold mode).
+	partial bool
+	signals []SignalSnapshot
 }
 
-// scope is the curve, smoothing, hysteresis and counters shared by the
-// global and origin throttlers.
+// scope is the monitors, controller, curve, hysteresis and counters shared
+// by the global and origin throttlers.
 type scope struct {
 	kind  Scope
 	name  string
@@ -56,13 +50,14 @@ type scope struct {
 
 	// mu serialises the ticker and live updates; the request path never
 	// takes it.
-	mu       sync.Mutex
-	raw      [maxSignals]float64
-	smoothed [maxSignals]float64
+	mu      sync.Mutex
+	signals map[string]*signalState
+	ctl     controller
 }
 
 func (s *scope) init(kind Scope, name string, owner *Shedder, dryRun bool) {
 	s.kind, s.name, s.owner = kind, name, owner
+	s.signals = map[string]*signalState{}
 	s.state.Store(&scopeState{cutoff: 100, dryRun: dryRun})
 }
 
@@ -72,6 +67,12 @@ func (s *scope) decide(score int) Decision {
 	st := s.state.Load()
 	d := Decision{Scope: s.kind, Origin: s.name, Score: score, Cutoff: st.cutoff, Overload: st.overload}
 	if !Sheds(score, st.cutoff) {
+		return d
+	}
+	// In hold mode the band just above a fractional cutoff is admitted in
+	// proportion (cutoff 84.3 admits 30 % of score 85): the controller can
+	// then settle between two bands instead of cycling between them.
+	if st.partial && float64(score) < st.cutoff+1 && s.owner.rand() < st.cutoff+1-float64(score) {
 		return d
 	}
 	if st.dryRun {
@@ -85,60 +86,86 @@ func (s *scope) decide(score int) Decision {
 	return d
 }
 
-// step feeds one round of raw samples through the smoothing filter and
+// step samples every monitor, smooths, advances the controller and
 // republishes the cutoff, subject to hysteresis.
-func (s *scope) step(raw [maxSignals]float64, specs [maxSignals]signalSpec, cfg *ScopeConfig, dt time.Duration) {
+func (s *scope) step(mons []monitor, cfg *ScopeConfig, now time.Time, dt time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	up := ewmaAlpha(dt.Seconds(), cfg.Smoothing.Rise.Seconds())
 	down := ewmaAlpha(dt.Seconds(), cfg.Smoothing.Fall.Seconds())
-	for i := range raw {
-		v := raw[i]
+	for i := range mons {
+		m := &mons[i]
+		v := m.sample(now)
 		if !finite(v) || v < 0 {
 			v = 0
 		}
 		// A spike far past max would otherwise keep the smoothed value
 		// above max long after it ended; twice the band is plenty to drive
 		// x to 1 quickly and bounds the recovery time.
-		if sp := specs[i]; sp.enabled && v > sp.max+(sp.max-sp.threshold) {
+		if sp := m.spec; sp.enabled && v > sp.max+(sp.max-sp.threshold) {
 			v = sp.max + (sp.max - sp.threshold)
 		}
-		s.raw[i] = v
+		st := s.stateOf(m.name)
+		st.raw = v
 		a := down
-		if v > s.smoothed[i] {
+		if v > st.smoothed {
 			a = up
 		}
-		s.smoothed[i] += a * (v - s.smoothed[i])
+		st.smoothed += a * (v - st.smoothed)
 	}
-	s.publishLocked(specs, cfg, false)
+	s.publishLocked(mons, cfg, dt, false)
 }
 
-// republish recomputes the cutoff from the current smoothed signals under
-// a new configuration, bypassing hysteresis so the change is immediate.
-func (s *scope) republish(specs [maxSignals]signalSpec, cfg *ScopeConfig) {
+func (s *scope) stateOf(name string) *signalState {
+	st, ok := s.signals[name]
+	if !ok {
+		st = &signalState{}
+		s.signals[name] = st
+	}
+	return st
+}
+
+// republish recomputes the cutoff from the current level and smoothed
+// signals under a new configuration, bypassing hysteresis so the change is
+// immediate.
+func (s *scope) republish(mons []monitor, cfg *ScopeConfig) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.publishLocked(specs, cfg, true)
+	s.publishLocked(mons, cfg, 0, true)
 }
 
-func (s *scope) publishLocked(specs [maxSignals]signalSpec, cfg *ScopeConfig, force bool) {
-	sigs := make([]SignalSnapshot, 0, maxSignals)
-	x := 0.0
-	for i, sp := range specs {
-		if sp.name == "" {
-			continue
-		}
+func (s *scope) publishLocked(mons []monitor, cfg *ScopeConfig, dt time.Duration, force bool) {
+	sigs := make([]SignalSnapshot, 0, len(mons))
+	held, floor, headroom := 0.0, 0.0, 1.0
+	for i := range mons {
+		m := &mons[i]
+		st := s.stateOf(m.name)
 		ss := SignalSnapshot{
-			Name: sp.name, Enabled: sp.enabled, Value: s.raw[i], Smoothed: s.smoothed[i],
-			Threshold: sp.threshold, Max: sp.max,
+			Name: m.name, Enabled: m.spec.enabled, Response: m.response, Value: st.raw, Smoothed: st.smoothed,
+			Threshold: m.spec.threshold, Max: m.spec.max,
 		}
-		if sp.enabled {
-			ss.Overload = Overload(s.smoothed[i], sp.threshold, sp.max)
-			x = math.Max(x, ss.Overload)
+		if m.spec.enabled {
+			ss.Overload = m.pressure(st.smoothed)
+			if m.response == Proportional {
+				floor = math.Max(floor, ss.Overload)
+			} else {
+				held = math.Max(held, ss.Overload)
+				headroom = math.Min(headroom, m.headroom(st.smoothed))
+			}
 		}
 		sigs = append(sigs, ss)
 	}
-	target := Cutoff(x, cfg.K)
+	x := math.Max(held, floor)
+	level := s.ctl.level
+	if !force {
+		level = s.ctl.step(cfg.Controller, held, headroom, floor, dt)
+	} else if cfg.Controller.Mode == ModeProportional {
+		level = x
+		s.ctl.level = x
+	} else {
+		level = math.Max(level, floor)
+	}
+	target := Cutoff(level, cfg.K)
 	prev := s.state.Load()
 	// Recovering to within the hysteresis band of 100 means "no real
 	// overload": publish 100, or the cutoff would stay stuck just below it
@@ -151,7 +178,10 @@ func (s *scope) publishLocked(specs [maxSignals]signalSpec, cfg *ScopeConfig, fo
 	if force || target == 0 || target == 100 || math.Abs(target-prev.cutoff) >= cfg.Hysteresis {
 		cutoff = target
 	}
-	s.state.Store(&scopeState{cutoff: cutoff, overload: x, dryRun: cfg.DryRun, signals: sigs})
+	s.state.Store(&scopeState{
+		cutoff: cutoff, overload: x, level: level, dryRun: cfg.DryRun,
+		partial: cfg.Controller.Mode != ModeProportional, signals: sigs,
+	})
 }
 
 // snapshot copies the published state and counters.
@@ -159,7 +189,7 @@ func (s *scope) snapshot() ScopeSnapshot {
 	st := s.state.Load()
 	return ScopeSnapshot{
 		Scope: s.kind, Name: s.name, DryRun: st.dryRun,
-		Cutoff: st.cutoff, Overload: st.overload,
+		Cutoff: st.cutoff, Overload: st.overload, Level: st.level,
 		Signals:   append([]SignalSnapshot(nil), st.signals...),
 		Shed:      s.shed.load(),
 		WouldShed: s.would.load(),
@@ -171,12 +201,19 @@ func (s *scope) snapshot() ScopeSnapshot {
 type ScopeSnapshot struct {
 	Scope Scope `json:"scope"`
 	// Name is "global" or the origin name.
-	Name     string           `json:"name"`
-	DryRun   bool             `json:"dry_run"`
-	Cutoff   float64          `json:"cutoff"`
-	Overload float64          `json:"overload"`
+	Name     string  `json:"name"`
+	DryRun   bool    `json:"dry_run"`
+	Cutoff   float64 `json:"cutoff"`
+	Overload float64 `json:"overload"`
+	// Level is the controller's shedding level (0..1) that the curve turns
+	// into Cutoff.
+	Level    float64          `json:"level"`
+	K        float64          `json:"k"`
 	Inflight int64            `json:"in_flight"`
 	Signals  []SignalSnapshot `json:"signals"`
+	// Limit is the origin's learned concurrency limit (origin scopes with
+	// a concurrency source only).
+	Limit *LimitSnapshot `json:"adaptive_limit,omitempty"`
 	// Shed and WouldShed count decisions per score band since start.
 	Shed      BandCounts `json:"shed"`
 	WouldShed BandCounts `json:"would_shed"`

@@ -18,6 +18,9 @@ type Shedder struct {
 	global  Global
 	origins atomic.Pointer[map[string]*Origin] // copy-on-write
 	chaos   bandCounters
+	// concurrency reports origins' concurrency against their learned
+	// limits (nil: the concurrency signal reads 0).
+	concurrency atomic.Pointer[ConcurrencySource]
 
 	mu       sync.Mutex // serialises Update, origin creation and ticks
 	lastTick time.Time
@@ -145,6 +148,17 @@ func (c *compiled) originConfig(name string) *OriginConfig {
 		return oc
 	}
 	return &c.cfg.Origin
+}
+
+// SetConcurrencySource connects the origin scopes' concurrency signal to
+// the origins' adaptive limits. fn runs on the ticker and must be quick and
+// safe for concurrent use; nil disconnects.
+func (s *Shedder) SetConcurrencySource(fn ConcurrencySource) {
+	if fn == nil {
+		s.concurrency.Store(nil)
+		return
+	}
+	s.concurrency.Store(&fn)
 }
 
 // Score returns the priority score of r under the current rules.
@@ -295,11 +309,14 @@ func (s *Shedder) Snapshot() Snapshot {
 	snap := Snapshot{Global: s.global.snapshot(), Chaos: s.chaos.load(), CPUSource: cpuName, CPUError: cpuErr}
 	snap.Global.Name = "global"
 	snap.Global.Inflight = s.global.inflight.Load()
+	snap.Global.K = s.global.cfg.Load().K
 	origins := *s.origins.Load()
 	snap.Origins = make([]ScopeSnapshot, 0, len(origins))
 	for _, o := range origins {
 		os := o.snapshot()
 		os.Inflight = o.inflight.Load()
+		os.K = o.cfg.Load().K
+		os.Limit = o.limitSnapshot()
 		snap.Origins = append(snap.Origins, os)
 	}
 	sort.Slice(snap.Origins, func(i, j int) bool { return snap.Origins[i].Name < snap.Origins[j].Name })

@@ -26,7 +26,8 @@ type bucket struct {
 	total     atomic.Uint64
 	failed    atomic.Uint64
 	latencyNs atomic.Uint64
-	_         [40]byte // keep neighbouring buckets off one cache line
+	latencyN  atomic.Uint64
+	_         [32]byte // keep neighbouring buckets off one cache line
 }
 
 func newWindow(span time.Duration, n int, now time.Time) *window {
@@ -47,6 +48,7 @@ func (w *window) add(latency time.Duration, failed bool) {
 	}
 	if latency > 0 {
 		b.latencyNs.Add(uint64(latency))
+		b.latencyN.Add(1)
 	}
 }
 
@@ -70,16 +72,20 @@ func (w *window) advance(now time.Time) {
 		b.total.Store(0)
 		b.failed.Store(0)
 		b.latencyNs.Store(0)
+		b.latencyN.Store(0)
 		w.cur.Store(cur)
 	}
 }
 
-func (w *window) sums() (total, failed, latencyNs uint64) {
+// sums returns completions, failures, and the summed latency with its
+// sample count (completions that carried a latency).
+func (w *window) sums() (total, failed, latencyNs, latencyN uint64) {
 	for i := range w.buckets {
 		b := &w.buckets[i]
 		total += b.total.Load()
 		failed += b.failed.Load()
 		latencyNs += b.latencyNs.Load()
+		latencyN += b.latencyN.Load()
 	}
-	return total, failed, latencyNs
+	return total, failed, latencyNs, latencyN
 }

@@ -50,6 +50,9 @@ type OriginConfig struct {
 	Hedge          HedgeConfig       `mapstructure:"hedge"`
 	HealthCheck    HealthCheckConfig `mapstructure:"health_check"`
 	Latency        LatencyConfig     `mapstructure:"latency"`
+	// AdaptiveLimit learns the concurrency the origin sustains; the
+	// origin's load-shedding scope sheds by priority against it.
+	AdaptiveLimit AdaptiveLimitConfig `mapstructure:"adaptive_limit"`
 }
 
 // InstanceConfig is one static instance.
@@ -177,6 +180,7 @@ func DefaultOriginConfig() OriginConfig {
 			DefaultRTT:     30 * time.Millisecond,
 			FailurePenalty: time.Second,
 		},
+		AdaptiveLimit: DefaultAdaptiveLimitConfig(),
 	}
 }
 
@@ -232,6 +236,7 @@ func (c OriginConfig) Validate() error {
 	if c.MaxConnsPerInstance <= 0 {
 		fe.Add("max_conns_per_instance", "must be positive")
 	}
+	c.AdaptiveLimit.validate(&fe, "adaptive_limit")
 	b := c.Breaker
 	if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
 		fe.Add("breaker", "set consecutive_failures or failure_ratio (or both)")

@@ -64,6 +64,7 @@ type Origin struct {
 	snap   atomic.Pointer[snapshot]
 	budget atomic.Pointer[Budget]
 	lat    *latencyWindow
+	limit  *AdaptiveLimiter
 
 	inflight atomic.Int64
 	rr       atomic.Uint64
@@ -100,6 +101,7 @@ func newOrigin(name string, cfg OriginConfig, log *slog.Logger, hooks Hooks) *Or
 	o.snap.Store(&snapshot{byAddr: map[string]*Instance{}})
 	o.budget.Store(NewBudget(cfg.Retry.Budget, o.now))
 	o.lat = newLatencyWindow(10*time.Second, o.now)
+	o.limit = NewAdaptiveLimiter(cfg.AdaptiveLimit, time.Now)
 	return o
 }
 
@@ -120,6 +122,34 @@ func (o *Origin) RetryPolicy() RetryPolicy { return o.pol.Load().retry }
 
 // InFlight is the number of attempts in flight to the origin.
 func (o *Origin) InFlight() int64 { return o.inflight.Load() }
+
+// Limiter is the origin's adaptive concurrency limiter.
+func (o *Origin) Limiter() *AdaptiveLimiter { return o.limit }
+
+// Concurrency reports the attempts awaiting headers against the learned
+// limit and all attempts in flight against the hard cap: max_concurrency or
+// the connection pool (instances x max_conns_per_instance), whichever is
+// lower. The shedder reads it every tick to shed by priority before either
+// cap refuses a request blindly.
+func (o *Origin) Concurrency() Concurrency {
+	p := o.pol.Load()
+	c := Concurrency{
+		Awaiting: o.limit.Awaiting(), Limit: o.limit.Limit(), InFlight: o.inflight.Load(),
+		NoLoadRTT: o.limit.NoLoadRTT(), Learned: o.limit.Learned(),
+	}
+	if n := len(o.snap.Load().list); n > 0 && p.cfg.MaxConnsPerInstance > 0 {
+		c.Cap = float64(n * p.cfg.MaxConnsPerInstance)
+	}
+	if p.maxConc > 0 && (c.Cap == 0 || float64(p.maxConc) < c.Cap) {
+		c.Cap = float64(p.maxConc)
+	}
+	if !p.cfg.AdaptiveLimit.Enabled {
+		c.Limit = c.Cap
+	} else if c.Cap > 0 && c.Limit > c.Cap {
+		c.Limit = c.Cap
+	}
+	return c
+}
 
 // Instances returns the current instance set. The slice is shared: do not modify it.
 func (o *Origin) Instances() []*Instance { return o.snap.Load().list }
@@ -222,6 +252,7 @@ func (o *Origin) reconfigure(cfg OriginConfig) {
 	defer o.mu.Unlock()
 	old := o.pol.Load().cfg
 	o.pol.Store(newPolicy(cfg))
+	o.limit.reconfigure(cfg.AdaptiveLimit)
 	if old.Breaker != cfg.Breaker {
 		for _, in := range o.snap.Load().list {
 			in.brk.Store(o.newBreaker(cfg.Breaker, in.addr))

@@ -59,6 +59,11 @@ type Result struct {
 	Outcome Outcome
 	// Status is the HTTP status if a response arrived, else 0.
 	Status int
+	// HeadersOnly marks an interim report: the response headers arrived
+	// and the body is still streaming. The attempt stops counting as
+	// awaiting an answer for the adaptive limit (its Latency, the time to
+	// headers, is the sample) but stays in flight until the final report.
+	HeadersOnly bool
 }
 
 // Attempt is one upstream try, kept in the request context so an access log or a

@@ -36,13 +36,17 @@ func (o *Origin) Pick(exclude []*Instance) (*Instance, func(Result), error) {
 		return nil, nil, err
 	}
 	start := time.Now()
-	var once atomic.Bool
+	o.limit.Start()
+	var once, answered atomic.Bool
 	done := func(r Result) {
-		if !once.CompareAndSwap(false, true) {
-			return
-		}
 		if r.Latency <= 0 {
 			r.Latency = time.Since(start)
+		}
+		if answered.CompareAndSwap(false, true) {
+			o.limit.Observe(r.Latency, droppedOutcome(r), r.Outcome == OutcomeCanceled)
+		}
+		if r.HeadersOnly || !once.CompareAndSwap(false, true) {
+			return
 		}
 		o.finish(in, brkDone, r)
 	}

@@ -235,6 +235,9 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 		done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
 		return
 	}
+	// Headers are here: the origin's part (its time to headers) is done,
+	// whatever the client's download costs from now on.
+	done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status, HeadersOnly: true})
 	size := resp.Header.ContentLength()
 	if size < 0 {
 		size = -1 // chunked, or delimited by close: re-frame as chunked

@@ -1,0 +1,113 @@
+package origins
+
+import (
+	"math"
+	"time"
+)
+
+// LimitSample is one finished measurement of an origin: an attempt's time to
+// response headers, and whether the origin refused or dropped it (a 503 or
+// 429 answer, a timeout, a reset: the signs of an origin past its capacity).
+type LimitSample struct {
+	RTT     time.Duration
+	Dropped bool
+}
+
+// LimitAlgorithm learns how many concurrent attempts an origin sustains. It
+// only computes; AdaptiveLimiter feeds it windows of samples and enforces
+// nothing (the shedder reads the limit as a pressure signal). Implementations
+// need not be safe for concurrent use: the limiter serialises calls.
+type LimitAlgorithm interface {
+	// Update folds one window of samples into the limit: rtt is the mean time
+	// to headers of the window's successful samples (0 if none), dropped the
+	// number of dropped ones, maxInFlight the highest concurrency seen while
+	// the window was open. It returns the new limit.
+	Update(now time.Time, rtt time.Duration, samples, dropped int, maxInFlight int64) float64
+	// Limit is the current limit.
+	Limit() float64
+	// NoLoadRTT is the learned latency of the origin when nothing queues (0
+	// until learned).
+	NoLoadRTT() time.Duration
+}
+
+// GradientLimit is Floodgate's limit algorithm. Its idea follows the
+// gradient limits of Netflix's concurrency-limits library and Envoy's
+// adaptive concurrency filter: compare the latency the origin shows now with
+// the latency it shows when nothing queues. While the ratio stays within
+// Tolerance, the origin has spare concurrency and the limit grows (only when
+// traffic actually used at least half of it, so a quiet origin keeps its
+// limit); past it the limit shrinks in proportion, which settles it where the
+// origin's queue starts to build. Drops (refusals, timeouts) cut the limit
+// multiplicatively at once: an origin that refuses instead of queueing shows
+// no latency gradient.
+//
+// The no-load latency is the lowest window mean seen, allowed to creep up
+// slowly (time constant NoLoadDrift) so a permanently slower origin is
+// re-learned without an explicit probe.
+type GradientLimit struct {
+	cfg    AdaptiveLimitConfig
+	limit  float64
+	noLoad float64 // seconds; 0 = not learned
+	last   time.Time
+}
+
+// NewGradientLimit starts at cfg.Initial.
+func NewGradientLimit(cfg AdaptiveLimitConfig) *GradientLimit {
+	return &GradientLimit{cfg: cfg, limit: float64(cfg.Initial)}
+}
+
+// Limit implements LimitAlgorithm.
+func (g *GradientLimit) Limit() float64 { return g.limit }
+
+// NoLoadRTT implements LimitAlgorithm.
+func (g *GradientLimit) NoLoadRTT() time.Duration {
+	return time.Duration(g.noLoad * float64(time.Second))
+}
+
+// Update implements LimitAlgorithm.
+func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, dropped int, maxInFlight int64) float64 {
+	c := g.cfg
+	dt := 0.0
+	if !g.last.IsZero() {
+		dt = now.Sub(g.last).Seconds()
+	}
+	g.last = now
+	if dropped > 0 && float64(dropped) >= c.DropRatio*float64(samples) {
+		g.limit = g.clamp(g.limit * c.Backoff)
+		return g.limit
+	}
+	short := rtt.Seconds()
+	if short <= 0 {
+		return g.limit
+	}
+	switch {
+	case g.noLoad == 0 || short < g.noLoad:
+		g.noLoad = short
+	case dt > 0 && c.NoLoadDrift > 0:
+		g.noLoad += (short - g.noLoad) * (1 - math.Exp(-dt/c.NoLoadDrift.Seconds()))
+	}
+	// The slack keeps scheduling noise on a very fast origin (a few hundred
+	// microseconds against a 1 ms no-load latency) from reading as queueing.
+	gradient := (c.Tolerance*g.noLoad + c.Slack.Seconds()) / short
+	gradient = math.Max(0.5, math.Min(1, gradient))
+	target := g.limit * gradient
+	if gradient >= 1 {
+		if float64(maxInFlight)*2 < g.limit {
+			// The origin had headroom but traffic did not use it: no
+			// evidence for a larger limit.
+			return g.limit
+		}
+		// Probe upward by a queue's worth: about sqrt(limit), so a small
+		// origin grows by a request or two and a large one fast enough to
+		// find thousands within seconds.
+		target += math.Max(1, math.Sqrt(g.limit))
+	}
+	g.limit = g.clamp(g.limit + c.Smoothing*(target-g.limit))
+	return g.limit
+}
+
+func (g *GradientLimit) clamp(l float64) float64 {
+	return math.Max(float64(g.cfg.Min), math.Min(float64(g.cfg.Max), l))
+}
+
+var _ LimitAlgorithm = (*GradientLimit)(nil)
