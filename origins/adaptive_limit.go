@@ -42,8 +42,12 @@ type LimitAlgorithm interface {
 // no latency gradient.
 //
 // The no-load latency is the lowest window mean seen, allowed to creep up
-// slowly (time constant NoLoadDrift) so a permanently slower origin is
-// re-learned without an explicit probe.
+// slowly (time constant NoLoadDrift) in lightly loaded windows, so a
+// permanently slower origin is re-learned without an explicit probe.
+// Known limit: a gateway that starts while its origin is already past
+// capacity never sees the no-load latency until the overload ends; until
+// then the limit does not shrink below what it first saw (the hard caps and
+// drops still apply).
 type GradientLimit struct {
 	cfg    AdaptiveLimitConfig
 	limit  float64
@@ -80,10 +84,13 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	if short <= 0 {
 		return g.limit
 	}
+	light := float64(maxInFlight)*2 < g.limit
 	switch {
 	case g.noLoad == 0 || short < g.noLoad:
 		g.noLoad = short
-	case dt > 0 && c.NoLoadDrift > 0:
+	case light && dt > 0 && c.NoLoadDrift > 0:
+		// Only a lightly loaded window shows the no-load latency; under
+		// load the latency includes queueing and must not raise it.
 		g.noLoad += (short - g.noLoad) * (1 - math.Exp(-dt/c.NoLoadDrift.Seconds()))
 	}
 	// The slack keeps scheduling noise on a very fast origin (a few hundred
@@ -92,7 +99,7 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	gradient = math.Max(0.5, math.Min(1, gradient))
 	target := g.limit * gradient
 	if gradient >= 1 {
-		if float64(maxInFlight)*2 < g.limit {
+		if light {
 			// The origin had headroom but traffic did not use it: no
 			// evidence for a larger limit.
 			return g.limit

@@ -1,0 +1,182 @@
+package origins
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// manualClock is an injectable clock tests advance by hand.
+type manualClock struct{ t time.Time }
+
+func (c *manualClock) now() time.Time { return c.t }
+
+// queueingOriginRTT is the time to headers of an origin with servers
+// parallel servers of a fixed service time, at a given concurrency: no
+// queueing up to servers, then each extra request waits its turn.
+func queueingOriginRTT(service time.Duration, servers, inflight int) time.Duration {
+	if inflight <= servers {
+		return service
+	}
+	return time.Duration(float64(service) * float64(inflight) / float64(servers))
+}
+
+// runLimiter offers demand concurrent requests, admitting at most the
+// current limit (as the shedder does), for the given number of windows, and
+// returns the final limit.
+func runLimiter(l *AdaptiveLimiter, clk *manualClock, service time.Duration, servers, demand, windows int) float64 {
+	for range windows {
+		n := min(demand, int(math.Round(l.Limit())))
+		rtt := queueingOriginRTT(service, servers, n)
+		clk.t = clk.t.Add(l.cfg.Window)
+		// Enough answers to close the window, all at this concurrency.
+		for sent := 0; sent < max(n, l.cfg.MinSamples); sent += n {
+			for range n {
+				l.Start()
+			}
+			for range n {
+				l.Observe(rtt, false, false)
+			}
+		}
+	}
+	return l.Limit()
+}
+
+// The limit settles near the concurrency the origin sustains, whatever
+// that is: origins of tens to thousands of requests per second, service
+// times from 5 to 100 ms, no per-origin setting. It ends between the
+// origin's capacity (it must not throttle a healthy origin) and twice it
+// (it must cap queueing).
+func TestAdaptiveLimitLearnsCapacity(t *testing.T) {
+	for _, c := range []struct {
+		servers int
+		service time.Duration
+	}{{2, 50 * time.Millisecond}, {5, 100 * time.Millisecond}, {25, 5 * time.Millisecond}, {50, 10 * time.Millisecond}, {500, 100 * time.Millisecond}} {
+		clk := &manualClock{t: time.Unix(0, 0)}
+		l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+		// Normal load first (the gateway runs before the overload), then
+		// demand twenty times what the origin can serve.
+		runLimiter(l, clk, c.service, c.servers, max(1, c.servers/3), 100)
+		got := runLimiter(l, clk, c.service, c.servers, 20*c.servers, 600)
+		rps := float64(c.servers) / c.service.Seconds()
+		t.Logf("%4d servers x %v (%.0f req/s): limit %.1f, no-load %v", c.servers, c.service, rps, got, l.NoLoadRTT())
+		if got < float64(c.servers) || got > 2*float64(c.servers)+2 {
+			t.Errorf("%d servers x %v: limit %.1f, want between %d and %d", c.servers, c.service, got, c.servers, 2*c.servers+2)
+		}
+		if l.NoLoadRTT() != c.service {
+			t.Errorf("no-load latency %v, want %v", l.NoLoadRTT(), c.service)
+		}
+	}
+}
+
+// Demand far below the limit gives no evidence for a larger one: a quiet
+// origin keeps its limit instead of drifting up (or down).
+func TestAdaptiveLimitQuietOriginKeepsLimit(t *testing.T) {
+	clk := &manualClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	if got := runLimiter(l, clk, 20*time.Millisecond, 100, 3, 300); got != 50 {
+		t.Fatalf("quiet origin moved its limit to %v, want the initial 50", got)
+	}
+}
+
+// A window closes only with min_samples answers: a few slow answers (an
+// event stream's headers, a slow download's) on a quiet origin move
+// nothing.
+func TestAdaptiveLimitNeedsMinSamples(t *testing.T) {
+	clk := &manualClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	for range 9 {
+		clk.t = clk.t.Add(time.Second)
+		l.Start()
+		l.Observe(30*time.Second, false, false)
+	}
+	if l.Learned() || l.Limit() != 50 {
+		t.Fatalf("9 samples changed the limit: %v (learned %v)", l.Limit(), l.Learned())
+	}
+}
+
+// An origin that refuses instead of queueing shows no latency gradient;
+// refusals cut the limit multiplicatively until they stop.
+func TestAdaptiveLimitBacksOffOnDrops(t *testing.T) {
+	clk := &manualClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	const capacity = 10
+	for range 100 {
+		n := int(math.Round(l.Limit()))
+		clk.t = clk.t.Add(100 * time.Millisecond)
+		for range max(n, 10) {
+			l.Start()
+		}
+		for i := range max(n, 10) {
+			l.Observe(20*time.Millisecond, i >= capacity, false)
+		}
+	}
+	if got := l.Limit(); got > 1.5*capacity || got < 0.5*capacity {
+		t.Fatalf("limit %v against an origin refusing past %d", got, capacity)
+	}
+}
+
+// Canceled attempts leave the awaiting count but are no sample.
+func TestAdaptiveLimiterCountsAwaiting(t *testing.T) {
+	clk := &manualClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l.Start()
+	l.Start()
+	if l.Awaiting() != 2 {
+		t.Fatalf("awaiting %d", l.Awaiting())
+	}
+	l.Observe(0, false, true)
+	l.Observe(time.Millisecond, false, false)
+	if l.Awaiting() != 0 || l.Learned() {
+		t.Fatalf("awaiting %d learned %v", l.Awaiting(), l.Learned())
+	}
+}
+
+// The origin stops counting an attempt as awaiting once headers arrive
+// (the HeadersOnly report) but keeps it in flight until the body is done;
+// the cap of the pool feeds Concurrency.
+func TestOriginConcurrencyTracksHeadersAndCap(t *testing.T) {
+	cfg := DefaultOriginConfig()
+	cfg.Instances = []InstanceConfig{{Address: "127.0.0.1:1"}, {Address: "127.0.0.1:2"}}
+	cfg.MaxConnsPerInstance = 8
+	o := testOrigin(t, cfg, nil)
+	_, done, err := o.Pick(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := o.Concurrency(); c.Awaiting != 1 || c.InFlight != 1 || c.Cap != 16 || c.Limit != 16 {
+		t.Fatalf("after pick: %+v", c)
+	}
+	done(Result{Latency: time.Millisecond, Status: 200, HeadersOnly: true})
+	if c := o.Concurrency(); c.Awaiting != 0 || c.InFlight != 1 {
+		t.Fatalf("streaming body: %+v", c)
+	}
+	done(Result{Latency: time.Millisecond, Status: 200})
+	if c := o.Concurrency(); c.Awaiting != 0 || c.InFlight != 0 {
+		t.Fatalf("done: %+v", c)
+	}
+	cfg.MaxConcurrency = 5
+	o.reconfigure(cfg)
+	if c := o.Concurrency(); c.Cap != 5 || c.Limit != 5 {
+		t.Fatalf("max_concurrency caps: %+v", c)
+	}
+}
+
+func TestAdaptiveLimitConfigValidation(t *testing.T) {
+	cfg := DefaultOriginConfig()
+	cfg.Instances = []InstanceConfig{{Address: "127.0.0.1:1"}}
+	cfg.AdaptiveLimit.Min = 0
+	cfg.AdaptiveLimit.Tolerance = 0.5
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("bad adaptive_limit accepted")
+	}
+	for _, want := range []string{"adaptive_limit.min", "adaptive_limit.tolerance"} {
+		if !contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
