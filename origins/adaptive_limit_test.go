@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// manualClock is an injectable clock tests advance by hand.
-type manualClock struct{ t time.Time }
+// limiterClock is an injectable clock tests advance by hand.
+type limiterClock struct{ t time.Time }
 
-func (c *manualClock) now() time.Time { return c.t }
+func (c *limiterClock) now() time.Time { return c.t }
 
 // queueingOriginRTT is the time to headers of an origin with servers
 // parallel servers of a fixed service time, at a given concurrency: no
@@ -25,7 +25,7 @@ func queueingOriginRTT(service time.Duration, servers, inflight int) time.Durati
 // runLimiter offers demand concurrent requests, admitting at most the
 // current limit (as the shedder does), for the given number of windows, and
 // returns the final limit.
-func runLimiter(l *AdaptiveLimiter, clk *manualClock, service time.Duration, servers, demand, windows int) float64 {
+func runLimiter(l *AdaptiveLimiter, clk *limiterClock, service time.Duration, servers, demand, windows int) float64 {
 	for range windows {
 		n := min(demand, int(math.Round(l.Limit())))
 		rtt := queueingOriginRTT(service, servers, n)
@@ -53,7 +53,7 @@ func TestAdaptiveLimitLearnsCapacity(t *testing.T) {
 		servers int
 		service time.Duration
 	}{{2, 50 * time.Millisecond}, {5, 100 * time.Millisecond}, {25, 5 * time.Millisecond}, {50, 10 * time.Millisecond}, {500, 100 * time.Millisecond}} {
-		clk := &manualClock{t: time.Unix(0, 0)}
+		clk := &limiterClock{t: time.Unix(0, 0)}
 		l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
 		// Normal load first (the gateway runs before the overload), then
 		// demand twenty times what the origin can serve.
@@ -73,7 +73,7 @@ func TestAdaptiveLimitLearnsCapacity(t *testing.T) {
 // Demand far below the limit gives no evidence for a larger one: a quiet
 // origin keeps its limit instead of drifting up (or down).
 func TestAdaptiveLimitQuietOriginKeepsLimit(t *testing.T) {
-	clk := &manualClock{t: time.Unix(0, 0)}
+	clk := &limiterClock{t: time.Unix(0, 0)}
 	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
 	if got := runLimiter(l, clk, 20*time.Millisecond, 100, 3, 300); got != 50 {
 		t.Fatalf("quiet origin moved its limit to %v, want the initial 50", got)
@@ -84,7 +84,7 @@ func TestAdaptiveLimitQuietOriginKeepsLimit(t *testing.T) {
 // event stream's headers, a slow download's) on a quiet origin move
 // nothing.
 func TestAdaptiveLimitNeedsMinSamples(t *testing.T) {
-	clk := &manualClock{t: time.Unix(0, 0)}
+	clk := &limiterClock{t: time.Unix(0, 0)}
 	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
 	for range 9 {
 		clk.t = clk.t.Add(time.Second)
@@ -99,7 +99,7 @@ func TestAdaptiveLimitNeedsMinSamples(t *testing.T) {
 // An origin that refuses instead of queueing shows no latency gradient;
 // refusals cut the limit multiplicatively until they stop.
 func TestAdaptiveLimitBacksOffOnDrops(t *testing.T) {
-	clk := &manualClock{t: time.Unix(0, 0)}
+	clk := &limiterClock{t: time.Unix(0, 0)}
 	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
 	const capacity = 10
 	for range 100 {
@@ -119,7 +119,7 @@ func TestAdaptiveLimitBacksOffOnDrops(t *testing.T) {
 
 // Canceled attempts leave the awaiting count but are no sample.
 func TestAdaptiveLimiterCountsAwaiting(t *testing.T) {
-	clk := &manualClock{t: time.Unix(0, 0)}
+	clk := &limiterClock{t: time.Unix(0, 0)}
 	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
 	l.Start()
 	l.Start()

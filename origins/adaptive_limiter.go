@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/decode"
 )
 
 // AdaptiveLimitConfig tunes an origin's learned concurrency limit. The
@@ -49,42 +51,42 @@ func DefaultAdaptiveLimitConfig() AdaptiveLimitConfig {
 	}
 }
 
-func (c AdaptiveLimitConfig) validate(fe *fieldErrs, p string) {
+func (c AdaptiveLimitConfig) validate(fe *decode.Errors, p string) {
 	if !c.Enabled {
 		return
 	}
 	if c.Min < 1 {
-		fe.add(p+".min", "must be at least 1, got %d", c.Min)
+		fe.Add(p+".min", "must be at least 1, got %d", c.Min)
 	}
 	if c.Max < c.Min {
-		fe.add(p+".max", "must be at least min (%d), got %d", c.Min, c.Max)
+		fe.Add(p+".max", "must be at least min (%d), got %d", c.Min, c.Max)
 	}
 	if c.Initial < c.Min || c.Initial > c.Max {
-		fe.add(p+".initial", "must be between min and max, got %d", c.Initial)
+		fe.Add(p+".initial", "must be between min and max, got %d", c.Initial)
 	}
 	if c.Window < time.Millisecond || c.Window > time.Minute {
-		fe.add(p+".window", "must be between 1ms and 1m, got %s", c.Window)
+		fe.Add(p+".window", "must be between 1ms and 1m, got %s", c.Window)
 	}
 	if c.MinSamples < 1 {
-		fe.add(p+".min_samples", "must be at least 1, got %d", c.MinSamples)
+		fe.Add(p+".min_samples", "must be at least 1, got %d", c.MinSamples)
 	}
 	if c.Tolerance < 1 || c.Tolerance > 10 {
-		fe.add(p+".tolerance", "must be between 1 and 10, got %v", c.Tolerance)
+		fe.Add(p+".tolerance", "must be between 1 and 10, got %v", c.Tolerance)
 	}
 	if c.Slack < 0 || c.Slack > time.Second {
-		fe.add(p+".slack", "must be between 0 and 1s, got %s", c.Slack)
+		fe.Add(p+".slack", "must be between 0 and 1s, got %s", c.Slack)
 	}
 	if !(c.Smoothing > 0 && c.Smoothing <= 1) {
-		fe.add(p+".smoothing", "must be in (0, 1], got %v", c.Smoothing)
+		fe.Add(p+".smoothing", "must be in (0, 1], got %v", c.Smoothing)
 	}
 	if !(c.Backoff > 0 && c.Backoff < 1) {
-		fe.add(p+".backoff", "must be in (0, 1), got %v", c.Backoff)
+		fe.Add(p+".backoff", "must be in (0, 1), got %v", c.Backoff)
 	}
 	if !(c.DropRatio > 0 && c.DropRatio <= 1) {
-		fe.add(p+".drop_ratio", "must be in (0, 1], got %v", c.DropRatio)
+		fe.Add(p+".drop_ratio", "must be in (0, 1], got %v", c.DropRatio)
 	}
 	if c.NoLoadDrift < 0 {
-		fe.add(p+".no_load_drift", "must not be negative")
+		fe.Add(p+".no_load_drift", "must not be negative")
 	}
 }
 

@@ -62,6 +62,7 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 		rt.close()
 		return nil, err
 	}
+	rt.shedder.SetConcurrencySource(originConcurrency(reg))
 	rt.metrics.SetShedSource(rt.shedScopes)
 	rt.metrics.SetInstanceSource(rt.instanceStates)
 	reg.Subscribe(rt.builder.DrainRemoved)
@@ -100,6 +101,20 @@ func (rt *runtime) attach(srv *proxy.Server) {
 	rt.metrics.SetInFlightSource(srv.InFlight)
 	rt.metrics.SetOpenConnectionsSource(srv.OpenConnections)
 	rt.shedder.Global().SetConnectionsGauge(srv.OpenConnections)
+}
+
+// originConcurrency feeds each origin's shedding scope with the origin's
+// concurrency against its adaptive limit and hard caps.
+func originConcurrency(reg *origins.Registry) loadshed.ConcurrencySource {
+	return func(name string) (loadshed.OriginConcurrency, bool) {
+		o, ok := reg.Get(name)
+		if !ok {
+			return loadshed.OriginConcurrency{}, false
+		}
+		c := o.Concurrency()
+		return loadshed.OriginConcurrency{Awaiting: c.Awaiting, Limit: c.Limit, InFlight: c.InFlight, Cap: c.Cap,
+			NoLoadRTT: c.NoLoadRTT, Learned: c.Learned}, true
+	}
 }
 
 // shedScopes reports every shedding scope for the metrics scrape.

@@ -162,9 +162,19 @@ func (f *originFilter) Apply(c *filters.Context) error {
 		c.Log("dry-run: would shed (" + d.HeaderValue() + ")")
 	}
 	o.Begin()
-	start := time.Now()
-	c.OnDone(func(c *filters.Context) { o.Done(time.Since(start), originFault(c.Category)) })
+	c.OnDone(func(c *filters.Context) { o.Done(originLatency(c), originFault(c.Category)) })
 	return nil
+}
+
+// originLatency is the origin's part of the request: the time to response
+// headers of the attempt whose answer the client got, never the client's
+// download or an event stream's lifetime. 0 (no sample) when no attempt
+// was made.
+func originLatency(c *filters.Context) time.Duration {
+	if n := len(c.Attempts); n > 0 {
+		return c.Attempts[n-1].Duration
+	}
+	return 0
 }
 
 // originFault reports failures that are the origin's doing; sheds, rate

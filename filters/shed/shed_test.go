@@ -38,7 +38,9 @@ func testConfig() loadshed.Config {
 	set := func(n int) *int { return &n }
 	cfg := loadshed.Default()
 	cfg.Interval = 5 * time.Millisecond
-	scope := loadshed.ScopeConfig{K: 1, Hysteresis: 3}
+	// Proportional: the cutoff follows the curve of the in-flight count
+	// exactly (the controller has its own tests in loadshed).
+	scope := loadshed.ScopeConfig{K: 1, Hysteresis: 3, Controller: loadshed.ControllerConfig{Mode: loadshed.ModeProportional}}
 	cfg.Global.ScopeConfig = scope
 	cfg.Global.Signals = loadshed.GlobalSignals{Inflight: loadshed.SignalConfig{Enabled: true, Threshold: 100, Max: 200}}
 	cfg.Origin.ScopeConfig = scope
@@ -88,6 +90,10 @@ func (e *endpoint) Apply(c *filters.Context) error {
 	case "/hold":
 		e.entered <- struct{}{}
 		<-e.release
+	case "/slow-headers":
+		// What the proxy records for an answer whose headers took 2 s; the
+		// body that follows (a download, an event stream) is the client's.
+		c.Attempts = append(c.Attempts, filters.Attempt{Instance: "i1", Duration: 2 * time.Second, Status: 200})
 	case "/fail":
 		c.Request.Response.SetBodyString("origin failed")
 		c.Request.Response.SetStatusCode(http.StatusBadGateway)
@@ -373,6 +379,31 @@ func TestOriginErrorRateShedsAndShedsAreNotFailures(t *testing.T) {
 			}
 		}
 		return math.Abs(errRate-6.0/7) < 1e-9
+	})
+}
+
+// The latency signal is the origin's time to headers as the proxy measured
+// it (the answered attempt), not the request's wall time; requests with no
+// attempt add no latency sample.
+func TestOriginLatencyIsTimeToHeaders(t *testing.T) {
+	cfg := testConfig()
+	cfg.Origin.Signals.Latency = loadshed.LatencySignalConfig{Enabled: true, Threshold: 5 * time.Second, Max: 10 * time.Second, MinSamples: 1}
+	cfg.Origin.Signals.ErrorRate = loadshed.ErrorRateSignalConfig{Window: 10 * time.Second, Buckets: 10}
+	sh := newShedder(t, cfg)
+	url := startServer(t, buildChain(t, NewGlobal(sh), NewOrigin(sh, "api"), newEndpoint()))
+	c := newClient(t)
+	for _, p := range []string{"/slow-headers", "/crit", "/slow-headers"} {
+		if r := do(t, c, url+p); r.status != http.StatusOK {
+			t.Fatalf("%s: %d", p, r.status)
+		}
+	}
+	eventually(t, "mean time to headers 2 s over the two answered attempts", func() bool {
+		for _, s := range sh.Snapshot().Origins[0].Signals {
+			if s.Name == "latency" {
+				return s.Value == 2
+			}
+		}
+		return false
 	})
 }
 
