@@ -19,6 +19,10 @@ const (
 	// OrderShedOrigin: last inbound step before the endpoint, once the
 	// request is known to be allowed everywhere else.
 	OrderShedOrigin = 300
+	// OrderShedOriginRelease: first outbound; the origin's response
+	// headers are in, so the request's slot in the origin's limiter is
+	// freed while the body may still stream for long.
+	OrderShedOriginRelease = 1
 	// OrderMetrics: late outbound; it records on completion, so its place
 	// matters only for the passport.
 	OrderMetrics = 900
@@ -44,6 +48,7 @@ func BuiltinOrders() []OrderEntry {
 		{"rate_limit", Inbound, OrderRateLimit},
 		{"concurrency_limit", Inbound, OrderConcurrencyLimit},
 		{"shed_origin", Inbound, OrderShedOrigin},
+		{"shed_origin_release", Outbound, OrderShedOriginRelease},
 		{"metrics", Outbound, OrderMetrics},
 		{"access_log", Outbound, OrderAccessLog},
 	}

@@ -195,6 +195,19 @@ type OriginSignals struct {
 type OriginConfig struct {
 	ScopeConfig `mapstructure:",squash"`
 	Signals     OriginSignals `mapstructure:"signals"`
+	// Queue enforces the origin's learned limit by priority.
+	Queue QueueConfig `mapstructure:"queue"`
+}
+
+// QueueConfig: with the origin's learned limit of requests awaiting
+// headers reached, a request waits up to MaxWait in a queue of at most
+// Length x limit entries ordered by score (most critical first); the least
+// critical is refused when the queue is full, and a request that waited
+// MaxWait is refused (shed, 503). Score 0 never waits.
+type QueueConfig struct {
+	Enabled bool          `mapstructure:"enabled"`
+	MaxWait time.Duration `mapstructure:"max_wait"`
+	Length  float64       `mapstructure:"length"`
 }
 
 // ChaosConfig sheds a chosen score range on purpose. A request whose score
@@ -262,6 +275,7 @@ func Default() Config {
 					Enabled: false, Threshold: 500 * time.Millisecond, Max: 3 * time.Second, MinSamples: 20,
 				},
 			},
+			Queue: QueueConfig{Enabled: true, MaxWait: 50 * time.Millisecond, Length: 1},
 		},
 		Chaos:      ChaosConfig{MinScore: 90, MaxScore: 100, Header: "X-Floodgate-Chaos"},
 		RetryAfter: RetryAfterConfig{Base: time.Second, Jitter: 4 * time.Second},
@@ -510,6 +524,14 @@ func (o OriginConfig) validate(path string, errs *errList) {
 		}
 		if er.MinRequests < 0 {
 			errs.add(sp+".error_rate.min_requests", "must not be negative, got %d", er.MinRequests)
+		}
+	}
+	if q := o.Queue; q.Enabled {
+		if q.MaxWait < 0 || q.MaxWait > time.Minute {
+			errs.add(path+".queue.max_wait", "must be in 0..1m, got %s", q.MaxWait)
+		}
+		if !finite(q.Length) || q.Length < 0 || q.Length > 100 {
+			errs.add(path+".queue.length", "must be in 0..100 (times the limit), got %v", q.Length)
 		}
 	}
 	lat := o.Signals.Latency

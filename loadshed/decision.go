@@ -49,6 +49,9 @@ type Decision struct {
 	Overload float64
 	// RetryAfter is the Retry-After value in whole seconds, set when Shed.
 	RetryAfter int
+	// Queued: the request holds a slot of the origin scope's enforcing
+	// limiter (Origin.Acquire); release it with Origin.Release.
+	Queued bool
 }
 
 // CutoffInt is the cutoff as the integer clients see: since scores are

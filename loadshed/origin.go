@@ -1,6 +1,7 @@
 package loadshed
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -17,6 +18,37 @@ type Origin struct {
 	inflight atomic.Int64
 	win      atomic.Pointer[window]
 	lastConc atomic.Pointer[OriginConcurrency] // ticker-written, for snapshots
+	gate     gate
+}
+
+// Acquire passes the scope's enforcing limiter after Decide admitted the
+// request: at once while fewer than the learned limit await headers, else
+// after a short wait in a queue ordered by score. On false the request is
+// shed (counted in this scope's bands) and the returned decision says so;
+// on true pair it with Release once the response headers arrived.
+func (o *Origin) Acquire(d Decision) (Decision, bool) {
+	c := o.cfg.Load()
+	if !c.Queue.Enabled || c.DryRun {
+		return d, true
+	}
+	o.gate.mu.Lock()
+	limit := o.gate.limit
+	o.gate.mu.Unlock()
+	maxQueue := int(c.Queue.Length*float64(limit)) + 1
+	if o.gate.acquire(d.Score, c.Queue.MaxWait, maxQueue) {
+		d.Queued = true
+		return d, true
+	}
+	o.shed.inc(d.Score)
+	d.Shed, d.RetryAfter = true, o.owner.retryAfter()
+	return d, false
+}
+
+// Release frees the slot Acquire took.
+func (o *Origin) Release(d Decision) {
+	if d.Queued {
+		o.gate.release()
+	}
 }
 
 // Begin counts a request as sent to the origin; pair it with Done.
@@ -64,10 +96,20 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 			oc, ok := (*src)(o.name)
 			if !ok {
 				o.lastConc.Store(nil)
+				o.gate.setLimit(0)
 				return 0
 			}
 			o.lastConc.Store(&oc)
-			return oc.utilisation()
+			u := oc.utilisation()
+			if c.Queue.Enabled && oc.Limit > 0 {
+				limit := int(math.Ceil(oc.Limit))
+				o.gate.setLimit(limit)
+				held, queued := o.gate.load()
+				u = max(u, float64(held+queued)/float64(limit))
+			} else {
+				o.gate.setLimit(0)
+			}
+			return u
 		}},
 		{name: "inflight", spec: spec(s.Inflight), response: Hold,
 			sample: func(time.Time) float64 { return float64(o.inflight.Load()) }},
@@ -148,6 +190,10 @@ type LimitSnapshot struct {
 	Cap         float64 `json:"cap"`
 	NoLoadRTTMs float64 `json:"no_load_rtt_ms"`
 	Learned     bool    `json:"learned"`
+	// QueueHeld and QueueWaiting are the enforcing limiter's admitted
+	// requests awaiting headers and the requests waiting for a slot.
+	QueueHeld    int `json:"queue_held"`
+	QueueWaiting int `json:"queue_waiting"`
 }
 
 func (o *Origin) limitSnapshot() *LimitSnapshot {
@@ -155,6 +201,8 @@ func (o *Origin) limitSnapshot() *LimitSnapshot {
 	if c == nil {
 		return nil
 	}
+	held, queued := o.gate.load()
 	return &LimitSnapshot{Limit: c.Limit, Awaiting: c.Awaiting, InFlight: c.InFlight, Cap: c.Cap,
-		NoLoadRTTMs: float64(c.NoLoadRTT) / float64(time.Millisecond), Learned: c.Learned}
+		NoLoadRTTMs: float64(c.NoLoadRTT) / float64(time.Millisecond), Learned: c.Learned,
+		QueueHeld: held, QueueWaiting: queued}
 }

@@ -13,6 +13,14 @@ type OriginOverride struct {
 	Smoothing  SmoothingOverride     `mapstructure:"smoothing"`
 	Controller ControllerOverride    `mapstructure:"controller"`
 	Signals    OriginSignalsOverride `mapstructure:"signals"`
+	Queue      QueueOverride         `mapstructure:"queue"`
+}
+
+// QueueOverride overrides QueueConfig fields.
+type QueueOverride struct {
+	Enabled *bool          `mapstructure:"enabled"`
+	MaxWait *time.Duration `mapstructure:"max_wait"`
+	Length  *float64       `mapstructure:"length"`
 }
 
 // ControllerOverride overrides ControllerConfig fields.
@@ -75,6 +83,9 @@ func (o OriginOverride) Apply(base OriginConfig) OriginConfig {
 	set(&base.Hysteresis, o.Hysteresis)
 	set(&base.Smoothing.Rise, o.Smoothing.Rise)
 	set(&base.Smoothing.Fall, o.Smoothing.Fall)
+	set(&base.Queue.Enabled, o.Queue.Enabled)
+	set(&base.Queue.MaxWait, o.Queue.MaxWait)
+	set(&base.Queue.Length, o.Queue.Length)
 	set(&base.Controller.Mode, o.Controller.Mode)
 	set(&base.Controller.Raise, o.Controller.Raise)
 	set(&base.Controller.Release, o.Controller.Release)

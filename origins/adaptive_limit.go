@@ -35,8 +35,8 @@ type LimitAlgorithm interface {
 // adaptive concurrency filter: compare the latency the origin shows now with
 // the latency it shows when nothing queues. While the ratio stays within
 // Tolerance, the origin has spare concurrency and the limit grows (only when
-// traffic actually used at least half of it, so a quiet origin keeps its
-// limit); past it the limit shrinks in proportion, which settles it where the
+// traffic actually used at least half of it; a limit traffic leaves mostly
+// unused decays toward twice the concurrency used); past it the limit shrinks in proportion, which settles it where the
 // origin's queue starts to build. Drops (refusals, timeouts) cut the limit
 // multiplicatively at once: an origin that refuses instead of queueing shows
 // no latency gradient.
@@ -97,19 +97,24 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	// microseconds against a 1 ms no-load latency) from reading as queueing.
 	gradient := (c.Tolerance*g.noLoad + c.Slack.Seconds()) / short
 	gradient = math.Max(0.5, math.Min(1, gradient))
-	target := g.limit * gradient
 	if gradient >= 1 {
 		if light {
-			// The origin had headroom but traffic did not use it: no
-			// evidence for a larger limit.
+			// Traffic used less than half the limit: no evidence for a
+			// larger one, and a limit far above what traffic ever needed
+			// would let a sudden spike queue a long way before shedding
+			// starts. Decay toward twice the concurrency actually used.
+			if floor := 2 * float64(maxInFlight); floor < g.limit {
+				g.limit = g.clamp(g.limit + c.Smoothing*(floor-g.limit))
+			}
 			return g.limit
 		}
-		// Probe upward by a queue's worth: about sqrt(limit), so a small
-		// origin grows by a request or two and a large one fast enough to
-		// find thousands within seconds.
-		target += math.Max(1, math.Sqrt(g.limit))
+		// Probe upward by a queue's worth at once: about sqrt(limit), so
+		// a small origin grows by a request or two per window and a large
+		// one finds thousands within seconds.
+		g.limit = g.clamp(g.limit + math.Max(1, math.Sqrt(g.limit)))
+		return g.limit
 	}
-	g.limit = g.clamp(g.limit + c.Smoothing*(target-g.limit))
+	g.limit = g.clamp(g.limit + c.Smoothing*(g.limit*gradient-g.limit))
 	return g.limit
 }
 

@@ -31,7 +31,7 @@ import (
 )
 
 // gatewayBin and timeseriesBin are built once for process-level tests.
-var gatewayBin, timeseriesBin string
+var gatewayBin, timeseriesBin, loadgenBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "floodgate-e2e")
@@ -41,9 +41,10 @@ func TestMain(m *testing.M) {
 	}
 	gatewayBin = filepath.Join(dir, "gateway")
 	timeseriesBin = filepath.Join(dir, "timeseries")
+	loadgenBin = filepath.Join(dir, "loadgen")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/gateway", "./cmd/timeseries")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/gateway", "./cmd/timeseries", "./cmd/loadgen")
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

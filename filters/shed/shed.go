@@ -21,6 +21,11 @@ const (
 	GlobalFilterOrder = filters.OrderShedGlobal
 	OriginFilterName  = "shed_origin"
 	OriginFilterOrder = filters.OrderShedOrigin
+	// The release filter runs first among outbound filters: the origin's
+	// response headers are in, so its slot in the origin's limiter is free
+	// although the body may stream for a long time yet.
+	OriginReleaseFilterName  = "shed_origin_release"
+	OriginReleaseFilterOrder = filters.OrderShedOriginRelease
 )
 
 // ShedderKey is the long-lived *loadshed.Shedder the gateway provides.
@@ -50,6 +55,8 @@ func init() {
 			}
 			return NewOrigin(sh, env.Route.Origin), nil
 		})
+	filters.RegisterBuiltin(OriginReleaseFilterName, filters.EachRouteWithOrigin(), func() Options { return Options{} },
+		func(*filters.Env, Options) (filters.Filter, error) { return NewOriginRelease(), nil })
 }
 
 func shedder(env *filters.Env) (*loadshed.Shedder, error) {
@@ -74,9 +81,39 @@ func NewGlobal(sh *loadshed.Shedder) filters.Filter {
 }
 
 // NewOrigin returns the filter that applies origin's throttler; the
-// gateway installs it on each route that proxies to origin.
+// gateway installs it on each route that proxies to origin, with
+// NewOriginRelease.
 func NewOrigin(sh *loadshed.Shedder, origin string) filters.Filter {
 	return &originFilter{Base: filters.NewBase(OriginFilterName, filters.Inbound, OriginFilterOrder), sh: sh, origin: origin}
+}
+
+// NewOriginRelease returns the outbound filter that frees the request's
+// slot in the origin scope's limiter once the endpoint has the response
+// headers. Without it the slot is freed when the request ends.
+func NewOriginRelease() filters.Filter {
+	return originReleaseFilter{Base: filters.NewBase(OriginReleaseFilterName, filters.Outbound, OriginReleaseFilterOrder)}
+}
+
+// slotKey holds the origin limiter slot a request took.
+var slotKey = filters.NewKey[originSlot]("shed.origin.slot")
+
+type originSlot struct {
+	o *loadshed.Origin
+	d loadshed.Decision
+}
+
+func releaseSlot(c *filters.Context) {
+	if s, ok := slotKey.Get(c); ok && s.o != nil {
+		s.o.Release(s.d)
+		slotKey.Set(c, originSlot{})
+	}
+}
+
+type originReleaseFilter struct{ filters.Base }
+
+func (originReleaseFilter) Apply(c *filters.Context) error {
+	releaseSlot(c)
+	return nil
 }
 
 // request adapts a Context to loadshed.Request. It holds one pointer, so
@@ -161,8 +198,19 @@ func (f *originFilter) Apply(c *filters.Context) error {
 	if d.WouldShed {
 		c.Log("dry-run: would shed (" + d.HeaderValue() + ")")
 	}
+	d, ok := o.Acquire(d)
+	if !ok {
+		reject(c, d)
+		return nil
+	}
+	if d.Queued {
+		slotKey.Set(c, originSlot{o: o, d: d})
+	}
 	o.Begin()
-	c.OnDone(func(c *filters.Context) { o.Done(originLatency(c), originFault(c.Category)) })
+	c.OnDone(func(c *filters.Context) {
+		releaseSlot(c)
+		o.Done(originLatency(c), originFault(c.Category))
+	})
 	return nil
 }
 

@@ -1,0 +1,498 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.yaml.in/yaml/v3"
+)
+
+// The shedding scenarios of issue 12: the real gateway running
+// config/example.yaml as shipped (only the origin's address changed, plus a
+// catch-all route, since the shipped route matches only /users on
+// api.example.com), open-loop traffic in priority classes from cmd/loadgen,
+// and an origin whose capacity the gateway is not told. See
+// loadshed/SHEDDING.md, "Experiments", for the figures.
+
+// queueOrigin serves at most slots requests at once, each taking service;
+// the rest wait in its queue (refuse: are answered 503 at once instead, an
+// origin that errors under overload). It counts what it served so goodput
+// is measured at the origin, not inferred.
+type queueOrigin struct {
+	slots   chan struct{}
+	service time.Duration
+	refuse  bool
+	cur     atomic.Int64
+	peak    atomic.Int64
+	served  atomic.Int64
+	refused atomic.Int64
+}
+
+func newQueueOrigin(slots int, service time.Duration, refuse bool) *queueOrigin {
+	return &queueOrigin{slots: make(chan struct{}, slots), service: service, refuse: refuse}
+}
+
+func (o *queueOrigin) handle(ctx *fasthttp.RequestCtx) {
+	n := o.cur.Add(1)
+	defer o.cur.Add(-1)
+	for p := o.peak.Load(); n > p && !o.peak.CompareAndSwap(p, n); p = o.peak.Load() {
+	}
+	if o.refuse {
+		select {
+		case o.slots <- struct{}{}:
+		default:
+			o.refused.Add(1)
+			ctx.SetStatusCode(http.StatusServiceUnavailable)
+			ctx.SetBodyString("origin over capacity")
+			return
+		}
+	} else {
+		o.slots <- struct{}{}
+	}
+	time.Sleep(o.service) // the origin's work
+	<-o.slots
+	o.served.Add(1)
+	ctx.SetBodyString("ok")
+}
+
+// capacityRPS is what the origin can serve per second.
+func (o *queueOrigin) capacityRPS() float64 {
+	return float64(cap(o.slots)) / o.service.Seconds()
+}
+
+// exampleGatewayConfig is config/example.yaml with only the listeners (on
+// loopback, dynamic ports), the admin token, the origin's address and a
+// catch-all route changed. Everything that shapes shedding is as shipped.
+func exampleGatewayConfig(t *testing.T, originAddr string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "config", "example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["server"].(map[string]any)["listen"] = "127.0.0.1:0"
+	doc["admin"] = map[string]any{"listen": "127.0.0.1:0", "token": shedAdminToken}
+	doc["access_log"] = map[string]any{"enabled": false} // the runs measure shedding, not logging
+	origins := doc["origins"].(map[string]any)
+	if len(origins) != 1 {
+		t.Fatalf("config/example.yaml has %d origins; the scenarios expect one", len(origins))
+	}
+	for _, o := range origins {
+		o.(map[string]any)["instances"] = []any{map[string]any{"address": originAddr}}
+	}
+	var name string
+	for n := range origins {
+		name = n
+	}
+	doc["routes"] = append(doc["routes"].([]any), map[string]any{
+		"name": "experiment", "match": map[string]any{"path_prefix": "/"}, "origin": name,
+	})
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// Traffic classes, scored by the shipped taxonomy.
+var (
+	scenarioCritical = []string{
+		"name=login(10) weight=1 method=POST path=/api/login header=X-Request-Kind:user",
+		"name=play(15) weight=1 path=/api/v1/play/42 header=X-Request-Kind:user",
+	}
+	scenarioLow = []string{
+		"name=recommendations(45) weight=1 path=/api/recommendations",
+		"name=ratings(65) weight=1 path=/api/ratings/7",
+		"name=artwork-prefetch(82) weight=1 path=/api/artwork/42?prefetch=1",
+		"name=prefetch(85) weight=1 path=/prefetch/home",
+		"name=telemetry(95) weight=1 method=POST path=/telemetry/v1",
+	}
+)
+
+// classScore reads the score from a class name such as "ratings(65)".
+func classScore(name string) int {
+	var s int
+	if i := strings.LastIndexByte(name, '('); i >= 0 {
+		fmt.Sscanf(name[i:], "(%d)", &s)
+	}
+	return s
+}
+
+type scenario struct {
+	name     string
+	origin   *queueOrigin
+	critRPS  float64 // throughout
+	lowRPS   float64 // steady; times spikeX during the spike
+	spikeX   float64
+	steady   time.Duration
+	spike    time.Duration
+	recovery time.Duration
+	env      []string // for the gateway process
+}
+
+type phaseRun struct {
+	name      string
+	length    time.Duration
+	crit, low *loadgenReport
+	served    int64
+	refused   int64
+	peak      int64
+}
+
+type scenarioResult struct {
+	sc       scenario
+	phases   []phaseRun
+	cutoffs  []float64 // origin scope, per-second means over the spike
+	globals  []float64 // global scope, per-second means over the spike
+	limits   []float64 // adaptive limit, per-second means over the spike
+	report   string
+	spikeRun phaseRun
+	steadyRn phaseRun
+}
+
+// scenarioAdmin is the part of /admin/shed the sampler reads.
+type scenarioAdmin struct {
+	Global struct {
+		Cutoff  float64 `json:"cutoff"`
+		Signals []struct {
+			Name  string  `json:"name"`
+			Value float64 `json:"value"`
+		} `json:"signals"`
+	} `json:"global"`
+	Origins []struct {
+		Name   string            `json:"name"`
+		Cutoff float64           `json:"cutoff"`
+		Shed   map[string]uint64 `json:"shed"`
+		Limit  *struct {
+			Limit    float64 `json:"limit"`
+			Awaiting int64   `json:"awaiting_headers"`
+		} `json:"adaptive_limit"`
+	} `json:"origins"`
+}
+
+func runScenario(t *testing.T, sc scenario) scenarioResult {
+	t.Helper()
+	o := startOrigin(t, sc.origin.handle)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "floodgate.yaml")
+	writeFile(t, path, exampleGatewayConfig(t, o.addr))
+	p := startProcess(t, path, sc.env...)
+	target := "http://" + p.addr
+	c := httpClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	type sample struct {
+		at                    time.Duration
+		origin, global, limit float64
+	}
+	var (
+		mu      sync.Mutex
+		samples []sample
+	)
+	start := time.Now()
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			var v scenarioAdmin
+			req, _ := http.NewRequest(http.MethodGet, "http://"+p.adminAddr+"/admin/shed", nil)
+			req.Header.Set("Authorization", "Bearer "+shedAdminToken)
+			resp, err := c.Do(req)
+			if err != nil {
+				continue
+			}
+			err = jsonDecode(resp, &v)
+			if err != nil {
+				continue
+			}
+			s := sample{at: time.Since(start), origin: 100, global: v.Global.Cutoff}
+			for _, og := range v.Origins {
+				s.origin = og.Cutoff
+				if og.Limit != nil {
+					s.limit = og.Limit.Limit
+				}
+			}
+			mu.Lock()
+			samples = append(samples, s)
+			mu.Unlock()
+		}
+	}()
+
+	res := scenarioResult{sc: sc}
+	var spikeStart time.Duration
+	for _, ph := range []struct {
+		name   string
+		lowRPS float64
+		d      time.Duration
+	}{
+		{"steady", sc.lowRPS, sc.steady},
+		{"spike", sc.lowRPS * sc.spikeX, sc.spike},
+		{"recovery", sc.lowRPS, sc.recovery},
+	} {
+		if ph.name == "spike" {
+			spikeStart = time.Since(start)
+		}
+		s0, r0 := sc.origin.served.Load(), sc.origin.refused.Load()
+		sc.origin.peak.Store(sc.origin.cur.Load())
+		run := phaseRun{name: ph.name, length: ph.d}
+		var wg sync.WaitGroup
+		var critErr, lowErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			run.crit, critErr = runLoadgen(ctx, loadgenBin, target, sc.critRPS, ph.d, scenarioCritical)
+		}()
+		go func() {
+			defer wg.Done()
+			run.low, lowErr = runLoadgen(ctx, loadgenBin, target, ph.lowRPS, ph.d, scenarioLow)
+		}()
+		wg.Wait()
+		if critErr != nil || lowErr != nil {
+			t.Fatalf("%s, phase %s: %v %v", sc.name, ph.name, critErr, lowErr)
+		}
+		run.served, run.refused = sc.origin.served.Load()-s0, sc.origin.refused.Load()-r0
+		run.peak = sc.origin.peak.Load()
+		res.phases = append(res.phases, run)
+		switch ph.name {
+		case "spike":
+			res.spikeRun = run
+		case "steady":
+			res.steadyRn = run
+		}
+	}
+	close(stop)
+	<-sampled
+
+	mu.Lock()
+	for sec := 0; ; sec++ {
+		from := spikeStart + time.Duration(sec)*time.Second
+		if from+time.Second > spikeStart+sc.spike {
+			break
+		}
+		var so, sg, sl float64
+		n := 0
+		for _, s := range samples {
+			if s.at >= from && s.at < from+time.Second {
+				so, sg, sl, n = so+s.origin, sg+s.global, sl+s.limit, n+1
+			}
+		}
+		if n > 0 {
+			res.cutoffs = append(res.cutoffs, so/float64(n))
+			res.globals = append(res.globals, sg/float64(n))
+			res.limits = append(res.limits, sl/float64(n))
+		}
+	}
+	mu.Unlock()
+	res.report = res.format()
+	return res
+}
+
+func pct(n, d uint64) float64 {
+	if d == 0 {
+		return math.NaN()
+	}
+	return 100 * float64(n) / float64(d)
+}
+
+// settledJump is the largest change of the per-second cutoff between
+// consecutive seconds, from 5 s into the spike on.
+func settledJump(cutoffs []float64) float64 {
+	worst := 0.0
+	for i := 6; i < len(cutoffs); i++ {
+		worst = math.Max(worst, math.Abs(cutoffs[i]-cutoffs[i-1]))
+	}
+	return worst
+}
+
+func (r scenarioResult) goodput() float64 {
+	return float64(r.spikeRun.served) / r.spikeRun.length.Seconds() / r.sc.origin.capacityRPS()
+}
+
+func (r scenarioResult) critP99Ratio() float64 {
+	return r.spikeRun.crit.Total.P99Ms / r.steadyRn.crit.Total.P99Ms
+}
+
+// classShares returns (score, shed+error share during the spike) sorted by
+// score, critical classes included.
+func (r scenarioResult) classShares() [][2]float64 {
+	var out [][2]float64
+	for _, rep := range []*loadgenReport{r.spikeRun.crit, r.spikeRun.low} {
+		for _, cl := range rep.Classes {
+			lost := cl.Scheduled - cl.Succeeded
+			out = append(out, [2]float64{float64(classScore(cl.Name)), pct(lost, cl.Scheduled)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+// ordered: no band loses a larger share than a band with a higher score
+// (slack percentage points allowed for noise).
+func (r scenarioResult) ordered(slack float64) bool {
+	s := r.classShares()
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j][0] > s[i][0] && s[i][1] > s[j][1]+slack {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (r scenarioResult) format() string {
+	var b strings.Builder
+	sc := r.sc
+	fmt.Fprintf(&b, "scenario %s: origin %d slots x %s = %.0f req/s (%s), critical %.0f req/s, low %.0f -> %.0f req/s\n",
+		sc.name, cap(sc.origin.slots), sc.origin.service, sc.origin.capacityRPS(),
+		map[bool]string{true: "refuses past capacity", false: "queues past capacity"}[sc.origin.refuse],
+		sc.critRPS, sc.lowRPS, sc.lowRPS*sc.spikeX)
+	fmt.Fprintf(&b, "| phase | critical success | critical p50 / p99 ms | low ok / shed / err %% | origin served req/s | origin peak conc. | refused |\n|---|---|---|---|---|---|---|\n")
+	for _, ph := range r.phases {
+		ct, lt := ph.crit.Total, ph.low.Total
+		fmt.Fprintf(&b, "| %s | %.2f %% (%d/%d) | %.0f / %.0f | %.1f / %.1f / %.1f | %.0f | %d | %d |\n", ph.name,
+			pct(ct.Succeeded, ct.Scheduled), ct.Succeeded, ct.Scheduled, ct.P50Ms, ct.P99Ms,
+			pct(lt.Succeeded, lt.Scheduled), pct(lt.Shed, lt.Scheduled), pct(lt.Errors+lt.Dropped, lt.Scheduled),
+			float64(ph.served)/ph.length.Seconds(), ph.peak, ph.refused)
+		if len(ct.ErrorKinds) > 0 || ct.Shed > 0 {
+			fmt.Fprintf(&b, "  %s critical lost: shed %d %v, errors %v\n", ph.name, ct.Shed, ct.ShedByScope, ct.ErrorKinds)
+		}
+	}
+	fmt.Fprintf(&b, "spike, lost share per class (score: %%):")
+	for _, s := range r.classShares() {
+		fmt.Fprintf(&b, " %.0f:%.1f", s[0], s[1])
+	}
+	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f; adaptive limit %.1f\n",
+		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, r.limits)
+	return b.String()
+}
+
+// checkTargets applies issue 12's targets to an experiment run.
+func (r scenarioResult) checkTargets(t *testing.T, goodput bool) {
+	t.Helper()
+	ct := r.spikeRun.crit.Total
+	if s := pct(ct.Succeeded, ct.Scheduled); !(s >= 99.9) {
+		t.Errorf("%s: critical success %.2f %% during the spike, target >= 99.9 %%", r.sc.name, s)
+	}
+	if x := r.critP99Ratio(); x > 2 {
+		t.Errorf("%s: critical p99 %.2fx steady state during the spike, target <= 2x", r.sc.name, x)
+	}
+	if g := r.goodput(); goodput && g < 0.9 {
+		t.Errorf("%s: goodput %.1f %% of capacity, target >= 90 %%", r.sc.name, 100*g)
+	}
+	if !r.ordered(2) {
+		t.Errorf("%s: bands not shed in order: %v", r.sc.name, r.classShares())
+	}
+	if j := settledJump(r.cutoffs); j > 10 {
+		t.Errorf("%s: settled cutoff moved %.1f points between consecutive seconds, target <= 10", r.sc.name, j)
+	}
+}
+
+func experimentOn(t *testing.T, name string) {
+	t.Helper()
+	if os.Getenv("FLOODGATE_EXPERIMENT") != "1" {
+		t.Skipf("experiment; run it with: FLOODGATE_EXPERIMENT=1 go test ./test -run %s -v -timeout 20m", name)
+	}
+}
+
+// TestShedExperimentQueueingOrigins: origins of unknown capacity from 50 to
+// 2,000 req/s and service times from 5 to 100 ms, each with a 12x spike of
+// low-priority traffic on top of steady critical traffic (critical alone
+// is 20 % of the origin's capacity, the steady total 50 %).
+func TestShedExperimentQueueingOrigins(t *testing.T) {
+	experimentOn(t, "TestShedExperimentQueueingOrigins")
+	for _, c := range []struct {
+		slots   int
+		service time.Duration
+	}{
+		{5, 100 * time.Millisecond}, // 50 req/s
+		{10, 20 * time.Millisecond}, // 500 req/s
+		{50, 100 * time.Millisecond},
+		{10, 5 * time.Millisecond}, // 2,000 req/s
+	} {
+		if only := os.Getenv("FLOODGATE_EXPERIMENT_CAPACITY"); only != "" && only != fmt.Sprint(float64(c.slots)/c.service.Seconds()) {
+			continue
+		}
+		org := newQueueOrigin(c.slots, c.service, false)
+		capRPS := org.capacityRPS()
+		t.Run(fmt.Sprintf("%.0f_per_s_%s", capRPS, c.service), func(t *testing.T) {
+			r := runScenario(t, scenario{
+				name: fmt.Sprintf("queueing %.0f/s", capRPS), origin: org,
+				critRPS: 0.2 * capRPS, lowRPS: 0.3 * capRPS, spikeX: 12,
+				steady: 10 * time.Second, spike: 20 * time.Second, recovery: 6 * time.Second,
+			})
+			t.Logf("\n%s", r.report)
+			r.checkTargets(t, true)
+		})
+	}
+}
+
+// TestShedExperimentRefusingOrigin: an origin that answers 503 at once past
+// its capacity instead of queueing (200 req/s).
+func TestShedExperimentRefusingOrigin(t *testing.T) {
+	experimentOn(t, "TestShedExperimentRefusingOrigin")
+	org := newQueueOrigin(10, 50*time.Millisecond, true)
+	r := runScenario(t, scenario{
+		name: "refusing 200/s", origin: org, critRPS: 40, lowRPS: 60, spikeX: 12,
+		steady: 10 * time.Second, spike: 20 * time.Second, recovery: 6 * time.Second,
+	})
+	t.Logf("\n%s", r.report)
+	r.checkTargets(t, true)
+}
+
+// TestShedPrioritiesShortQueueingOrigin is the CI version of the queueing
+// scenario: a few seconds, loose bounds, but it fails if priorities are
+// ignored (critical must do clearly better than the lowest band, which
+// must be shed) or if the origin is starved.
+func TestShedPrioritiesShortQueueingOrigin(t *testing.T) {
+	org := newQueueOrigin(4, 20*time.Millisecond, false) // 200 req/s
+	r := runScenario(t, scenario{
+		name: "queueing 200/s (short)", origin: org, critRPS: 40, lowRPS: 60, spikeX: 10,
+		steady: 2 * time.Second, spike: 6 * time.Second, recovery: time.Second,
+	})
+	t.Logf("\n%s", r.report)
+	ct := r.spikeRun.crit.Total
+	crit := pct(ct.Succeeded, ct.Scheduled)
+	var telemetry float64
+	for _, cl := range r.spikeRun.low.Classes {
+		if classScore(cl.Name) == 95 {
+			telemetry = pct(cl.Succeeded, cl.Scheduled)
+		}
+	}
+	if crit < 97 || telemetry > 60 || crit < telemetry+30 {
+		t.Errorf("priorities ignored: critical %.1f %% succeeded, telemetry (95) %.1f %%", crit, telemetry)
+	}
+	if g := r.goodput(); g < 0.5 {
+		t.Errorf("origin starved: goodput %.0f %% of capacity", 100*g)
+	}
+}
+
+func jsonDecode(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
