@@ -1,9 +1,11 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -495,4 +497,127 @@ func TestShedPrioritiesShortQueueingOrigin(t *testing.T) {
 func jsonDecode(resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// streamingOrigin answers /events with an event stream and /download with
+// a slow body, both lasting streamFor, and everything else at once.
+func streamingOrigin(streamFor time.Duration) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/events", "/download":
+			if string(ctx.Path()) == "/events" {
+				ctx.SetContentType("text/event-stream")
+			}
+			ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+				end := time.Now().Add(streamFor)
+				for time.Now().Before(end) {
+					if _, err := w.WriteString("data: tick\n\n"); err != nil {
+						return
+					}
+					if err := w.Flush(); err != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			})
+		default:
+			ctx.SetBodyString("ok")
+		}
+	}
+}
+
+// TestShedStreamsOnQuietOriginShedNothing: long event streams and slow
+// downloads hold many requests open on an origin that is otherwise quiet.
+// The origin is not overloaded (it answers headers at once), so nothing
+// may be shed: not the streams, not the quiet traffic beside them. The
+// shipped config's origin signals measure time to headers and attempts
+// awaiting headers, never the client's download.
+func TestShedStreamsOnQuietOriginShedNothing(t *testing.T) {
+	streamFor := 3 * time.Second
+	if os.Getenv("FLOODGATE_EXPERIMENT") == "1" {
+		streamFor = 20 * time.Second
+	}
+	o := startOrigin(t, streamingOrigin(streamFor))
+	path := filepath.Join(t.TempDir(), "floodgate.yaml")
+	writeFile(t, path, exampleGatewayConfig(t, o.addr))
+	p := startProcess(t, path)
+	target := "http://" + p.addr
+	c := httpClient(t)
+
+	const streams = 60
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := "/events"
+			if i%2 == 1 {
+				path = "/download"
+			}
+			req, _ := http.NewRequest(http.MethodGet, target+path, nil)
+			req.Header.Set("X-Request-Kind", "background") // score 82: the first to go if anything went
+			resp, err := c.Do(req)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer resp.Body.Close()
+			n, err := io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusOK || err != nil || n == 0 {
+				failed.Add(1)
+			}
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := runLoadgen(ctx, loadgenBin, target, 20, streamFor, append(append([]string{}, scenarioCritical...), scenarioLow...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	v := shedAdmin(t, c, p.adminAddr)
+	t.Logf("%d streams (%s each): %d failed; quiet traffic: %d scheduled, %d ok, %d shed, %d errors; gateway shed counts: global %v origins %+v",
+		streams, streamFor, failed.Load(), rep.Total.Scheduled, rep.Total.Succeeded, rep.Total.Shed, rep.Total.Errors, sum(v.Global.Shed), v.Origins)
+	if failed.Load() > 0 || rep.Total.Shed > 0 || rep.Total.Errors > 0 || rep.Total.Succeeded != rep.Total.Scheduled {
+		t.Errorf("a quiet origin with long streams lost requests: %d streams failed, %d shed, %d errors", failed.Load(), rep.Total.Shed, rep.Total.Errors)
+	}
+	for _, og := range v.Origins {
+		if n := sum(og.Shed); n > 0 {
+			t.Errorf("origin %s shed %d requests", og.Name, n)
+		}
+	}
+}
+
+// TestShedExperimentGatewayCPU: the gateway itself is the bottleneck. It
+// runs on one core (GOMAXPROCS=1) in front of an origin that answers at
+// once, and low-priority traffic rises past what it can proxy. The global
+// scope (CPU and in-flight signals, as shipped) must keep critical traffic
+// and shed the lowest bands first.
+func TestShedExperimentGatewayCPU(t *testing.T) {
+	experimentOn(t, "TestShedExperimentGatewayCPU")
+	rate := 6000.0
+	if s := os.Getenv("FLOODGATE_EXPERIMENT_CPU_RATE"); s != "" {
+		fmt.Sscanf(s, "%g", &rate)
+	}
+	org := newQueueOrigin(100000, time.Microsecond, false)
+	r := runScenario(t, scenario{
+		name: "gateway CPU-bound", origin: org, critRPS: 100, lowRPS: rate / 12, spikeX: 12,
+		steady: 10 * time.Second, spike: 20 * time.Second, recovery: 6 * time.Second,
+		env: []string{"GOMAXPROCS=1"},
+	})
+	t.Logf("\n%s", r.report)
+	ct := r.spikeRun.crit.Total
+	if s := pct(ct.Succeeded, ct.Scheduled); !(s >= 99.9) {
+		t.Errorf("critical success %.2f %% during the spike, target >= 99.9 %%", s)
+	}
+	if x := r.critP99Ratio(); x > 2 {
+		t.Errorf("critical p99 %.2fx steady state during the spike, target <= 2x", x)
+	}
+	if !r.ordered(2) {
+		t.Errorf("bands not shed in order: %v", r.classShares())
+	}
+	if j := settledJump(r.globals); j > 10 {
+		t.Errorf("settled global cutoff moved %.1f points between consecutive seconds", j)
+	}
 }

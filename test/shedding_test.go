@@ -106,6 +106,10 @@ type shedAdminView struct {
 		Shed      map[string]uint64 `json:"shed"`
 		WouldShed map[string]uint64 `json:"would_shed"`
 	} `json:"global"`
+	Origins []struct {
+		Name string            `json:"name"`
+		Shed map[string]uint64 `json:"shed"`
+	} `json:"origins"`
 	Chaos map[string]uint64 `json:"chaos"`
 }
 
