@@ -455,12 +455,14 @@ func TestShedExperimentQueueingOrigins(t *testing.T) {
 }
 
 // TestShedExperimentRefusingOrigin: an origin that answers 503 at once past
-// its capacity instead of queueing (200 req/s).
+// its capacity instead of queueing (10 at once x 50 ms = 200 req/s), the
+// origin and load of the first spike experiment (issue 3), now with the
+// shipped config instead of thresholds tuned to the origin.
 func TestShedExperimentRefusingOrigin(t *testing.T) {
 	experimentOn(t, "TestShedExperimentRefusingOrigin")
 	org := newQueueOrigin(10, 50*time.Millisecond, true)
 	r := runScenario(t, scenario{
-		name: "refusing 200/s", origin: org, critRPS: 40, lowRPS: 60, spikeX: 12,
+		name: "refusing 200/s", origin: org, critRPS: 40, lowRPS: 30, spikeX: 12,
 		steady: 10 * time.Second, spike: 20 * time.Second, recovery: 6 * time.Second,
 	})
 	t.Logf("\n%s", r.report)
