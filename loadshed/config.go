@@ -239,12 +239,12 @@ func Default() Config {
 	scope := ScopeConfig{
 		K:          1,
 		Hysteresis: 0,
-		Controller: ControllerConfig{Mode: ModeHold, Raise: time.Second, Release: 5 * time.Second, Damping: 0.2},
+		Controller: ControllerConfig{Mode: ModeHold, Raise: 2 * time.Second, Release: 5 * time.Second, Damping: 0.2},
 	}
+	// The CPU signal is an average over sample_every: the level rises over
+	// 2 s, slower than that period, so one busy sample cannot shed
+	// everything; at an origin the queue absorbs the onset meanwhile.
 	global := scope
-	// The CPU signal is an average over sample_every: the global level
-	// rises slower than that period so one sample cannot shed everything.
-	global.Controller.Raise = 2 * time.Second
 	return Config{
 		Interval: 10 * time.Millisecond,
 		Scoring: ScoringConfig{

@@ -35,13 +35,26 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 	limit := o.gate.limit
 	o.gate.mu.Unlock()
 	maxQueue := int(c.Queue.Length*float64(limit)) + 1
-	if o.gate.acquire(d.Score, c.Queue.MaxWait, maxQueue) {
+	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), maxQueue) {
 		d.Queued = true
 		return d, true
 	}
 	o.shed.inc(d.Score)
 	d.Shed, d.RetryAfter = true, o.owner.retryAfter()
 	return d, false
+}
+
+// maxWait is how long a request of the given score may wait for a slot:
+// max_wait, or twice the origin's no-load latency if longer (an origin
+// answering in batches frees no slot for a whole service time), stretched
+// up to four times for the most critical scores, so the queue refuses the
+// least critical first when slots come slowly.
+func (o *Origin) maxWait(c *OriginConfig, score int) time.Duration {
+	base := c.Queue.MaxWait
+	if lc := o.lastConc.Load(); lc != nil && 2*lc.NoLoadRTT > base {
+		base = 2 * lc.NoLoadRTT
+	}
+	return time.Duration(float64(base) * (1 + 3*float64(100-min(max(score, 0), 100))/100))
 }
 
 // Release frees the slot Acquire took.

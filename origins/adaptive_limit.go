@@ -108,10 +108,17 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 			}
 			return g.limit
 		}
-		// Probe upward by a queue's worth at once: about sqrt(limit), so
-		// a small origin grows by a request or two per window and a large
-		// one finds thousands within seconds.
-		g.limit = g.clamp(g.limit + math.Max(1, math.Sqrt(g.limit)))
+		// Probe upward by a share of a queue's worth: Smoothing x
+		// sqrt(limit), so a small origin grows by under a request per
+		// window (its latency answers before the next step) and a large
+		// one still finds thousands within tens of seconds.
+		// While the origin answers at its no-load latency (within 10 %),
+		// nothing queues at all: probe a full sqrt(limit) per window.
+		step := c.Smoothing * math.Max(1, math.Sqrt(g.limit))
+		if short <= 1.1*g.noLoad {
+			step = math.Max(1, math.Sqrt(g.limit))
+		}
+		g.limit = g.clamp(g.limit + step)
 		return g.limit
 	}
 	g.limit = g.clamp(g.limit + c.Smoothing*(g.limit*gradient-g.limit))
