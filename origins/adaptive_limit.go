@@ -86,8 +86,13 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	}
 	light := float64(maxInFlight)*2 < g.limit
 	switch {
-	case g.noLoad == 0 || short < g.noLoad:
+	case g.noLoad == 0:
 		g.noLoad = short
+	case short < g.noLoad:
+		// Follow a faster window part of the way: the plain minimum of
+		// noisy window means sits below the origin's typical no-load
+		// latency and would read ordinary noise as queueing.
+		g.noLoad += c.Smoothing * (short - g.noLoad)
 	case light && dt > 0 && c.NoLoadDrift > 0:
 		// Only a lightly loaded window shows the no-load latency; under
 		// load the latency includes queueing and must not raise it.
@@ -114,7 +119,7 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 		// one still finds thousands within tens of seconds.
 		// While the origin answers at its no-load latency (within 10 %),
 		// nothing queues at all: probe a full sqrt(limit) per window.
-		step := c.Smoothing * math.Max(1, math.Sqrt(g.limit))
+		step := 0.5 * math.Max(1, math.Sqrt(g.limit))
 		if short <= 1.1*g.noLoad {
 			step = math.Max(1, math.Sqrt(g.limit))
 		}
