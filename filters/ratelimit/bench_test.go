@@ -25,7 +25,7 @@ func BenchmarkAllow(b *testing.B) {
 			c.ClientIP = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
 			i = (i + 1) % 1024
 			bk := l.Buckets("p")
-			if !bk.Allow(AppendKey(buf[:0], bk.KeySpec(), c)).Allowed {
+			if !bk.Allow(appendKey(buf[:0], bk.KeySpec(), c)).Allowed {
 				b.Fatal("rejected")
 			}
 		}

@@ -125,7 +125,7 @@ func (f *limitFilter) Apply(c *filters.Context) error {
 		return nil
 	}
 	var buf [96]byte
-	d := b.Allow(AppendKey(buf[:0], b.KeySpec(), c))
+	d := b.Allow(appendKey(buf[:0], b.KeySpec(), c))
 	if d.Fallback {
 		c.Log(f.fallbackNote)
 	}

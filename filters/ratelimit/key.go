@@ -13,13 +13,13 @@ import (
 // client cannot make each tracked bucket cost kilobytes.
 const maxInlineValue = 64
 
-// AppendKey encodes c's bucket key under spec onto dst. Each part is a tag
+// appendKey encodes c's bucket key under spec onto dst. Each part is a tag
 // byte, a length and the value, so no two different inputs encode alike (a
 // header value cannot forge a route boundary). A missing header encodes as
 // empty: every request without it shares one bucket, which is the safe
 // reading for "per API key" limits (anonymous traffic is limited
-// together). The concurrency_limit filter keys its slots the same way.
-func AppendKey(dst []byte, spec *ratelimit.KeySpec, c *filters.Context) []byte {
+// together).
+func appendKey(dst []byte, spec *ratelimit.KeySpec, c *filters.Context) []byte {
 	for _, p := range spec.Parts {
 		switch p.Kind {
 		case ratelimit.KeyClientIP:

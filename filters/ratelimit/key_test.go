@@ -33,7 +33,7 @@ func keyFor(t *testing.T, p ratelimit.Policy, ip string, route string, headers m
 	if err := l.Update([]ratelimit.Policy{p}); err != nil {
 		t.Fatal(err)
 	}
-	return AppendKey(nil, l.Buckets("p").KeySpec(), c)
+	return appendKey(nil, l.Buckets("p").KeySpec(), c)
 }
 
 func TestKeys(t *testing.T) {
