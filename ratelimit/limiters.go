@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"cmp"
 	"hash/maphash"
+	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -31,6 +32,9 @@ type Options struct {
 	// policy's name (e.g. to count floodgate_rate_limited_total). It runs
 	// on the request path and must be cheap.
 	OnReject func(policy string)
+	// Logger receives the Redis backend's failures and recoveries; nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // Limiters holds the buckets of every policy. It is long-lived: the gateway
@@ -45,7 +49,15 @@ type Limiters struct {
 	// policies is replaced wholesale by Update; the request path reads it
 	// with one atomic load.
 	policies atomic.Pointer[map[string]*Buckets]
-	// updateMu serialises Update and Sweep, which both walk the buckets.
+	// concurrency holds the concurrent-request tables, replaced like
+	// policies.
+	concurrency atomic.Pointer[map[string]*ConcurrencyTable]
+	// redis is the shared Redis connection, nil when none is configured.
+	redis    atomic.Pointer[redisBackend]
+	redisCfg RedisConfig // under updateMu
+	closed   bool        // under updateMu: Close ran, connect no more
+	logger   *slog.Logger
+	// updateMu serialises Configure and Sweep, which both walk the buckets.
 	updateMu sync.Mutex
 
 	stop      chan struct{}
@@ -72,6 +84,9 @@ type Buckets struct {
 	rejected       atomic.Uint64
 	overflowed     atomic.Uint64
 	overflowReject atomic.Uint64
+	// fallbacks counts decisions a redis policy made locally because
+	// Redis failed or its breaker was open.
+	fallbacks atomic.Uint64
 }
 
 type shard struct {
@@ -97,6 +112,7 @@ func New(opts Options) *Limiters {
 	l := &Limiters{
 		now:      opts.Now,
 		onReject: opts.OnReject,
+		logger:   opts.Logger,
 		seed:     maphash.MakeSeed(),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -104,8 +120,13 @@ func New(opts Options) *Limiters {
 	if l.now == nil {
 		l.now = time.Now
 	}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
 	empty := map[string]*Buckets{}
 	l.policies.Store(&empty)
+	emptyConc := map[string]*ConcurrencyTable{}
+	l.concurrency.Store(&emptyConc)
 	interval := opts.SweepInterval
 	if interval == 0 {
 		interval = DefaultSweepInterval
@@ -132,29 +153,58 @@ func (l *Limiters) janitor(interval time.Duration) {
 	}
 }
 
-// Close stops the janitor and waits for it to exit. Buckets stay usable.
+// Close stops the janitor and the Redis connection and waits for them to
+// exit. Local buckets stay usable; redis policies decide locally from now
+// on.
 func (l *Limiters) Close() {
 	l.closeOnce.Do(func() { close(l.stop) })
 	<-l.done
+	l.updateMu.Lock()
+	defer l.updateMu.Unlock()
+	l.closed = true
+	if rb := l.redis.Swap(nil); rb != nil {
+		rb.close()
+	}
 }
 
-// Update installs a new set of policies. A policy that keeps its name and
-// key keeps its buckets: a changed rate or burst is applied to each bucket
-// from now on, without refilling or draining it. A policy whose key
-// changes starts with fresh buckets (old keys mean nothing under the new
-// key), and removed policies are dropped.
+// Update installs a new set of rate-limit policies, keeping the
+// concurrency policies and the Redis connection. See Configure.
 func (l *Limiters) Update(policies []Policy) error {
-	if err := (Config{Policies: policies}).Validate(); err != nil {
+	l.updateMu.Lock()
+	cfg := Config{Policies: policies, Redis: l.redisCfg}
+	for _, t := range *l.concurrency.Load() {
+		cfg.Concurrency = append(cfg.Concurrency, t.spec.Load().ConcurrencyPolicy)
+	}
+	l.updateMu.Unlock()
+	return l.Configure(cfg)
+}
+
+// Configure installs a whole rate-limit config: Redis connection,
+// rate-limit and concurrency policies. It validates first and changes
+// nothing when cfg is invalid.
+//
+// A policy that keeps its name and key keeps its buckets: a changed rate or
+// burst is applied to each bucket from now on, without refilling or
+// draining it. A policy whose key changes starts with fresh buckets (old
+// keys mean nothing under the new key), and removed policies are dropped.
+// Concurrency policies keep their in-flight counts the same way. A changed
+// Redis connection replaces the client; requests deciding on the old one
+// at that moment fall back to local limits.
+func (l *Limiters) Configure(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	l.updateMu.Lock()
 	defer l.updateMu.Unlock()
+	l.configureRedis(cfg.Redis)
+	l.configureConcurrency(cfg.Concurrency)
+	policies := cfg.Policies
 	now := l.now()
 	old := *l.policies.Load()
 	next := make(map[string]*Buckets, len(policies))
 	for _, p := range policies {
 		p = p.WithDefaults()
-		sp := &spec{Policy: p, key: compileKey(p)}
+		sp := &spec{Policy: p, key: compileKey(p.Key, p.IPv6Prefix)}
 		ps, ok := old[p.Name]
 		if !ok || !ps.spec.Load().key.equal(sp.key) {
 			next[p.Name] = newBuckets(l, sp)
@@ -165,6 +215,22 @@ func (l *Limiters) Update(policies []Policy) error {
 	}
 	l.policies.Store(&next)
 	return nil
+}
+
+// configureRedis connects to a new Redis when its config changed; the
+// client connects lazily, on the first decision.
+func (l *Limiters) configureRedis(cfg RedisConfig) {
+	if cfg.equal(l.redisCfg) && (l.redis.Load() != nil) == (len(cfg.Addrs) > 0 && !l.closed) {
+		return
+	}
+	l.redisCfg = cfg
+	var next *redisBackend
+	if len(cfg.Addrs) > 0 && !l.closed {
+		next = newRedisBackend(cfg, l.logger.With("component", "ratelimit.redis"))
+	}
+	if prev := l.redis.Swap(next); prev != nil {
+		prev.close()
+	}
 }
 
 func newBuckets(l *Limiters, sp *spec) *Buckets {
@@ -244,6 +310,11 @@ type Decision struct {
 	// Overflow says the key was not tracked because the policy's table was
 	// full, so the request was charged to the shared overflow bucket.
 	Overflow bool
+	// Backend is where the decision was made: local or redis.
+	Backend string
+	// Fallback says a redis policy decided locally because Redis failed
+	// or its breaker was open.
+	Fallback bool
 }
 
 // Buckets returns the bucket table of the installed policy named name, or
@@ -269,8 +340,43 @@ func (l *Limiters) Allow(policy string, key []byte) (d Decision, ok bool) {
 // KeySpec returns what identifies a bucket in b.
 func (b *Buckets) KeySpec() *KeySpec { return &b.spec.Load().key }
 
-// Allow spends one token of key's bucket.
+// Allow spends one token of key's bucket: in Redis for a redis policy,
+// falling back to the local bucket when Redis fails; locally otherwise.
 func (b *Buckets) Allow(key []byte) Decision {
+	sp := b.spec.Load()
+	if sp.Backend != BackendRedis {
+		return b.allowLocal(key, false)
+	}
+	if rb := b.l.redis.Load(); rb != nil {
+		if d, err := rb.allow(b.name, sp, key); err == nil {
+			b.record(d, false)
+			return d
+		}
+	}
+	b.fallbacks.Add(1)
+	return b.allowLocal(key, true)
+}
+
+// record records a decision in the policy's counters.
+func (b *Buckets) record(d Decision, overflow bool) {
+	if d.Allowed {
+		b.admitted.Add(1)
+	} else {
+		b.rejected.Add(1)
+		if overflow {
+			b.overflowReject.Add(1)
+		}
+		if b.l.onReject != nil {
+			b.l.onReject(b.name)
+		}
+	}
+	if overflow {
+		b.overflowed.Add(1)
+	}
+}
+
+// allowLocal decides with this process's bucket for key.
+func (b *Buckets) allowLocal(key []byte, fallback bool) Decision {
 	policy := b.name
 	now := b.l.now()
 	lim, sp, overflow := b.bucket(key, now)
@@ -287,23 +393,13 @@ func (b *Buckets) Allow(key []byte) Decision {
 		Remaining: max(0, int(math.Floor(tokens))),
 		Reset:     secondsToDuration((float64(burst) - tokens) / r),
 		Overflow:  overflow,
+		Backend:   BackendLocal,
+		Fallback:  fallback,
 	}
-	switch {
-	case allowed:
-		b.admitted.Add(1)
-	default:
+	if !allowed {
 		d.RetryAfter = secondsToDuration((1 - tokens) / r)
-		b.rejected.Add(1)
-		if overflow {
-			b.overflowReject.Add(1)
-		}
-		if b.l.onReject != nil {
-			b.l.onReject(policy)
-		}
 	}
-	if overflow {
-		b.overflowed.Add(1)
-	}
+	b.record(d, overflow)
 	return d
 }
 
@@ -391,9 +487,10 @@ func (l *Limiters) Sweep() int {
 
 // PolicyStats is one policy's state, for the admin API and tests.
 type PolicyStats struct {
-	Name  string  `json:"name"`
-	Rate  float64 `json:"rate"`
-	Burst int     `json:"burst"`
+	Name    string  `json:"name"`
+	Backend string  `json:"backend"`
+	Rate    float64 `json:"rate"`
+	Burst   int     `json:"burst"`
 	// Keys is the number of buckets tracked now; MaxKeys its cap.
 	Keys    int64 `json:"keys"`
 	MaxKeys int   `json:"max_keys"`
@@ -402,6 +499,8 @@ type PolicyStats struct {
 	Rejected         uint64 `json:"rejected"`
 	Overflowed       uint64 `json:"overflowed"`
 	OverflowRejected uint64 `json:"overflow_rejected"`
+	// Fallbacks are decisions of a redis policy made locally.
+	Fallbacks uint64 `json:"fallbacks"`
 }
 
 // Stats returns every policy's state, sorted by name.
@@ -411,12 +510,32 @@ func (l *Limiters) Stats() []PolicyStats {
 	for _, ps := range m {
 		sp := ps.spec.Load()
 		out = append(out, PolicyStats{
-			Name: ps.name, Rate: sp.Rate, Burst: sp.Burst,
+			Name: ps.name, Backend: sp.Backend, Rate: sp.Rate, Burst: sp.Burst,
 			Keys: ps.count.Load(), MaxKeys: sp.MaxKeys,
 			Admitted: ps.admitted.Load(), Rejected: ps.rejected.Load(),
 			Overflowed: ps.overflowed.Load(), OverflowRejected: ps.overflowReject.Load(),
+			Fallbacks: ps.fallbacks.Load(),
 		})
 	}
 	slices.SortFunc(out, func(a, b PolicyStats) int { return cmp.Compare(a.Name, b.Name) })
 	return out
+}
+
+// RedisStats is the Redis connection's state, for metrics and the admin
+// API.
+type RedisStats struct {
+	// Configured says a Redis connection exists.
+	Configured bool `json:"configured"`
+	// Breaker is the breaker's state; Errors counts failed calls.
+	Breaker BreakerState `json:"breaker"`
+	Errors  uint64       `json:"errors"`
+}
+
+// RedisStats reports the Redis connection.
+func (l *Limiters) RedisStats() RedisStats {
+	rb := l.redis.Load()
+	if rb == nil {
+		return RedisStats{}
+	}
+	return RedisStats{Configured: true, Breaker: rb.State(), Errors: rb.errs.Load()}
 }

@@ -25,10 +25,24 @@ const (
 	maxKeyComponents = 4
 )
 
+// Backend names where a policy keeps its state.
+const (
+	// BackendLocal keeps buckets in this gateway process (the default).
+	BackendLocal = "local"
+	// BackendRedis keeps them in Redis, shared by every gateway of a
+	// fleet, and falls back to the local buckets when Redis fails.
+	BackendRedis = "redis"
+)
+
 // Config is the rate-limiting section of the gateway config: the named
-// policies that "rate_limit" filter instances refer to.
+// policies that "rate_limit" and "concurrency_limit" filter instances refer
+// to, and the Redis connection the redis backend uses.
 type Config struct {
 	Policies []Policy `mapstructure:"policies" json:"policies,omitempty"`
+	// Concurrency are the named concurrent-request limits.
+	Concurrency []ConcurrencyPolicy `mapstructure:"concurrency" json:"concurrency,omitempty"`
+	// Redis is the connection shared by every policy with backend redis.
+	Redis RedisConfig `mapstructure:"redis" json:"redis"`
 }
 
 // Policy is one named token bucket rule. Each distinct key gets its own
@@ -62,6 +76,11 @@ type Policy struct {
 	// IPv6Prefix is the prefix length client_ip groups IPv6 clients by;
 	// 0 means 64, 128 limits each address separately.
 	IPv6Prefix int `mapstructure:"ipv6_prefix" json:"ipv6_prefix,omitempty"`
+	// Backend is local (the default) or redis: one bucket per key for the
+	// whole fleet, kept in Redis, with this process's local bucket for the
+	// key as the fallback while Redis fails. MaxKeys and the overflow
+	// bucket bound the local buckets only; Redis keys expire instead.
+	Backend string `mapstructure:"backend" json:"backend,omitempty"`
 }
 
 // Validate checks every policy, naming the field path of each problem.
@@ -75,7 +94,23 @@ func (c Config) Validate() error {
 		}
 		seen[p.Name] = i
 		errs = append(errs, p.validate(path)...)
+		if p.Backend == BackendRedis && len(c.Redis.Addrs) == 0 {
+			errs = append(errs, fmt.Errorf("%s.backend: redis needs rate_limit.redis.addrs", path))
+		}
 	}
+	seenConc := map[string]int{}
+	for i, p := range c.Concurrency {
+		path := fmt.Sprintf("concurrency[%d]", i)
+		if j, dup := seenConc[p.Name]; dup && p.Name != "" {
+			errs = append(errs, fmt.Errorf("%s.name: %q is already defined by concurrency[%d]", path, p.Name, j))
+		}
+		seenConc[p.Name] = i
+		errs = append(errs, p.validate(path)...)
+		if p.Backend == BackendRedis && len(c.Redis.Addrs) == 0 {
+			errs = append(errs, fmt.Errorf("%s.backend: redis needs rate_limit.redis.addrs", path))
+		}
+	}
+	errs = append(errs, c.Redis.validate("redis")...)
 	return errors.Join(errs...)
 }
 
@@ -101,14 +136,7 @@ func (p Policy) validate(path string) []error {
 	if p.Burst < 0 {
 		add("burst", "must not be negative (0 means one second's worth of rate), got %d", p.Burst)
 	}
-	if len(p.Key) > maxKeyComponents {
-		add("key", "at most %d parts, got %d", maxKeyComponents, len(p.Key))
-	}
-	for i, k := range p.Key {
-		if _, err := ParseKeyPart(k); err != nil {
-			add(fmt.Sprintf("key[%d]", i), "%v", err)
-		}
-	}
+	validateKey(p.Key, add)
 	if p.MaxKeys < 0 {
 		add("max_keys", "must not be negative (0 means %d), got %d", DefaultMaxKeys, p.MaxKeys)
 	}
@@ -124,7 +152,30 @@ func (p Policy) validate(path string) []error {
 	if p.IPv6Prefix < 0 || p.IPv6Prefix > 128 {
 		add("ipv6_prefix", "must be between 1 and 128 (0 means %d), got %d", DefaultIPv6Prefix, p.IPv6Prefix)
 	}
+	if err := validateBackend(p.Backend); err != nil {
+		add("backend", "%v", err)
+	}
 	return errs
+}
+
+func validateBackend(b string) error {
+	switch b {
+	case "", BackendLocal, BackendRedis:
+		return nil
+	}
+	return fmt.Errorf("unknown backend %q: want %s or %s", b, BackendLocal, BackendRedis)
+}
+
+// validateKey checks a key list, adding each problem under field.
+func validateKey(key []string, add func(field, format string, args ...any)) {
+	if len(key) > maxKeyComponents {
+		add("key", "at most %d parts, got %d", maxKeyComponents, len(key))
+	}
+	for i, k := range key {
+		if _, err := ParseKeyPart(k); err != nil {
+			add(fmt.Sprintf("key[%d]", i), "%v", err)
+		}
+	}
 }
 
 // WithDefaults returns p with zero-valued fields filled; p must be valid.
@@ -149,6 +200,9 @@ func (p Policy) WithDefaults() Policy {
 	}
 	if p.IPv6Prefix == 0 {
 		p.IPv6Prefix = DefaultIPv6Prefix
+	}
+	if p.Backend == "" {
+		p.Backend = BackendLocal
 	}
 	return p
 }
@@ -209,9 +263,9 @@ func isToken(s string) bool {
 	return true
 }
 
-func compileKey(p Policy) KeySpec {
-	ks := KeySpec{IPv6Prefix: p.IPv6Prefix}
-	for _, s := range p.Key {
+func compileKey(key []string, ipv6Prefix int) KeySpec {
+	ks := KeySpec{IPv6Prefix: ipv6Prefix}
+	for _, s := range key {
 		kp, _ := ParseKeyPart(s) // validated before
 		ks.Parts = append(ks.Parts, kp)
 	}

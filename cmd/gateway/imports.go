@@ -7,7 +7,8 @@ package main
 //	endpoint kinds  origin, static (proxy); timeseries (filters/eventstore)
 //	built-ins       request_id, shed_global, shed_origin, metrics, access_log
 //	                (installed by rule; order table in filters/order.go)
-//	filters         rate_limit, stamp (listed in config by name)
+//	filters         rate_limit, concurrency_limit, stamp (listed in config by name)
+//	rate-limit      local, redis (ratelimit; chosen per policy)
 //	balancers       p2c, round_robin (origins)
 //	discovery       static instances, consul (origins)
 //
@@ -15,6 +16,7 @@ package main
 // package added below.
 import (
 	_ "github.com/floodgate-dev/floodgate/filters/accesslog"
+	_ "github.com/floodgate-dev/floodgate/filters/concurrencylimit"
 	_ "github.com/floodgate-dev/floodgate/filters/custom"
 	_ "github.com/floodgate-dev/floodgate/filters/eventstore"
 	_ "github.com/floodgate-dev/floodgate/filters/metrics"

@@ -42,7 +42,9 @@ type runtime struct {
 // only validating, which must touch nothing outside the process.
 func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*runtime, error) {
 	rt := &runtime{logger: logger, metrics: metrics.New(), outputs: accesslog.NewOutputs(nil, nil), validateOnly: validateOnly}
-	rt.limiters = ratelimit.New(ratelimit.Options{OnReject: rt.metrics.IncRateLimited})
+	ratelimit.RouteClientLogs(logger)
+	rt.limiters = ratelimit.New(ratelimit.Options{OnReject: rt.metrics.IncRateLimited, Logger: logger.With("component", "ratelimit")})
+	rt.metrics.Registry().MustRegister(ratelimitfilter.NewCollector(rt.limiters))
 	rt.builder = proxy.NewBuilder(logger)
 	startOrigins := cfg.Origins
 	if validateOnly {
@@ -232,7 +234,7 @@ func (rt *runtime) activate(cfg *config.Config) error {
 			return fmt.Errorf("timeseries: %w", err)
 		}
 	}
-	return rt.limiters.Update(cfg.RateLimit.Policies)
+	return rt.limiters.Configure(cfg.RateLimit)
 }
 
 func (rt *runtime) close() {

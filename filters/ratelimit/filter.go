@@ -67,7 +67,7 @@ type limitFilter struct {
 	lim    *ratelimit.Limiters
 	policy string
 	// reasons are built once so a rejection does not allocate them.
-	reason, overflowReason, goneReason string
+	reason, overflowReason, goneReason, fallbackNote string
 }
 
 func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
@@ -96,6 +96,7 @@ func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
 		reason:         fmt.Sprintf("rate limit exceeded (policy %s)", o.Policy),
 		overflowReason: fmt.Sprintf("rate limit exceeded (policy %s, shared overflow bucket: too many tracked keys)", o.Policy),
 		goneReason:     fmt.Sprintf("rate_limit: policy %s is no longer configured; request admitted", o.Policy),
+		fallbackNote:   fmt.Sprintf("rate_limit: policy %s decided by the local bucket (redis unavailable)", o.Policy),
 	}, nil
 }
 
@@ -125,6 +126,9 @@ func (f *limitFilter) Apply(c *filters.Context) error {
 	}
 	var buf [96]byte
 	d := b.Allow(appendKey(buf[:0], b.KeySpec(), c))
+	if d.Fallback {
+		c.Log(f.fallbackNote)
+	}
 	if d.Allowed {
 		if prev, ok := DecisionKey.Get(c); !ok || d.Remaining < prev.Remaining {
 			DecisionKey.Set(c, d)

@@ -1,0 +1,110 @@
+package ratelimit
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/floodgate-dev/floodgate/internal/redistest"
+)
+
+// TestRedisDecisionLatencyExperiment measures what a Redis-backed decision
+// adds on loopback at 5,000 decisions/s (target: p99 <= 1 ms), against the
+// local bucket at the same rate. Opt-in:
+//
+//	FLOODGATE_EXPERIMENT=1 go test ./ratelimit -run LatencyExperiment -v -count=1
+func TestRedisDecisionLatencyExperiment(t *testing.T) {
+	if os.Getenv("FLOODGATE_EXPERIMENT") != "1" {
+		t.Skip("latency experiment; run with: FLOODGATE_EXPERIMENT=1 go test ./ratelimit -run LatencyExperiment -v -count=1")
+	}
+	srv := redistest.Start(t)
+	const perSecond, seconds = 5000, 5
+	policy := Policy{Name: "p", Rate: 1e6, Burst: 1e6, Backend: BackendRedis}
+	rl := redisLimiters(t, RedisConfig{Addrs: []string{srv.Addr}}, []Policy{policy})
+	local := policy
+	local.Backend = BackendLocal
+	ll := redisLimiters(t, RedisConfig{}, []Policy{local})
+	for i := range 1000 { // warm the connection pool
+		rl.Allow("p", fmt.Appendf(nil, "client-%d", i%100))
+	}
+	for _, run := range []struct {
+		name string
+		l    *Limiters
+	}{{"redis", rl}, {"local", ll}} {
+		lat, fallbacks := pacedDecisions(run.l, perSecond, seconds*time.Second)
+		q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+		t.Logf("%s: %d decisions at %d/s: p50 %v p90 %v p99 %v p99.9 %v max %v; fallbacks %d",
+			run.name, len(lat), perSecond, q(0.5), q(0.9), q(0.99), q(0.999), lat[len(lat)-1], fallbacks)
+		if run.name == "redis" {
+			if e := run.l.redis.Load().lastErrText.Load(); e != nil {
+				t.Logf("redis: %+v, last error %s", run.l.RedisStats(), *e)
+			}
+		}
+		if run.name == "redis" && (q(0.99) > time.Millisecond || fallbacks > 0) {
+			t.Errorf("redis decision p99 %v (target 1ms), %d fallbacks", q(0.99), fallbacks)
+		}
+	}
+}
+
+// pacedDecisions makes decisions at a steady rate over 1000 client keys
+// from a pool of workers and returns each one's latency, sorted.
+func pacedDecisions(l *Limiters, perSecond int, d time.Duration) ([]time.Duration, int) {
+	period := time.Second / time.Duration(perSecond)
+	n := int(d / period)
+	jobs := make(chan int, n)
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, n)
+	fallbacks := 0
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			var buf [32]byte
+			for i := range jobs {
+				key := fmt.Appendf(buf[:0], "client-%d", i%1000)
+				t0 := time.Now()
+				dec, _ := l.Allow("p", key)
+				took := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, took)
+				if dec.Fallback {
+					fallbacks++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * period))) // pacing
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	slices.Sort(lat)
+	return lat, fallbacks
+}
+
+// BenchmarkRedisAllow is the closed-loop cost of one Redis-backed decision
+// on loopback, from parallel callers.
+func BenchmarkRedisAllow(b *testing.B) {
+	srv := redistest.Start(b)
+	l := New(Options{SweepInterval: -1})
+	defer l.Close()
+	if err := l.Configure(Config{Policies: []Policy{{Name: "p", Rate: 1e9, Burst: 1e9, Backend: BackendRedis}},
+		Redis: RedisConfig{Addrs: []string{srv.Addr}, Timeout: time.Second}}); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		var buf [32]byte
+		for pb.Next() {
+			if d, _ := l.Allow("p", fmt.Appendf(buf[:0], "k%d", i%1024)); d.Fallback {
+				b.Fatal("fallback")
+			}
+			i++
+		}
+	})
+}
