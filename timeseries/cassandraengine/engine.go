@@ -207,9 +207,8 @@ func (e *Engine) namespace(ns string) (*nsState, error) {
 }
 
 // Apply writes b in two phases, at most WriteConcurrency requests at a time: first every index
-// posting (one statement each, routed to a replica of its partition), then the event rows,
-// one unlogged batch per partition (a single-partition batch is applied atomically by each
-// replica). Postings first is what keeps search complete without a logged batch: an event
+// posting, then the event rows, each as unlogged batches of one partition's rows (routed
+// token-aware to a replica, applied atomically by each replica). Postings first is what keeps search complete without a logged batch: an event
 // becomes visible only after all its postings are stored, and a posting whose event is not
 // there (a write that failed half-way, or an old value) is filtered out because search
 // re-checks every hit against the stored event. Slices without tables are created first.
@@ -246,18 +245,47 @@ func (e *Engine) Apply(ctx context.Context, b *storage.Batch, _ storage.Durabili
 		stamps[i] = e.clock.next()
 	}
 
-	var postings []func(context.Context) error
+	// Postings grouped by their partition, one unlogged batch per group: a batch of events
+	// from one time bucket shares a few posting partitions per field value.
+	type postingRow struct {
+		kind     int8
+		value    []byte
+		intValue *int64
+		w        *storage.Write
+		ts       int64
+	}
+	type postingPart struct {
+		slice, bucket int64
+		field         string
+		kind          int8
+		value         string
+	}
+	byPart := map[postingPart][]postingRow{}
+	var partOrder []postingPart
 	for i := range b.Writes {
-		w, ts := &b.Writes[i], stamps[i]
-		if len(w.Index) == 0 {
-			continue
-		}
-		insert := st.stmt(w.Partition.Slice, stmtInsertPosting)
+		w := &b.Writes[i]
 		for _, ix := range w.Index {
 			kind, value, intValue := postingKey(ix)
-			args := []any{ix.Field, kind, w.Partition.Bucket, value, w.Event.Time, w.Event.TimeSeriesID, w.Event.ID, intValue, ts}
+			k := postingPart{w.Partition.Slice, w.Partition.Bucket, ix.Field, kind, string(value)}
+			if _, ok := byPart[k]; !ok {
+				partOrder = append(partOrder, k)
+			}
+			byPart[k] = append(byPart[k], postingRow{kind, value, intValue, w, stamps[i]})
+		}
+	}
+	var postings []func(context.Context) error
+	for _, k := range partOrder {
+		list := byPart[k]
+		insert := st.stmt(k.slice, stmtInsertPosting)
+		for len(list) > 0 {
+			chunk := list[:min(len(list), maxBatchRows)]
+			list = list[len(chunk):]
 			postings = append(postings, func(ctx context.Context) error {
-				return e.session.Query(insert, args...).Consistency(cl).ExecContext(ctx)
+				batch := e.session.Batch(gocql.UnloggedBatch).Consistency(cl)
+				for _, r := range chunk {
+					batch.Query(insert, k.field, r.kind, k.bucket, r.value, r.w.Event.Time, r.w.Event.TimeSeriesID, r.w.Event.ID, r.intValue, r.ts)
+				}
+				return batch.ExecContext(ctx)
 			})
 		}
 	}
