@@ -154,7 +154,7 @@ timeseries:
 	}
 	for _, addr := range []string{store.addr, gw.addr} {
 		st, body := post(t, c, "http://"+addr+"/ts/ReadEventRecords", readSeries("dev-1"))
-		if st != 200 || strings.Index(body, `"from-gateway"`) < 0 || strings.Index(body, `"from-store"`) < strings.Index(body, `"from-gateway"`) {
+		if st != 200 || !strings.Contains(body, `"from-gateway"`) || strings.Index(body, `"from-store"`) < strings.Index(body, `"from-gateway"`) {
 			t.Fatalf("read from %s: %d %s (want both events, newest first)", addr, st, body)
 		}
 	}

@@ -4,7 +4,7 @@
 // Layout, per namespace keyspace:
 //   - events_<slice>: one table per time slice, partition key (time_series_id, time_bucket,
 //     event_bucket), clustering (event_time DESC, event_id ASC, item_key ASC); one row per
-//     event item plus a marker row (empty item key) so an event with no items still exists.
+//     event item, or a marker row (empty item key) for an event without items.
 //   - postings_<slice>: the search index of the same slice, partition key (field, kind,
 //     time_bucket, value), clustering (event_time DESC, time_series_id, event_id) — the ref
 //     order storage.CompareRefs defines, so index scans stream newest first.
@@ -15,10 +15,10 @@
 // reaches a slice not created yet) and dropped whole by retention: no row carries a TTL and
 // no row is deleted, so retention makes no tombstones.
 //
-// Each event is written as one batch with a client-side write timestamp: a logged batch when
-// it has index postings (rows and postings land together or not at all), an unlogged
-// single-partition batch otherwise. Retries, hedges and duplicates of an event write the same
-// cells, so they converge; a rewrite with different values keeps the later client timestamp.
+// Writes carry client-side write timestamps; an event's postings are written before its rows
+// (see Apply), so no logged batch is needed for search to find every visible event. Retries,
+// hedges and duplicates of an event write the same cells, so they converge; a rewrite with
+// different values keeps the later client timestamp.
 package cassandraengine
 
 import (
@@ -206,11 +206,16 @@ func (e *Engine) namespace(ns string) (*nsState, error) {
 	return st, nil
 }
 
-// Apply writes each event of b as one batch (see the package doc), at most WriteConcurrency
-// at a time. Slices without tables are created first. The engine acknowledges once every
-// event is acknowledged at the write consistency; Durable and Buffered are the same here
-// (the cluster, not a local fsync, is what makes a write durable). On error some events may
-// have been written: retrying the whole batch is safe and converges.
+// Apply writes b in two phases, at most WriteConcurrency requests at a time: first every index
+// posting, then the event rows, each as unlogged batches of one partition's rows (routed
+// token-aware to a replica, applied atomically by each replica). Postings first is what keeps search complete without a logged batch: an event
+// becomes visible only after all its postings are stored, and a posting whose event is not
+// there (a write that failed half-way, or an old value) is filtered out because search
+// re-checks every hit against the stored event. Slices without tables are created first.
+//
+// The engine returns once every statement is acknowledged at the write consistency; Durable
+// and Buffered are the same here (the cluster, not a local fsync, makes a write durable). On
+// error some events may have been written: retrying the whole batch is safe and converges.
 func (e *Engine) Apply(ctx context.Context, b *storage.Batch, _ storage.Durability) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -232,69 +237,159 @@ func (e *Engine) Apply(ctx context.Context, b *storage.Batch, _ storage.Durabili
 			}
 		}
 	}
-	writeCL := st.writeConsistency()
+	cl := st.writeConsistency()
 	// Timestamps increase in batch order so that, as in the embedded engine, the later of two
-	// writes of the same item inside one batch wins.
+	// writes of the same cell inside one batch wins.
 	stamps := make([]int64, len(b.Writes))
 	for i := range stamps {
 		stamps[i] = e.clock.next()
 	}
-	sem := make(chan struct{}, e.opts.WriteConcurrency)
-	errc := make(chan error, len(b.Writes))
-	var wg sync.WaitGroup
-	for i := range b.Writes {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if err := ctx.Err(); err != nil {
-			errc <- err
-			break
-		}
-		wg.Add(1)
-		go func(w *storage.Write, ts int64) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := e.writeEvent(ctx, st, w, ts, writeCL); err != nil {
-				errc <- err
-			}
-		}(&b.Writes[i], stamps[i])
+
+	// Postings grouped by their partition, one unlogged batch per group: a batch of events
+	// from one time bucket shares a few posting partitions per field value.
+	type postingRow struct {
+		kind     int8
+		value    []byte
+		intValue *int64
+		w        *storage.Write
+		ts       int64
 	}
+	type postingPart struct {
+		slice, bucket int64
+		field         string
+		kind          int8
+		value         string
+	}
+	byPart := map[postingPart][]postingRow{}
+	var partOrder []postingPart
+	for i := range b.Writes {
+		w := &b.Writes[i]
+		for _, ix := range w.Index {
+			kind, value, intValue := postingKey(ix)
+			k := postingPart{w.Partition.Slice, w.Partition.Bucket, ix.Field, kind, string(value)}
+			if _, ok := byPart[k]; !ok {
+				partOrder = append(partOrder, k)
+			}
+			byPart[k] = append(byPart[k], postingRow{kind, value, intValue, w, stamps[i]})
+		}
+	}
+	var postings []func(context.Context) error
+	for _, k := range partOrder {
+		list := byPart[k]
+		insert := st.stmt(k.slice, stmtInsertPosting)
+		for len(list) > 0 {
+			chunk := list[:min(len(list), maxBatchRows)]
+			list = list[len(chunk):]
+			postings = append(postings, func(ctx context.Context) error {
+				batch := e.session.Batch(gocql.UnloggedBatch).Consistency(cl)
+				for _, r := range chunk {
+					batch.Query(insert, k.field, r.kind, k.bucket, r.value, r.w.Event.Time, r.w.Event.TimeSeriesID, r.w.Event.ID, r.intValue, r.ts)
+				}
+				return batch.ExecContext(ctx)
+			})
+		}
+	}
+	if err := e.run(ctx, postings); err != nil {
+		return fmt.Errorf("cassandraengine: write index postings: %w", err)
+	}
+
+	groups := map[storage.Partition][]int{}
+	var order []storage.Partition
+	for i := range b.Writes {
+		p := b.Writes[i].Partition
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
+		}
+		groups[p] = append(groups[p], i)
+	}
+	rows := make([]func(context.Context) error, 0, len(order))
+	for _, p := range order {
+		insert := st.stmt(p.Slice, stmtInsertRow)
+		for _, idx := range chunkByRows(groups[p], b.Writes) {
+			rows = append(rows, e.rowBatch(insert, p, idx, b.Writes, stamps, cl))
+		}
+	}
+	if err := e.run(ctx, rows); err != nil {
+		return fmt.Errorf("cassandraengine: write events: %w", err)
+	}
+	return nil
+}
+
+// maxBatchRows bounds the rows of one partition batch, well under Cassandra's batch size
+// thresholds (batch_size_warn_threshold 5 KiB is per batch, so large batches only warn).
+const maxBatchRows = 64
+
+// chunkByRows splits the writes of one partition into groups of at most maxBatchRows rows
+// (an event is never split).
+func chunkByRows(idx []int, writes []storage.Write) [][]int {
+	var out [][]int
+	start, rows := 0, 0
+	for k, i := range idx {
+		n := max(1, len(writes[i].Event.Items))
+		if rows > 0 && rows+n > maxBatchRows {
+			out = append(out, idx[start:k])
+			start, rows = k, 0
+		}
+		rows += n
+	}
+	return append(out, idx[start:])
+}
+
+// rowBatch writes the rows of some events of one partition as one unlogged batch.
+func (e *Engine) rowBatch(insert string, p storage.Partition, idx []int, writes []storage.Write, stamps []int64, cl gocql.Consistency) func(context.Context) error {
+	return func(ctx context.Context) error {
+		batch := e.session.Batch(gocql.UnloggedBatch).Consistency(cl)
+		for _, i := range idx {
+			ev, ts := &writes[i].Event, stamps[i]
+			if len(ev.Items) == 0 { // a marker row, so an event without items exists
+				batch.Query(insert, p.TimeSeriesID, p.Bucket, int16(p.EventBucket), ev.Time, ev.ID, []byte{}, nil, ts)
+			}
+			for _, it := range ev.Items {
+				batch.Query(insert, p.TimeSeriesID, p.Bucket, int16(p.EventBucket), ev.Time, ev.ID, it.Key, it.Value, ts)
+			}
+		}
+		return batch.ExecContext(ctx)
+	}
+}
+
+// run executes ops with at most WriteConcurrency in flight and returns the first errors.
+func (e *Engine) run(ctx context.Context, ops []func(context.Context) error) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	work := make(chan func(context.Context) error)
+	errc := make(chan error, len(ops)+1)
+	var wg sync.WaitGroup
+	for w := 0; w < min(e.opts.WriteConcurrency, len(ops)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for op := range work {
+				if err := op(ctx); err != nil {
+					errc <- err
+				}
+			}
+		}()
+	}
+feed:
+	for _, op := range ops {
+		select {
+		case work <- op:
+		case <-ctx.Done():
+			errc <- ctx.Err()
+			break feed
+		}
+	}
+	close(work)
 	wg.Wait()
 	close(errc)
 	var errs []error
 	for err := range errc {
-		errs = append(errs, err)
-		if len(errs) == 3 {
-			break
+		if len(errs) < 3 {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (e *Engine) writeEvent(ctx context.Context, st *nsState, w *storage.Write, ts int64, cl gocql.Consistency) error {
-	typ := gocql.UnloggedBatch
-	if len(w.Index) > 0 {
-		typ = gocql.LoggedBatch
-	}
-	p, ev := w.Partition, w.Event
-	insertRow := st.stmt(p.Slice, stmtInsertRow)
-	b := e.session.Batch(typ).Consistency(cl).WithTimestamp(ts)
-	b.Query(insertRow, p.TimeSeriesID, p.Bucket, int16(p.EventBucket), ev.Time, ev.ID, []byte{}, nil)
-	for _, it := range ev.Items {
-		b.Query(insertRow, p.TimeSeriesID, p.Bucket, int16(p.EventBucket), ev.Time, ev.ID, it.Key, it.Value)
-	}
-	if len(w.Index) > 0 {
-		insertPosting := st.stmt(p.Slice, stmtInsertPosting)
-		for _, ix := range w.Index {
-			kind, value, intValue := postingKey(ix)
-			b.Query(insertPosting, ix.Field, kind, p.Bucket, value, ev.Time, ev.TimeSeriesID, ev.ID, intValue)
-		}
-	}
-	if err := b.ExecContext(ctx); err != nil {
-		return fmt.Errorf("cassandraengine: write event %q of %q: %w", ev.ID, ev.TimeSeriesID, err)
-	}
-	return nil
 }
 
 // Index kinds as stored in the postings table's partition key; booleans are keywords.

@@ -60,6 +60,7 @@ func TestFigures(t *testing.T) {
 		}
 		f := figures{name: "pebble (embedded)"}
 		f.writeP50, f.writeP99, f.readP50, f.readP99, f.ingest, f.events = runWorkloads(t, eng, timeseries.DemoConfig())
+		t.Logf("%s done", f.name)
 		if err := eng.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -89,6 +90,7 @@ func TestFigures(t *testing.T) {
 		}
 		f := figures{name: "cassandra (1 node, RF 1, LOCAL_QUORUM)"}
 		f.writeP50, f.writeP99, f.readP50, f.readP99, f.ingest, f.events = runWorkloads(t, eng, cfg)
+		t.Logf("%s done", f.name)
 		if err := eng.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -142,6 +144,12 @@ func pct(lat []time.Duration, p float64) time.Duration {
 // runWorkloads runs the four workloads on eng and returns the figures and how many events it
 // wrote in total.
 func runWorkloads(t *testing.T, eng storage.Engine, cfg timeseries.Config) (wp50, wp99, rp50, rp99 time.Duration, ingest float64, events int) {
+	// Latencies are measured, not cut: the SLOs are raised so no read answers partial and no
+	// sync write answers 504 on a busy machine.
+	for name, nc := range cfg.Namespaces {
+		nc.SLOs.Read.Max, nc.SLOs.Write.Max = 30*time.Second, 30*time.Second
+		cfg.Namespaces[name] = nc
+	}
 	now := time.Now().Truncate(time.Millisecond)
 	svc, err := timeseries.New(cfg, eng, timeseries.WithClock(func() time.Time { return now }), timeseries.WithoutRetentionLoop())
 	if err != nil {
@@ -186,13 +194,13 @@ func runWorkloads(t *testing.T, eng storage.Engine, cfg timeseries.Config) (wp50
 	}
 	for i := 0; i < 10_000; i++ {
 		batch = append(batch, demoEvent("hot", now.Add(-time.Duration(i)*8640*time.Millisecond), strconv.Itoa(i), i))
-		if len(batch) == 1000 {
+		if len(batch) == 100 {
 			flush()
 		}
 	}
 	for i := 0; i < 20_000; i++ {
 		batch = append(batch, demoEvent(fmt.Sprint("other", i%20), now.Add(-time.Duration(i)*4320*time.Millisecond), strconv.Itoa(i), i))
-		if len(batch) == 1000 {
+		if len(batch) == 100 {
 			flush()
 		}
 	}

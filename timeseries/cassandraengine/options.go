@@ -28,9 +28,12 @@ type Options struct {
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// NumConns is the number of connections per host. Default 2.
 	NumConns int `mapstructure:"num_conns"`
-	// PageSize is the number of rows fetched per round trip by scans. Default 500.
+	// PageSize is the number of rows fetched per round trip by scans (one row per event item).
+	// Default 200: a read asks each partition for a few dozen events per round, so larger
+	// pages mostly fetch rows nobody reads.
 	PageSize int `mapstructure:"page_size"`
-	// WriteConcurrency bounds the per-event batches one Apply sends at once. Default 32.
+	// WriteConcurrency bounds the requests (postings, per-partition row batches) one Apply has
+	// in flight. Default 32.
 	WriteConcurrency int `mapstructure:"write_concurrency"`
 	// SliceCacheTTL is how long the list of a namespace's slices is reused before it is read
 	// again from the metadata table. Default 1s; slices this process creates or drops update
@@ -79,7 +82,7 @@ func (o *Options) ApplyDefaults() {
 		o.NumConns = 2
 	}
 	if o.PageSize == 0 {
-		o.PageSize = 500
+		o.PageSize = 200
 	}
 	if o.WriteConcurrency == 0 {
 		o.WriteConcurrency = 32

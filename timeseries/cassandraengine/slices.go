@@ -91,8 +91,8 @@ func (st *nsState) stmt(slice int64, which int) string {
 		ev := st.keyspace + "." + eventsTable(slice)
 		po := st.keyspace + "." + postingsTable(slice)
 		s = &[numStmts]string{
-			stmtInsertRow:     "INSERT INTO " + ev + " (time_series_id, time_bucket, event_bucket, event_time, event_id, item_key, item_value) VALUES (?, ?, ?, ?, ?, ?, ?)",
-			stmtInsertPosting: "INSERT INTO " + po + " (field, kind, time_bucket, value, event_time, time_series_id, event_id, int_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			stmtInsertRow:     "INSERT INTO " + ev + " (time_series_id, time_bucket, event_bucket, event_time, event_id, item_key, item_value) VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+			stmtInsertPosting: "INSERT INTO " + po + " (field, kind, time_bucket, value, event_time, time_series_id, event_id, int_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
 			stmtScanPartition: "SELECT event_time, event_id, item_key, item_value FROM " + ev +
 				" WHERE time_series_id = ? AND time_bucket = ? AND event_bucket = ? AND event_time >= ? AND event_time < ?",
 			stmtGetEvent: "SELECT item_key, item_value FROM " + ev +
