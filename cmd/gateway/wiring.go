@@ -100,6 +100,7 @@ func (rt *runtime) attach(srv *proxy.Server) {
 	rt.metrics.SetInFlightSource(srv.InFlight)
 	rt.metrics.SetOpenConnectionsSource(srv.OpenConnections)
 	rt.shedder.Global().SetConnectionsGauge(srv.OpenConnections)
+	rt.metrics.SetRefusedConnectionsSource(srv.RefusedConnections)
 }
 
 // shedScopes reports every shedding scope for the metrics scrape.
