@@ -24,6 +24,7 @@ var pages = map[string]asset{
 	"/dashboard/":              mustAsset("index.html", "text/html; charset=utf-8"),
 	"/dashboard/dashboard.js":  mustAsset("dashboard.js", "text/javascript; charset=utf-8"),
 	"/dashboard/dashboard.css": mustAsset("dashboard.css", "text/css; charset=utf-8"),
+	"/dashboard/favicon.svg":   mustAsset("favicon.svg", "image/svg+xml"),
 }
 
 func mustAsset(name, contentType string) asset {

@@ -146,8 +146,7 @@
       h('td', null, sig.name + (sig.enabled ? '' : ' (off)')),
       h('td', null, signalValue(sig, sig.value)),
       h('td', null, meter),
-      h('td', null, signalValue(sig, sig.threshold)),
-      h('td', null, signalValue(sig, sig.max)),
+      h('td', null, signalValue(sig, sig.threshold) + ' – ' + signalValue(sig, sig.max)),
       h('td', null, fmt(sig.overload, 2)));
   }
 
@@ -174,7 +173,7 @@
       ' · k ', h('b', null, String(sc.k)), ' · in flight ', h('b', null, String(sc.in_flight || 0)),
       sc.dry_run ? [' · ', h('span', { 'class': 'dry' }, 'dry run')] : null]);
 
-    card.signals.replaceChildren(table('Signals', ['signal', 'now', 'smoothed vs threshold | max', 'threshold', 'max', 'x'],
+    card.signals.replaceChildren(table('Signals (bar: smoothed value; ticks: threshold, max)', ['signal', 'now', 'smoothed', 'threshold – max', 'x'],
       (sc.signals || []).map(signalRow)));
 
     var shed = BANDS.map(function (b) { return rate(function (d) { var o = byName(d.scopes, sc.name); return o && o.shed[b]; }); });
