@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/floodgate-dev/floodgate/filters/metrics"
 	"github.com/floodgate-dev/floodgate/proxy/dashboard"
 )
 
@@ -13,16 +12,4 @@ func (rt *runtime) dashboardSources() *dashboard.Sources {
 		Limiters: rt.limiters,
 		Metrics:  rt.metrics.Gatherer(),
 	}
-}
-
-// rateLimitTables reports every rate-limit policy's bucket table for the
-// metrics scrape.
-func (rt *runtime) rateLimitTables() []metrics.RateLimitPolicy {
-	stats := rt.limiters.Stats()
-	out := make([]metrics.RateLimitPolicy, 0, len(stats))
-	for _, s := range stats {
-		out = append(out, metrics.RateLimitPolicy{Policy: s.Name, Keys: s.Keys, MaxKeys: s.MaxKeys,
-			Overflowed: s.Overflowed, OverflowRejected: s.OverflowRejected})
-	}
-	return out
 }
