@@ -13,5 +13,11 @@ COPY --from=build /out/floodgate-timeseries /usr/local/bin/floodgate-timeseries
 COPY config/example.yaml /etc/floodgate/floodgate.yaml
 USER nonroot:nonroot
 EXPOSE 8080 9901
+# The image has no shell or curl: the gateway binary checks itself by asking
+# its own admin /readyz (503 while shutting down or while an origin has no
+# instances). It reads admin.listen from the same config and FLOODGATE_*
+# environment as the server, so keep -config in step with CMD.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/floodgate", "health", "-config", "/etc/floodgate/floodgate.yaml"]
 ENTRYPOINT ["/usr/local/bin/floodgate"]
 CMD ["-config", "/etc/floodgate/floodgate.yaml", "-log-format", "json"]

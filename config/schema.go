@@ -73,6 +73,10 @@ type Server struct {
 	MaxConnections int `mapstructure:"max_connections"`
 	// DrainTimeout is how long shutdown waits for in-flight requests.
 	DrainTimeout time.Duration `mapstructure:"drain_timeout"`
+	// LameDuck is how long the listener keeps accepting after shutdown
+	// starts (with /readyz already 503), so load balancers stop sending
+	// before connections are refused. 0 stops accepting at once.
+	LameDuck time.Duration `mapstructure:"lame_duck"`
 	// EscapedSlashes is what to do with %2F and %5C in paths: reject, keep
 	// or decode.
 	EscapedSlashes routing.EscapedSlashes `mapstructure:"escaped_slashes"`

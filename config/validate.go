@@ -39,6 +39,9 @@ func (c *Config) Validate() error {
 			p.Add(k, "must be greater than zero")
 		}
 	}
+	if s.LameDuck < 0 {
+		p.Add("server.lame_duck", "must not be negative (0 means none)")
+	}
 	if s.WriteTimeout < 0 {
 		p.Add("server.write_timeout", "must not be negative (0 means none)")
 	}

@@ -30,6 +30,12 @@ type Admin struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" on
 	// everything but /healthz and /readyz.
 	Token string
+	// LiveToken, when set, is consulted on every request instead of Token,
+	// so a reloaded admin.token applies at once.
+	LiveToken func() string
+	// Dashboard serves the operator page under /dashboard; nil leaves it
+	// out. Its data is a Section ("dashboard.json").
+	Dashboard http.Handler
 }
 
 // Handler returns the admin API.
@@ -52,6 +58,10 @@ func (a *Admin) Handler() http.Handler {
 	if a.Metrics != nil {
 		mux.Handle("GET /metrics", a.Metrics)
 	}
+	if a.Dashboard != nil {
+		mux.Handle("GET /dashboard", a.Dashboard)
+		mux.Handle("GET /dashboard/", a.Dashboard)
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -61,14 +71,20 @@ func (a *Admin) Handler() http.Handler {
 }
 
 func (a *Admin) authorize(next http.Handler) http.Handler {
-	if a.Token == "" {
+	if a.Token == "" && a.LiveToken == nil {
 		return next
 	}
-	want := []byte("Bearer " + a.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" &&
-			subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="floodgate-admin"`)
+		token := a.Token
+		if a.LiveToken != nil {
+			token = a.LiveToken()
+		}
+		if token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !presentsToken(r, token) {
+			// Basic is offered too so a browser opening /dashboard asks
+			// for the token (as the password) and then sends it with the
+			// page's own requests.
+			w.Header().Add("WWW-Authenticate", `Bearer realm="floodgate-admin"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="floodgate-admin", charset="UTF-8"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin token required"})
 			return
 		}
@@ -76,7 +92,20 @@ func (a *Admin) authorize(next http.Handler) http.Handler {
 	})
 }
 
+// presentsToken accepts "Authorization: Bearer <token>", or Basic
+// credentials whose password is the token (any user name).
+func presentsToken(r *http.Request, token string) bool {
+	if _, pass, ok := r.BasicAuth(); ok {
+		return subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
+	}
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) == 1
+}
+
 func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
+	if a.Server.ShuttingDown() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "shutting down"})
+		return
+	}
 	if a.Server.Snapshot() == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no config loaded"})
 		return

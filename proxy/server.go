@@ -28,6 +28,10 @@ type Server struct {
 	inFlight atomic.Int64
 	conns    atomic.Int64
 	doneHook func(*filters.Context)
+	// shuttingDown is set by BeginShutdown (see lifecycle.go).
+	shuttingDown atomic.Bool
+	// ln is the capped, tracking listener Serve wraps (conn_limit.go).
+	ln atomic.Pointer[connListener]
 }
 
 // NewServer creates a server for snap. Listener-level settings (buffer
@@ -57,7 +61,7 @@ func NewServer(b *Builder, snap *Snapshot, logger *slog.Logger) *Server {
 		ReadTimeout:           sc.ReadHeaderTimeout,
 		IdleTimeout:           sc.IdleTimeout,
 		WriteTimeout:          sc.WriteTimeout,
-		Concurrency:           sc.MaxConnections,
+		Concurrency:           2 * sc.MaxConnections, // a backstop: connListener enforces the cap with a status category
 		CloseOnShutdown:       true,
 		TCPKeepalive:          true,
 		SecureErrorLogMessage: true,
@@ -81,8 +85,21 @@ func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 // OpenConnections is the number of open client connections.
 func (s *Server) OpenConnections() int64 { return s.conns.Load() }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve accepts connections on ln until Shutdown, at most
+// server.max_connections at once.
+func (s *Server) Serve(ln net.Listener) error {
+	cl := newConnListener(ln, s.snap.Load().Config.Server.MaxConnections, s.logger)
+	s.ln.Store(cl)
+	return s.srv.Serve(cl)
+}
+
+// RefusedConnections counts connections refused at server.max_connections.
+func (s *Server) RefusedConnections() uint64 {
+	if cl := s.ln.Load(); cl != nil {
+		return cl.refused.Load()
+	}
+	return 0
+}
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // to finish or ctx to end, whichever is first.
@@ -104,9 +121,14 @@ func (s *Server) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig 
 	return fasthttp.RequestConfig{ReadTimeout: s.snap.Load().Config.Server.BodyTimeout}
 }
 
-// expect refuses an oversized body before the client sends it.
+// expect refuses an oversized body before the client sends it. fasthttp
+// then skips the handler, so the refusal runs the no-route chain here:
+// it is counted, logged and carries its status category like any answer.
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
-	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > int64(s.snap.Load().Config.Server.MaxBodySize) {
+	limit := s.snap.Load().Config.Server.MaxBodySize
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > int64(limit) {
+		s.answerLocally(ctx, http.StatusRequestEntityTooLarge, filters.CategoryRequestTooLarge,
+			"request body of "+strconv.Itoa(cl)+" bytes exceeds the limit of "+limit.String()+" (refused before 100 Continue)", nil)
 		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusContinue
@@ -125,6 +147,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	c.ClientIP = remoteIP(ctx)
 
 	chain := snap.NoRoute
+	s.closeIfShuttingDown(ctx)
 	if status, cat, reason := s.admit(ctx, c, snap); status != 0 {
 		ctx.SetConnectionClose()
 		c.Respond(status, cat, reason)
@@ -223,6 +246,13 @@ func hasCLAndTE(raw []byte) bool {
 // counted like any other.
 func (s *Server) handleProtocolError(ctx *fasthttp.RequestCtx, err error) {
 	status, cat, reason := classifyProtocolError(err)
+	s.answerLocally(ctx, status, cat, reason, err)
+}
+
+// answerLocally answers a request the chain never saw (unparseable, or
+// refused before its body) through the no-route chain's filters, so it
+// gets the same headers, metrics and access-log line as any other.
+func (s *Server) answerLocally(ctx *fasthttp.RequestCtx, status int, cat filters.Category, reason string, err error) {
 	snap := s.snap.Load()
 	s.inFlight.Add(1)
 	c := filters.AcquireContext()
@@ -231,6 +261,7 @@ func (s *Server) handleProtocolError(ctx *fasthttp.RequestCtx, err error) {
 	c.Method = string(ctx.Method())
 	c.Host = string(ctx.Host())
 	c.ClientIP = remoteIP(ctx)
+	c.Path = string(requestPath(ctx.Request.Header.RequestURI()))
 	c.Err = err
 	ctx.SetConnectionClose()
 	c.Respond(status, cat, reason)

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/proxy"
+	"github.com/floodgate-dev/floodgate/proxy/dashboard"
 )
 
 // demoOriginAddr is where the embedded config expects the demo origin.
@@ -100,15 +98,19 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 			ln.Close()
 			return fmt.Errorf("admin.listen: %w", err)
 		}
+		dash := a.rt.dashboardSources()
 		admin := &proxy.Admin{
 			Server:  a.server,
 			Token:   cfg.Admin.Token,
 			Metrics: a.rt.metrics.Handler(),
 			Ready:   a.rt.readiness,
 			Sections: map[string]func() any{
-				"origins": a.rt.originsView,
-				"shed":    func() any { return a.rt.shedder.Snapshot() },
+				"origins":        a.rt.originsView,
+				"shed":           func() any { return a.rt.shedder.Snapshot() },
+				"dashboard.json": func() any { return dash.Document() },
 			},
+			LiveToken: func() string { return a.server.Snapshot().Config.Admin.Token },
+			Dashboard: dashboard.Handler(),
 		}
 		adminSrv := proxy.ServeAdmin(adminLn, admin.Handler())
 		defer adminSrv.Close()
@@ -121,20 +123,8 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 		if err := config.Watch(watchCtx, path, a.reload); err != nil {
 			logger.Warn("config file watch unavailable; reload with SIGHUP", "error", err)
 		}
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		go func() {
-			for {
-				select {
-				case <-watchCtx.Done():
-					return
-				case <-hup:
-					a.reload()
-				}
-			}
-		}()
 	}
+	defer a.watchSignals()()
 
 	// Announced only once the watcher is armed, so a change made right after
 	// start-up is never missed.
@@ -147,18 +137,7 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
-	drain := a.server.Snapshot().Config.Server.DrainTimeout
-	logger.Info("shutting down: draining in-flight requests", "drain_timeout", drain.String(), "in_flight", a.server.InFlight())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	if err := a.server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	} else if err != nil {
-		logger.Warn("drain timeout reached; closing remaining connections", "in_flight", a.server.InFlight())
-	}
-	<-served
-	logger.Info("shutdown complete")
-	return nil
+	return a.stop(served)
 }
 
 // reload re-reads the config file. A config that fails to load or build

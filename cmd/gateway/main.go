@@ -2,6 +2,7 @@
 //
 //	gateway [-config FILE]            serve (embedded default config without -config)
 //	gateway validate -config FILE     check a config and exit non-zero on errors, like nginx -t
+//	gateway health [-config FILE]     ask the running gateway's /readyz (container health check)
 package main
 
 import (
@@ -23,6 +24,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "validate" {
 		return validate(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "health" {
+		return health(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)

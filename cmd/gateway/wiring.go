@@ -103,6 +103,7 @@ func (rt *runtime) attach(srv *proxy.Server) {
 	rt.metrics.SetInFlightSource(srv.InFlight)
 	rt.metrics.SetOpenConnectionsSource(srv.OpenConnections)
 	rt.shedder.Global().SetConnectionsGauge(srv.OpenConnections)
+	rt.metrics.SetRefusedConnectionsSource(srv.RefusedConnections)
 }
 
 // originConcurrency feeds each origin's shedding scope with the origin's

@@ -37,6 +37,7 @@ type Metrics struct {
 	openConns atomic.Pointer[func() int64]
 	instances atomic.Pointer[func() []InstanceState]
 	shed      atomic.Pointer[func() []ShedScope]
+	refused   *refusedCollector
 
 	// observe is ObserveRequest as a func value made once, so installing
 	// it as a completion hook does not allocate per request.
@@ -47,7 +48,7 @@ type Metrics struct {
 // process and build-info collectors, in a private registry: the global
 // default registry would mix in whatever any imported library registers.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), refused: &refusedCollector{}}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "requests_total",
 		Help: "Client requests completed, by route name, HTTP status class and Floodgate status category.",
@@ -100,6 +101,7 @@ func New() *Metrics {
 		}, func() float64 { return readSource(&m.openConns) }),
 		&instanceCollector{m: m},
 		&shedCollector{m: m},
+		m.refused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
