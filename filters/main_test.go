@@ -3,7 +3,7 @@ package filters
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/floodgate-dev/floodgate/internal/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }

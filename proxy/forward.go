@@ -89,14 +89,14 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 
 // outcomeOf maps a failure category to what the instance is charged with.
 func outcomeOf(cat filters.Category) origins.Outcome {
-	switch cat {
-	case filters.CategoryOriginConnectError:
-		return origins.OutcomeConnectError
-	case filters.CategoryOriginTimeout:
-		return origins.OutcomeTimeout
-	case filters.CategoryOriginConcurrency:
+	switch {
+	case !cat.OriginFault():
 		// Our own connection pool is full: not the instance's fault.
 		return origins.OutcomeCanceled
+	case cat == filters.CategoryOriginConnectError:
+		return origins.OutcomeConnectError
+	case cat == filters.CategoryOriginTimeout:
+		return origins.OutcomeTimeout
 	}
 	return origins.OutcomeReset
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 
@@ -134,19 +133,20 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	return http.StatusContinue
 }
 
-// handle is the request driver: it checks framing and the path, routes,
-// runs the route's chain and stamps the status category.
+// handle serves one request through the request driver (filters.Drive);
+// Dispatch below is the server's part of it.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	snap := s.snap.Load()
 	s.inFlight.Add(1)
-	c := filters.AcquireContext()
-	c.OnDone(s.doneHook)
-	c.Request = ctx
-	c.Method = string(ctx.Method())
-	c.Host = string(ctx.Host())
-	c.ClientIP = remoteIP(ctx)
+	filters.Drive(ctx, s)
+}
 
-	chain := snap.NoRoute
+// Dispatch checks framing and the path and routes the request: the chain
+// of the matching route, or the no-route chain (which also carries local
+// rejections, so they get the outbound filters).
+func (s *Server) Dispatch(c *filters.Context) *filters.Chain {
+	c.OnDone(s.doneHook)
+	snap := s.snap.Load()
+	ctx := c.Request
 	s.closeIfShuttingDown(ctx)
 	if status, cat, reason := s.admit(ctx, c, snap); status != 0 {
 		ctx.SetConnectionClose()
@@ -154,25 +154,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	} else if route := snap.Table.Match(c.Host, c.Method, c.Path, requestHeaderLookup{&ctx.Request.Header}); route != nil {
 		c.Route = route
 		c.UpstreamPath = route.Apply(c.Path)
-		chain = snap.Chains[route.Index]
+		return snap.Chains[route.Index]
 	}
-	s.run(chain, c)
-	c.ApplyResponseHeaders()
-	c.Request = nil
-	c.Release()
+	return snap.NoRoute
 }
 
-// run drives the chain; a panic anywhere becomes a 500 instead of killing
-// the connection's goroutine and the gateway with it.
-func (s *Server) run(chain *filters.Chain, c *filters.Context) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.logger.Error("panic serving request", "panic", r, "path", c.Path, "route", routeName(c))
-			c.Err = fmt.Errorf("panic: %v", r)
-			c.Respond(http.StatusInternalServerError, filters.CategoryInternalError, "internal error")
-		}
-	}()
-	chain.Run(c)
+// Recovered logs a panic the driver turned into a 500.
+func (s *Server) Recovered(c *filters.Context, v any) {
+	s.logger.Error("panic serving request", "panic", v, "path", c.Path, "route", routeName(c))
 }
 
 // admit rejects requests the gateway must not forward: ambiguous framing
@@ -250,26 +239,34 @@ func (s *Server) handleProtocolError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // answerLocally answers a request the chain never saw (unparseable, or
-// refused before its body) through the no-route chain's filters, so it
-// gets the same headers, metrics and access-log line as any other.
+// refused before its body) through the request driver and the no-route
+// chain's filters, so it gets the same headers, metrics and access-log line
+// as any other.
 func (s *Server) answerLocally(ctx *fasthttp.RequestCtx, status int, cat filters.Category, reason string, err error) {
-	snap := s.snap.Load()
 	s.inFlight.Add(1)
-	c := filters.AcquireContext()
-	c.OnDone(s.doneHook)
-	c.Request = ctx
-	c.Method = string(ctx.Method())
-	c.Host = string(ctx.Host())
-	c.ClientIP = remoteIP(ctx)
-	c.Path = string(requestPath(ctx.Request.Header.RequestURI()))
-	c.Err = err
 	ctx.SetConnectionClose()
-	c.Respond(status, cat, reason)
-	s.run(snap.NoRoute, c)
-	c.ApplyResponseHeaders()
-	c.Request = nil
-	c.Release()
+	filters.Drive(ctx, localAnswer{s: s, status: status, cat: cat, reason: reason, err: err})
 }
+
+// localAnswer dispatches a request answered before routing: the answer is
+// given, the no-route chain's filters run over it.
+type localAnswer struct {
+	s      *Server
+	status int
+	cat    filters.Category
+	reason string
+	err    error
+}
+
+func (l localAnswer) Dispatch(c *filters.Context) *filters.Chain {
+	c.OnDone(l.s.doneHook)
+	c.Path = string(requestPath(c.Request.Request.Header.RequestURI()))
+	c.Err = l.err
+	c.Respond(l.status, l.cat, l.reason)
+	return l.s.snap.Load().NoRoute
+}
+
+func (l localAnswer) Recovered(c *filters.Context, v any) { l.s.Recovered(c, v) }
 
 func classifyProtocolError(err error) (int, filters.Category, string) {
 	var small *fasthttp.ErrSmallBuffer
@@ -289,13 +286,6 @@ func classifyProtocolError(err error) (int, filters.Category, string) {
 	return http.StatusBadRequest, filters.CategoryClientError, "malformed request"
 }
 
-func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {
-	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort().Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
 func routeName(c *filters.Context) string {
 	if c.Route == nil {
 		return ""
@@ -310,3 +300,8 @@ type fasthttpLogger struct{ l *slog.Logger }
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
 }
+
+var (
+	_ filters.Dispatcher = (*Server)(nil)
+	_ filters.Dispatcher = localAnswer{}
+)

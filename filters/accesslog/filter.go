@@ -96,9 +96,9 @@ func (f *filter) Apply(c *filters.Context) error {
 }
 
 // Failed reports whether a request counts as a failure for logging: any
-// category other than success, a 5xx, or an error.
+// category outside the success group, a 5xx, or an error.
 func Failed(c *filters.Context) bool {
-	return c.Category != filters.CategorySuccess || c.Status >= 500 || c.Err != nil
+	return c.Category.Group() != filters.GroupSuccess || c.Status >= 500 || c.Err != nil
 }
 
 func (f *filter) log(c *filters.Context) {

@@ -21,12 +21,12 @@ const FilterName = "timeseries"
 // Categories this endpoint reports besides the shared ones. They are
 // distinct from the origin_* categories because the store runs in-process:
 // an SRE seeing store_busy tunes queue_buffering, not an origin pool.
-const (
+var (
 	// CategoryStoreBusy is a 503 from the store: async queue full, or the
 	// store shutting down. Retry-After says when to try again.
-	CategoryStoreBusy filters.Category = "store_busy"
+	CategoryStoreBusy = filters.NewCategory("store_busy", filters.GroupLocal)
 	// CategoryStoreError is any other 5xx from the store (storage errors).
-	CategoryStoreError filters.Category = "store_error"
+	CategoryStoreError = filters.NewCategory("store_error", filters.GroupLocal)
 )
 
 // Endpoint serves the TimeSeries API of an embedded store. One instance

@@ -209,7 +209,7 @@ func (f *originFilter) Apply(c *filters.Context) error {
 	o.Begin()
 	c.OnDone(func(c *filters.Context) {
 		releaseSlot(c)
-		o.Done(originLatency(c), originFault(c.Category))
+		o.Done(originLatency(c), c.Category.OriginFault())
 	})
 	return nil
 }
@@ -223,17 +223,6 @@ func originLatency(c *filters.Context) time.Duration {
 		return c.Attempts[n-1].Duration
 	}
 	return 0
-}
-
-// originFault reports failures that are the origin's doing; sheds, rate
-// limits and client errors say nothing about the origin's health.
-func originFault(cat filters.Category) bool {
-	switch cat {
-	case filters.CategoryOriginConnectError, filters.CategoryOriginTimeout, filters.CategoryOriginReset,
-		filters.CategoryOrigin5xx, filters.CategoryOriginBadResponse, filters.CategoryNoHealthyInstances:
-		return true
-	}
-	return false
 }
 
 func reject(c *filters.Context, d loadshed.Decision) {

@@ -27,11 +27,11 @@ type Options struct {
 }
 
 // Serve runs chain for every request on a real fasthttp server on
-// 127.0.0.1 and returns its base URL. Like the gateway's driver it fills
-// Method, Host, Path and ClientIP, runs the chain, applies the response
-// headers filters asked for, and releases the Context (its OnDone hooks
-// run once the response body is complete). The server stops when the test
-// ends.
+// 127.0.0.1 and returns its base URL. Requests go through the gateway's
+// own request driver (filters.Drive: Method, Host and ClientIP filled,
+// panics turned into 500s, response headers applied, the Context released
+// with its OnDone hooks once the body is complete); the harness adds only
+// the path and opts.Prepare. The server stops when the test ends.
 func Serve(t testing.TB, chain *filters.Chain, opts Options) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,21 +43,7 @@ func Serve(t testing.TB, chain *filters.Chain, opts Options) string {
 		// Shutdown promptly instead of sleeping 10 s past the test.
 		MaxIdleWorkerDuration: 10 * time.Millisecond,
 		Handler: func(rc *fasthttp.RequestCtx) {
-			c := filters.AcquireContext()
-			c.Request = rc
-			c.Method = string(rc.Method())
-			c.Host = string(rc.Host())
-			c.Path = string(rc.Path())
-			if a, ok := rc.RemoteAddr().(*net.TCPAddr); ok {
-				c.ClientIP = a.AddrPort().Addr().Unmap()
-			}
-			if opts.Prepare != nil {
-				opts.Prepare(c)
-			}
-			chain.Run(c)
-			c.ApplyResponseHeaders()
-			c.Request = nil
-			c.Release()
+			filters.Drive(rc, dispatcher{t: t, chain: chain, prepare: opts.Prepare})
 		},
 	}
 	if opts.Tune != nil {
@@ -86,3 +72,23 @@ func Client(t testing.TB) *http.Client {
 
 // MustAddr parses an address literal for Prepare functions.
 func MustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// dispatcher is the harness's part of the driver: one chain for every
+// request.
+type dispatcher struct {
+	t       testing.TB
+	chain   *filters.Chain
+	prepare func(c *filters.Context)
+}
+
+func (d dispatcher) Dispatch(c *filters.Context) *filters.Chain {
+	c.Path = string(c.Request.Path())
+	if d.prepare != nil {
+		d.prepare(c)
+	}
+	return d.chain
+}
+
+func (d dispatcher) Recovered(c *filters.Context, v any) {
+	d.t.Logf("panic serving %s %s: %v", c.Method, c.Path, v)
+}

@@ -1,0 +1,60 @@
+package filters
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Dispatcher is what the request driver asks of the server it drives for.
+type Dispatcher interface {
+	// Dispatch completes the Context (path, route, completion hooks; or a
+	// local answer such as a 400) and returns the chain to run.
+	Dispatch(c *Context) *Chain
+	// Recovered is told of a panic the driver turned into a 500, to log it.
+	Recovered(c *Context, panicValue any)
+}
+
+// Drive is the request driver: the one path every request takes, in the
+// gateway's server and in the test harness alike. It acquires a Context
+// for rc with the request's method, host and client address, lets d pick
+// the chain, runs it (a panic anywhere becomes a 500 with
+// CategoryInternalError instead of killing the connection's goroutine),
+// writes the response headers filters asked for and the status category,
+// and releases the Context; its OnDone hooks run once the response body is
+// complete.
+func Drive(rc *fasthttp.RequestCtx, d Dispatcher) {
+	c := AcquireContext()
+	c.Request = rc
+	c.Method = string(rc.Method())
+	c.Host = string(rc.Host())
+	c.ClientIP = RemoteIP(rc)
+	runRecovering(d, c)
+	c.ApplyResponseHeaders()
+	c.Request = nil
+	c.Release()
+}
+
+func runRecovering(d Dispatcher, c *Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.Err = fmt.Errorf("panic: %v", r)
+			c.Respond(http.StatusInternalServerError, CategoryInternalError, "internal error")
+			d.Recovered(c, r)
+		}
+	}()
+	if chain := d.Dispatch(c); chain != nil {
+		chain.Run(c)
+	}
+}
+
+// RemoteIP is the address of the connection rc arrived on.
+func RemoteIP(rc *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := rc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
