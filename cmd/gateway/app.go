@@ -82,10 +82,9 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := a.rt.activate(cfg); err != nil {
+	if err := a.rt.activate(cfg, func() { a.server = proxy.NewServer(a.rt.builder, snap, logger) }); err != nil {
 		return err
 	}
-	a.server = proxy.NewServer(a.rt.builder, snap, logger)
 	a.rt.attach(a.server)
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
@@ -140,29 +139,39 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 	return a.stop(served)
 }
 
-// reload re-reads the config file. A config that fails to load or build
-// leaves the running snapshot in place.
+// reload re-reads the config file. A config that fails to load, build or
+// activate leaves everything as it was.
 func (a *app) reload() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	cfg, err := config.Load(a.path)
 	if err == nil {
-		var snap *proxy.Snapshot
-		if snap, err = a.rt.build(cfg); err == nil {
-			if err = a.rt.activate(cfg); err == nil {
-				old := a.server.Snapshot().Config
-				for _, key := range restartOnlyChanges(old, cfg) {
-					a.logger.Warn("config key changed but needs a restart to take effect", "key", key)
-				}
-				a.server.Swap(snap)
-				a.rt.metrics.ConfigReload(true)
-				a.logger.Info("config reloaded", "config", cfg.Source, "routes", len(cfg.Routes), "origins", len(cfg.Origins))
-				return
-			}
-		}
+		err = a.apply(cfg)
 	}
-	a.rt.metrics.ConfigReload(false)
-	a.logger.Error("config reload failed; keeping the running config", "config", a.path, "error", err)
+	if err != nil {
+		a.rt.metrics.ConfigReload(false)
+		a.logger.Error("config reload failed; keeping the running config", "config", a.path, "error", err)
+		return
+	}
+	a.rt.metrics.ConfigReload(true)
+	a.logger.Info("config reloaded", "config", cfg.Source, "routes", len(cfg.Routes), "origins", len(cfg.Origins))
+}
+
+// apply makes cfg current, transactionally: everything is built first
+// (routes, chains, filter instances), then every change outside the
+// snapshot is checked, then applied, and the snapshot swapped in last.
+func (a *app) apply(cfg *config.Config) error {
+	snap, err := a.rt.build(cfg)
+	if err != nil {
+		return err
+	}
+	return a.rt.activate(cfg, func() {
+		old := a.server.Snapshot().Config
+		for _, key := range restartOnlyChanges(old, cfg) {
+			a.logger.Warn("config key changed but needs a restart to take effect", "key", key)
+		}
+		a.server.Swap(snap)
+	})
 }
 
 // restartOnlyChanges lists the keys whose new values the running server

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/filters/accesslog"
 	"github.com/floodgate-dev/floodgate/filters/eventstore"
 	"github.com/floodgate-dev/floodgate/filters/metrics"
@@ -35,6 +36,9 @@ type runtime struct {
 	// validateOnly builds snapshots without opening the store, so
 	// `validate` has no side effects on disk.
 	validateOnly bool
+	// extraChanges are applied after the built-in ones; tests use them to
+	// make a reload fail late.
+	extraChanges []change
 }
 
 // newRuntime creates the long-lived parts for the first config. Origins
@@ -213,29 +217,85 @@ func (rt *runtime) build(cfg *config.Config) (*proxy.Snapshot, error) {
 	return rt.builder.Build(cfg)
 }
 
-// activate applies the parts of cfg that live outside the snapshot; call
-// it right before the snapshot is swapped in.
-func (rt *runtime) activate(cfg *config.Config) error {
-	if err := rt.origins.Update(cfg.Origins); err != nil {
-		return err
-	}
-	if err := rt.shedder.Update(cfg.LoadShed); err != nil {
-		return err
-	}
-	names := make([]string, 0, len(cfg.Origins))
-	for n := range cfg.Origins {
-		names = append(names, n)
-	}
-	rt.shedder.RetainOrigins(names)
+// change is one part of a reload that lives outside the snapshot. check
+// reports, without changing anything, why apply would fail; once every
+// check has passed, apply does not fail (see changes for the one
+// exception).
+type change struct {
+	key   string
+	check func() error
+	apply func() error
+}
+
+// changes lists what cfg changes outside the snapshot, in the order it is
+// applied.
+func (rt *runtime) changes(cfg *config.Config) []change {
+	var cs []change
 	if rt.store != nil && len(cfg.TimeSeries.Store.Namespaces) > 0 {
-		if cfg.TimeSeries.DataDir != rt.storeDir {
-			rt.logger.Warn("config key changed but needs a restart to take effect", "key", "timeseries.data_dir")
+		// First: the store's reconfiguration can fail on the data it holds,
+		// which no check sees; failing first, it leaves everything as it
+		// was.
+		cs = append(cs, change{key: "timeseries", apply: func() error {
+			if cfg.TimeSeries.DataDir != rt.storeDir {
+				rt.logger.Warn("config key changed but needs a restart to take effect", "key", "timeseries.data_dir")
+			}
+			return rt.store.Reconfigure(cfg.TimeSeries.Store)
+		}})
+	}
+	originNames := make([]string, 0, len(cfg.Origins))
+	for n := range cfg.Origins {
+		originNames = append(originNames, n)
+	}
+	cs = append(cs,
+		change{key: "origins",
+			check: func() error { return origins.ValidateOrigins(cfg.Origins) },
+			apply: func() error { return rt.origins.Update(cfg.Origins) }},
+		change{key: "loadshed",
+			check: func() error {
+				if err := cfg.LoadShed.Validate(); err != nil {
+					return err
+				}
+				_, err := loadshed.NewScorer(cfg.LoadShed.Scoring)
+				return err
+			},
+			apply: func() error {
+				if err := rt.shedder.Update(cfg.LoadShed); err != nil {
+					return err
+				}
+				rt.shedder.RetainOrigins(originNames)
+				return nil
+			}},
+		change{key: "rate_limit",
+			check: func() error { return cfg.RateLimit.Validate() },
+			apply: func() error { return rt.limiters.Configure(cfg.RateLimit) }},
+	)
+	return append(cs, rt.extraChanges...)
+}
+
+// activate makes cfg and its snapshot current, all or nothing: every
+// change is checked before any is applied, and swap (which installs the
+// snapshot) runs last. A config that fails changes nothing.
+func (rt *runtime) activate(cfg *config.Config, swap func()) error {
+	cs := rt.changes(cfg)
+	for _, c := range cs {
+		if c.check == nil {
+			continue
 		}
-		if err := rt.store.Reconfigure(cfg.TimeSeries.Store); err != nil {
-			return fmt.Errorf("timeseries: %w", err)
+		if err := c.check(); err != nil {
+			return decode.Prefix(c.key, err)
 		}
 	}
-	return rt.limiters.Configure(cfg.RateLimit)
+	for i, c := range cs {
+		if err := c.apply(); err != nil {
+			if i > 0 {
+				// A checked change failed: only a closing runtime does this.
+				rt.logger.Error("reload applied in part; a checked change failed", "key", c.key, "error", err)
+			}
+			return decode.Prefix(c.key, err)
+		}
+	}
+	swap()
+	return nil
 }
 
 func (rt *runtime) close() {
