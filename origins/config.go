@@ -219,10 +219,8 @@ func (c OriginConfig) Validate() error {
 	if c.Consul != nil {
 		c.Consul.validate(&fe, "consul")
 	}
-	switch c.LB {
-	case LBP2C, LBRoundRobin:
-	default:
-		fe.Add("lb", "must be %q or %q, got %q", LBP2C, LBRoundRobin, c.LB)
+	if err := validBalancer(c.LB); err != nil {
+		fe.Add("lb", "%v", err)
 	}
 	if c.Timeouts.Connect <= 0 {
 		fe.Add("timeouts.connect", "must be positive")

@@ -95,10 +95,7 @@ func (o *Origin) choose(p *policy, s *snapshot, exclude []*Instance) (*Instance,
 	if eligible == 0 {
 		return nil, nil, ErrNoHealthyInstances
 	}
-	if p.lb == LBRoundRobin {
-		return o.chooseRoundRobin(s, &m)
-	}
-	return o.chooseP2C(p, s, &m, eligible)
+	return balancers[p.lb](o, p, s, &m, eligible)
 }
 
 // chooseP2C tries a power-of-two-choices round; if the breaker of both choices
