@@ -4,8 +4,10 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -90,7 +92,7 @@ func parse(data []byte, source string, environ []string) (*Config, error) {
 		}
 		errs.Merge("", s.decode(cfg, s.key, raw))
 	}
-	for _, key := range sortedKeys(tree) {
+	for _, key := range slices.Sorted(maps.Keys(tree)) {
 		if claimed[key] {
 			continue
 		}

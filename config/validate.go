@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -34,7 +35,7 @@ func (c *Config) Validate() error {
 		"server.max_connections":     int64(s.MaxConnections),
 		"server.drain_timeout":       int64(s.DrainTimeout),
 	}
-	for _, k := range sortedKeys(positive) {
+	for _, k := range slices.Sorted(maps.Keys(positive)) {
 		if positive[k] <= 0 {
 			p.Add(k, "must be greater than zero")
 		}
@@ -78,7 +79,7 @@ func (c *Config) Validate() error {
 		case n == 0:
 			p.Add(at, "an endpoint is required: set one endpoint kind (origin, static, timeseries, ...)")
 		case n > 1:
-			p.Add(at, "set one endpoint; got %s (or a key is misspelt)", strings.Join(sortedKeys(r.Endpoint), ", "))
+			p.Add(at, "set one endpoint; got %s (or a key is misspelt)", strings.Join(slices.Sorted(maps.Keys(r.Endpoint)), ", "))
 		}
 		if r.Timeouts.Connect < 0 || r.Timeouts.Response < 0 {
 			p.Add(at+".timeouts", "must not be negative")
@@ -125,15 +126,6 @@ func isLoopbackListen(addr string) bool {
 
 // IsLoopbackListen reports whether addr binds only a loopback interface.
 func IsLoopbackListen(addr string) bool { return isLoopbackListen(addr) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
 
 // AsValidationError returns the problems of a validation error, if err is one.
 func AsValidationError(err error) (*ValidationError, bool) {

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -156,7 +157,7 @@ func findKey(words []string, t reflect.Type, node any) ([]keyStep, bool) {
 // findInMap matches the document's existing keys; a free-form map also
 // takes a new key made of all remaining words.
 func findInMap(words []string, elem reflect.Type, m map[string]any, freeForm bool) ([]keyStep, bool) {
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if rest, ok := cutWords(words, k); ok {
 			if steps, ok := findKey(rest, elem, m[k]); ok {
 				return append([]keyStep{{key: k, index: -1}}, steps...), true
@@ -280,13 +281,4 @@ func isScalar(t reflect.Type) bool {
 		return e.Kind() != reflect.Slice && e.Kind() != reflect.Struct && e.Kind() != reflect.Map && isScalar(e)
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

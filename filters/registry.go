@@ -3,6 +3,7 @@ package filters
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -256,14 +257,14 @@ func (r *Registry) BuildEndpoint(env *Env, kind string, options any) (Filter, er
 func (r *Registry) Names() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return sortedNames(r.factories)
+	return slices.Sorted(maps.Keys(r.factories))
 }
 
 // EndpointKinds lists the registered endpoint kinds, sorted.
 func (r *Registry) EndpointKinds() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return sortedNames(r.endpoints)
+	return slices.Sorted(maps.Keys(r.endpoints))
 }
 
 // IsEndpointKind reports whether kind is a registered endpoint kind.
@@ -279,17 +280,8 @@ func (r *Registry) Builtins() []Builtin {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make([]Builtin, 0, len(r.builtins))
-	for _, n := range sortedNames(r.builtins) {
+	for _, n := range slices.Sorted(maps.Keys(r.builtins)) {
 		out = append(out, Builtin{Name: n, Install: r.builtins[n]})
 	}
 	return out
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error)
 		return nil, errors.New("must name an origin")
 	}
 	if _, ok := cfg.Origins[origin]; !ok {
-		return nil, fmt.Errorf("unknown origin %q (defined: %s)", origin, strings.Join(sortedNames(cfg.Origins), ", "))
+		return nil, fmt.Errorf("unknown origin %q (defined: %s)", origin, strings.Join(slices.Sorted(maps.Keys(cfg.Origins)), ", "))
 	}
 	reg, ok := OriginsKey.Lookup(env.Services)
 	if !ok || reg == nil {
@@ -94,15 +95,6 @@ func (e *forwardEndpoint) Describe() any {
 	return map[string]any{"origin": e.origin, "timeouts": map[string]string{
 		"connect": t.Connect.String(), "response": t.Response.String(),
 	}, "idempotent": e.idempotent}
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 var (

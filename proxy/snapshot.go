@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -158,7 +159,7 @@ func (b *Builder) enabledBuiltins(cfg *config.Config, errs *decode.Errors) []fil
 			on = append(on, bi)
 		}
 	}
-	for _, name := range sortedNames(cfg.Builtins) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Builtins)) {
 		if !slices.ContainsFunc(all, func(bi filters.Builtin) bool { return bi.Name == name }) {
 			names := make([]string, len(all))
 			for i, bi := range all {

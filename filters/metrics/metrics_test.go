@@ -3,7 +3,6 @@ package metrics
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -13,9 +12,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/internal/chaintest"
 	"github.com/floodgate-dev/floodgate/routing"
 )
 
@@ -57,28 +56,6 @@ func (noRoute) Apply(c *filters.Context) error {
 	return nil
 }
 
-func serve(t *testing.T, h fasthttp.RequestHandler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A short idle-worker period lets the worker pool's cleaner notice
-	// Shutdown promptly instead of sleeping 10 s past the test.
-	srv := &fasthttp.Server{Handler: h, MaxIdleWorkerDuration: 10 * time.Millisecond}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 type gateway struct {
 	url      string
 	inFlight atomic.Int64
@@ -108,21 +85,18 @@ func startGateway(t *testing.T, m *Metrics) *gateway {
 	}
 	api := &routing.Route{Name: "api"}
 	m.SetInFlightSource(g.inFlight.Load)
-	g.url = serve(t, func(rc *fasthttp.RequestCtx) {
-		g.inFlight.Add(1)
-		c := filters.AcquireContext()
-		c.OnDone(func(*filters.Context) { g.inFlight.Add(-1) })
-		defer c.Release()
-		c.Request = rc
-		c.Method = string(rc.Method())
-		c.Path = string(rc.Path())
-		chain := noRouteChain
-		if strings.HasPrefix(c.Path, "/api/") {
-			c.Route = api
-			chain = apiChain
-		}
-		chain.Run(c)
-		c.ApplyResponseHeaders()
+	g.url = chaintest.Serve(t, nil, chaintest.Options{
+		Prepare: func(c *filters.Context) {
+			g.inFlight.Add(1)
+			c.OnDone(func(*filters.Context) { g.inFlight.Add(-1) })
+		},
+		Choose: func(c *filters.Context) *filters.Chain {
+			if strings.HasPrefix(c.Path, "/api/") {
+				c.Route = api
+				return apiChain
+			}
+			return noRouteChain
+		},
 	})
 	return g
 }
@@ -201,7 +175,7 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, want ma
 func TestMetricsAfterRealTraffic(t *testing.T) {
 	m := New()
 	g := startGateway(t, m)
-	admin := serve(t, m.FastHTTPHandler())
+	admin := chaintest.ServeHandler(t, m.FastHTTPHandler(), nil)
 	cl := newClient(t)
 
 	for range 3 {

@@ -21,6 +21,9 @@ type Options struct {
 	// Prepare fills per-test Context fields (route, client address,
 	// priority, hooks) after the driver's own and before the chain runs.
 	Prepare func(c *filters.Context)
+	// Choose picks the chain of a request (after Prepare), as the
+	// gateway's router does; nil serves the chain given to Serve.
+	Choose func(c *filters.Context) *filters.Chain
 	// Tune adjusts the server, e.g. to stream request bodies as the
 	// gateway does.
 	Tune func(s *fasthttp.Server)
@@ -34,6 +37,14 @@ type Options struct {
 // the path and opts.Prepare. The server stops when the test ends.
 func Serve(t testing.TB, chain *filters.Chain, opts Options) string {
 	t.Helper()
+	d := dispatcher{t: t, chain: chain, prepare: opts.Prepare, choose: opts.Choose}
+	return ServeHandler(t, func(rc *fasthttp.RequestCtx) { filters.Drive(rc, d) }, opts.Tune)
+}
+
+// ServeHandler serves h on a real fasthttp server on 127.0.0.1 until the
+// test ends and returns its base URL.
+func ServeHandler(t testing.TB, h fasthttp.RequestHandler, tune func(*fasthttp.Server)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,12 +53,10 @@ func Serve(t testing.TB, chain *filters.Chain, opts Options) string {
 		// A short idle-worker period lets the worker pool's sweeper notice
 		// Shutdown promptly instead of sleeping 10 s past the test.
 		MaxIdleWorkerDuration: 10 * time.Millisecond,
-		Handler: func(rc *fasthttp.RequestCtx) {
-			filters.Drive(rc, dispatcher{t: t, chain: chain, prepare: opts.Prepare})
-		},
+		Handler:               h,
 	}
-	if opts.Tune != nil {
-		opts.Tune(srv)
+	if tune != nil {
+		tune(srv)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -79,12 +88,16 @@ type dispatcher struct {
 	t       testing.TB
 	chain   *filters.Chain
 	prepare func(c *filters.Context)
+	choose  func(c *filters.Context) *filters.Chain
 }
 
 func (d dispatcher) Dispatch(c *filters.Context) *filters.Chain {
 	c.Path = string(c.Request.Path())
 	if d.prepare != nil {
 		d.prepare(c)
+	}
+	if d.choose != nil {
+		return d.choose(c)
 	}
 	return d.chain
 }
