@@ -5,12 +5,15 @@ package main
 // the one line that compiles it in.
 //
 //	endpoint kinds  origin, static (proxy); timeseries (filters/eventstore)
-//	built-ins       request_id, shed_global, shed_origin, metrics, access_log
+//	built-ins       request_id, shed_global, shed_origin, shed_origin_release, metrics,
+//	                access_log
 //	                (installed by rule; order table in filters/order.go)
 //	filters         rate_limit, concurrency_limit, stamp (listed in config by name)
 //	rate-limit      local, redis (ratelimit; chosen per policy)
 //	balancers       p2c, round_robin (origins)
 //	discovery       static instances, consul (origins)
+//	storage engines pebble (embedded, timeseries); cassandra (timeseries/cassandraengine),
+//	                chosen per namespace with timeseries.namespaces.NAME.engine
 //
 // Operators' own filters go in filters/custom (already imported) or in a
 // package added below.
@@ -24,4 +27,5 @@ import (
 	_ "github.com/floodgate-dev/floodgate/filters/requestid"
 	_ "github.com/floodgate-dev/floodgate/filters/shed"
 	_ "github.com/floodgate-dev/floodgate/proxy"
+	_ "github.com/floodgate-dev/floodgate/timeseries/cassandraengine"
 )
