@@ -53,7 +53,15 @@ type GradientLimit struct {
 	limit  float64
 	noLoad float64 // seconds; 0 = not learned
 	last   time.Time
+	// lastDrop is when a window last had drops: for a while after it the
+	// limit grows by one request per second at most (additive increase),
+	// so it hovers just under the concurrency where drops begin instead of
+	// probing back into them.
+	lastDrop time.Time
 }
+
+// dropMemory is how long after a drop the limit grows slowly.
+const dropMemory = 10 * time.Second
 
 // NewGradientLimit starts at cfg.Initial.
 func NewGradientLimit(cfg AdaptiveLimitConfig) *GradientLimit {
@@ -78,6 +86,7 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	g.last = now
 	if dropped > 0 && float64(dropped) >= c.DropRatio*float64(samples) {
 		g.limit = g.clamp(g.limit * c.Backoff)
+		g.lastDrop = now
 		return g.limit
 	}
 	short := rtt.Seconds()
@@ -122,6 +131,9 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 		step := 0.5 * math.Max(1, math.Sqrt(g.limit))
 		if short <= 1.1*g.noLoad {
 			step = math.Max(1, math.Sqrt(g.limit))
+		}
+		if !g.lastDrop.IsZero() && now.Sub(g.lastDrop) < dropMemory {
+			step = math.Min(step, dt)
 		}
 		g.limit = g.clamp(g.limit + step)
 		return g.limit
