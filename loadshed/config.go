@@ -239,10 +239,10 @@ func Default() Config {
 	scope := ScopeConfig{
 		K:          1,
 		Hysteresis: 0,
-		Controller: ControllerConfig{Mode: ModeHold, Raise: 2 * time.Second, Release: 5 * time.Second, Damping: 0.2},
+		Controller: ControllerConfig{Mode: ModeHold, Raise: 3 * time.Second, Release: 5 * time.Second, Damping: 0.2},
 	}
 	// The CPU signal is an average over sample_every: the level rises over
-	// 2 s, slower than that period, so one busy sample cannot shed
+	// 3 s, much slower than that period, so one busy sample cannot shed
 	// everything; at an origin the queue absorbs the onset meanwhile.
 	global := scope
 	return Config{

@@ -36,7 +36,7 @@ func loadExample(t *testing.T) Config {
 
 func TestExampleTaxonomyBands(t *testing.T) {
 	cfg := loadExample(t)
-	if cfg.Global.Controller.Raise.Seconds() != 2 || cfg.Origin.Signals.Latency.Max.Seconds() != 3 || !cfg.Origin.Signals.Concurrency.Enabled || !cfg.Global.Signals.CPU.Enabled {
+	if cfg.Global.Controller.Raise.Seconds() != 3 || cfg.Origin.Signals.Latency.Max.Seconds() != 3 || !cfg.Origin.Signals.Concurrency.Enabled || !cfg.Global.Signals.CPU.Enabled {
 		t.Fatalf("durations or nested keys not decoded: %+v", cfg.Global)
 	}
 	s := mustScorer(t, cfg.Scoring)

@@ -115,7 +115,9 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 			o.lastConc.Store(&oc)
 			u := oc.utilisation()
 			if c.Queue.Enabled && oc.Limit > 0 {
-				limit := int(math.Ceil(oc.Limit))
+				// Round down: an origin that refuses past its capacity has
+				// its limit hovering just under it.
+				limit := max(1, int(math.Floor(oc.Limit)))
 				o.gate.setLimit(limit)
 				held, queued := o.gate.load()
 				u = max(u, float64(held+queued)/float64(limit))

@@ -53,7 +53,18 @@ type GradientLimit struct {
 	limit  float64
 	noLoad float64 // seconds; 0 = not learned
 	last   time.Time
+	// lastDrop is when a window last had drops: for a while after it the
+	// limit grows by one request per second at most (additive increase),
+	// so it hovers just under the concurrency where drops begin instead of
+	// probing back into them.
+	lastDrop time.Time
+	// refLimit and refRTT are the limit and latency when the current run
+	// of decreases began (refLimit 0: not decreasing).
+	refLimit, refRTT float64
 }
+
+// dropMemory is how long after a drop the limit grows slowly.
+const dropMemory = 10 * time.Second
 
 // NewGradientLimit starts at cfg.Initial.
 func NewGradientLimit(cfg AdaptiveLimitConfig) *GradientLimit {
@@ -78,6 +89,7 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	g.last = now
 	if dropped > 0 && float64(dropped) >= c.DropRatio*float64(samples) {
 		g.limit = g.clamp(g.limit * c.Backoff)
+		g.lastDrop = now
 		return g.limit
 	}
 	short := rtt.Seconds()
@@ -103,6 +115,7 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	gradient := (c.Tolerance*g.noLoad + c.Slack.Seconds()) / short
 	gradient = math.Max(0.5, math.Min(1, gradient))
 	if gradient >= 1 {
+		g.refLimit = 0
 		if light {
 			// Traffic used less than half the limit: no evidence for a
 			// larger one, and a limit far above what traffic ever needed
@@ -123,10 +136,27 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 		if short <= 1.1*g.noLoad {
 			step = math.Max(1, math.Sqrt(g.limit))
 		}
+		if !g.lastDrop.IsZero() && now.Sub(g.lastDrop) < dropMemory {
+			step = math.Min(step, dt)
+		}
 		g.limit = g.clamp(g.limit + step)
 		return g.limit
 	}
+	// Past the tolerance: shrink, but check that shrinking helps. Queueing
+	// at the origin falls with concurrency; a slow network or a gateway
+	// short of CPU does not. If the limit fell by 40 % and the latency by
+	// less than 10 %, the latency is not the origin's queue: take it as the
+	// new no-load latency and restore the limit, leaving the gateway's own
+	// overload to the global scope.
+	if g.refLimit == 0 {
+		g.refLimit, g.refRTT = g.limit, short
+	}
 	g.limit = g.clamp(g.limit + c.Smoothing*(g.limit*gradient-g.limit))
+	if g.limit <= 0.6*g.refLimit && short >= 0.9*g.refRTT {
+		g.noLoad = short / c.Tolerance
+		g.limit = g.refLimit
+		g.refLimit = 0
+	}
 	return g.limit
 }
 

@@ -189,3 +189,27 @@ func TestAdaptiveLimitConfigValidation(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Latency that does not fall when the limit does is not the origin's
+// queue (a gateway short of CPU, a slow network): the limit must not
+// collapse to its minimum over it.
+func TestAdaptiveLimitIgnoresLatencyConcurrencyDoesNotExplain(t *testing.T) {
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	runLimiter(l, clk, time.Millisecond, 1000, 30, 100) // healthy: ~1 ms
+	before := l.Limit()
+	// Every answer now takes 20 ms whatever the concurrency.
+	for range 300 {
+		n := int(math.Round(l.Limit()))
+		clk.t = clk.t.Add(100 * time.Millisecond)
+		for range max(n, 10) {
+			l.Start()
+		}
+		for range max(n, 10) {
+			l.Observe(20*time.Millisecond, false, false)
+		}
+	}
+	if got := l.Limit(); got < 0.5*before {
+		t.Fatalf("limit fell from %.1f to %.1f on latency concurrency does not explain", before, got)
+	}
+}

@@ -46,7 +46,7 @@ func DefaultAdaptiveLimitConfig() AdaptiveLimitConfig {
 	return AdaptiveLimitConfig{
 		Enabled: true, Initial: 50, Min: 4, Max: 10000,
 		Window: 100 * time.Millisecond, MinSamples: 10,
-		Tolerance: 1.5, Slack: time.Millisecond, Smoothing: 0.2,
+		Tolerance: 1.25, Slack: time.Millisecond, Smoothing: 0.2,
 		Backoff: 0.9, DropRatio: 0.01, NoLoadDrift: time.Minute,
 	}
 }

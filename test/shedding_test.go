@@ -77,8 +77,9 @@ loadshed:
 }
 
 // shedRules scores /low* 90 and /crit* 10; everything else keeps the
-// default 50. Signals are crisp (no smoothing or hysteresis) and only the
-// global in-flight signal is live, so a test sets the overload exactly.
+// default 50. Signals are crisp (no smoothing or hysteresis, the
+// proportional controller) and only the global in-flight signal is live,
+// so a test sets the overload exactly.
 func shedLoadshedSection(dryRun bool, threshold, max int, chaos string) string {
 	return fmt.Sprintf(`  interval: 10ms
   scoring:
@@ -89,6 +90,7 @@ func shedLoadshedSection(dryRun bool, threshold, max int, chaos string) string {
     dry_run: %v
     hysteresis: 0
     smoothing: {rise: 0s, fall: 0s}
+    controller: {mode: proportional}
     signals:
       inflight: {enabled: true, threshold: %d, max: %d}
       connections: {enabled: false}
