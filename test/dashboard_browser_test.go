@@ -22,7 +22,8 @@ import (
 const dashboardToken = "dash-token"
 
 // dashboardConfig routes everything to origin "app", whose shedding scope
-// reacts at once to in-flight requests: threshold 1, max 9, no smoothing.
+// reacts at once to in-flight requests: threshold 1, max 9, no smoothing,
+// a proportional controller, no adaptive-limit queue.
 // /hold is critical (score 10), /low is telemetry (score 95). A rate-limit
 // policy is installed so the dashboard has one to show.
 func dashboardConfig(originAddr string) string {
@@ -57,8 +58,11 @@ loadshed:
       k: 1
       hysteresis: 0
       smoothing: {rise: 0s, fall: 0s}
+      controller: {mode: proportional}   # the level follows the pressure at once
+      queue: {enabled: false}
       signals:
-        inflight: {threshold: 1, max: 9}
+        concurrency: {enabled: false}
+        inflight: {enabled: true, threshold: 1, max: 9}
 `, dashboardToken, originAddr)
 }
 
@@ -282,10 +286,9 @@ func TestDashboardInBrowserFollowsOverload(t *testing.T) {
 	if hot.CX <= calm.CX || hot.CY <= calm.CY {
 		t.Errorf("the point did not move right and down: calm (%v, %v), overloaded (%v, %v)", calm.CX, calm.CY, hot.CX, hot.CY)
 	}
-	// Without a shedding controller the point sits at the pressure:
-	// (7-1)/(9-1) = 0.75 and 100*(1-0.75^3) = 57.8. With one (the page
-	// then plots its level) only the direction is certain.
-	if !hot.HasLevel && (hot.X < 0.7 || hot.X > 0.8 || hot.Cutoff < 50 || hot.Cutoff > 65) {
+	// The proportional controller puts the level at the pressure:
+	// (7-1)/(9-1) = 0.75, and the curve the cutoff at 100*(1-0.75^3) = 57.8.
+	if hot.X < 0.7 || hot.X > 0.8 || hot.Cutoff < 50 || hot.Cutoff > 65 {
 		t.Errorf("overloaded point at x=%v cutoff=%v, want about (0.75, 57.8)", hot.X, hot.Cutoff)
 	}
 	if hot.Cutoff >= calm.Cutoff {

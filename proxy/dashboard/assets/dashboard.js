@@ -110,6 +110,8 @@
     var xl = s('text', { x: px(0.5), y: H - 2, 'text-anchor': 'middle' });
     xl.textContent = 'overload x';
     graph.appendChild(xl);
+    var marker = s('line', { 'class': 'pressure', y1: py(100), y2: py(0), visibility: 'hidden' });
+    graph.appendChild(marker);
     var curve = s('path', { 'class': 'curve' });
     var trail = s('g', { 'class': 'trail' });
     var point = s('circle', { 'class': 'now', r: 6 });
@@ -122,7 +124,7 @@
     root.appendChild(signals);
     root.appendChild(bands);
     document.getElementById('scopes').appendChild(root);
-    return { root: root, facts: facts, title: title, graph: graph, curve: curve, trail: trail, point: point, signals: signals, bands: bands, past: [] };
+    return { root: root, facts: facts, title: title, graph: graph, xlabel: xl, marker: marker, curve: curve, trail: trail, point: point, signals: signals, bands: bands, past: [] };
   }
 
   function signalValue(sig, v) {
@@ -168,6 +170,12 @@
     card.point.setAttribute('data-overload', overload);
     card.point.setAttribute('data-cutoff', c);
     if (hasLevel) card.point.setAttribute('data-level', x); else card.point.removeAttribute('data-level');
+    // With a controller the axis is its level; the dashed line marks the
+    // raw pressure (worst signal) it is moving toward.
+    card.xlabel.textContent = hasLevel ? 'level x (dashed: overload now)' : 'overload x';
+    card.marker.setAttribute('x1', px(overload).toFixed(1));
+    card.marker.setAttribute('x2', px(overload).toFixed(1));
+    card.marker.setAttribute('visibility', hasLevel ? 'visible' : 'hidden');
     card.past.push([x, c]);
     if (card.past.length > TRAIL) card.past.shift();
     card.trail.replaceChildren();
@@ -222,7 +230,7 @@
     if (!list.length) { box.replaceChildren(h('p', { 'class': 'empty' }, 'no origins configured')); return; }
     box.replaceChildren.apply(box, list.map(function (o) {
       var sc = byName(doc.scopes, o.name);
-      var limit = o.adaptive_limit || (sc && sc.adaptive_limit && sc.adaptive_limit.limit);
+      var limit = sc && sc.adaptive_limit && sc.adaptive_limit.limit;
       var cap = o.name + ' · in flight ' + o.in_flight + (limit ? ' · adaptive limit ' + fmt(limit, 1) : '') +
         ' · ' + o.instances.length + ' instance' + (o.instances.length === 1 ? '' : 's');
       return table(cap, ['instance', 'weight', 'in flight', 'breaker', 'health', 'latency EWMA', 'req/s', 'failures/s'], o.instances.map(function (i) {
