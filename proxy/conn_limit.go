@@ -74,7 +74,7 @@ func (l *connListener) Accept() (net.Conn, error) {
 }
 
 func (l *connListener) refuse(c net.Conn) {
-	n := l.refused.Add(1)
+	l.refused.Add(1)
 	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_, _ = c.Write(refusalResponse)
 	_ = c.Close()
@@ -85,8 +85,8 @@ func (l *connListener) refuse(c net.Conn) {
 		l.mu.Unlock()
 		return
 	}
-	l.lastLog, n = now, l.unshown
-	l.unshown = 0
+	n := l.unshown
+	l.lastLog, l.unshown = now, 0
 	l.mu.Unlock()
 	l.logger.Warn("connection refused: server.max_connections reached",
 		"category", string(CategoryConnectionLimit), "max_connections", l.max,

@@ -22,7 +22,8 @@ import (
 const dashboardToken = "dash-token"
 
 // dashboardConfig routes everything to origin "app", whose shedding scope
-// reacts at once to in-flight requests: threshold 1, max 9, no smoothing.
+// reacts at once to in-flight requests: threshold 1, max 9, no smoothing,
+// a proportional controller, no adaptive-limit queue.
 // /hold is critical (score 10), /low is telemetry (score 95). A rate-limit
 // policy is installed so the dashboard has one to show.
 func dashboardConfig(originAddr string) string {
@@ -57,8 +58,11 @@ loadshed:
       k: 1
       hysteresis: 0
       smoothing: {rise: 0s, fall: 0s}
+      controller: {mode: proportional}   # the level follows the pressure at once
+      queue: {enabled: false}
       signals:
-        inflight: {threshold: 1, max: 9}
+        concurrency: {enabled: false}
+        inflight: {enabled: true, threshold: 1, max: 9}
 `, dashboardToken, originAddr)
 }
 
@@ -121,6 +125,8 @@ func newBrowser(t *testing.T, execPath string) context.Context {
 type pageState struct {
 	Curve     string  `json:"curve"`
 	CurveK    string  `json:"curveK"`
+	X         float64 `json:"x"`
+	HasLevel  bool    `json:"hasLevel"`
 	Overload  float64 `json:"overload"`
 	Cutoff    float64 `json:"cutoff"`
 	CX        float64 `json:"cx"`
@@ -139,6 +145,8 @@ const readPage = `(() => {
   return {
     curve: curve ? curve.getAttribute('d') : '',
     curveK: curve ? curve.getAttribute('data-k') : '',
+    x: Number(pt.getAttribute('data-x')),
+    hasLevel: pt.hasAttribute('data-level'),
     overload: Number(pt.getAttribute('data-overload')),
     cutoff: Number(pt.getAttribute('data-cutoff')),
     cx: Number(pt.getAttribute('cx')),
@@ -220,7 +228,7 @@ func TestDashboardInBrowserFollowsOverload(t *testing.T) {
 	if segments < 50 || !strings.HasPrefix(calm.Curve, "M36.0 10.0") || !strings.HasSuffix(calm.Curve, "388.0 190.0") || calm.CurveK != "1" {
 		t.Fatalf("curve for k=1: %d segments, d=%.40s...%s, k=%s", segments, calm.Curve, calm.Curve[max(0, len(calm.Curve)-20):], calm.CurveK)
 	}
-	if calm.Overload != 0 || calm.Cutoff != 100 {
+	if calm.X != 0 || calm.Cutoff != 100 {
 		t.Fatalf("at rest the point should sit at (0, 100): %+v", calm)
 	}
 	if calm.Policies != 1 {
@@ -274,12 +282,17 @@ func TestDashboardInBrowserFollowsOverload(t *testing.T) {
 		}
 	}()
 
-	hot := wait("the point to move and telemetry to be shed", `(() => { const s = `+readPage+`; return s && s.overload > 0.5 && s.shedRate > 0; })()`)
+	hot := wait("the point to move and telemetry to be shed", `(() => { const s = `+readPage+`; return s && s.x > 0.5 && s.shedRate > 0; })()`)
 	if hot.CX <= calm.CX || hot.CY <= calm.CY {
 		t.Errorf("the point did not move right and down: calm (%v, %v), overloaded (%v, %v)", calm.CX, calm.CY, hot.CX, hot.CY)
 	}
-	if hot.Overload < 0.7 || hot.Overload > 0.8 || hot.Cutoff < 50 || hot.Cutoff > 65 {
-		t.Errorf("overloaded point at x=%v cutoff=%v, want about (0.75, 57.8)", hot.Overload, hot.Cutoff)
+	// The proportional controller puts the level at the pressure:
+	// (7-1)/(9-1) = 0.75, and the curve the cutoff at 100*(1-0.75^3) = 57.8.
+	if hot.X < 0.7 || hot.X > 0.8 || hot.Cutoff < 50 || hot.Cutoff > 65 {
+		t.Errorf("overloaded point at x=%v cutoff=%v, want about (0.75, 57.8)", hot.X, hot.Cutoff)
+	}
+	if hot.Cutoff >= calm.Cutoff {
+		t.Errorf("cutoff did not fall: %v -> %v", calm.Cutoff, hot.Cutoff)
 	}
 	if !strings.HasPrefix(hot.Status, "updated") {
 		t.Errorf("status line: %q", hot.Status)
@@ -293,7 +306,7 @@ func TestDashboardInBrowserFollowsOverload(t *testing.T) {
 	if err := os.WriteFile(file, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot: %s (%d bytes); page: x=%.2f cutoff=%.1f telemetry shed %.1f/s", file, len(shot), hot.Overload, hot.Cutoff, hot.ShedRate)
+	t.Logf("screenshot: %s (%d bytes); page: x=%.2f cutoff=%.1f telemetry shed %.1f/s", file, len(shot), hot.X, hot.Cutoff, hot.ShedRate)
 
 	close(stop)
 	so.unblock()
@@ -310,7 +323,7 @@ func TestDashboardInBrowserFollowsOverload(t *testing.T) {
 	lowMu.Unlock()
 
 	// 3. Recovery moves the point back to (0, 100).
-	wait("the point to return", `(() => { const s = `+readPage+`; return s && s.overload === 0 && s.cutoff === 100; })()`)
+	wait("the point to return", `(() => { const s = `+readPage+`; return s && s.x === 0 && s.cutoff === 100; })()`)
 
 	chromedp.Cancel(ctx)
 	<-consoleDone

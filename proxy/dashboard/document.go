@@ -20,8 +20,10 @@ const requestsMetric = "floodgate_requests_total"
 // no per-viewer state.
 type Document struct {
 	Time time.Time `json:"time"`
-	// Scopes lists the global scope first, then each origin's, by name.
-	Scopes []Scope `json:"scopes"`
+	// Scopes lists the global scope first, then each origin's, by name;
+	// each carries the k of its curve, so the page draws
+	// cutoff = 100 * (1 - k * x^3).
+	Scopes []loadshed.ScopeSnapshot `json:"scopes"`
 	// Chaos counts deliberate sheds per score band.
 	Chaos loadshed.BandCounts `json:"chaos"`
 	// Origins are sorted by name.
@@ -35,21 +37,12 @@ type Document struct {
 	Extra map[string]any `json:"extra,omitempty"`
 }
 
-// Scope is one shedding scope with the k of its cubic curve, so the page
-// can draw cutoff = 100 * (1 - k * x^3).
-type Scope struct {
-	loadshed.ScopeSnapshot
-	K float64 `json:"k"`
-}
-
-// Origin is one origin and its instances.
+// Origin is one origin and its instances (its adaptive limit is in its
+// shedding scope).
 type Origin struct {
 	Name      string     `json:"name"`
 	InFlight  int64      `json:"in_flight"`
 	Instances []Instance `json:"instances"`
-	// AdaptiveLimit is the origin's learned concurrency limit, when one
-	// exists (0 = none).
-	AdaptiveLimit float64 `json:"adaptive_limit,omitempty"`
 }
 
 // Instance is one origin instance as the picker sees it.
@@ -72,9 +65,6 @@ type Sources struct {
 	Limiters *ratelimit.Limiters
 	// Metrics is gathered for request counts per category.
 	Metrics prometheus.Gatherer
-	// AdaptiveLimit, if set, reports an origin's adaptive limit (ok=false
-	// when the origin has none).
-	AdaptiveLimit func(origin string) (limit float64, ok bool)
 	// Extra sections, each called once per document.
 	Extra map[string]func() any
 	// Now is the clock; nil means time.Now.
@@ -109,15 +99,9 @@ func (s *Sources) Document() Document {
 	return d
 }
 
-func (s *Sources) scopes() ([]Scope, loadshed.BandCounts) {
+func (s *Sources) scopes() ([]loadshed.ScopeSnapshot, loadshed.BandCounts) {
 	snap := s.Shedder.Snapshot()
-	cfg := s.Shedder.Config()
-	out := make([]Scope, 0, 1+len(snap.Origins))
-	out = append(out, Scope{ScopeSnapshot: snap.Global, K: cfg.Global.K})
-	for _, o := range snap.Origins {
-		out = append(out, Scope{ScopeSnapshot: o, K: cfg.OriginConfigFor(o.Name).K})
-	}
-	return out, snap.Chaos
+	return append([]loadshed.ScopeSnapshot{snap.Global}, snap.Origins...), snap.Chaos
 }
 
 func (s *Sources) origins() []Origin {
@@ -130,11 +114,6 @@ func (s *Sources) origins() []Origin {
 			continue
 		}
 		v := Origin{Name: name, InFlight: o.InFlight(), Instances: []Instance{}}
-		if s.AdaptiveLimit != nil {
-			if l, ok := s.AdaptiveLimit(name); ok {
-				v.AdaptiveLimit = l
-			}
-		}
 		for _, in := range o.Instances() {
 			v.Instances = append(v.Instances, Instance{
 				Address: in.Addr(), Weight: in.Weight(), InFlight: in.InFlight(),

@@ -60,8 +60,7 @@ func TestDocumentFromRunningComponents(t *testing.T) {
 	observe("a", 503, filters.CategoryShedGlobal)
 
 	src := &Sources{Shedder: shedder, Origins: reg, Limiters: lim, Metrics: m.Gatherer(),
-		AdaptiveLimit: func(o string) (float64, bool) { return 12, o == "api" },
-		Extra:         map[string]func() any{"queue": func() any { return map[string]int{"depth": 3} }}}
+		Extra: map[string]func() any{"queue": func() any { return map[string]int{"depth": 3} }}}
 	doc := src.Document()
 
 	if len(doc.Scopes) != 3 || doc.Scopes[0].Name != "global" || doc.Scopes[1].Name != "api" || doc.Scopes[2].Name != "web" {
@@ -70,7 +69,7 @@ func TestDocumentFromRunningComponents(t *testing.T) {
 	if doc.Scopes[0].K != 2 || doc.Scopes[1].K != 0.5 || doc.Scopes[2].K != shedCfg.Origin.K {
 		t.Errorf("k per scope: %v %v %v", doc.Scopes[0].K, doc.Scopes[1].K, doc.Scopes[2].K)
 	}
-	if len(doc.Origins) != 1 || doc.Origins[0].Name != "api" || doc.Origins[0].AdaptiveLimit != 12 {
+	if len(doc.Origins) != 1 || doc.Origins[0].Name != "api" {
 		t.Fatalf("origins: %+v", doc.Origins)
 	}
 	in := doc.Origins[0].Instances[0]

@@ -110,6 +110,8 @@
     var xl = s('text', { x: px(0.5), y: H - 2, 'text-anchor': 'middle' });
     xl.textContent = 'overload x';
     graph.appendChild(xl);
+    var marker = s('line', { 'class': 'pressure', y1: py(100), y2: py(0), visibility: 'hidden' });
+    graph.appendChild(marker);
     var curve = s('path', { 'class': 'curve' });
     var trail = s('g', { 'class': 'trail' });
     var point = s('circle', { 'class': 'now', r: 6 });
@@ -122,7 +124,7 @@
     root.appendChild(signals);
     root.appendChild(bands);
     document.getElementById('scopes').appendChild(root);
-    return { root: root, facts: facts, title: title, graph: graph, curve: curve, trail: trail, point: point, signals: signals, bands: bands, past: [] };
+    return { root: root, facts: facts, title: title, graph: graph, xlabel: xl, marker: marker, curve: curve, trail: trail, point: point, signals: signals, bands: bands, past: [] };
   }
 
   function signalValue(sig, v) {
@@ -150,27 +152,45 @@
       h('td', null, fmt(sig.overload, 2)));
   }
 
+  // The point sits on the curve: at the controller's level where the
+  // scope reports one (the cutoff follows the level, not the raw
+  // pressure), else at the overload.
   function renderScope(sc) {
     var card = cards.get(sc.name);
     if (!card) { card = newCard(sc.name); cards.set(sc.name, card); }
-    var x = Math.max(0, Math.min(1, sc.overload || 0));
+    var overload = Math.max(0, Math.min(1, sc.overload || 0));
+    var hasLevel = typeof sc.level === 'number';
+    var x = hasLevel ? Math.max(0, Math.min(1, sc.level)) : overload;
     var c = Math.max(0, Math.min(100, sc.cutoff));
     card.curve.setAttribute('d', curvePath(sc.k));
     card.curve.setAttribute('data-k', sc.k);
     card.point.setAttribute('cx', px(x).toFixed(1));
     card.point.setAttribute('cy', py(c).toFixed(1));
-    card.point.setAttribute('data-overload', x);
+    card.point.setAttribute('data-x', x);
+    card.point.setAttribute('data-overload', overload);
     card.point.setAttribute('data-cutoff', c);
+    if (hasLevel) card.point.setAttribute('data-level', x); else card.point.removeAttribute('data-level');
+    // With a controller the axis is its level; the dashed line marks the
+    // raw pressure (worst signal) it is moving toward.
+    card.xlabel.textContent = hasLevel ? 'level x (dashed: overload now)' : 'overload x';
+    card.marker.setAttribute('x1', px(overload).toFixed(1));
+    card.marker.setAttribute('x2', px(overload).toFixed(1));
+    card.marker.setAttribute('visibility', hasLevel ? 'visible' : 'hidden');
     card.past.push([x, c]);
     if (card.past.length > TRAIL) card.past.shift();
     card.trail.replaceChildren();
     card.past.forEach(function (p) { card.trail.appendChild(s('circle', { cx: px(p[0]).toFixed(1), cy: py(p[1]).toFixed(1), r: 3 })); });
-    var summary = (sc.name === 'global' ? 'Global' : 'Origin ' + sc.name) + ' scope: overload ' + fmt(x, 2) + ', cutoff ' + fmt(c, 1) + ', k ' + sc.k;
+    var summary = (sc.name === 'global' ? 'Global' : 'Origin ' + sc.name) + ' scope: overload ' + fmt(overload, 2) +
+      (hasLevel ? ', level ' + fmt(x, 2) : '') + ', cutoff ' + fmt(c, 1) + ', k ' + sc.k;
     card.title.textContent = summary;
     card.graph.setAttribute('aria-label', summary);
     card.facts.replaceChildren();
-    append(card.facts, ['overload ', h('b', null, fmt(x, 2)), ' · cutoff ', h('b', null, fmt(c, 1)),
+    var lim = sc.adaptive_limit;
+    append(card.facts, ['overload ', h('b', null, fmt(overload, 2)),
+      hasLevel ? [' · level ', h('b', null, fmt(x, 2))] : null,
+      ' · cutoff ', h('b', null, fmt(c, 1)),
       ' · k ', h('b', null, String(sc.k)), ' · in flight ', h('b', null, String(sc.in_flight || 0)),
+      lim ? [' · adaptive limit ', h('b', null, fmt(lim.limit, 1)), lim.queue_waiting ? ' (' + lim.queue_waiting + ' queued)' : ''] : null,
       sc.dry_run ? [' · ', h('span', { 'class': 'dry' }, 'dry run')] : null]);
 
     card.signals.replaceChildren(table('Signals (bar: smoothed value; ticks: threshold, max)', ['signal', 'now', 'smoothed', 'threshold – max', 'x'],
@@ -209,7 +229,9 @@
     var list = doc.origins || [];
     if (!list.length) { box.replaceChildren(h('p', { 'class': 'empty' }, 'no origins configured')); return; }
     box.replaceChildren.apply(box, list.map(function (o) {
-      var cap = o.name + ' · in flight ' + o.in_flight + (o.adaptive_limit ? ' · adaptive limit ' + fmt(o.adaptive_limit, 1) : '') +
+      var sc = byName(doc.scopes, o.name);
+      var limit = sc && sc.adaptive_limit && sc.adaptive_limit.limit;
+      var cap = o.name + ' · in flight ' + o.in_flight + (limit ? ' · adaptive limit ' + fmt(limit, 1) : '') +
         ' · ' + o.instances.length + ' instance' + (o.instances.length === 1 ? '' : 's');
       return table(cap, ['instance', 'weight', 'in flight', 'breaker', 'health', 'latency EWMA', 'req/s', 'failures/s'], o.instances.map(function (i) {
         var rq = rate(function (d) { var x = byName(d.origins, o.name); x = x && x.instances.filter(function (y) { return y.address === i.address; })[0]; return x && x.requests; });
