@@ -53,16 +53,9 @@ func TestConfigValidateNamesFieldPaths(t *testing.T) {
 func TestReconfigure(t *testing.T) {
 	f := newFixture(t, testConfig(), nil)
 	cfg := testConfig()
-	ns := cfg.Namespaces["ns"]
-	ns.TimePartition.EventBuckets = 8
-	cfg.Namespaces["ns"] = ns
-	if err := f.svc.Reconfigure(cfg); err == nil || !strings.Contains(err.Error(), "namespaces.ns.time_partition: cannot change") {
-		t.Fatalf("changing partitioning live: %v", err)
-	}
-	cfg = testConfig()
 	other := testNamespace()
 	cfg.Namespaces["other"] = other
-	ns = cfg.Namespaces["ns"]
+	ns := cfg.Namespaces["ns"]
 	ns.AcceptLimit = time.Hour
 	cfg.Namespaces["ns"] = ns
 	if err := f.svc.Reconfigure(cfg); err != nil {

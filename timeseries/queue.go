@@ -217,12 +217,12 @@ func (q *writeQueue) stats() (held, capacity int, dropped int64) {
 }
 
 // writeAsync validates the whole batch, then enqueues it whole or rejects it whole.
-func (s *Service) writeAsync(req *WriteRequest) (*WriteResponse, *apiError) {
+func (s *Service) writeAsync(ctx context.Context, req *WriteRequest) (*WriteResponse, *apiError) {
 	ns, aerr := s.lookup(req.Namespace)
 	if aerr != nil {
 		return nil, aerr
 	}
-	ws, aerr := s.buildWrites(ns, req, s.now())
+	ws, aerr := s.buildWrites(ctx, ns, req, s.now())
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -247,7 +247,7 @@ func (s *Service) writeSync(ctx context.Context, req *WriteRequest) (*WriteRespo
 	if aerr != nil {
 		return nil, aerr
 	}
-	ws, aerr := s.buildWrites(ns, req, s.now())
+	ws, aerr := s.buildWrites(ctx, ns, req, s.now())
 	if aerr != nil {
 		return nil, aerr
 	}

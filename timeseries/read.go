@@ -3,7 +3,6 @@ package timeseries
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -99,11 +98,7 @@ func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, 
 
 	ctx, cancel := context.WithTimeout(ctx, ns.cfg.SLOs.Read.Max)
 	defer cancel()
-	sliceList, err := s.sliceSet(ctx, ns.name)
-	if err != nil {
-		return s.readFailed(ctx, err, resp, tok, fp)
-	}
-	events, partial, err := s.gather(ctx, ns, req.TimeSeriesID, r, after, filters, need+1, s.state.Load().cfg.ReadFanout, sliceList)
+	events, partial, err := s.gather(ctx, ns, req.TimeSeriesID, r, after, filters, need+1, s.state.Load().cfg.ReadFanout)
 	if err != nil {
 		return nil, storageError(ctx, err)
 	}
@@ -124,29 +119,6 @@ func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, 
 		resp.NextPageToken = next.encode()
 	}
 	return resp, nil
-}
-
-// readFailed turns an SLO timeout before any data into an empty partial page that resumes
-// where this request started.
-func (s *Service) readFailed(ctx context.Context, err error, resp *EventsResponse, tok pageToken, fp uint64) (*EventsResponse, *apiError) {
-	if errors.Is(err, context.DeadlineExceeded) {
-		resp.Partial = true
-		tok.Q = fp
-		resp.NextPageToken = tok.encode()
-		return resp, nil
-	}
-	return nil, storageError(ctx, err)
-}
-
-func (s *Service) sliceSet(ctx context.Context, ns string) ([]int64, error) {
-	list, err := s.engine.Slices(ctx, ns)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.IsSorted(list) {
-		slices.Sort(list) // the contract says ascending; do not trust a third-party engine blindly
-	}
-	return list, nil
 }
 
 // partScan is one partition's progress: the matching events it produced and the last event
@@ -172,11 +144,13 @@ type partScan struct {
 // prove which events come first, and only partitions that could still hold earlier events
 // are scanned further, with a doubled budget. If ctx's deadline passes, it returns the events
 // that are certainly complete (no unscanned event can sort before them) and partial=true.
-func (s *Service) gather(ctx context.Context, ns *namespace, tsid string, r storage.TimeRange, after *storage.Cursor, fs []filter, want, fanout int, sliceList []int64) (out []storage.Event, partial bool, err error) {
-	var buckets []int64
-	ns.layout.bucketsDesc(r, sliceList, func(b int64) bool { buckets = append(buckets, b); return true })
-	per := ns.layout.eventBuckets
-	waveSize := max(1, fanout/per)
+func (s *Service) gather(ctx context.Context, ns *namespace, tsid string, r storage.TimeRange, after *storage.Cursor, fs []filter, want, fanout int) (out []storage.Event, partial bool, err error) {
+	var buckets []timeBucket
+	bucketsDesc(ns.slices.list(), r, ns.readableFrom(s.now()), func(b timeBucket) bool { buckets = append(buckets, b); return true })
+	waveSize := 1
+	if len(buckets) > 0 {
+		waveSize = max(1, fanout/buckets[0].eventBuckets)
+	}
 	for len(buckets) > 0 && len(out) < want {
 		n := min(waveSize, len(buckets))
 		wave := buckets[:n]
@@ -184,27 +158,34 @@ func (s *Service) gather(ctx context.Context, ns *namespace, tsid string, r stor
 		waveSize = min(waveSize*2, 64) // sparse series: widen the wave to cut round trips
 
 		need := want - len(out)
-		budget := min(need, max(8, 2*need/per+1))
-		scans := make([]*partScan, 0, n*per)
+		var scans []*partScan
+		groups := make([][]*partScan, 0, n)
+		budgets := make([]int, 0, n)
 		for _, b := range wave {
-			br := ns.layout.clip(r, b)
+			br := b.clip(r)
 			var a *storage.Cursor
-			if after != nil && ns.layout.bucket(after.Time) == b {
+			if after != nil && b.contains(after.Time) {
 				a = after
 			}
+			per := b.eventBuckets
+			group := make([]*partScan, 0, per)
 			for eb := 0; eb < per; eb++ {
-				scans = append(scans, &partScan{
-					p:     storage.Partition{Slice: ns.layout.slice(b), TimeSeriesID: tsid, Bucket: b, EventBucket: uint16(eb)},
+				group = append(group, &partScan{
+					p:     storage.Partition{Slice: b.slice, TimeSeriesID: tsid, Bucket: b.start, EventBucket: uint16(eb)},
 					r:     br,
 					after: a,
 				})
 			}
+			groups = append(groups, group)
+			budgets = append(budgets, min(need, max(8, 2*need/per+1)))
+			scans = append(scans, group...)
 		}
-		s.runScans(ctx, ns.name, scans, fs, budget, fanout)
+		// One round for the whole wave; event-bucket counts can differ between slices, so
+		// each group keeps the budget its own count calls for (the smallest is used here).
+		s.runScans(ctx, ns.name, scans, fs, slices.Min(budgets), fanout)
 
-		for i := 0; i < len(scans); i += per {
-			group := scans[i : i+per]
-			groupBudget := budget
+		for gi, group := range groups {
+			groupBudget := budgets[gi]
 			for {
 				need := want - len(out)
 				safe, complete, serr := mergeGroup(group)

@@ -140,7 +140,7 @@ func TestReadPartialAtSLOThenResumeWithoutGaps(t *testing.T) {
 	ns := cfg.Namespaces["ns"]
 	ns.SLOs.Read = SLO{Target: 10 * time.Millisecond, Max: 150 * time.Millisecond}
 	cfg.Namespaces["ns"] = ns
-	newest := newLayout(ns.TimePartition).bucket(baseTime.Add(-time.Millisecond).UnixMilli())
+	newest := floorTo(baseTime.Add(-time.Millisecond).UnixMilli(), ns.TimePartition.SecondsPerTimeBucket*1000)
 	gate := &gateEngine{}
 	f := newFixture(t, cfg, func(e storage.Engine) storage.Engine { gate.Engine = e; return gate })
 	want := seedSeries(t, f, 200)
@@ -191,15 +191,15 @@ func TestReadResponseJSONShape(t *testing.T) {
 // bucket, so that partition must be scanned beyond its first-round budget.
 func TestReadSkewedPartitionNeedsSeveralRounds(t *testing.T) {
 	f := newFixture(t, testConfig(), nil)
-	l := newLayout(testNamespace().TimePartition)
-	bucketStart := time.UnixMilli(l.bucket(baseTime.Add(-5 * time.Minute).UnixMilli())).UTC()
+	tp := testNamespace().TimePartition
+	bucketStart := time.UnixMilli(floorTo(baseTime.Add(-5*time.Minute).UnixMilli(), tp.SecondsPerTimeBucket*1000)).UTC()
 	var recs []EventRecord
 	var want []string
 	for i := 0; i < 400; i++ {
 		at := bucketStart.Add(time.Duration(i) * time.Second)
 		id := eventID(i)
 		hot := "no"
-		if l.eventBucket(at.UnixMilli(), id) == 0 {
+		if eventBucket(at.UnixMilli(), id, tp.EventBuckets) == 0 {
 			hot = "yes"
 			want = append(want, id)
 		}

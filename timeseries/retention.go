@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
 // retentionLoop drops expired slices every RetentionInterval until Close.
@@ -34,8 +36,10 @@ type DroppedSlice struct {
 	Start     time.Time
 }
 
-// EnforceRetention drops, whole, every slice whose end is at least retention.deleteAfter in
-// the past. Rows are never deleted one by one.
+// EnforceRetention applies each slice's life cycle from its own bounds (the slice table, not
+// today's time_partition): a slice whose end is retention.close_after in the past is marked
+// closed (reads and writes already ignore it), and one whose end is retention.delete_after in
+// the past is dropped whole. Rows are never deleted one by one.
 func (s *Service) EnforceRetention(ctx context.Context) ([]DroppedSlice, error) {
 	st := s.state.Load()
 	names := make([]string, 0, len(st.namespaces))
@@ -48,21 +52,19 @@ func (s *Service) EnforceRetention(ctx context.Context) ([]DroppedSlice, error) 
 	var errs []error
 	for _, name := range names {
 		ns := st.namespaces[name]
-		slices, err := s.engine.Slices(ctx, name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("namespace %s: list slices: %w", name, err))
-			continue
-		}
-		for _, start := range slices {
-			end := start + ns.layout.sliceMs
-			if end+ns.cfg.Retention.DeleteAfter.Milliseconds() > now {
-				break // slices are ascending; the rest are younger
+		for _, m := range ns.slices.list() {
+			switch {
+			case m.End+ns.cfg.Retention.DeleteAfter.Milliseconds() <= now:
+				if err := ns.slices.drop(ctx, m.Start); err != nil {
+					errs = append(errs, fmt.Errorf("namespace %s: drop slice %s: %w", name, formatTime(m.Start), err))
+					continue
+				}
+				dropped = append(dropped, DroppedSlice{Namespace: name, Start: time.UnixMilli(m.Start).UTC()})
+			case m.End+ns.cfg.Retention.CloseAfter.Milliseconds() <= now && m.Status != storage.SliceClosed:
+				if err := ns.slices.setStatus(ctx, m.Start, storage.SliceClosed); err != nil {
+					errs = append(errs, fmt.Errorf("namespace %s: close slice %s: %w", name, formatTime(m.Start), err))
+				}
 			}
-			if err := s.engine.DropSlice(ctx, name, start); err != nil {
-				errs = append(errs, fmt.Errorf("namespace %s: drop slice %s: %w", name, formatTime(start), err))
-				break
-			}
-			dropped = append(dropped, DroppedSlice{Namespace: name, Start: time.UnixMilli(start).UTC()})
 		}
 	}
 	return dropped, errors.Join(errs...)

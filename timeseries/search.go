@@ -16,19 +16,15 @@ import (
 // returns false. A context deadline ends the walk with partial=true: what was emitted is an
 // exact prefix of the full result, so a page token taken from it has no gaps.
 func (s *Service) searchRun(ctx context.Context, ns *namespace, q *qnode, r storage.TimeRange, after *storage.Ref, emit func(storage.Event) bool) (partial bool, err error) {
-	sliceList, err := s.sliceSet(ctx, ns.name)
-	if err != nil {
-		return errors.Is(err, context.DeadlineExceeded), ignoreDeadline(err)
-	}
 	if after != nil {
 		r.End = min(r.End, after.Time+1)
 	}
-	ns.layout.bucketsDesc(r, sliceList, func(b int64) bool {
+	bucketsDesc(ns.slices.list(), r, ns.readableFrom(s.now()), func(b timeBucket) bool {
 		var a *storage.Ref
-		if after != nil && ns.layout.bucket(after.Time) == b {
+		if after != nil && b.contains(after.Time) {
 			a = after
 		}
-		it := s.buildIter(q, ns.name, ns.layout.slice(b), b, ns.layout.clip(r, b), a)
+		it := s.buildIter(q, ns.name, b.slice, b.start, b.clip(r), a)
 		for {
 			ref, ok, ierr := it.peek(ctx)
 			if ierr != nil {
@@ -39,7 +35,7 @@ func (s *Service) searchRun(ctx context.Context, ns *namespace, q *qnode, r stor
 				return true
 			}
 			it.advance()
-			p := ns.layout.partition(ref.TimeSeriesID, ref.Time, ref.ID)
+			p := storage.Partition{Slice: b.slice, TimeSeriesID: ref.TimeSeriesID, Bucket: b.start, EventBucket: eventBucket(ref.Time, ref.ID, b.eventBuckets)}
 			ev, found, gerr := s.engine.GetEvent(ctx, ns.name, p, ref.Time, ref.ID)
 			if gerr != nil {
 				err = gerr

@@ -43,8 +43,14 @@ type serviceState struct {
 type namespace struct {
 	name   string
 	cfg    NamespaceConfig
-	layout layout
+	slices *sliceTable // shared by every snapshot, like queue
 	queue  *writeQueue
+}
+
+// readableFrom is the earliest slice end still open for reads at now: a slice whose end is
+// retention.close_after or more in the past is closed, to reads as well as writes.
+func (ns *namespace) readableFrom(now time.Time) int64 {
+	return now.UnixMilli() - ns.cfg.Retention.CloseAfter.Milliseconds()
 }
 
 // Option customises a Service.
@@ -133,18 +139,26 @@ func (s *Service) buildState(cfg Config, prev *serviceState) (*serviceState, err
 	}
 	st := &serviceState{cfg: cfg, namespaces: make(map[string]*namespace, len(cfg.Namespaces))}
 	for name, nc := range cfg.Namespaces {
-		ns := &namespace{name: name, cfg: nc, layout: newLayout(nc.TimePartition)}
+		ns := &namespace{name: name, cfg: nc}
 		if prev != nil {
 			if old, ok := prev.namespaces[name]; ok {
-				if old.cfg.TimePartition != nc.TimePartition {
-					return nil, fmt.Errorf("namespaces.%s.time_partition: cannot change while the service runs (existing data is laid out with the old partitioning)", name)
-				}
-				ns.queue = old.queue
+				// A new time_partition applies to slices created from now on; the slice
+				// table keeps each existing slice's own partitioning.
+				ns.queue, ns.slices = old.queue, old.slices
 			}
 		}
 		st.namespaces[name] = ns
 	}
 	for name, ns := range st.namespaces {
+		if ns.slices == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			tbl, err := newSliceTable(ctx, name, s.engine)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			ns.slices = tbl
+		}
 		if ns.queue == nil {
 			ns.queue = newWriteQueue(name, s.engine, s.logf)
 		}
@@ -255,7 +269,7 @@ func (s *Service) Serve(ctx context.Context, operation string, body []byte) Resp
 			if operation == OpWriteSync {
 				out, aerr = s.writeSync(ctx, &req)
 			} else {
-				out, aerr = s.writeAsync(&req)
+				out, aerr = s.writeAsync(ctx, &req)
 				code = http.StatusAccepted
 			}
 		}

@@ -1,6 +1,7 @@
 package timeseries
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -89,7 +90,7 @@ func parseInterval(iv TimeInterval, field string) (storage.TimeRange, *apiError)
 
 // buildWrites validates every event of a batch before anything is written, so a rejected
 // batch leaves no trace; it returns the engine writes with their index postings.
-func (s *Service) buildWrites(ns *namespace, req *WriteRequest, now time.Time) ([]storage.Write, *apiError) {
+func (s *Service) buildWrites(ctx context.Context, ns *namespace, req *WriteRequest, now time.Time) ([]storage.Write, *apiError) {
 	cfg := ns.cfg
 	if len(req.Events) == 0 {
 		return nil, badField("events", "must hold at least one event")
@@ -125,8 +126,12 @@ func (s *Service) buildWrites(ns *namespace, req *WriteRequest, now time.Time) (
 		if len(ev.EventItems) > cfg.Limits.MaxEventItems {
 			return nil, badEvent(i, path+".eventItems", fmt.Sprintf("%d items is over the limit of %d", len(ev.EventItems), cfg.Limits.MaxEventItems))
 		}
+		slice, err := ns.slices.ensure(ctx, t, cfg.TimePartition)
+		if err != nil {
+			return nil, storageError(ctx, err)
+		}
 		w := storage.Write{
-			Partition: ns.layout.partition(ev.TimeSeriesID, t, ev.EventID),
+			Partition: partitionIn(slice, ev.TimeSeriesID, t, ev.EventID),
 			Event:     storage.Event{TimeSeriesID: ev.TimeSeriesID, Time: t, ID: ev.EventID, Items: make([]storage.Item, 0, len(ev.EventItems))},
 		}
 		seen := make(map[string]struct{}, len(ev.EventItems))

@@ -63,6 +63,7 @@ func Open(dir string, o Options) (*Engine, error) {
 		MemTableSize:       o.MemTableBytes,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{logf: o.Logf},
+		Merger:             keyedListMergeOperator,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pebbleengine: open %s: %w", dir, err)
@@ -94,7 +95,8 @@ func (e *Engine) Close() error {
 	return errors.Join(syncErr, e.db.Close())
 }
 
-// Apply writes all rows and postings of b in one pebble batch.
+// Apply writes all rows and postings of b in one pebble batch. Event and index rows are
+// merged (per item, per field), so a re-written event keeps the items it does not repeat.
 func (e *Engine) Apply(ctx context.Context, b *storage.Batch, d storage.Durability) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -111,26 +113,29 @@ func (e *Engine) Apply(ctx context.Context, b *storage.Batch, d storage.Durabili
 	}
 	pb := e.db.NewBatch()
 	defer pb.Close()
-	var key []byte
+	var key, val []byte
 	for i := range b.Writes {
 		w := &b.Writes[i]
 		p := w.Partition
-		base := partitionPrefix(b.Namespace, p.Slice, p.TimeSeriesID, p.Bucket, p.EventBucket)
-		base = appendU64(base, inv(w.Event.Time))
-		base = appendEscaped(base, w.Event.ID)
-		key = appendEscaped(append(key[:0], base...), "")
-		if err := pb.Set(key, nil, nil); err != nil {
+		key = eventKey(key[:0], b.Namespace, p, w.Event.Time, w.Event.ID)
+		val = encodeItems(val[:0], w.Event.Items)
+		if err := pb.Merge(key, val, nil); err != nil {
 			return err
 		}
-		for _, it := range w.Event.Items {
-			key = appendEscapedBytes(append(key[:0], base...), it.Key)
-			if err := pb.Set(key, it.Value, nil); err != nil {
-				return err
-			}
+		if len(w.Index) == 0 {
+			continue
+		}
+		key = indexRowKey(key[:0], b.Namespace, p.Slice, p.Bucket, w.Event)
+		val = encodeIndexEntries(val[:0], w.Index)
+		if err := pb.Merge(key, val, nil); err != nil {
+			return err
 		}
 		for _, ix := range w.Index {
-			key, val := postingKey(key[:0], b.Namespace, p.Slice, p.Bucket, ix, w.Event)
-			if err := pb.Set(key, val, nil); err != nil {
+			if ix.Kind == storage.KindInteger {
+				continue // served from the index row
+			}
+			key = postingKey(key[:0], b.Namespace, p.Slice, p.Bucket, ix, w.Event)
+			if err := pb.Set(key, nil, nil); err != nil {
 				return err
 			}
 		}
@@ -142,24 +147,28 @@ func (e *Engine) Apply(ctx context.Context, b *storage.Batch, d storage.Durabili
 	return pb.Commit(opts)
 }
 
-func postingKey(dst []byte, ns string, slice, bucket int64, ix storage.IndexEntry, ev storage.Event) (key, val []byte) {
-	dst = append(dst, slicePrefix(ns, slice)...)
-	switch ix.Kind {
-	case storage.KindInteger:
-		dst = append(dst, tagInteger)
-		dst = appendEscaped(dst, ix.Field)
-		dst = appendU64(dst, uint64(bucket))
-		val = appendU64(nil, sortableInt(ix.Int))
-	default:
-		dst = append(dst, tagKeyword)
-		dst = appendEscaped(dst, ix.Field)
-		dst = appendU64(dst, uint64(bucket))
-		dst = appendEscapedBytes(dst, ix.Value)
-	}
+func eventKey(dst []byte, ns string, p storage.Partition, t int64, id string) []byte {
+	dst = append(dst, partitionPrefix(ns, p.Slice, p.TimeSeriesID, p.Bucket, p.EventBucket)...)
+	dst = appendU64(dst, inv(t))
+	return appendEscaped(dst, id)
+}
+
+func indexRowKey(dst []byte, ns string, slice, bucket int64, ev storage.Event) []byte {
+	dst = append(dst, indexRowPrefix(ns, slice, bucket)...)
 	dst = appendU64(dst, inv(ev.Time))
 	dst = appendEscaped(dst, ev.TimeSeriesID)
-	dst = appendEscaped(dst, ev.ID)
-	return dst, val
+	return appendEscaped(dst, ev.ID)
+}
+
+func postingKey(dst []byte, ns string, slice, bucket int64, ix storage.IndexEntry, ev storage.Event) []byte {
+	dst = append(dst, slicePrefix(ns, slice)...)
+	dst = append(dst, tagKeyword)
+	dst = appendEscaped(dst, ix.Field)
+	dst = appendU64(dst, uint64(bucket))
+	dst = appendEscapedBytes(dst, ix.Value)
+	dst = appendU64(dst, inv(ev.Time))
+	dst = appendEscaped(dst, ev.TimeSeriesID)
+	return appendEscaped(dst, ev.ID)
 }
 
 // ctxCheckEvery bounds how many rows a scan reads between context checks.
@@ -179,106 +188,181 @@ func (e *Engine) ScanPartition(ctx context.Context, ns string, p storage.Partiti
 	upper := appendU64(append([]byte(nil), prefix...), inv(r.Start-1))
 	if after != nil {
 		c := appendEscaped(appendU64(append([]byte(nil), prefix...), inv(after.Time)), after.ID)
-		c = prefixEnd(c) // skip every item row of the cursor's event
+		c = append(c, 0) // strictly after the cursor's own row
 		if string(c) > string(lower) {
 			lower = c
 		}
 	}
-	var cur storage.Event
 	var arena byteArena
-	have, stopped := false, false
-	err := e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
-		t, id, itemKey, err := parseTimeAndNames(it.Key()[len(prefix):])
+	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
+		rest := it.Key()[len(prefix):]
+		if len(rest) < 8 {
+			return false, errCorruptKey
+		}
+		id, _, err := readEscaped(rest[8:])
 		if err != nil {
 			return false, err
 		}
-		if !have || cur.Time != t || cur.ID != string(id) {
-			if have && !fn(cur) {
-				stopped = true
-				return false, nil
-			}
-			cur = storage.Event{TimeSeriesID: p.TimeSeriesID, Time: t, ID: string(id), Items: make([]storage.Item, 0, 4)}
-			have = true
+		ev := storage.Event{TimeSeriesID: p.TimeSeriesID, Time: uninv(binary.BigEndian.Uint64(rest)), ID: string(id)}
+		if ev.Items, err = decodeItems(it.Value(), &arena); err != nil {
+			return false, err
 		}
-		if len(itemKey) > 0 {
-			cur.Items = append(cur.Items, storage.Item{Key: arena.copy(itemKey), Value: arena.copy(it.Value())})
-		}
-		return true, nil
+		return fn(ev), nil
 	})
-	if err != nil || stopped {
-		return err
-	}
-	if have {
-		fn(cur)
-	}
-	return nil
 }
 
-// GetEvent implements storage.Engine.
+func decodeItems(v []byte, arena *byteArena) ([]storage.Item, error) {
+	items := make([]storage.Item, 0, 4)
+	err := forEachPair(v, func(k, val []byte) {
+		items = append(items, storage.Item{Key: arena.copy(k), Value: arena.copy(val)})
+	})
+	return items, err
+}
+
+// GetEvent implements storage.Engine with one point read.
 func (e *Engine) GetEvent(ctx context.Context, ns string, p storage.Partition, t int64, id string) (storage.Event, bool, error) {
-	var out storage.Event
-	found := false
-	// A one-millisecond range positioned just before (t, id) yields exactly that event first.
-	var after *storage.Cursor
-	err := e.ScanPartition(ctx, ns, p, storage.TimeRange{Start: t, End: t + 1}, after, func(ev storage.Event) bool {
-		if ev.ID < id {
-			return true
-		}
-		if ev.ID == id {
-			out, found = ev, true
-		}
-		return false
-	})
-	return out, found, err
+	if err := ctx.Err(); err != nil {
+		return storage.Event{}, false, err
+	}
+	if err := e.acquire(); err != nil {
+		return storage.Event{}, false, err
+	}
+	defer e.release()
+	v, closer, err := e.db.Get(eventKey(nil, ns, p, t, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return storage.Event{}, false, nil
+	}
+	if err != nil {
+		return storage.Event{}, false, err
+	}
+	defer closer.Close()
+	var arena byteArena
+	items, err := decodeItems(v, &arena)
+	if err != nil {
+		return storage.Event{}, false, err
+	}
+	return storage.Event{TimeSeriesID: p.TimeSeriesID, Time: t, ID: id, Items: items}, true, nil
 }
 
-// ScanIndex implements storage.Engine.
+// ScanIndex implements storage.Engine: keyword and boolean equality seek their postings;
+// integer ranges scan the bucket's index rows.
 func (e *Engine) ScanIndex(ctx context.Context, ns string, ip storage.IndexPartition, m storage.IndexMatch, r storage.TimeRange, after *storage.Ref, fn func(storage.Ref) bool) error {
 	if r.End <= r.Start {
 		return nil
+	}
+	if ip.Kind == storage.KindInteger {
+		return e.scanIndexRows(ctx, ns, ip.Slice, ip.Bucket, r, after, func(ref storage.Ref, v []byte) (bool, error) {
+			var (
+				x     int64
+				found bool
+				derr  error
+			)
+			err := forEachPair(v, func(k, ev []byte) {
+				if found || string(k) != ip.Field {
+					return
+				}
+				var entry storage.IndexEntry
+				entry, derr = decodeIndexEntry(k, ev)
+				x, found = entry.Int, derr == nil && entry.Kind == storage.KindInteger
+			})
+			if err != nil || derr != nil {
+				return false, errors.Join(err, derr)
+			}
+			if !found || x < m.Min || x > m.Max {
+				return true, nil
+			}
+			return fn(ref), nil
+		})
 	}
 	if err := e.acquire(); err != nil {
 		return err
 	}
 	defer e.release()
 	prefix := slicePrefix(ns, ip.Slice)
-	integer := ip.Kind == storage.KindInteger
-	if integer {
-		prefix = append(prefix, tagInteger)
-	} else {
-		prefix = append(prefix, tagKeyword)
-	}
+	prefix = append(prefix, tagKeyword)
 	prefix = appendEscaped(prefix, ip.Field)
 	prefix = appendU64(prefix, uint64(ip.Bucket))
-	if !integer {
-		prefix = appendEscapedBytes(prefix, m.Equals)
-	}
-	lower := appendU64(append([]byte(nil), prefix...), inv(r.End-1))
-	upper := appendU64(append([]byte(nil), prefix...), inv(r.Start-1))
+	prefix = appendEscapedBytes(prefix, m.Equals)
+	lower, upper := refBounds(prefix, r, after)
+	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
+		ref, err := parseRef(it.Key()[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		return fn(ref), nil
+	})
+}
+
+// refBounds are the scan bounds of keys prefix | inv(time) | esc(tsid) | esc(id) for times in
+// r, starting strictly after `after` when it is non-nil.
+func refBounds(prefix []byte, r storage.TimeRange, after *storage.Ref) (lower, upper []byte) {
+	lower = appendU64(append([]byte(nil), prefix...), inv(r.End-1))
+	upper = appendU64(append([]byte(nil), prefix...), inv(r.Start-1))
 	if after != nil {
 		c := appendU64(append([]byte(nil), prefix...), inv(after.Time))
 		c = appendEscaped(c, after.TimeSeriesID)
 		c = appendEscaped(c, after.ID)
-		c = append(c, 0) // strictly after the cursor's own posting
+		c = append(c, 0) // strictly after the cursor's own key
 		if string(c) > string(lower) {
 			lower = c
 		}
 	}
+	return lower, upper
+}
+
+func parseRef(rest []byte) (storage.Ref, error) {
+	t, tsid, id, err := parseTimeAndNames(rest)
+	if err != nil {
+		return storage.Ref{}, err
+	}
+	return storage.Ref{Time: t, TimeSeriesID: string(tsid), ID: string(id)}, nil
+}
+
+// scanIndexRows visits the index rows of one bucket in ref order with their raw values.
+func (e *Engine) scanIndexRows(ctx context.Context, ns string, slice, bucket int64, r storage.TimeRange, after *storage.Ref, visit func(storage.Ref, []byte) (bool, error)) error {
+	if err := e.acquire(); err != nil {
+		return err
+	}
+	defer e.release()
+	prefix := indexRowPrefix(ns, slice, bucket)
+	lower, upper := refBounds(prefix, r, after)
 	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
-		t, tsid, id, err := parseTimeAndNames(it.Key()[len(prefix):])
+		ref, err := parseRef(it.Key()[len(prefix):])
 		if err != nil {
 			return false, err
 		}
-		if integer {
-			v := it.Value()
-			if len(v) != 8 {
-				return false, errCorruptKey
+		return visit(ref, it.Value())
+	})
+}
+
+// ScanIndexRows implements storage.Engine.
+func (e *Engine) ScanIndexRows(ctx context.Context, ns string, slice, bucket int64, r storage.TimeRange, fn func(storage.Ref, []storage.IndexEntry) bool) error {
+	if r.End <= r.Start {
+		return nil
+	}
+	fields := map[string]string{} // interned field names: one allocation per field, not per row
+	var entries []storage.IndexEntry
+	return e.scanIndexRows(ctx, ns, slice, bucket, r, nil, func(ref storage.Ref, v []byte) (bool, error) {
+		entries = entries[:0]
+		var derr error
+		err := forEachPair(v, func(k, ev []byte) {
+			entry, err := decodeIndexEntry(nil, ev)
+			if err != nil {
+				derr = err
+				return
 			}
-			if x := unsortableInt(binary.BigEndian.Uint64(v)); x < m.Min || x > m.Max {
-				return true, nil
+			name, ok := fields[string(k)]
+			if !ok {
+				name = string(k)
+				fields[name] = name
 			}
+			entry.Field = name
+			entries = append(entries, entry)
+		})
+		if err != nil || derr != nil {
+			return false, errors.Join(err, derr)
 		}
-		return fn(storage.Ref{Time: t, TimeSeriesID: string(tsid), ID: string(id)}), nil
+		return fn(ref, entries), nil
 	})
 }
 
@@ -324,40 +408,51 @@ func parseTimeAndNames(rest []byte) (t int64, first, second []byte, err error) {
 	return t, first, second, err
 }
 
-// Slices implements storage.Engine by skipping from one slice prefix to the next, so it
-// touches one key per slice.
-func (e *Engine) Slices(ctx context.Context, ns string) ([]int64, error) {
+// Slices implements storage.Engine from the slice metadata rows.
+func (e *Engine) Slices(ctx context.Context, ns string) ([]storage.SliceMeta, error) {
 	if err := e.acquire(); err != nil {
 		return nil, err
 	}
 	defer e.release()
-	prefix := nsPrefix(ns)
-	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var out []int64
-	for valid := it.First(); valid; {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	prefix := appendEscaped(append([]byte(nil), metaPrefix...), ns)
+	var out []storage.SliceMeta
+	err := e.scan(ctx, prefix, prefixEnd(prefix), func(it *pebble.Iterator) (bool, error) {
+		k, v := it.Key()[len(prefix):], it.Value()
+		if len(k) != 8 || len(v) != 21 {
+			return false, errCorruptKey
 		}
-		rest := it.Key()[len(prefix):]
-		if len(rest) < 8 {
-			return nil, errCorruptKey
-		}
-		s := binary.BigEndian.Uint64(rest)
-		out = append(out, int64(s))
-		if s == ^uint64(0) {
-			break
-		}
-		valid = it.SeekGE(appendU64(append([]byte(nil), prefix...), s+1))
-	}
-	return out, it.Error()
+		out = append(out, storage.SliceMeta{
+			Start:        int64(binary.BigEndian.Uint64(k)),
+			End:          int64(binary.BigEndian.Uint64(v)),
+			BucketMs:     int64(binary.BigEndian.Uint64(v[8:])),
+			EventBuckets: int(binary.BigEndian.Uint32(v[16:])),
+			Status:       storage.SliceStatus(v[20]),
+		})
+		return true, nil
+	})
+	return out, err
 }
 
-// DropSlice implements storage.Engine with a durable range tombstone, then compacts the range
-// so the disk space is returned rather than waiting for background compactions.
+// PutSlice implements storage.Engine with one fsynced write.
+func (e *Engine) PutSlice(ctx context.Context, ns string, m storage.SliceMeta) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := e.acquire(); err != nil {
+		return err
+	}
+	defer e.release()
+	v := appendU64(nil, uint64(m.End))
+	v = appendU64(v, uint64(m.BucketMs))
+	v = binary.BigEndian.AppendUint32(v, uint32(m.EventBuckets))
+	v = append(v, byte(m.Status))
+	return e.db.Set(sliceMetaKey(ns, m.Start), v, pebble.Sync)
+}
+
+// DropSlice implements storage.Engine with a durable range tombstone, then the metadata row,
+// then compacts the range so the disk space is returned rather than waiting for background
+// compactions. A crash between the two leaves an empty slice listed, which the next run
+// drops again.
 func (e *Engine) DropSlice(ctx context.Context, ns string, slice int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -369,6 +464,9 @@ func (e *Engine) DropSlice(ctx context.Context, ns string, slice int64) error {
 	start := slicePrefix(ns, slice)
 	end := prefixEnd(start)
 	if err := e.db.DeleteRange(start, end, pebble.Sync); err != nil {
+		return err
+	}
+	if err := e.db.Delete(sliceMetaKey(ns, slice), pebble.Sync); err != nil {
 		return err
 	}
 	return e.db.Compact(start, end, false)

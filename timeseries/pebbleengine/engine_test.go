@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -156,15 +157,35 @@ func TestIndexScanAndSliceDrop(t *testing.T) {
 	if !sort.SliceIsSorted(got, func(i, j int) bool { return got[i] > got[j] }) || len(got) != 8 {
 		t.Fatalf("keyword: %v", got)
 	}
+	metas := []storage.SliceMeta{
+		{Start: 0, End: 1000, BucketMs: 1000, EventBuckets: 1, Status: storage.SliceOpen},
+		{Start: 1000, End: 2000, BucketMs: 500, EventBuckets: 3, Status: storage.SliceOpen},
+	}
+	for _, m := range metas {
+		if err := e.PutSlice(ctx, "ns", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := metas[1]
+	closed.Status = storage.SliceClosed
+	if err := e.PutSlice(ctx, "ns", closed); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.PutSlice(ctx, "ns2", metas[0]); err != nil {
+		t.Fatal(err)
+	}
 	sl, err := e.Slices(ctx, "ns")
-	if err != nil || !slices.Equal(sl, []int64{0, 1000}) {
+	if err != nil || !slices.Equal(sl, []storage.SliceMeta{metas[0], closed}) {
 		t.Fatalf("slices %v %v", sl, err)
 	}
 	if err := e.DropSlice(ctx, "ns", 0); err != nil {
 		t.Fatal(err)
 	}
-	if sl, _ := e.Slices(ctx, "ns"); !slices.Equal(sl, []int64{1000}) {
+	if sl, _ := e.Slices(ctx, "ns"); !slices.Equal(sl, []storage.SliceMeta{closed}) {
 		t.Fatalf("after drop: %v", sl)
+	}
+	if sl, _ := e.Slices(ctx, "ns2"); len(sl) != 1 {
+		t.Fatalf("another namespace's slice table changed: %v", sl)
 	}
 	if got := refs(0, storage.KindInteger, "n", storage.IndexMatch{Min: -100, Max: 100}); len(got) != 0 {
 		t.Fatalf("postings of dropped slice remain: %v", got)
@@ -201,5 +222,55 @@ func TestCancelledScanStopsAndClosedEngineRefuses(t *testing.T) {
 	}
 	if err := e.Apply(context.Background(), &storage.Batch{Namespace: "ns", Writes: ws[:1]}, storage.Durable); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Apply after Close: %v", err)
+	}
+}
+
+// Re-writing an event merges per item (the API's idempotency key is per item) and its index
+// row per field, with one row per event in the engine.
+func TestRewriteMergesItemsAndIndexRow(t *testing.T) {
+	e := open(t)
+	ctx := context.Background()
+	p := storage.Partition{TimeSeriesID: "s"}
+	write := func(items []storage.Item, index []storage.IndexEntry) {
+		t.Helper()
+		w := storage.Write{Partition: p, Event: storage.Event{TimeSeriesID: "s", Time: 7, ID: "e", Items: items}, Index: index}
+		if err := e.Apply(ctx, &storage.Batch{Namespace: "ns", Writes: []storage.Write{w}}, storage.Durable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it := func(k, v string) storage.Item { return storage.Item{Key: []byte(k), Value: []byte(v)} }
+	write([]storage.Item{it("b", "1"), it("a", "1")}, []storage.IndexEntry{
+		{Field: "a", Kind: storage.KindKeyword, Value: []byte("1"), Raw: []byte("1")},
+		{Field: "n", Kind: storage.KindInteger, Int: 5, Raw: []byte("05")},
+	})
+	write([]storage.Item{it("a", "2"), it("c", "3")}, []storage.IndexEntry{{Field: "a", Kind: storage.KindKeyword, Value: []byte("2"), Raw: []byte("2")}})
+	ev, ok, err := e.GetEvent(ctx, "ns", p, 7, "e")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	var got []string
+	for _, x := range ev.Items {
+		got = append(got, string(x.Key)+"="+string(x.Value))
+	}
+	if !slices.Equal(got, []string{"a=2", "b=1", "c=3"}) {
+		t.Fatalf("merged items %v", got)
+	}
+	var rows []string
+	err = e.ScanIndexRows(ctx, "ns", 0, 0, storage.TimeRange{Start: 0, End: 100}, func(ref storage.Ref, es []storage.IndexEntry) bool {
+		for _, x := range es {
+			rows = append(rows, fmt.Sprintf("%s:%s:%d:%s", x.Field, x.Value, x.Int, x.Raw))
+		}
+		return true
+	})
+	if err != nil || !slices.Equal(rows, []string{"a:2:0:2", "n::5:05"}) {
+		t.Fatalf("index row %v %v", rows, err)
+	}
+	var ints []int64
+	err = e.ScanIndex(ctx, "ns", storage.IndexPartition{Field: "n", Kind: storage.KindInteger}, storage.IndexMatch{Min: 5, Max: 5}, storage.TimeRange{Start: 0, End: 100}, nil, func(r storage.Ref) bool {
+		ints = append(ints, r.Time)
+		return true
+	})
+	if err != nil || !slices.Equal(ints, []int64{7}) {
+		t.Fatalf("integer scan %v %v", ints, err)
 	}
 }

@@ -9,19 +9,34 @@ import (
 // Key layout (all components order-preserving, strings escaped so they self-delimit):
 //
 //	slice prefix:  esc(ns) | be64(slice)
-//	event row:     slice prefix | 'e' | esc(tsid) | be64(bucket) | be16(eventBucket) | inv(time) | esc(id) | esc(itemKey)
+//	event row:     slice prefix | 'e' | esc(tsid) | be64(bucket) | be16(eventBucket) | inv(time) | esc(id)  -> items (keyed list)
+//	index row:     slice prefix | 'x' | be64(bucket) | inv(time) | esc(tsid) | esc(id)                  -> indexed values (keyed list)
 //	keyword post:  slice prefix | 'k' | esc(field) | be64(bucket) | esc(value) | inv(time) | esc(tsid) | esc(id)
-//	integer post:  slice prefix | 'n' | esc(field) | be64(bucket) | inv(time) | esc(tsid) | esc(id)  -> be64(value)
+//	slice meta:    0x00 'm' | esc(ns) | be64(slice)  -> be64(end) be64(bucketMs) be32(eventBuckets) status
 //
 // Putting the slice right after the namespace makes a slice one contiguous key range, so
 // retention is a single DeleteRange. Within a partition the inverted time sorts events newest
-// first; the empty item key is the event's header row, so an event with no items still exists
-// and sorts before its items.
+// first. An event is one row whatever its item count; the index row carries every indexed
+// value of an event, so integer ranges and aggregations scan it instead of separate postings,
+// and only keyword/boolean equality has a posting per field (to seek by value). The meta
+// prefix starts with 0x00, which no escaped namespace does (names start with [A-Za-z0-9];
+// even an empty one escapes to 0x00 0x01).
 const (
-	tagEvent   = 'e'
-	tagKeyword = 'k'
-	tagInteger = 'n'
+	tagEvent    = 'e'
+	tagIndexRow = 'x'
+	tagKeyword  = 'k'
 )
+
+var metaPrefix = []byte{0, 'm'}
+
+func sliceMetaKey(ns string, slice int64) []byte {
+	return appendU64(appendEscaped(append([]byte(nil), metaPrefix...), ns), uint64(slice))
+}
+
+func indexRowPrefix(ns string, slice, bucket int64) []byte {
+	k := append(slicePrefix(ns, slice), tagIndexRow)
+	return appendU64(k, uint64(bucket))
+}
 
 var errCorruptKey = errors.New("pebbleengine: corrupt key")
 

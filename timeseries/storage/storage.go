@@ -50,12 +50,15 @@ const (
 )
 
 // IndexEntry is one posting written for an event: field = value, found in the event's time
-// bucket. Keyword and boolean values use Value; integers use Int.
+// bucket. Keyword and boolean values use Value (booleans normalised to "true"/"false");
+// integers use Int. Raw is the item's value exactly as written (distinct aggregation counts
+// raw values); engines store it in the event's index row (ScanIndexRows), not in postings.
 type IndexEntry struct {
 	Field string
 	Kind  IndexKind
 	Value []byte
 	Int   int64
+	Raw   []byte
 }
 
 // Write is one event with its partition and the index postings written alongside it.
@@ -134,6 +137,33 @@ type IndexMatch struct {
 	Max    int64
 }
 
+// SliceStatus is the life-cycle state of a time slice.
+type SliceStatus uint8
+
+// Slice states. A slice is Open while it may take writes and be read, Closed once
+// retention.close_after has passed since its end (neither written nor read), and is then
+// dropped whole (DropSlice) once retention.delete_after has passed.
+const (
+	SliceOpen SliceStatus = iota + 1
+	SliceClosed
+)
+
+// SliceMeta is one row of a namespace's slice metadata table: the slice's bounds and the
+// partitioning its data is laid out with. Slices of one namespace never overlap; a slice
+// created next to an existing one abuts it exactly, so changing the namespace's partitioning
+// applies to slices created afterwards and leaves the existing ones readable as written.
+type SliceMeta struct {
+	// Start and End bound the slice, [Start, End) in Unix ms. Start is the slice id used in
+	// Partition.Slice and IndexPartition.Slice.
+	Start, End int64
+	// BucketMs is the time-bucket width; buckets start at Start + k*BucketMs (the last one
+	// may be cut short by End).
+	BucketMs int64
+	// EventBuckets is the number of event buckets per (series, time bucket).
+	EventBuckets int
+	Status       SliceStatus
+}
+
 // Durability selects how a batch is committed.
 type Durability uint8
 
@@ -147,8 +177,12 @@ const (
 
 // Engine persists events. Implementations must be safe for concurrent use, must stop scans
 // promptly when ctx is done (returning ctx.Err()), and must call fn only from the calling
-// goroutine. Slices must be passed as computed by the caller; the engine does not know the
-// namespace's partitioning configuration.
+// goroutine. Slices must be passed as computed by the caller from the slice metadata table;
+// the engine does not interpret partitioning.
+//
+// Writes merge per item: writing an event that already exists adds its new items and
+// overwrites items with the same key (last write wins); items it does not mention are kept.
+// Within one Batch the same event appears at most once (callers merge first).
 type Engine interface {
 	// Apply writes a batch atomically. With Durable it returns after the data, and every
 	// batch applied before it, is fsynced; an empty Durable batch is a sync barrier.
@@ -162,9 +196,19 @@ type Engine interface {
 	ScanIndex(ctx context.Context, ns string, ip IndexPartition, m IndexMatch, r TimeRange, after *Ref, fn func(Ref) bool) error
 	// GetEvent loads one event by partition, time and id; ok is false if it does not exist.
 	GetEvent(ctx context.Context, ns string, p Partition, t int64, id string) (ev Event, ok bool, err error)
-	// Slices lists the start times of the slices holding data for ns, ascending.
-	Slices(ctx context.Context, ns string) ([]int64, error)
-	// DropSlice removes every row and posting of one slice of ns as a whole.
+	// ScanIndexRows calls fn, in ref order, with each event of one time bucket whose time is
+	// in r and that was written with at least one IndexEntry, together with the event's
+	// current indexed values: one entry per field, merged across writes of the event the same
+	// way items are (the last write of a field wins). It lets aggregations evaluate a query and
+	// count values without loading events. entries is only valid during the call.
+	ScanIndexRows(ctx context.Context, ns string, slice, bucket int64, r TimeRange, fn func(ref Ref, entries []IndexEntry) bool) error
+	// Slices lists the slice metadata table of ns, ascending by Start.
+	Slices(ctx context.Context, ns string) ([]SliceMeta, error)
+	// PutSlice durably records a slice's metadata (insert, or update of an existing Start's
+	// Status). The caller records a slice before writing any of its data.
+	PutSlice(ctx context.Context, ns string, m SliceMeta) error
+	// DropSlice removes every row, posting and index row of one slice of ns as a whole, then
+	// its metadata row.
 	DropSlice(ctx context.Context, ns string, slice int64) error
 	// Close releases the engine; pending buffered writes are made durable first.
 	Close() error
