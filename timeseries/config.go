@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"time"
+
+	confkit "github.com/floodgate-dev/floodgate/decode"
 )
 
 // FieldType is the index type of a field: KEYWORD, INTEGER or BOOLEAN.
@@ -66,6 +68,12 @@ type QueueBuffering struct {
 	Coalesce time.Duration `mapstructure:"coalesce"`
 	// BufferCapacity is the most events the queue holds; beyond it writes are rejected.
 	BufferCapacity int `mapstructure:"buffer_capacity"`
+	// BufferBytes is the most memory (approximate, items plus overhead) the queue holds;
+	// beyond it writes are rejected. Default 64MiB.
+	BufferBytes confkit.ByteSize `mapstructure:"buffer_bytes"`
+	// Writers is the number of writer goroutines (each with its share of the queue).
+	// Default 2. Takes effect at start.
+	Writers int `mapstructure:"writers"`
 	// MaxBatchEvents caps one engine batch written by the queue. Default 1000.
 	MaxBatchEvents int `mapstructure:"max_batch_events"`
 }
@@ -116,7 +124,7 @@ func DemoNamespace() (string, NamespaceConfig) {
 			SecondsPerTimeBucket: 3600,
 			EventBuckets:         4,
 		},
-		QueueBuffering: QueueBuffering{Coalesce: 10 * time.Millisecond, BufferCapacity: 100_000, MaxBatchEvents: 1000},
+		QueueBuffering: QueueBuffering{Coalesce: 10 * time.Millisecond, BufferCapacity: 100_000, BufferBytes: 256 << 20, Writers: 2, MaxBatchEvents: 1000},
 		AcceptLimit:    7 * 24 * time.Hour,
 		FutureLimit:    5 * time.Minute,
 		Retention:      Retention{CloseAfter: 7 * 24 * time.Hour, DeleteAfter: 30 * 24 * time.Hour},
@@ -165,6 +173,12 @@ func (n *NamespaceConfig) ApplyDefaults() {
 	}
 	if n.QueueBuffering.BufferCapacity == 0 {
 		n.QueueBuffering.BufferCapacity = 10_000
+	}
+	if n.QueueBuffering.BufferBytes == 0 {
+		n.QueueBuffering.BufferBytes = 64 << 20
+	}
+	if n.QueueBuffering.Writers == 0 {
+		n.QueueBuffering.Writers = 2
 	}
 	if n.QueueBuffering.Coalesce == 0 {
 		n.QueueBuffering.Coalesce = 10 * time.Millisecond
@@ -250,6 +264,12 @@ func (n *NamespaceConfig) Validate() error {
 	}
 	if q.BufferCapacity < 1 {
 		add("queue_buffering.buffer_capacity: must be at least 1")
+	}
+	if q.BufferBytes < 1<<10 {
+		add("queue_buffering.buffer_bytes: must be at least 1KiB")
+	}
+	if q.Writers < 1 || q.Writers > 64 {
+		add("queue_buffering.writers: must be between 1 and 64")
 	}
 	if q.MaxBatchEvents < 1 {
 		add("queue_buffering.max_batch_events: must be at least 1")

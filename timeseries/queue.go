@@ -12,28 +12,43 @@ import (
 )
 
 // writeQueue buffers one namespace's async writes in memory, coalesces them for a short
-// window and writes them in batches. It is bounded: a write that does not fit is rejected,
-// never dropped silently. Queued events live only in memory until written, so a crash loses
-// them; Close writes them durably.
+// window and writes them in batches from several writer goroutines (shards), so one
+// namespace's ingest is not bound to one core. An event always goes to the same shard (by
+// its idempotency key), so writes of one event keep their order, and a re-write waiting in
+// the queue is merged into the queued one per item, exactly as the engine merges a re-write
+// of a stored event.
+//
+// It is bounded in events and in bytes: a write that does not fit is rejected whole, never
+// dropped silently. Queued events live only in memory until written, so a crash loses them;
+// Close writes them durably.
 type writeQueue struct {
 	ns     string
 	engine storage.Engine
 	logf   func(string, ...any)
 
-	mu       sync.Mutex
-	cfg      QueueBuffering
+	mu        sync.Mutex
+	cfg       QueueBuffering
+	shards    []*queueShard
+	held      int   // events pending or being written; bounded by cfg.BufferCapacity
+	heldBytes int64 // their approximate memory; bounded by cfg.BufferBytes
+	closing   bool
+	started   bool
+	lost      int64 // acknowledged events whose write failed for good
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	done      chan struct{}
+	stopOnce  sync.Once
+}
+
+// queueShard is one writer goroutine's share of the queue; its fields are guarded by the
+// queue's mu.
+type queueShard struct {
 	pending  []storage.Write
-	index    map[eventKey]int // position in pending, to coalesce duplicates
-	held     int              // events pending or being written; bounded by cfg.BufferCapacity
-	closing  bool
-	started  bool
-	dropped  int64
-	unsynced bool          // a Buffered batch was written since the last durable one
-	kick     chan struct{} // something was queued
-	full     chan struct{} // a batch is ready; skip the coalesce wait
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	sizes    []int64          // memory of pending[i], for the byte bound
+	index    map[eventKey]int // position in pending, to merge re-writes
+	unsynced bool             // a Buffered batch was written since the last durable one (writer-owned)
+	kick     chan struct{}    // something was queued
+	full     chan struct{}    // a batch is ready; skip the coalesce wait
 }
 
 type eventKey struct {
@@ -43,12 +58,7 @@ type eventKey struct {
 }
 
 func newWriteQueue(ns string, engine storage.Engine, logf func(string, ...any)) *writeQueue {
-	return &writeQueue{
-		ns: ns, engine: engine, logf: logf,
-		index: make(map[eventKey]int),
-		kick:  make(chan struct{}, 1), full: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}),
-	}
+	return &writeQueue{ns: ns, engine: engine, logf: logf, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (q *writeQueue) configure(c QueueBuffering) {
@@ -57,13 +67,26 @@ func (q *writeQueue) configure(c QueueBuffering) {
 	q.mu.Unlock()
 }
 
+// start launches the writers; their number is fixed at the first start (queue_buffering.writers
+// of later reloads applies after a restart).
 func (q *writeQueue) start() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.started {
-		q.started = true
-		go q.run()
+	if q.started {
+		return
 	}
+	q.started = true
+	n := max(1, q.cfg.Writers)
+	for i := 0; i < n; i++ {
+		sh := &queueShard{index: make(map[eventKey]int), kick: make(chan struct{}, 1), full: make(chan struct{}, 1)}
+		q.shards = append(q.shards, sh)
+		q.wg.Add(1)
+		go q.run(sh)
+	}
+	go func() {
+		q.wg.Wait()
+		close(q.done)
+	}()
 }
 
 // errQueueFull and errQueueClosing are returned by enqueue.
@@ -72,31 +95,83 @@ var (
 	errQueueClosing = errors.New("queue closing")
 )
 
+// writeBytes approximates the memory a queued write holds.
+func writeBytes(w *storage.Write) int64 {
+	n := int64(128 + len(w.Event.TimeSeriesID) + len(w.Event.ID))
+	for _, it := range w.Event.Items {
+		n += int64(48 + len(it.Key) + len(it.Value))
+	}
+	for _, ix := range w.Index {
+		n += int64(80 + len(ix.Field) + len(ix.Value) + len(ix.Raw))
+	}
+	return n
+}
+
+// shard picks the writer of an event from its idempotency key (tsid aside: keys equal in
+// everything else still land together, which is all ordering needs).
+func (k eventKey) shard(n int) int { return int(eventBucket(k.time, k.id, n)) }
+
 // enqueue admits all of ws or none of them.
 func (q *writeQueue) enqueue(ws []storage.Write) error {
+	var bytes int64
+	sizes := make([]int64, len(ws))
+	for i := range ws {
+		sizes[i] = writeBytes(&ws[i])
+		bytes += sizes[i]
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closing {
+	if q.closing || !q.started {
 		return errQueueClosing
 	}
-	if q.held+len(ws) > q.cfg.BufferCapacity {
+	if q.held+len(ws) > q.cfg.BufferCapacity || q.heldBytes+bytes > int64(q.cfg.BufferBytes) {
 		return errQueueFull
 	}
-	for _, w := range ws {
+	for i, w := range ws {
 		k := eventKey{w.Event.TimeSeriesID, w.Event.Time, w.Event.ID}
-		if i, dup := q.index[k]; dup {
-			q.pending[i] = w // the engine would keep the last write anyway
+		sh := q.shards[k.shard(len(q.shards))]
+		if j, dup := sh.index[k]; dup {
+			merged := mergeWrites(sh.pending[j], w)
+			size := writeBytes(&merged)
+			q.heldBytes += size - sh.sizes[j]
+			sh.pending[j], sh.sizes[j] = merged, size
 			continue
 		}
-		q.index[k] = len(q.pending)
-		q.pending = append(q.pending, w)
+		sh.index[k] = len(sh.pending)
+		sh.pending = append(sh.pending, w)
+		sh.sizes = append(sh.sizes, sizes[i])
 		q.held++
-	}
-	signal(q.kick)
-	if len(q.pending) >= q.cfg.MaxBatchEvents {
-		signal(q.full)
+		q.heldBytes += sizes[i]
+		signal(sh.kick)
+		if len(sh.pending) >= q.cfg.MaxBatchEvents {
+			signal(sh.full)
+		}
 	}
 	return nil
+}
+
+// mergeWrites applies newer on top of older per item, the way the engine merges a re-write:
+// items of newer replace same-key items of older, the others are kept; index entries of
+// both are kept (postings of both values, as two separate sync writes would leave), the
+// newer last so it wins per field.
+func mergeWrites(older, newer storage.Write) storage.Write {
+	out := older
+	items := make([]storage.Item, 0, len(older.Event.Items)+len(newer.Event.Items))
+	for _, it := range older.Event.Items {
+		replaced := false
+		for _, n := range newer.Event.Items {
+			if string(n.Key) == string(it.Key) {
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			items = append(items, it)
+		}
+	}
+	out.Event.Items = append(items, newer.Event.Items...)
+	out.Index = append(append([]storage.IndexEntry(nil), older.Index...), newer.Index...)
+	return out
 }
 
 func signal(c chan struct{}) {
@@ -106,13 +181,13 @@ func signal(c chan struct{}) {
 	}
 }
 
-func (q *writeQueue) run() {
-	defer close(q.done)
+func (q *writeQueue) run(sh *queueShard) {
+	defer q.wg.Done()
 	for {
 		select {
-		case <-q.kick:
+		case <-sh.kick:
 		case <-q.stop:
-			q.finalFlush()
+			q.finalFlush(sh)
 			return
 		}
 		q.mu.Lock()
@@ -121,53 +196,58 @@ func (q *writeQueue) run() {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-q.full:
+		case <-sh.full:
 			t.Stop()
 		case <-q.stop:
 			t.Stop()
-			q.finalFlush()
+			q.finalFlush(sh)
 			return
 		}
-		q.flush(storage.Buffered)
+		q.flush(sh, storage.Buffered)
 	}
 }
 
 // finalFlush writes what is left durably; an empty durable batch still syncs the writes
 // that earlier buffered batches left in the engine's log.
-func (q *writeQueue) finalFlush() {
-	q.flush(storage.Durable)
-	if q.unsynced {
-		q.write(nil, storage.Durable)
+func (q *writeQueue) finalFlush(sh *queueShard) {
+	q.flush(sh, storage.Durable)
+	if sh.unsynced {
+		q.write(sh, nil, storage.Durable)
 	}
 }
 
-// flush writes everything pending in batches of at most MaxBatchEvents.
-func (q *writeQueue) flush(d storage.Durability) {
+// flush writes everything pending in the shard in batches of at most MaxBatchEvents.
+func (q *writeQueue) flush(sh *queueShard, d storage.Durability) {
 	q.mu.Lock()
-	batch := q.pending
-	max := q.cfg.MaxBatchEvents
-	q.pending = nil
-	q.index = make(map[eventKey]int)
+	batch, sizes := sh.pending, sh.sizes
+	maxBatch := q.cfg.MaxBatchEvents
+	sh.pending, sh.sizes = nil, nil
+	clear(sh.index)
 	q.mu.Unlock()
 	for len(batch) > 0 {
-		n := min(len(batch), max)
-		q.write(batch[:n], d)
-		batch = batch[n:]
+		n := min(len(batch), maxBatch)
+		q.write(sh, batch[:n], d)
+		var freed int64
+		for _, s := range sizes[:n] {
+			freed += s
+		}
+		batch, sizes = batch[n:], sizes[n:]
 		q.mu.Lock()
 		q.held -= n
+		q.heldBytes -= freed
 		q.mu.Unlock()
 	}
 }
 
 // write retries a failed batch a few times: the events were already acknowledged (202), so
-// giving up is a loss we count and log loudly.
-func (q *writeQueue) write(ws []storage.Write, d storage.Durability) {
+// giving up is a loss we count (metric timeseries_async_events_lost_total) and log loudly.
+func (q *writeQueue) write(sh *queueShard, ws []storage.Write, d storage.Durability) {
 	b := &storage.Batch{Namespace: q.ns, Writes: ws}
 	backoff := 50 * time.Millisecond
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		if err = q.engine.Apply(context.Background(), b, d); err == nil {
-			q.unsynced = d == storage.Buffered
+			sh.unsynced = d == storage.Buffered
 			return
 		}
 		if attempt < 3 {
@@ -176,16 +256,17 @@ func (q *writeQueue) write(ws []storage.Write, d storage.Durability) {
 		}
 	}
 	q.mu.Lock()
-	q.dropped += int64(len(ws))
+	q.lost += int64(len(ws))
 	q.mu.Unlock()
 	q.logf("timeseries: namespace %s: async write of %d events failed, events lost: %v", q.ns, len(ws), err)
 }
 
-// beginClose stops admissions and asks the writer to flush durably and exit.
+// beginClose stops admissions and asks the writers to flush durably and exit.
 func (q *writeQueue) beginClose() {
 	q.mu.Lock()
 	q.closing = true
 	started := q.started
+	q.started = true // a queue closed before it started never starts
 	q.mu.Unlock()
 	q.stopOnce.Do(func() {
 		close(q.stop)
@@ -210,10 +291,10 @@ func (q *writeQueue) close() {
 }
 
 // stats reports the queue's occupancy and losses.
-func (q *writeQueue) stats() (held, capacity int, dropped int64) {
+func (q *writeQueue) stats() QueueStats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.held, q.cfg.BufferCapacity, q.dropped
+	return QueueStats{Held: q.held, Capacity: q.cfg.BufferCapacity, HeldBytes: q.heldBytes, CapacityBytes: int64(q.cfg.BufferBytes), Lost: q.lost}
 }
 
 // writeAsync validates the whole batch, then enqueues it whole or rejects it whole.
@@ -228,10 +309,11 @@ func (s *Service) writeAsync(ctx context.Context, req *WriteRequest) (*WriteResp
 	}
 	switch err := ns.queue.enqueue(ws); {
 	case errors.Is(err, errQueueFull):
-		held, capacity, _ := ns.queue.stats()
+		st := ns.queue.stats()
 		return nil, &apiError{
-			status:     http.StatusServiceUnavailable,
-			msg:        fmt.Sprintf("write queue of namespace %s is full (%d of %d events held); retry later or use WriteEventRecordsSync", ns.name, held, capacity),
+			status: http.StatusServiceUnavailable,
+			msg: fmt.Sprintf("write queue of namespace %s is full (%d of %d events, %d of %d bytes held); retry later or use WriteEventRecordsSync",
+				ns.name, st.Held, st.Capacity, st.HeldBytes, st.CapacityBytes),
 			eventIndex: -1, reason: "queue_full", retryAfter: time.Second,
 		}
 	case err != nil:
@@ -276,17 +358,18 @@ func (s *Service) writeSync(ctx context.Context, req *WriteRequest) (*WriteRespo
 
 // QueueStats describes one namespace's async queue.
 type QueueStats struct {
-	Held     int
-	Capacity int
-	Dropped  int64
+	Held          int   // events queued or being written
+	Capacity      int   // queue_buffering.buffer_capacity
+	HeldBytes     int64 // their approximate memory
+	CapacityBytes int64 // queue_buffering.buffer_bytes
+	Lost          int64 // acknowledged events whose write failed for good, since start
 }
 
 // QueueStats reports each namespace's async queue occupancy and write losses.
 func (s *Service) QueueStats() map[string]QueueStats {
 	out := map[string]QueueStats{}
 	for name, ns := range s.state.Load().namespaces {
-		h, c, d := ns.queue.stats()
-		out[name] = QueueStats{Held: h, Capacity: c, Dropped: d}
+		out[name] = ns.queue.stats()
 	}
 	return out
 }

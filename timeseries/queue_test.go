@@ -1,6 +1,8 @@
 package timeseries
 
 import (
+	"maps"
+	"strings"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -96,6 +98,94 @@ func TestSyncWriteSLOTimeout(t *testing.T) {
 	st, body := f.call(OpWriteSync, WriteRequest{Namespace: "ns", Events: batchOf(3, 0)})
 	checkError(t, st, body, 504, "", -1, "retrying is safe")
 	close(gate.applyGate) // the commit completes; Close waits for it
+}
+
+// Issue 15 item 1: a re-write of an event inside one coalescing window merges per item, as
+// the sync path (and the per-item idempotency key) does; the first write's other items and
+// index postings are not lost.
+func TestAsyncRewriteInsideCoalesceWindowMergesPerItem(t *testing.T) {
+	cfg := testConfig()
+	ns := cfg.Namespaces["ns"]
+	ns.QueueBuffering.Coalesce = time.Minute // both writes wait in the queue together
+	cfg.Namespaces["ns"] = ns
+	f := newFixture(t, cfg, nil)
+	at := baseTime.Add(-time.Minute)
+	first := ev("dev1", at, "async", "device", "ios", "country", "fr", "status", "500")
+	second := ev("dev1", at, "async", "device", "android")
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: []EventRecord{first}}, 202, nil)
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: []EventRecord{second}}, 202, nil)
+	if q := f.svc.QueueStats()["ns"]; q.Held != 1 {
+		t.Fatalf("two writes of one event hold %d slots, want 1", q.Held)
+	}
+	// The same two writes through the sync path, as the reference.
+	first.EventID, second.EventID = "sync", "sync"
+	f.writeSync(first)
+	f.writeSync(second)
+	f.restart(cfg) // Close flushes the queue durably
+	iv := interval(at.Add(-time.Minute), baseTime)
+	got := f.readAll(ReadRequest{Namespace: "ns", TimeSeriesID: "dev1", TimeInterval: iv})
+	if len(got) != 2 {
+		t.Fatalf("read %d events, want 2", len(got))
+	}
+	items := func(r EventRecord) map[string]string {
+		m := map[string]string{}
+		for _, it := range r.EventItems {
+			m[unb64(t, it.EventItemKey)] = unb64(t, it.EventItemValue)
+		}
+		return m
+	}
+	want := map[string]string{"device": "android", "country": "fr", "status": "500"}
+	for _, r := range got {
+		if g := items(r); !maps.Equal(g, want) {
+			t.Fatalf("event %s items %v, want %v", r.EventID, g, want)
+		}
+	}
+	for _, q := range []SearchQuery{eqQ("country", "fr"), eqQ("device", "android")} {
+		if found := ids(f.searchAll(SearchRequest{Namespace: "ns", TimeInterval: iv, SearchQuery: &q})); !slices.Equal(found, []string{"async", "sync"}) {
+			t.Fatalf("search %+v: %v, want both events", q, found)
+		}
+	}
+	if found := f.searchAll(SearchRequest{Namespace: "ns", TimeInterval: iv, SearchQuery: ptr(eqQ("device", "ios"))}); len(found) != 0 {
+		t.Fatalf("overwritten value still matches: %v", ids(found))
+	}
+}
+
+// Issue 15 item 8: the queue is bounded in bytes as well as events, so large events cannot
+// pile up gigabytes while the event count is still low.
+func TestAsyncQueueIsBoundedInBytes(t *testing.T) {
+	cfg := testConfig()
+	ns := cfg.Namespaces["ns"]
+	ns.QueueBuffering = QueueBuffering{Coalesce: time.Millisecond, BufferCapacity: 1000, BufferBytes: 64 << 10, Writers: 1, MaxBatchEvents: 100}
+	ns.Limits.MaxItemBytes = 16 << 10
+	cfg.Namespaces["ns"] = ns
+	gate := &gateEngine{applyGate: make(chan struct{}), started: make(chan struct{}, 1)}
+	f := newFixture(t, cfg, func(e storage.Engine) storage.Engine { gate.Engine = e; return gate })
+	big := func(i int) EventRecord {
+		return ev("dev1", baseTime.Add(-time.Duration(i)*time.Second), eventID(i), "blob", strings.Repeat("x", 8<<10))
+	}
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: []EventRecord{big(0)}}, 202, nil)
+	<-gate.started // the writer is stalled holding one event
+	accepted := 1
+	for i := 1; i < 100; i++ {
+		st, body := f.call(OpWrite, WriteRequest{Namespace: "ns", Events: []EventRecord{big(i)}})
+		if st == 503 {
+			checkError(t, st, body, 503, "", -1, "bytes held")
+			break
+		}
+		if st != 202 {
+			t.Fatalf("write %d: %d %s", i, st, body)
+		}
+		accepted++
+	}
+	q := f.svc.QueueStats()["ns"]
+	if accepted < 4 || accepted > 8 || q.HeldBytes > 64<<10 || q.CapacityBytes != 64<<10 {
+		t.Fatalf("accepted %d events of 8KiB into a 64KiB queue; stats %+v", accepted, q)
+	}
+	close(gate.applyGate)
+	waitQueuesDrained(t, f.svc)
+	if q := f.svc.QueueStats()["ns"]; q.Held != 0 || q.HeldBytes != 0 {
+		t.Fatalf("drained queue still accounts %+v", q)
+	}
 }
 
 func TestAsyncQueueCoalescesDuplicates(t *testing.T) {

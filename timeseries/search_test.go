@@ -221,7 +221,7 @@ func TestSearchPartialAtSLOThenResume(t *testing.T) {
 			want = append(want, e.id)
 		}
 	}
-	cut := floorTo(baseTime.Add(-30 * time.Minute).UnixMilli(), ns.TimePartition.SecondsPerTimeBucket*1000)
+	cut := floorTo(baseTime.Add(-30*time.Minute).UnixMilli(), ns.TimePartition.SecondsPerTimeBucket*1000)
 	gate.indexBlock = func(ip storage.IndexPartition) bool { return ip.Bucket < cut }
 	iv := interval(baseTime.Add(-3*time.Hour), baseTime.Add(time.Second))
 	req := SearchRequest{Namespace: "ns", TimeInterval: iv, SearchQuery: ptr(eqQ("device", "ios")), PageSize: 500}

@@ -98,6 +98,7 @@ func (rt *runtime) openStore(cfg *config.Config) error {
 		return fmt.Errorf("timeseries.data_dir: opening the store: %w", err)
 	}
 	rt.store, rt.storeDir = svc, cfg.TimeSeries.DataDir
+	rt.metrics.Registry().MustRegister(svc.Collector()) // async queue depth, bytes, losses
 	rt.logger.Info("timeseries store open", "data_dir", cfg.TimeSeries.DataDir, "namespaces", svc.Namespaces())
 	return nil
 }
