@@ -1,10 +1,10 @@
 package timeseries
 
 import (
-	"maps"
-	"strings"
 	"encoding/json"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
