@@ -104,13 +104,15 @@ type RangeQuery struct {
 	Lte          *int64 `json:"lte,omitempty"`
 }
 
-// SearchRequest is the body of SearchEventRecords.
+// SearchRequest is the body of SearchEventRecords. TotalRecordLimit 0 means no limit across
+// pages.
 type SearchRequest struct {
-	Namespace    string       `json:"namespace"`
-	TimeInterval TimeInterval `json:"timeInterval"`
-	SearchQuery  *SearchQuery `json:"searchQuery"`
-	PageSize     int          `json:"pageSize,omitempty"`
-	PageToken    string       `json:"pageToken,omitempty"`
+	Namespace        string       `json:"namespace"`
+	TimeInterval     TimeInterval `json:"timeInterval"`
+	SearchQuery      *SearchQuery `json:"searchQuery"`
+	PageSize         int          `json:"pageSize,omitempty"`
+	TotalRecordLimit int          `json:"totalRecordLimit,omitempty"`
+	PageToken        string       `json:"pageToken,omitempty"`
 }
 
 // AggregateRequest is the body of AggregateEventRecords.

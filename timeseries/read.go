@@ -110,7 +110,8 @@ func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, 
 		resp.Events = append(resp.Events, toRecord(ev))
 	}
 	resp.Partial = partial
-	if more || partial {
+	reachedLimit := req.TotalRecordLimit > 0 && tok.N+len(events) >= req.TotalRecordLimit
+	if (more || partial) && !reachedLimit {
 		next := pageToken{Q: fp, N: tok.N + len(events), T: tok.T, I: tok.I}
 		if n := len(events); n > 0 {
 			t := events[n-1].Time

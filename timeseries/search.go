@@ -90,10 +90,21 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 	if aerr != nil {
 		return nil, aerr
 	}
-	fp := fingerprint(OpSearch, req.Namespace, req.TimeInterval, req.SearchQuery)
+	if req.TotalRecordLimit < 0 {
+		return nil, badField("totalRecordLimit", "must not be negative (0 means no limit)")
+	}
+	fp := fingerprint(OpSearch, req.Namespace, req.TimeInterval, req.SearchQuery, req.TotalRecordLimit)
 	tok, aerr := decodeToken(req.PageToken, fp)
 	if aerr != nil {
 		return nil, aerr
+	}
+	need := pageSize
+	if req.TotalRecordLimit > 0 {
+		need = min(need, req.TotalRecordLimit-tok.N)
+	}
+	resp := &EventsResponse{Events: []EventRecord{}}
+	if need <= 0 {
+		return resp, nil
 	}
 	var after *storage.Ref
 	if tok.T != nil {
@@ -104,21 +115,22 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 	var events []storage.Event
 	partial, err := s.searchRun(ctx, ns, q, r, after, func(ev storage.Event) bool {
 		events = append(events, ev)
-		return len(events) <= pageSize
+		return len(events) <= need
 	})
 	if err != nil {
 		return nil, storageError(ctx, err)
 	}
-	more := len(events) > pageSize
+	more := len(events) > need
 	if more {
-		events = events[:pageSize]
+		events = events[:need]
 	}
-	resp := &EventsResponse{Events: make([]EventRecord, 0, len(events)), Partial: partial}
+	resp.Partial = partial
 	for _, ev := range events {
 		resp.Events = append(resp.Events, toRecord(ev))
 	}
-	if more || partial {
-		next := pageToken{Q: fp, T: tok.T, S: tok.S, I: tok.I}
+	reachedLimit := req.TotalRecordLimit > 0 && tok.N+len(events) >= req.TotalRecordLimit
+	if (more || partial) && !reachedLimit {
+		next := pageToken{Q: fp, N: tok.N + len(events), T: tok.T, S: tok.S, I: tok.I}
 		if n := len(events); n > 0 {
 			t := events[n-1].Time
 			next.T, next.S, next.I = &t, events[n-1].TimeSeriesID, events[n-1].ID
