@@ -53,7 +53,25 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// run serves until SIGINT/SIGTERM, then stops accepting, drains in-flight requests, flushes
+// reload re-reads the namespaces file and applies it live (Service.Reconfigure). A file that
+// does not load or validate keeps the running config; either way the outcome is logged.
+func reload(svc *timeseries.Service, path string, logger *log.Logger) {
+	if path == "" {
+		logger.Printf("reload: no -namespaces file; nothing to reload")
+		return
+	}
+	cfg, err := loadConfig(path)
+	if err == nil {
+		err = svc.Reconfigure(cfg)
+	}
+	if err != nil {
+		logger.Printf("reload failed, keeping the running config: %v", err)
+		return
+	}
+	logger.Printf("config reloaded from %s: serving namespaces %v", path, svc.Namespaces())
+}
+
+// run serves until SIGINT/SIGTERM (SIGHUP reloads the config), then stops accepting, drains in-flight requests, flushes
 // the async queues durably and closes the store.
 func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
@@ -64,6 +82,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// the announcement still gets a graceful shutdown.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the config, as it does for the gateway; left to its default it would
+	// kill the process without flushing the async queues.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	logger := log.New(stderr, "timeseries: ", log.LstdFlags|log.Lmicroseconds)
 	cfg := timeseries.DemoConfig()
 	if o.namespacesFile != "" {
@@ -89,12 +112,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	srv := newServer(svc, o.prefix, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-
-	select {
-	case err = <-serveErr:
-		err = fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-		logger.Printf("shutting down")
+	for done := false; !done; {
+		select {
+		case err = <-serveErr:
+			err = fmt.Errorf("serve: %w", err)
+			done = true
+		case <-ctx.Done():
+			logger.Printf("shutting down")
+			done = true
+		case <-hup:
+			reload(svc, o.namespacesFile, logger)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
