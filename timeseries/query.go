@@ -187,3 +187,35 @@ func (n *qnode) matches(ev *storage.Event) bool {
 	}
 	return false
 }
+
+// matchesEntries evaluates the query on an event's indexed values (an index row), as matches
+// does on the stored event: the row holds the same per-field last-write-wins values.
+func (n *qnode) matchesEntries(entries []storage.IndexEntry) bool {
+	switch {
+	case n.and != nil:
+		for _, c := range n.and {
+			if !c.matchesEntries(entries) {
+				return false
+			}
+		}
+		return true
+	case n.or != nil:
+		for _, c := range n.or {
+			if c.matchesEntries(entries) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.Field != n.field {
+			continue
+		}
+		if n.kind == storage.KindInteger {
+			return e.Kind == storage.KindInteger && e.Int >= n.match.Min && e.Int <= n.match.Max
+		}
+		return e.Kind != storage.KindInteger && bytes.Equal(e.Value, n.match.Equals)
+	}
+	return false
+}

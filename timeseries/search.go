@@ -2,11 +2,7 @@ package timeseries
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
-	"net/http"
-	"sort"
 
 	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
@@ -140,74 +136,3 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 	return resp, nil
 }
 
-// aggregate answers AggregateEventRecords: it counts, per distinct value of one item key, the
-// matching events carrying it. The whole interval is counted on every call (bounded by
-// limits.max_distinct_values and the read SLO); pages are slices of the sorted result.
-func (s *Service) aggregate(ctx context.Context, req *AggregateRequest) (*AggregateResponse, *apiError) {
-	ns, r, q, aerr := s.queryScope(req.Namespace, req.TimeInterval, req.SearchQuery)
-	if aerr != nil {
-		return nil, aerr
-	}
-	d := req.AggregationQuery.Distinct
-	if d == nil {
-		return nil, badField("aggregationQuery.distinct", "is required")
-	}
-	key, ok := decodeB64(d.EventItemKey)
-	if !ok || len(key) == 0 {
-		return nil, badField("aggregationQuery.distinct.eventItemKey", "must be non-empty base64")
-	}
-	pageSize, aerr := pageSizeOf(d.PageSize, ns.cfg.Limits, "aggregationQuery.distinct.pageSize")
-	if aerr != nil {
-		return nil, aerr
-	}
-	fp := fingerprint(OpAggregate, req.Namespace, req.TimeInterval, req.SearchQuery, d.EventItemKey)
-	tok, aerr := decodeToken(req.PageToken, fp)
-	if aerr != nil {
-		return nil, aerr
-	}
-	ctx, cancel := context.WithTimeout(ctx, ns.cfg.SLOs.Read.Max)
-	defer cancel()
-	counts := map[string]int64{}
-	tooMany := false
-	partial, err := s.searchRun(ctx, ns, q, r, nil, func(ev storage.Event) bool {
-		for _, it := range ev.Items {
-			if string(it.Key) != string(key) {
-				continue
-			}
-			if _, seen := counts[string(it.Value)]; !seen && len(counts) >= ns.cfg.Limits.MaxDistinctValues {
-				tooMany = true
-				return false
-			}
-			counts[string(it.Value)]++
-			break
-		}
-		return true
-	})
-	if err != nil {
-		return nil, storageError(ctx, err)
-	}
-	if tooMany {
-		return nil, &apiError{status: http.StatusUnprocessableEntity, field: "aggregationQuery.distinct.eventItemKey", eventIndex: -1, reason: "too_many_values",
-			msg: fmt.Sprintf("aggregationQuery.distinct.eventItemKey: more than %d distinct values (limits.max_distinct_values); narrow the interval or query", ns.cfg.Limits.MaxDistinctValues)}
-	}
-	values := make([]DistinctValue, 0, len(counts))
-	for v, c := range counts {
-		values = append(values, DistinctValue{Value: v, Count: c})
-	}
-	sort.Slice(values, func(i, j int) bool {
-		if values[i].Count != values[j].Count {
-			return values[i].Count > values[j].Count
-		}
-		return values[i].Value < values[j].Value
-	})
-	resp := &AggregateResponse{Distinct: []DistinctValue{}, Partial: partial}
-	start := min(tok.O, len(values))
-	end := min(start+pageSize, len(values))
-	for _, v := range values[start:end] {
-		resp.Distinct = append(resp.Distinct, DistinctValue{Value: base64.StdEncoding.EncodeToString([]byte(v.Value)), Count: v.Count})
-	}
-	if end < len(values) {
-		resp.NextPageToken = pageToken{Q: fp, O: end}.encode()
-	}
-	return resp, nil
-}

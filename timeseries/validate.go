@@ -177,15 +177,15 @@ func indexEntry(field string, ft FieldType, v []byte) (storage.IndexEntry, strin
 		if err != nil {
 			return storage.IndexEntry{}, fmt.Sprintf("field %q is indexed as INTEGER; %q is not a base-10 int64", field, v)
 		}
-		return storage.IndexEntry{Field: field, Kind: storage.KindInteger, Int: n}, ""
+		return storage.IndexEntry{Field: field, Kind: storage.KindInteger, Int: n, Raw: v}, ""
 	case FieldBoolean:
 		b, err := strconv.ParseBool(string(v))
 		if err != nil {
 			return storage.IndexEntry{}, fmt.Sprintf("field %q is indexed as BOOLEAN; %q is not true or false", field, v)
 		}
-		return storage.IndexEntry{Field: field, Kind: storage.KindBoolean, Value: []byte(strconv.FormatBool(b))}, ""
+		return storage.IndexEntry{Field: field, Kind: storage.KindBoolean, Value: []byte(strconv.FormatBool(b)), Raw: v}, ""
 	default:
-		return storage.IndexEntry{Field: field, Kind: storage.KindKeyword, Value: v}, ""
+		return storage.IndexEntry{Field: field, Kind: storage.KindKeyword, Value: v, Raw: v}, ""
 	}
 }
 
