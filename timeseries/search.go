@@ -135,4 +135,3 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 	}
 	return resp, nil
 }
-
