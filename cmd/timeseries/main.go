@@ -21,7 +21,12 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	runFn := run
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "bench" {
+		runFn, args = runBench, args[1:]
+	}
+	if err := runFn(args, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "timeseries:", err)
 		os.Exit(1)
 	}
