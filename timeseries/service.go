@@ -301,17 +301,6 @@ func (s *Service) Serve(ctx context.Context, operation string, body []byte) Resp
 	return Response{Status: code, Body: b}
 }
 
-func decode(body []byte, v any) *apiError {
-	if err := strictUnmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return badField(te.Field, fmt.Sprintf("has the wrong JSON type (want %s, got %s)", te.Type, te.Value))
-		}
-		return badField("body", "invalid JSON: "+err.Error())
-	}
-	return nil
-}
-
 func internalError(err error) *apiError {
 	return &apiError{status: http.StatusInternalServerError, msg: "storage error: " + err.Error(), eventIndex: -1, reason: "internal"}
 }

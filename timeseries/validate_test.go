@@ -219,7 +219,10 @@ func TestBadRequestsOfEveryOperation(t *testing.T) {
 		substr string
 	}{
 		{"invalid JSON", OpRead, `{"namespace":`, nil, 400, "body", "invalid JSON"},
-		{"unknown JSON field", OpRead, `{"namespace":"ns","limit":3}`, nil, 400, "body", "unknown field"},
+		{"unknown JSON field", OpRead, `{"namespace":"ns","limit":3}`, nil, 400, "limit", "unknown field"},
+		{"field name in another case", OpRead, `{"Namespace":"ns"}`, nil, 400, "Namespace", "unknown field"},
+		{"duplicate field", OpRead, `{"namespace":"ns","namespace":"other"}`, nil, 400, "namespace", "twice"},
+		{"invalid UTF-8 in a series id", OpRead, "{\"namespace\":\"ns\",\"timeSeriesId\":\"\xc3\"}", nil, 400, "timeSeriesId", "UTF-8"},
 		{"wrong JSON type", OpRead, `{"namespace":"ns","pageSize":"ten"}`, nil, 400, "pageSize", "wrong JSON type"},
 		{"unknown operation", "DropEverything", `{}`, nil, 404, "", "unknown operation"},
 		{"read unknown namespace", OpRead, "", ReadRequest{Namespace: "x", TimeSeriesID: "d", TimeInterval: iv}, 404, "namespace", "unknown"},
@@ -263,5 +266,20 @@ func TestBodyTooLarge(t *testing.T) {
 	st, _ := s.Handle(t.Context(), OpRead, []byte(`{"namespace":"ns","timeSeriesId":"abc"}`))
 	if st != 413 {
 		t.Fatalf("status %d, want 413", st)
+	}
+}
+
+// Issue 10 item 14: an event id with invalid UTF-8 is refused naming the field, rather than
+// decoded with U+FFFD so that "a\xff" and "a\xfe" would be one event and one silently lost.
+func TestInvalidUTF8IdsAreRefusedNamingTheField(t *testing.T) {
+	f := newFixture(t, testConfig(), nil)
+	for _, op := range []string{OpWrite, OpWriteSync} {
+		body := "{\"namespace\":\"ns\",\"events\":[{\"timeSeriesId\":\"d\",\"eventTime\":\"" + ts(baseTime) + "\",\"eventId\":\"ok\"}," +
+			"{\"timeSeriesId\":\"d\",\"eventTime\":\"" + ts(baseTime) + "\",\"eventId\":\"a\xff\"}]}"
+		st, resp := f.svc.Handle(t.Context(), op, []byte(body))
+		checkError(t, st, resp, 400, "events[1].eventId", 1, "UTF-8")
+	}
+	if got := f.readAll(ReadRequest{Namespace: "ns", TimeSeriesID: "d", TimeInterval: interval(baseTime.Add(-time.Hour), baseTime.Add(time.Second))}); len(got) != 0 {
+		t.Fatalf("a rejected batch left %d events", len(got))
 	}
 }
