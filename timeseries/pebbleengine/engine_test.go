@@ -274,3 +274,44 @@ func TestRewriteMergesItemsAndIndexRow(t *testing.T) {
 		t.Fatalf("integer scan %v %v", ints, err)
 	}
 }
+
+func TestKeyedListMergerResolvesNewestPerKeyInBothDirections(t *testing.T) {
+	enc := func(kv ...string) []byte {
+		var items []storage.Item
+		for i := 0; i+1 < len(kv); i += 2 {
+			items = append(items, storage.Item{Key: []byte(kv[i]), Value: []byte(kv[i+1])})
+		}
+		return encodeItems(nil, items)
+	}
+	a, b, c := enc("x", "1", "y", "1"), enc("y", "2", "z", "2"), enc("x", "3")
+	want := string(enc("x", "3", "y", "2", "z", "2"))
+	older := func() []byte { // Merge(newest).MergeOlder(...)
+		m, _ := keyedListMergeOperator.Merge(nil, c)
+		_ = m.MergeOlder(b)
+		_ = m.MergeOlder(a)
+		out, _, err := m.Finish(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	newer := func() []byte { // Merge(oldest).MergeNewer(...)
+		m, _ := keyedListMergeOperator.Merge(nil, a)
+		_ = m.MergeNewer(b)
+		_ = m.MergeNewer(c)
+		out, _, err := m.Finish(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := string(older()); got != want {
+		t.Fatalf("MergeOlder: %q, want %q", got, want)
+	}
+	if got := string(newer()); got != want {
+		t.Fatalf("MergeNewer: %q, want %q", got, want)
+	}
+	if got := string(enc("b", "1", "a", "1", "b", "2")); got != string(enc("a", "1", "b", "2")) {
+		t.Fatalf("encodeItems keeps duplicates or order: %q", got)
+	}
+}
