@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"github.com/floodgate-dev/floodgate/timeseries/httpapi"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestRetryAfterRoundsUp(t *testing.T) {
 		1500 * time.Millisecond: 2,
 		30 * time.Second:        30,
 	} {
-		if got := retryAfterSeconds(d); got != want {
+		if got := httpapi.RetryAfterSeconds(d); got != want {
 			t.Errorf("retryAfterSeconds(%v) = %d, want %d", d, got, want)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/floodgate-dev/floodgate/timeseries/httpapi"
 	"io"
 	"net/http"
 	"testing"
@@ -95,12 +96,12 @@ type reply struct {
 func (r reply) category() string { return r.header.Get(filters.StatusHeader) }
 
 // errorJSON decodes the common error shape.
-func (r reply) errorJSON(t *testing.T) errorBody {
+func (r reply) errorJSON(t *testing.T) httpapi.ErrorBody {
 	t.Helper()
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
-	var b errorBody
+	var b httpapi.ErrorBody
 	if err := json.Unmarshal(r.body, &b); err != nil {
 		t.Fatalf("error body %q is not JSON: %v", r.body, err)
 	}
