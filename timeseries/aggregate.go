@@ -50,9 +50,11 @@ func (s *Service) aggregate(ctx context.Context, req *AggregateRequest) (*Aggreg
 		partial bool
 		err     error
 	)
-	if _, indexed := ns.cfg.Index.FieldMapping[string(key)]; indexed {
+	_, indexed := ns.cfg.Index.FieldMapping[string(key)]
+	if indexed {
 		counts, tooMany, partial, err = s.countFromIndexRows(ctx, ns, q, r, string(key))
-	} else {
+	}
+	if !indexed || errors.Is(err, storage.ErrNotSupported) {
 		counts, tooMany, partial, err = s.countFromEvents(ctx, ns, q, r, key)
 	}
 	if err != nil {
@@ -110,7 +112,7 @@ func (c *distinctCounter) add(v []byte) bool {
 // A deadline makes the answer partial (some buckets uncounted or counted in part).
 func (s *Service) countFromIndexRows(ctx context.Context, ns *namespace, q *qnode, r storage.TimeRange, field string) (map[string]int64, bool, bool, error) {
 	var buckets []timeBucket
-	bucketsDesc(ns.slices.list(), r, ns.readableFrom(s.now()), func(b timeBucket) bool { buckets = append(buckets, b); return true })
+	bucketsDesc(ns.slices.fresh(ctx), r, ns.readableFrom(s.now()), func(b timeBucket) bool { buckets = append(buckets, b); return true })
 	limit := ns.cfg.Limits.MaxDistinctValues
 	workers := min(len(buckets), s.state.Load().cfg.ReadFanout, max(1, runtime.GOMAXPROCS(0)))
 	ctx, cancel := context.WithCancel(ctx)

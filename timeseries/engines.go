@@ -289,8 +289,16 @@ func (r *engineRouter) GetEvent(ctx context.Context, ns string, p storage.Partit
 	return r.pick(ns).GetEvent(ctx, ns, p, t, id)
 }
 
-func (r *engineRouter) Slices(ctx context.Context, ns string) ([]int64, error) {
+func (r *engineRouter) ScanIndexRows(ctx context.Context, ns string, slice, bucket int64, tr storage.TimeRange, fn func(storage.Ref, []storage.IndexEntry) bool) error {
+	return r.pick(ns).ScanIndexRows(ctx, ns, slice, bucket, tr, fn)
+}
+
+func (r *engineRouter) Slices(ctx context.Context, ns string) ([]storage.SliceMeta, error) {
 	return r.pick(ns).Slices(ctx, ns)
+}
+
+func (r *engineRouter) PutSlice(ctx context.Context, ns string, m storage.SliceMeta) error {
+	return r.pick(ns).PutSlice(ctx, ns, m)
 }
 
 func (r *engineRouter) DropSlice(ctx context.Context, ns string, slice int64) error {

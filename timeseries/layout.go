@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
@@ -22,9 +23,14 @@ type sliceTable struct {
 	ns     string
 	engine storage.Engine
 
-	mu   sync.Mutex // serialises creation and status changes
-	snap atomic.Pointer[[]storage.SliceMeta]
+	mu       sync.Mutex // serialises creation, status changes and reloads
+	snap     atomic.Pointer[[]storage.SliceMeta]
+	loadedAt atomic.Int64 // unix nanos of the last reload from the engine
 }
+
+// sliceTableTTL is how stale a reader's view of the table may be. Another process sharing a
+// distributed engine may create slices; a read notices them within this time.
+const sliceTableTTL = time.Second
 
 func newSliceTable(ctx context.Context, ns string, engine storage.Engine) (*sliceTable, error) {
 	t := &sliceTable{ns: ns, engine: engine}
@@ -34,8 +40,27 @@ func newSliceTable(ctx context.Context, ns string, engine storage.Engine) (*slic
 	return t, nil
 }
 
+// fresh returns the table, reloading it from the engine first when it is older than
+// sliceTableTTL. A failed reload keeps the last snapshot (reads stay available).
+func (t *sliceTable) fresh(ctx context.Context) []storage.SliceMeta {
+	if time.Since(time.Unix(0, t.loadedAt.Load())) > sliceTableTTL {
+		t.mu.Lock()
+		if time.Since(time.Unix(0, t.loadedAt.Load())) > sliceTableTTL {
+			_ = t.reloadLocked(ctx)
+		}
+		t.mu.Unlock()
+	}
+	return t.list()
+}
+
 // reload replaces the snapshot with the engine's table.
 func (t *sliceTable) reload(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reloadLocked(ctx)
+}
+
+func (t *sliceTable) reloadLocked(ctx context.Context) error {
 	list, err := t.engine.Slices(ctx, t.ns)
 	if err != nil {
 		return fmt.Errorf("namespace %s: load slice table: %w", t.ns, err)
@@ -52,6 +77,7 @@ func (t *sliceTable) reload(ctx context.Context) error {
 		}
 	}
 	t.snap.Store(&list)
+	t.loadedAt.Store(time.Now().UnixNano())
 	return nil
 }
 

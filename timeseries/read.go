@@ -147,7 +147,7 @@ type partScan struct {
 // that are certainly complete (no unscanned event can sort before them) and partial=true.
 func (s *Service) gather(ctx context.Context, ns *namespace, tsid string, r storage.TimeRange, after *storage.Cursor, fs []filter, want, fanout int) (out []storage.Event, partial bool, err error) {
 	var buckets []timeBucket
-	bucketsDesc(ns.slices.list(), r, ns.readableFrom(s.now()), func(b timeBucket) bool { buckets = append(buckets, b); return true })
+	bucketsDesc(ns.slices.fresh(ctx), r, ns.readableFrom(s.now()), func(b timeBucket) bool { buckets = append(buckets, b); return true })
 	waveSize := 1
 	if len(buckets) > 0 {
 		waveSize = max(1, fanout/buckets[0].eventBuckets)

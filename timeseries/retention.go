@@ -52,7 +52,7 @@ func (s *Service) EnforceRetention(ctx context.Context) ([]DroppedSlice, error) 
 	var errs []error
 	for _, name := range names {
 		ns := st.namespaces[name]
-		for _, m := range ns.slices.list() {
+		for _, m := range ns.slices.fresh(ctx) {
 			switch {
 			case m.End+ns.cfg.Retention.DeleteAfter.Milliseconds() <= now:
 				if err := ns.slices.drop(ctx, m.Start); err != nil {

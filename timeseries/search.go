@@ -15,7 +15,7 @@ func (s *Service) searchRun(ctx context.Context, ns *namespace, q *qnode, r stor
 	if after != nil {
 		r.End = min(r.End, after.Time+1)
 	}
-	bucketsDesc(ns.slices.list(), r, ns.readableFrom(s.now()), func(b timeBucket) bool {
+	bucketsDesc(ns.slices.fresh(ctx), r, ns.readableFrom(s.now()), func(b timeBucket) bool {
 		var a *storage.Ref
 		if after != nil && b.contains(after.Time) {
 			a = after

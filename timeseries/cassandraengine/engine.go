@@ -22,9 +22,11 @@
 package cassandraengine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -526,14 +528,56 @@ func (e *Engine) ScanIndex(ctx context.Context, ns string, ip storage.IndexParti
 	return readError(ctx, iter.Close())
 }
 
-// Slices implements storage.Engine: the slices of ns whose tables are active, from the
-// metadata table (cached for SliceCacheTTL).
-func (e *Engine) Slices(ctx context.Context, ns string) ([]int64, error) {
+// Slices implements storage.Engine: the ACTIVE slices of ns with the bounds and partitioning
+// their metadata rows record.
+func (e *Engine) Slices(ctx context.Context, ns string) ([]storage.SliceMeta, error) {
 	st, err := e.namespace(ns)
 	if err != nil {
 		return nil, err
 	}
-	return e.activeSlices(ctx, st)
+	iter := e.session.Query("SELECT slice_start, slice_end, seconds_per_time_bucket, event_buckets, status FROM "+st.keyspace+".slices WHERE namespace = ?", st.name).
+		Consistency(st.readConsistency()).IterContext(ctx)
+	var (
+		out                []storage.SliceMeta
+		start, end, bucket int64
+		eventBuckets       int
+		status             string
+	)
+	for iter.Scan(&start, &end, &bucket, &eventBuckets, &status) {
+		if status == statusActive {
+			out = append(out, storage.SliceMeta{Start: start, End: end, BucketMs: bucket * 1000, EventBuckets: eventBuckets, Status: storage.SliceOpen})
+		}
+	}
+	if err := iter.Close(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cassandraengine: list slices: %w", err)
+	}
+	slices.SortFunc(out, func(a, b storage.SliceMeta) int { return cmp.Compare(a.Start, b.Start) })
+	return out, nil
+}
+
+// PutSlice implements storage.Engine: an open slice gets its tables and an ACTIVE metadata
+// row (the engine's own slice creation). Limitation: the row records this engine's configured
+// partitioning, so a slice the service clamped between neighbours after a time_partition
+// change is recorded with the configured width; a closed status is not stored (the service
+// fences closed slices itself).
+func (e *Engine) PutSlice(ctx context.Context, ns string, m storage.SliceMeta) error {
+	st, err := e.namespace(ns)
+	if err != nil {
+		return err
+	}
+	if m.Status == storage.SliceClosed {
+		return nil
+	}
+	return e.ensureSlice(ctx, st, m.Start)
+}
+
+// ScanIndexRows implements storage.Engine: this engine keeps no per-event index rows yet, so
+// aggregations over it load events instead.
+func (e *Engine) ScanIndexRows(context.Context, string, int64, int64, storage.TimeRange, func(storage.Ref, []storage.IndexEntry) bool) error {
+	return storage.ErrNotSupported
 }
 
 // readError maps a missing slice table (dropped by retention while a read was planned) to

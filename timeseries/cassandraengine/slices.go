@@ -36,8 +36,6 @@ type nsState struct {
 	ready    map[int64]bool              // slices whose tables exist (seen ACTIVE or created here)
 	creating map[int64]*sliceCreation    // in-flight creations, so concurrent writers share one
 	stmts    map[int64]*[numStmts]string // CQL texts per slice
-	list     []int64                     // cached ACTIVE slices, ascending
-	listAt   time.Time
 }
 
 type sliceCreation struct {
@@ -195,7 +193,6 @@ func (e *Engine) ensureSlice(ctx context.Context, st *nsState, slice int64) erro
 	delete(st.creating, slice)
 	if c.err == nil {
 		st.ready[slice] = true
-		st.listAt = time.Time{} // the cached list lacks the new slice
 	}
 	st.mu.Unlock()
 	close(c.done)
@@ -254,43 +251,6 @@ func (e *Engine) setSliceStatus(ctx context.Context, st *nsState, slice int64, s
 	return nil
 }
 
-// activeSlices lists the ACTIVE slices of a namespace, ascending, from a short-lived cache.
-func (e *Engine) activeSlices(ctx context.Context, st *nsState) ([]int64, error) {
-	st.mu.Lock()
-	if !st.listAt.IsZero() && time.Since(st.listAt) < e.opts.SliceCacheTTL {
-		out := append([]int64(nil), st.list...)
-		st.mu.Unlock()
-		return out, nil
-	}
-	cl := st.readCL
-	st.mu.Unlock()
-	iter := e.session.Query("SELECT slice_start, status FROM "+st.keyspace+".slices WHERE namespace = ?", st.name).
-		Consistency(cl).IterContext(ctx)
-	var (
-		list   []int64
-		start  int64
-		status string
-	)
-	for iter.Scan(&start, &status) {
-		if status == statusActive {
-			list = append(list, start)
-		}
-	}
-	if err := iter.Close(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("cassandraengine: list slices: %w", err)
-	}
-	st.mu.Lock()
-	st.list, st.listAt = list, time.Now()
-	for _, s := range list {
-		st.ready[s] = true
-	}
-	st.mu.Unlock()
-	return append([]int64(nil), list...), nil
-}
-
 // DropSlice implements storage.Engine: the slice is marked DROPPING (readers stop listing
 // it), both its tables are dropped whole, and it is marked DROPPED.
 func (e *Engine) DropSlice(ctx context.Context, ns string, slice int64) error {
@@ -304,7 +264,6 @@ func (e *Engine) DropSlice(ctx context.Context, ns string, slice int64) error {
 	st.mu.Lock()
 	delete(st.ready, slice)
 	delete(st.stmts, slice)
-	st.listAt = time.Time{}
 	st.mu.Unlock()
 	ks := st.keyspace
 	if err := e.schemaChange(ctx, []string{

@@ -10,6 +10,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -164,6 +165,9 @@ type SliceMeta struct {
 	Status       SliceStatus
 }
 
+// ErrNotSupported is returned by an optional engine capability the engine lacks.
+var ErrNotSupported = errors.New("storage: not supported by this engine")
+
 // Durability selects how a batch is committed.
 type Durability uint8
 
@@ -200,7 +204,8 @@ type Engine interface {
 	// in r and that was written with at least one IndexEntry, together with the event's
 	// current indexed values: one entry per field, merged across writes of the event the same
 	// way items are (the last write of a field wins). It lets aggregations evaluate a query and
-	// count values without loading events. entries is only valid during the call.
+	// count values without loading events. entries is only valid during the call. An engine
+	// without index rows returns ErrNotSupported; the caller then loads events instead.
 	ScanIndexRows(ctx context.Context, ns string, slice, bucket int64, r TimeRange, fn func(ref Ref, entries []IndexEntry) bool) error
 	// Slices lists the slice metadata table of ns, ascending by Start.
 	Slices(ctx context.Context, ns string) ([]SliceMeta, error)
