@@ -4,8 +4,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/timeseries"
 	"github.com/floodgate-dev/floodgate/timeseries/tsbench"
 )
 
@@ -21,12 +26,49 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Batch, "batch", 500, "events per async request")
 	fs.DurationVar(&o.PhaseTime, "phase", 5*time.Second, "duration of each latency phase")
 	fs.StringVar(&o.ProfileDir, "cpuprofile-dir", "", "write one CPU profile per phase into this directory")
+	httpToo := fs.Bool("http", true, "also ingest the same volume over HTTP through this server")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if *httpToo {
+		o.ServeHTTP = serveForBench
+	}
 	_, err := tsbench.Run(o, stdout)
 	return err
+}
+
+// serveForBench serves svc through this command's server on a loopback port and posts with
+// a fasthttp client, so the HTTP figure includes the edge the server really runs.
+func serveForBench(svc *timeseries.Service) (func(op string, body []byte) (int, error), func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := newServer(svc, "/ts/", log.New(io.Discard, "", 0))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	client := &fasthttp.Client{MaxConnsPerHost: 64, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	base := "http://" + ln.Addr().String() + "/ts/"
+	post := func(op string, body []byte) (int, error) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(base + op)
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(body)
+		if err := client.Do(req, resp); err != nil {
+			return 0, err
+		}
+		return resp.StatusCode(), nil
+	}
+	stop := func() {
+		client.CloseIdleConnections()
+		_ = srv.Shutdown()
+		<-done
+	}
+	return post, stop, nil
 }

@@ -33,9 +33,9 @@ type Options struct {
 	Batch        int           // events per async request (500)
 	PhaseTime    time.Duration // duration of each latency phase (5s)
 	ProfileDir   string        // if set, a CPU profile per phase is written here
-	// HTTPPost, if set, sends one request over HTTP (the caller's server) and returns the
-	// status; the ingest phase then also runs through it.
-	HTTPPost func(op string, body []byte) (int, error)
+	// ServeHTTP, if set, serves svc over HTTP on loopback and returns a function that posts
+	// one request body to an operation; the ingest phase then also runs through it.
+	ServeHTTP func(svc *timeseries.Service) (post func(op string, body []byte) (int, error), stop func(), err error)
 }
 
 func (o *Options) defaults() {
@@ -84,6 +84,14 @@ func Run(o Options, w io.Writer) ([]Row, error) {
 	}
 	defer svc.Close(context.Background())
 	b := &bench{o: o, svc: svc, now: time.Now().Truncate(time.Hour)}
+	if o.ServeHTTP != nil {
+		post, stop, err := o.ServeHTTP(svc)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		b.httpPost = post
+	}
 	fmt.Fprintf(w, "timeseries bench: GOMAXPROCS=%d, %d ingest events, %d producers x %d events/request, %s per latency phase\n",
 		runtime.GOMAXPROCS(0), o.IngestEvents, o.Producers, o.Batch, o.PhaseTime)
 	phases := []struct {
@@ -115,9 +123,10 @@ func Run(o Options, w io.Writer) ([]Row, error) {
 }
 
 type bench struct {
-	o   Options
-	svc *timeseries.Service
-	now time.Time
+	o        Options
+	svc      *timeseries.Service
+	now      time.Time
+	httpPost func(op string, body []byte) (int, error)
 }
 
 func (b *bench) profile(name string) func() {
@@ -197,7 +206,7 @@ func (b *bench) ingest() ([]Row, error) {
 	rows = append(rows, Row{fmt.Sprintf("async ingest, in-process Serve (JSON decode included), %d producers", b.o.Producers),
 		fmt.Sprintf("%.0f events/s wall; %.1f µs CPU/event = %.0f events/s per 2 dedicated cores (%d queue_full retries)",
 			rate, float64(cpuPer.Nanoseconds())/1000, 2/cpuPer.Seconds(), retries), ">= 200k events/s"})
-	if b.o.HTTPPost != nil {
+	if b.httpPost != nil {
 		// The same volume again over HTTP, into a fresh time range (ids differ by offset).
 		http := make([][]byte, 0, len(bodies))
 		atHTTP := func(i int) time.Time { return at(i - n) }
@@ -205,7 +214,7 @@ func (b *bench) ingest() ([]Row, error) {
 			http = append(http, b.batchBody("reads", from, min(b.o.Batch, 2*n-from), atHTTP, tsid))
 		}
 		cpu0 := cpuTime()
-		rate, retries, err := b.pushAsync(http, n, func(body []byte) (int, error) { return b.o.HTTPPost(timeseries.OpWrite, body) })
+		rate, retries, err := b.pushAsync(http, n, func(body []byte) (int, error) { return b.httpPost(timeseries.OpWrite, body) })
 		if err != nil {
 			return nil, err
 		}
@@ -430,7 +439,7 @@ func (b *bench) diskPerEvent(dir string) float64 {
 		return nil
 	})
 	events := b.o.IngestEvents
-	if b.o.HTTPPost != nil {
+	if b.httpPost != nil {
 		events *= 2
 	}
 	return float64(total) / float64(events+10_000)
