@@ -1,6 +1,8 @@
 package timeseries
 
 import (
+	"context"
+	"errors"
 	"maps"
 	"testing"
 	"time"
@@ -48,4 +50,34 @@ func TestCollectorExportsQueueDepthBytesAndLosses(t *testing.T) {
 	}
 	close(gate.applyGate)
 	waitQueuesDrained(t, f.svc)
+}
+
+// failingEngine refuses every non-empty batch.
+type failingEngine struct{ storage.Engine }
+
+func (f failingEngine) Apply(ctx context.Context, b *storage.Batch, d storage.Durability) error {
+	if len(b.Writes) > 0 {
+		return errors.New("disk on fire")
+	}
+	return f.Engine.Apply(ctx, b, d)
+}
+
+// Acknowledged async events whose write fails for good are counted, not silently dropped.
+func TestLostAsyncEventsAreCounted(t *testing.T) {
+	cfg := testConfig()
+	ns := cfg.Namespaces["ns"]
+	ns.QueueBuffering.Coalesce = time.Millisecond
+	cfg.Namespaces["ns"] = ns
+	f := newFixture(t, cfg, func(e storage.Engine) storage.Engine { return failingEngine{e} })
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: batchOf(3, 0)}, 202, nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for f.svc.QueueStats()["ns"].Lost != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lost events not counted: %+v", f.svc.QueueStats()["ns"])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if q := f.svc.QueueStats()["ns"]; q.Held != 0 || q.HeldBytes != 0 {
+		t.Fatalf("a failed batch still holds the queue: %+v", q)
+	}
 }
