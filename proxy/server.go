@@ -69,6 +69,10 @@ func NewServer(b *Builder, snap *Snapshot, logger *slog.Logger) *Server {
 	return s
 }
 
+// Handler is the request handler Serve runs, for driving the server
+// without a listener (the in-process benchmark).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
 // Snapshot returns the snapshot new requests use.
 func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
 
