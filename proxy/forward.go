@@ -38,6 +38,7 @@ type forwardEndpoint struct {
 	idempotent bool                   // the route declares every method safe to repeat
 	hostOver   string
 	via        string
+	viaHop     string // "1.1 " + via, the Via entry added to responses
 	trusted    []netip.Prefix
 	maxBody    int64
 	observer   AttemptObserver // nil: not observed
@@ -130,10 +131,10 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	in := &c.Request.Request
 	req.Header.DisableNormalizing()
 	req.Header.SetMethodBytes(in.Header.Method())
-	copyEndToEnd(in.Header.All(), req.Header.AddBytesKV, isGatewayOwnedRequestHeader)
+	copyRequestHeaders(&req.Header, &in.Header)
 
-	uri := make([]byte, 0, len(c.UpstreamPath)+64)
-	uri = append(uri, c.UpstreamPath...)
+	var uriBuf [256]byte // the header copies it; longer URIs grow onto the heap
+	uri := append(uriBuf[:0], c.UpstreamPath...)
 	if q := in.URI().QueryString(); len(q) > 0 {
 		uri = append(uri, '?')
 		uri = append(uri, q...)
@@ -148,7 +149,7 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 		req.Header.SetHostBytes(host)
 	}
 	var scratch [4][]byte
-	setForwarded(&req.Header, &in.Header, c.ClientIP, e.isTrusted(c.ClientIP), "http", string(host), e.via, scratch[:0])
+	setForwarded(&req.Header, &in.Header, c.ClientIP, e.isTrusted(c.ClientIP), []byte("http"), host, e.via, scratch[:0])
 	if c.RequestID != "" {
 		req.Header.Set("X-Request-Id", c.RequestID)
 	}
@@ -214,8 +215,8 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	status := resp.StatusCode()
 	out.SetStatusCode(status)
 	out.Header.DisableNormalizing()
-	copyEndToEnd(resp.Header.All(), out.Header.AddBytesKV, isContentLength)
-	out.Header.Add("Via", "1.1 "+e.via)
+	copyResponseHeaders(&out.Header, &resp.Header)
+	out.Header.Add("Via", e.viaHop)
 
 	cat := filters.CategorySuccess
 	switch {
