@@ -208,8 +208,9 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 }
 
 // writeResponse hands the origin's response to the client: status and
-// headers (minus hop-by-hop), and the body as a stream so neither a large
-// download nor an event stream is buffered.
+// headers (minus hop-by-hop), a small body of known length whole, and any
+// other body as a stream so neither a large download nor an event stream is
+// buffered.
 func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response, done func(origins.Result), latency time.Duration) {
 	out := &c.Request.Response
 	status := resp.StatusCode()
@@ -240,6 +241,27 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	// whatever the client's download costs from now on.
 	done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status, HeadersOnly: true})
 	size := resp.Header.ContentLength()
+	if size >= 0 && size <= bufferedBodyLimit {
+		// A small body of known length is read whole: the origin
+		// connection goes back to the pool before the client is written
+		// to, and the answer leaves in one write with nothing to retain.
+		err := readWholeBody(out, stream, size)
+		_ = resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+		if err != nil {
+			// Nothing has reached the client yet, so it gets a clean 502
+			// rather than a truncated body.
+			_, cat := classifyOriginError(err)
+			done(origins.Result{Latency: latency, Outcome: origins.OutcomeReset, Status: status})
+			c.Err = err
+			c.Log("origin failed mid-body: " + err.Error())
+			c.Respond(http.StatusBadGateway, cat, originErrorReason(cat, e.origin))
+			return
+		}
+		c.BytesOut = int64(size)
+		done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
+		return
+	}
 	if size < 0 {
 		size = -1 // chunked, or delimited by close: re-frame as chunked
 	}
