@@ -62,6 +62,7 @@ func NewServer(b *Builder, snap *Snapshot, logger *slog.Logger) *Server {
 		WriteTimeout:          sc.WriteTimeout,
 		Concurrency:           2 * sc.MaxConnections, // a backstop: connListener enforces the cap with a status category
 		CloseOnShutdown:       true,
+		ReduceMemoryUsage:     true,
 		TCPKeepalive:          true,
 		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{logger},

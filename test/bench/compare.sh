@@ -12,6 +12,7 @@
 #   SAMPLE=0.01     access-log sampling of successes in Floodgate
 #   PHASES="idle load bench"   which parts to run
 #   PORT_BASE=23000 first of the 7 loopback ports used
+#   IDLE_TARGETS="minproxy minproxy-rm nginx haproxy floodgate"
 #
 # It installs wrk, nginx and haproxy from the OS packages if missing (root),
 # builds everything, and stops exactly the processes it started (by PID) on
@@ -201,7 +202,7 @@ if [[ " $PHASES " == *" idle "* ]]; then
   echo
   echo "Idle keep-alive client connections: $HOLD_N held from two processes ($half each), one request served on each"
   printf '%-12s %8s %12s %12s %14s\n' target held "RSS before" "RSS held" "per conn"
-  for t in minproxy minproxy-rm nginx haproxy floodgate; do
+  for t in ${IDLE_TARGETS:-minproxy minproxy-rm nginx haproxy floodgate}; do
     start "$t"
     addr=$(addr_of "$t")
     wrk -t1 -c8 -d1s "http://$addr/64" >/dev/null 2>&1 || true # warm up like a serving process
