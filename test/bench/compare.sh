@@ -235,15 +235,29 @@ to_ms() { # wrk latency ("812.00us", "1.20ms", "1.02s") -> milliseconds
     else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
     else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
 }
-measure() { # target size conns round -> appends "load target round rps p50 p99 errors" to results
-  local out rps p50 p99 errs
+cpu_ticks() { # utime+stime of pid and its children (nginx workers), in clock ticks
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+TICK=$(getconf CLK_TCK)
+measure() { # target size conns round -> appends "load target round rps p50 p99 errors cpu_us_per_req" to results
+  local out rps p50 p99 errs pid c0 c1 reqs cpu
+  pid=${PID[$1]:-${PID[origin]}}
+  [ "$1" = direct ] && pid=${PID[origin]}
+  c0=$(cpu_ticks "$pid")
   out=$(wrk -t2 -c"$3" -d"${DUR}s" --latency "http://$(addr_of "$1")/$2" 2>&1)
+  c1=$(cpu_ticks "$pid")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0) ? (b - a) / t * 1e6 / n : 0 }')
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
   errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
-  echo "$2/$3 $1 $4 $rps $p50 $p99 $errs" >> "$work/results"
-  printf '  round %d %-10s %6s B/%-4s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms%s\n' "$4" "$1" "$2" "$3" "$rps" "$p50" "$p99" \
+  echo "$2/$3 $1 $4 $rps $p50 $p99 $errs $cpu" >> "$work/results"
+  printf '  round %d %-10s %6s B/%-4s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  cpu %6.1f us/req%s\n' "$4" "$1" "$2" "$3" "$rps" "$p50" "$p99" "$cpu" \
     "$([ "$errs" = 0 ] || echo "  ($errs errors)")"
 }
 
@@ -265,7 +279,8 @@ if [[ " $PHASES " == *" load "* ]]; then
     done
   done
   echo
-  echo "Summary: median over rounds [min-max]; ratios are computed per round (same round, same load), then summarised"
+  echo "Summary: median over rounds [min-max]; ratios are computed per round (same round, same load), then summarised."
+  echo "cpu us/req: CPU time (user+system) of the target process itself per request served (for direct: the origin's)."
   for load in 64/64 16384/512; do
     echo
     echo "load $load (body bytes / connections)"
@@ -274,22 +289,25 @@ if [[ " $PHASES " == *" load "* ]]; then
         return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
       function mn(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
       function mx(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
-      $1 == load { rps[$2, $3] = $4; p50[$2, $3] = $5; p99[$2, $3] = $6; err[$2] += $7; rounds[$3] = 1; seen[$2] = 1 }
+      $1 == load { rps[$2, $3] = $4; p50[$2, $3] = $5; p99[$2, $3] = $6; err[$2] += $7; cpu[$2, $3] = $8; rounds[$3] = 1; seen[$2] = 1 }
       END {
         split("direct minproxy haproxy nginx floodgate", order, " ")
-        printf "  %-10s %24s %9s %20s %18s %18s %18s %7s\n", "target", "req/s", "p50 ms", "p99 ms", "x direct", "x minproxy", "x haproxy", "errors"
+        printf "  %-10s %24s %9s %20s %18s %18s %18s %7s %18s\n", "target", "req/s", "p50 ms", "p99 ms", "x direct", "x minproxy", "x haproxy", "errors", "cpu us/req"
         for (k = 1; k <= 5; k++) {
           t = order[k]; if (!(t in seen)) continue
-          n = 0; delete R; delete P5; delete P9; delete D; delete M; delete H
-          for (r in rounds) { n++; R[n] = rps[t, r]; P5[n] = p50[t, r]; P9[n] = p99[t, r]
+          n = 0; delete R; delete P5; delete P9; delete D; delete M; delete H; delete C
+          for (r in rounds) { n++; R[n] = rps[t, r]; P5[n] = p50[t, r]; P9[n] = p99[t, r]; C[n] = cpu[t, r]
             D[n] = rps[t, r] / rps["direct", r]; M[n] = rps[t, r] / rps["minproxy", r]; H[n] = rps[t, r] / rps["haproxy", r] }
-          printf "  %-10s %9.0f [%6.0f-%6.0f] %9.2f %7.2f [%5.2f-%5.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %7d\n",
+          printf "  %-10s %9.0f [%6.0f-%6.0f] %9.2f %7.2f [%5.2f-%5.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %7d %6.1f [%4.1f-%5.1f]\n",
             t, med(R, n), mn(R, n), mx(R, n), med(P5, n), med(P9, n), mn(P9, n), mx(P9, n),
-            med(D, n), mn(D, n), mx(D, n), med(M, n), mn(M, n), mx(M, n), med(H, n), mn(H, n), mx(H, n), err[t]
+            med(D, n), mn(D, n), mx(D, n), med(M, n), mn(M, n), mx(M, n), med(H, n), mn(H, n), mx(H, n), err[t], med(C, n), mn(C, n), mx(C, n)
         }
         n = 0; delete Q
         for (r in rounds) { n++; Q[n] = p99["floodgate", r] / p99["minproxy", r] }
         if (("floodgate" in seen) && ("minproxy" in seen)) printf "  floodgate p99 / minproxy p99: %.2f [%.2f-%.2f]\n", med(Q, n), mn(Q, n), mx(Q, n)
+        n = 0; delete Q
+        for (r in rounds) { n++; Q[n] = cpu["floodgate", r] / cpu["minproxy", r] }
+        if (("floodgate" in seen) && ("minproxy" in seen)) printf "  floodgate CPU per request / minproxy CPU per request: %.2f [%.2f-%.2f] (the proxy process alone; robust to a busy machine)\n", med(Q, n), mn(Q, n), mx(Q, n)
       }' "$work/results"
   done
   echo
