@@ -44,13 +44,35 @@ type upstreamConn struct {
 	// lastRead is when the last response byte arrived: the start of the
 	// connection's idle time.
 	lastRead time.Time
+	// readDeadline and writeDeadline are the deadlines currently armed.
+	readDeadline, writeDeadline time.Time
+}
+
+// deadlineSlack is how far past the timeout a per-operation deadline may
+// be set, so it need not be re-armed on every read and write: a deadline
+// still at least timeout away is left alone. A stalled exchange is then
+// cut between timeout and timeout*(1+1/deadlineSlack) after its last
+// progress, and a busy connection re-arms its timer a few times per
+// timeout instead of twice per request.
+const deadlineSlack = 4
+
+// extend returns the deadline to arm for an operation starting at now, or
+// the zero time when the current one (cur) is still far enough away.
+func (c *upstreamConn) extend(now, cur time.Time) time.Time {
+	if cur.Sub(now) >= c.timeout {
+		return time.Time{}
+	}
+	return now.Add(c.timeout + c.timeout/deadlineSlack)
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
 	now := time.Now()
 	if c.timeout > 0 {
-		if err := c.Conn.SetReadDeadline(now.Add(c.timeout)); err != nil {
-			return 0, err
+		if d := c.extend(now, c.readDeadline); !d.IsZero() {
+			if err := c.Conn.SetReadDeadline(d); err != nil {
+				return 0, err
+			}
+			c.readDeadline = d
 		}
 	}
 	n, err := c.Conn.Read(p)
@@ -70,8 +92,11 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		}
 	}
 	if c.timeout > 0 {
-		if err := c.Conn.SetWriteDeadline(now.Add(c.timeout)); err != nil {
-			return 0, err
+		if d := c.extend(now, c.writeDeadline); !d.IsZero() {
+			if err := c.Conn.SetWriteDeadline(d); err != nil {
+				return 0, err
+			}
+			c.writeDeadline = d
 		}
 	}
 	return c.Conn.Write(p)

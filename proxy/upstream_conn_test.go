@@ -153,3 +153,19 @@ func TestDialErrorIsTyped(t *testing.T) {
 		t.Fatalf("classified as %d %s", status, cat)
 	}
 }
+
+func TestDeadlineReArmedOnlyWhenDue(t *testing.T) {
+	c := &upstreamConn{timeout: 8 * time.Second}
+	now := time.Now()
+	d := c.extend(now, time.Time{})
+	if want := now.Add(10 * time.Second); !d.Equal(want) {
+		t.Fatalf("first deadline %v, want timeout plus slack %v", d.Sub(now), want.Sub(now))
+	}
+	if got := c.extend(now.Add(2*time.Second), d); !got.IsZero() {
+		t.Fatalf("a deadline still a full timeout away was re-armed to %v", got.Sub(now))
+	}
+	later := now.Add(3 * time.Second)
+	if got := c.extend(later, d); !got.Equal(later.Add(10 * time.Second)) {
+		t.Fatalf("a deadline closer than the timeout must move: got %v", got.Sub(later))
+	}
+}
