@@ -141,3 +141,20 @@ func BenchmarkGatewayGET(b *testing.B) {
 		})
 	}
 }
+
+// fullChainAllocBudget is the allocation count per proxied GET through the
+// full chain that docs/PERFORMANCE.md accounts for, with a little headroom
+// for pools emptied by a GC; a change that adds allocations to the hot path
+// fails here instead of only showing in a benchmark nobody ran.
+const fullChainAllocBudget = 20
+
+func TestFullChainGETStaysWithinAllocationBudget(t *testing.T) {
+	cb := newChainBench(t, 64)
+	defer cb.close()
+	for i := 0; i < 50; i++ {
+		cb.do(t)
+	}
+	if n := testing.AllocsPerRun(200, func() { cb.do(t) }); n > fullChainAllocBudget {
+		t.Fatalf("a GET through the full chain allocates %.1f times, budget %d (see docs/PERFORMANCE.md)", n, fullChainAllocBudget)
+	}
+}
