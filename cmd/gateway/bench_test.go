@@ -143,10 +143,15 @@ func BenchmarkGatewayGET(b *testing.B) {
 }
 
 // fullChainAllocBudget is the allocation count per proxied GET through the
-// full chain that docs/PERFORMANCE.md accounts for, with a little headroom
-// for pools emptied by a GC; a change that adds allocations to the hot path
-// fails here instead of only showing in a benchmark nobody ran.
-const fullChainAllocBudget = 20
+// full chain that docs/PERFORMANCE.md accounts for (18), with a little
+// headroom for pools emptied by a GC; a change that adds allocations to the
+// hot path fails here instead of only showing in a benchmark nobody ran.
+// The race detector's instrumentation makes more values escape (33-35 then),
+// and CI runs with -race, so that build has its own budget.
+const (
+	fullChainAllocBudget     = 21
+	fullChainAllocBudgetRace = 40
+)
 
 func TestFullChainGETStaysWithinAllocationBudget(t *testing.T) {
 	cb := newChainBench(t, 64)
@@ -154,7 +159,13 @@ func TestFullChainGETStaysWithinAllocationBudget(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		cb.do(t)
 	}
-	if n := testing.AllocsPerRun(200, func() { cb.do(t) }); n > fullChainAllocBudget {
-		t.Fatalf("a GET through the full chain allocates %.1f times, budget %d (see docs/PERFORMANCE.md)", n, fullChainAllocBudget)
+	budget := fullChainAllocBudget
+	if raceDetector {
+		budget = fullChainAllocBudgetRace
+	}
+	n := testing.AllocsPerRun(200, func() { cb.do(t) })
+	t.Logf("%.1f allocations per GET (budget %d, race detector %v)", n, budget, raceDetector)
+	if n > float64(budget) {
+		t.Fatalf("a GET through the full chain allocates %.1f times, budget %d (see docs/PERFORMANCE.md)", n, budget)
 	}
 }
