@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,6 +91,39 @@ func (b *requestBody) rewind() bool {
 	}
 	b.replay = b.prefix
 	return true
+}
+
+// readWholeBody reads a body of exactly size bytes from stream into out,
+// reusing out's pooled body buffer, and reads on to the stream's end so
+// the origin connection is returned to its pool rather than closed.
+func readWholeBody(out *fasthttp.Response, stream io.Reader, size int) error {
+	buf := out.SwapBody(nil)
+	buf = slices.Grow(buf[:0], size)[:size]
+	_, err := io.ReadFull(stream, buf)
+	if err == nil {
+		var one [1]byte
+		var n int
+		n, err = stream.Read(one[:])
+		switch {
+		case err == io.EOF:
+			err = nil
+		case err == nil && n == 0:
+			_, err = stream.Read(one[:]) // a reader may report EOF on the next call
+			if err == io.EOF {
+				err = nil
+			}
+		case n > 0:
+			err = errors.New("origin sent more body than its Content-Length")
+		}
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	out.SwapBody(buf)
+	if err != nil {
+		out.ResetBody()
+	}
+	return err
 }
 
 // responseBody streams an origin's response body to the client. fasthttp

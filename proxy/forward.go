@@ -38,6 +38,7 @@ type forwardEndpoint struct {
 	idempotent bool                   // the route declares every method safe to repeat
 	hostOver   string
 	via        string
+	viaHop     string // "1.1 " + via, the Via entry added to responses
 	trusted    []netip.Prefix
 	maxBody    int64
 	observer   AttemptObserver // nil: not observed
@@ -130,10 +131,10 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	in := &c.Request.Request
 	req.Header.DisableNormalizing()
 	req.Header.SetMethodBytes(in.Header.Method())
-	copyEndToEnd(in.Header.All(), req.Header.AddBytesKV, isGatewayOwnedRequestHeader)
+	copyRequestHeaders(&req.Header, &in.Header)
 
-	uri := make([]byte, 0, len(c.UpstreamPath)+64)
-	uri = append(uri, c.UpstreamPath...)
+	var uriBuf [256]byte // the header copies it; longer URIs grow onto the heap
+	uri := append(uriBuf[:0], c.UpstreamPath...)
 	if q := in.URI().QueryString(); len(q) > 0 {
 		uri = append(uri, '?')
 		uri = append(uri, q...)
@@ -148,7 +149,7 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 		req.Header.SetHostBytes(host)
 	}
 	var scratch [4][]byte
-	setForwarded(&req.Header, &in.Header, c.ClientIP, e.isTrusted(c.ClientIP), "http", string(host), e.via, scratch[:0])
+	setForwarded(&req.Header, &in.Header, c.ClientIP, e.isTrusted(c.ClientIP), []byte("http"), host, e.via, scratch[:0])
 	if c.RequestID != "" {
 		req.Header.Set("X-Request-Id", c.RequestID)
 	}
@@ -207,15 +208,16 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 }
 
 // writeResponse hands the origin's response to the client: status and
-// headers (minus hop-by-hop), and the body as a stream so neither a large
-// download nor an event stream is buffered.
+// headers (minus hop-by-hop), a small body of known length whole, and any
+// other body as a stream so neither a large download nor an event stream is
+// buffered.
 func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response, done func(origins.Result), latency time.Duration) {
 	out := &c.Request.Response
 	status := resp.StatusCode()
 	out.SetStatusCode(status)
 	out.Header.DisableNormalizing()
-	copyEndToEnd(resp.Header.All(), out.Header.AddBytesKV, isContentLength)
-	out.Header.Add("Via", "1.1 "+e.via)
+	copyResponseHeaders(&out.Header, &resp.Header)
+	out.Header.Add("Via", e.viaHop)
 
 	cat := filters.CategorySuccess
 	switch {
@@ -239,6 +241,27 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	// whatever the client's download costs from now on.
 	done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status, HeadersOnly: true})
 	size := resp.Header.ContentLength()
+	if size >= 0 && size <= bufferedBodyLimit {
+		// A small body of known length is read whole: the origin
+		// connection goes back to the pool before the client is written
+		// to, and the answer leaves in one write with nothing to retain.
+		err := readWholeBody(out, stream, size)
+		_ = resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+		if err != nil {
+			// Nothing has reached the client yet, so it gets a clean 502
+			// rather than a truncated body.
+			_, cat := classifyOriginError(err)
+			done(origins.Result{Latency: latency, Outcome: origins.OutcomeReset, Status: status})
+			c.Err = err
+			c.Log("origin failed mid-body: " + err.Error())
+			c.Respond(http.StatusBadGateway, cat, originErrorReason(cat, e.origin))
+			return
+		}
+		c.BytesOut = int64(size)
+		done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
+		return
+	}
 	if size < 0 {
 		size = -1 // chunked, or delimited by close: re-frame as chunked
 	}

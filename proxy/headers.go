@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"iter"
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
@@ -36,23 +35,42 @@ func connectionTokens(v []byte, dst [][]byte) [][]byte {
 	return dst
 }
 
-// copyEndToEnd adds the headers of all to add in their original order,
-// skipping hop-by-hop ones in any spelling (fasthttp keeps names as sent,
-// since the gateway forwards them verbatim), those the Connection header
-// names, and those skip reports. Copying selectively, rather than copying
-// everything and deleting, matters: fasthttp's delete reorders headers.
-func copyEndToEnd(all iter.Seq2[[]byte, []byte], add func(k, v []byte), skip func(k []byte) bool) {
-	var named [][]byte
-	for k, v := range all {
+// copyRequestHeaders adds src's end-to-end headers to dst in their
+// original order, skipping hop-by-hop ones in any spelling (fasthttp keeps
+// names as sent, since the gateway forwards them verbatim), those the
+// Connection header names, and those the gateway sets itself. Copying
+// selectively, rather than copying everything and deleting, matters:
+// fasthttp's delete reorders headers. Each copy function ranges over its
+// concrete header type so the iterator inlines and nothing is allocated.
+func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
+	var buf [4][]byte
+	named := buf[:0]
+	for k, v := range src.All() {
 		if bytes.EqualFold(k, []byte("Connection")) {
 			named = connectionTokens(v, named)
 		}
 	}
-	for k, v := range all {
-		if isHopByHop(k) || containsFold(named, k) || skip(k) {
-			continue
+	for k, v := range src.All() {
+		if !isHopByHop(k) && !containsFold(named, k) && !isGatewayOwnedRequestHeader(k) {
+			dst.AddBytesKV(k, v)
 		}
-		add(k, v)
+	}
+}
+
+// copyResponseHeaders is copyRequestHeaders for an origin's response;
+// Content-Length is re-derived from the body the gateway sends.
+func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
+	var buf [4][]byte
+	named := buf[:0]
+	for k, v := range src.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			named = connectionTokens(v, named)
+		}
+	}
+	for k, v := range src.All() {
+		if !isHopByHop(k) && !containsFold(named, k) && !isContentLength(k) {
+			dst.AddBytesKV(k, v)
+		}
 	}
 }
 
@@ -106,35 +124,40 @@ func peekFold(h *fasthttp.RequestHeader, name string, dst [][]byte) [][]byte {
 // copying). From a trusted proxy the existing values are extended; from
 // anyone else they are replaced, because a client could otherwise claim any
 // address it likes.
-func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, client netip.Addr, trusted bool, proto, host, via string, scratch [][]byte) {
-	xff := client.String()
+func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, client netip.Addr, trusted bool, proto, host []byte, via string, scratch [][]byte) {
+	// Values are built in a stack buffer: the header copies them.
+	var buf [128]byte
+	xff := buf[:0]
 	if trusted {
-		prev := peekFold(in, "X-Forwarded-For", scratch[:0])
-		if len(prev) > 0 {
-			xff = string(bytes.Join(prev, []byte(", "))) + ", " + xff
+		if prev := peekFold(in, "X-Forwarded-For", scratch[:0]); len(prev) > 0 {
+			xff = append(bytes.Join(prev, []byte(", ")), ", "...)
 		}
 	}
-	out.Set("X-Forwarded-For", xff)
+	xff = client.AppendTo(xff)
+	out.SetBytesV("X-Forwarded-For", xff)
 
 	if trusted {
 		if v := peekFold(in, "X-Forwarded-Proto", scratch[:0]); len(v) > 0 {
-			proto = string(v[0])
+			proto = v[0]
 		}
 		if v := peekFold(in, "X-Forwarded-Host", scratch[:0]); len(v) > 0 {
-			host = string(v[0])
+			host = v[0]
 		}
 	}
-	out.Set("X-Forwarded-Proto", proto)
-	if host != "" {
-		out.Set("X-Forwarded-Host", host)
+	out.SetBytesV("X-Forwarded-Proto", proto)
+	if len(host) > 0 {
+		out.SetBytesV("X-Forwarded-Host", host)
 	}
 
-	hop := "1.1 " + via
-	if !in.IsHTTP11() {
-		hop = "1.0 " + via
-	}
+	hop := buf[:0]
 	if prev := peekFold(in, "Via", scratch[:0]); len(prev) > 0 {
-		hop = string(bytes.Join(prev, []byte(", "))) + ", " + hop
+		hop = append(bytes.Join(prev, []byte(", ")), ", "...)
 	}
-	out.Set("Via", hop)
+	if in.IsHTTP11() {
+		hop = append(hop, "1.1 "...)
+	} else {
+		hop = append(hop, "1.0 "...)
+	}
+	hop = append(hop, via...)
+	out.SetBytesV("Via", hop)
 }

@@ -78,6 +78,7 @@ func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error)
 		idempotent: r.Idempotent,
 		hostOver:   r.Rewrite.Host,
 		via:        cfg.Server.Via,
+		viaHop:     "1.1 " + cfg.Server.Via,
 		trusted:    trusted,
 		maxBody:    int64(cfg.Server.MaxBodySize),
 		observer:   observer,

@@ -62,12 +62,17 @@ func NewServer(b *Builder, snap *Snapshot, logger *slog.Logger) *Server {
 		WriteTimeout:          sc.WriteTimeout,
 		Concurrency:           2 * sc.MaxConnections, // a backstop: connListener enforces the cap with a status category
 		CloseOnShutdown:       true,
+		ReduceMemoryUsage:     true,
 		TCPKeepalive:          true,
 		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{logger},
 	}
 	return s
 }
+
+// Handler is the request handler Serve runs, for driving the server
+// without a listener (the in-process benchmark).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 // Snapshot returns the snapshot new requests use.
 func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }

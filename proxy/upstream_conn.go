@@ -18,43 +18,85 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "connecting to origin: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
+// probeAfterIdle is how long a pooled connection must have been idle before
+// it is probed (see alive) on reuse. An origin closes an idle keep-alive
+// connection only after its own idle timeout, which is seconds for every
+// common server (and never below this bound in practice), so a connection
+// reused sooner cannot have been closed for idleness; under load, when
+// connections are reused within microseconds, no request pays the probe's
+// syscall. Without the bound, every request cost one extra recvfrom.
+const probeAfterIdle = 50 * time.Millisecond
+
 // upstreamConn applies the route's response timeout to every read and write
 // rather than as one deadline for the whole exchange. fasthttp sets a single
 // deadline per request, which would cut a long download or an event stream
 // that is still moving; per-operation deadlines cut only a stalled one.
-// It also probes a reused connection before its first write (see alive).
+// It also probes a reused connection that sat idle before its first write.
 type upstreamConn struct {
 	net.Conn
 	timeout time.Duration
+	// probeAfter is probeAfterIdle; a field so tests can move the bound.
+	probeAfter time.Duration
 	// readSinceWrite is set once a response byte arrived; the next write
 	// starts a new request on a reused connection, which is when a
 	// connection the origin closed while idle must be detected.
 	readSinceWrite bool
+	// lastRead is when the last response byte arrived: the start of the
+	// connection's idle time.
+	lastRead time.Time
+	// readDeadline and writeDeadline are the deadlines currently armed.
+	readDeadline, writeDeadline time.Time
+}
+
+// deadlineSlack is how far past the timeout a per-operation deadline may
+// be set, so it need not be re-armed on every read and write: a deadline
+// still at least timeout away is left alone. A stalled exchange is then
+// cut between timeout and timeout*(1+1/deadlineSlack) after its last
+// progress, and a busy connection re-arms its timer a few times per
+// timeout instead of twice per request.
+const deadlineSlack = 4
+
+// extend returns the deadline to arm for an operation starting at now, or
+// the zero time when the current one (cur) is still far enough away.
+func (c *upstreamConn) extend(now, cur time.Time) time.Time {
+	if cur.Sub(now) >= c.timeout {
+		return time.Time{}
+	}
+	return now.Add(c.timeout + c.timeout/deadlineSlack)
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
+	now := time.Now()
 	if c.timeout > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
-			return 0, err
+		if d := c.extend(now, c.readDeadline); !d.IsZero() {
+			if err := c.Conn.SetReadDeadline(d); err != nil {
+				return 0, err
+			}
+			c.readDeadline = d
 		}
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.readSinceWrite = true
+		c.lastRead = now
 	}
 	return n, err
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
+	now := time.Now()
 	if c.readSinceWrite {
 		c.readSinceWrite = false
-		if !alive(c.Conn) {
+		if now.Sub(c.lastRead) >= c.probeAfter && !alive(c.Conn) {
 			return 0, errStaleConn
 		}
 	}
 	if c.timeout > 0 {
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
-			return 0, err
+		if d := c.extend(now, c.writeDeadline); !d.IsZero() {
+			if err := c.Conn.SetWriteDeadline(d); err != nil {
+				return 0, err
+			}
+			c.writeDeadline = d
 		}
 	}
 	return c.Conn.Write(p)
@@ -73,6 +115,6 @@ func dialer(addr string, connectTimeout, ioTimeout time.Duration) func(string) (
 		if err != nil {
 			return nil, &dialError{err: err}
 		}
-		return &upstreamConn{Conn: conn, timeout: ioTimeout}, nil
+		return &upstreamConn{Conn: conn, timeout: ioTimeout, probeAfter: probeAfterIdle}, nil
 	}
 }

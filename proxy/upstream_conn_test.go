@@ -65,9 +65,9 @@ func TestAliveRejectsUnsolicitedBytes(t *testing.T) {
 	}
 }
 
-func TestUpstreamConnProbesBeforeReuse(t *testing.T) {
-	c, s := pair(t)
-	uc := &upstreamConn{Conn: c, timeout: time.Second}
+// exchangeOnce sends one request and its answer over uc and s.
+func exchangeOnce(t *testing.T, uc *upstreamConn, s net.Conn) {
+	t.Helper()
 	if _, err := uc.Write([]byte("req1")); err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +77,38 @@ func TestUpstreamConnProbesBeforeReuse(t *testing.T) {
 	if _, err := io.ReadFull(uc, buf); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// closeAndAwaitEOF closes the server end and waits until the client socket
+// has the FIN, which is when a stale pooled connection is detectable.
+func closeAndAwaitEOF(t *testing.T, c, s net.Conn) {
+	t.Helper()
 	s.Close()
-	// Wait for the close to be visible to the client socket.
 	raw := make([]byte, 1)
 	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Read(raw); err != io.EOF {
 		t.Fatalf("want EOF, got %v", err)
 	}
+}
+
+func TestUpstreamConnSkipsProbeWhenReusedWithinIdleBound(t *testing.T) {
+	c, s := pair(t)
+	// A connection reused before the bound is written without a probe:
+	// the write itself succeeds even though the peer is gone, which is
+	// what a probe would have caught (and what costs no syscall).
+	uc := &upstreamConn{Conn: c, timeout: time.Second, probeAfter: time.Hour}
+	exchangeOnce(t, uc, s)
+	closeAndAwaitEOF(t, c, s)
+	if n, err := uc.Write([]byte("req2")); n != 4 || err != nil {
+		t.Fatalf("reuse within the idle bound: n=%d err=%v, want a plain write", n, err)
+	}
+}
+
+func TestUpstreamConnProbesBeforeReuseAfterIdleBound(t *testing.T) {
+	c, s := pair(t)
+	uc := &upstreamConn{Conn: c, timeout: time.Second, probeAfter: 0}
+	exchangeOnce(t, uc, s)
+	closeAndAwaitEOF(t, c, s)
 	n, err := uc.Write([]byte("req2"))
 	if n != 0 || !errors.Is(err, errStaleConn) {
 		t.Fatalf("reuse of a closed pooled connection: n=%d err=%v, want errStaleConn with nothing written", n, err)
@@ -126,5 +151,21 @@ func TestDialErrorIsTyped(t *testing.T) {
 	}
 	if status, cat := classifyOriginError(err); status != 502 || cat != "origin_connect_error" {
 		t.Fatalf("classified as %d %s", status, cat)
+	}
+}
+
+func TestDeadlineReArmedOnlyWhenDue(t *testing.T) {
+	c := &upstreamConn{timeout: 8 * time.Second}
+	now := time.Now()
+	d := c.extend(now, time.Time{})
+	if want := now.Add(10 * time.Second); !d.Equal(want) {
+		t.Fatalf("first deadline %v, want timeout plus slack %v", d.Sub(now), want.Sub(now))
+	}
+	if got := c.extend(now.Add(2*time.Second), d); !got.IsZero() {
+		t.Fatalf("a deadline still a full timeout away was re-armed to %v", got.Sub(now))
+	}
+	later := now.Add(3 * time.Second)
+	if got := c.extend(later, d); !got.Equal(later.Add(10 * time.Second)) {
+		t.Fatalf("a deadline closer than the timeout must move: got %v", got.Sub(later))
 	}
 }

@@ -29,6 +29,12 @@ func TestOriginFailuresMapToStatusAndCategory(t *testing.T) {
 		case "/reset":
 			// Drop the connection without a response.
 			ctx.Conn().Close()
+		case "/short":
+			// Announce 100 bytes, send a few, drop the connection. The body
+			// is small enough to be read whole before the client hears
+			// anything, so the client gets a clean 502, not a truncated 200.
+			ctx.Conn().Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part"))
+			ctx.Conn().Close()
 		default:
 			ctx.SetBodyString("ok")
 		}
@@ -63,6 +69,7 @@ routes:
 		{"GET", "/slow", 504, "origin_timeout"},
 		{"GET", "/reset", 502, "origin_reset"},
 		{"POST", "/reset", 502, "origin_reset"},
+		{"GET", "/short", 502, "origin_reset"},
 		{"GET", "/500", 500, "origin_5xx"},
 		{"GET", "/fine", 200, "success"},
 	} {

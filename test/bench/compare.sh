@@ -1,59 +1,81 @@
 #!/usr/bin/env bash
-# Compare Floodgate with nginx as reverse proxies in one run, as ratios.
+# Floodgate against the origin served directly, a minimal fasthttp proxy,
+# HAProxy and nginx, in one run on loopback; see docs/PERFORMANCE.md.
 #
-#   bash test/bench/compare.sh [duration-seconds] [connections]
+#   bash test/bench/compare.sh
 #
-# Starts (loopback only) a fasthttp origin, Floodgate and nginx in front of
-# it, drives each with wrk for the same duration, prints requests/s and
-# latency, then stops exactly the processes it started. Needs wrk and nginx:
-#   apt-get install -y wrk nginx-light
-# All three share this machine's cores with wrk, so absolute numbers mean
-# little; the ratio between proxies measured back to back is the figure.
+# Environment (all optional):
+#   ROUNDS=3        interleaved rounds per load (the order of targets rotates)
+#   DUR=8           seconds per wrk measurement
+#   HOLD_N=19000    idle keep-alive connections held per proxy (two holder
+#                   processes share them; each process may open 20,000 fds)
+#   SAMPLE=0.01     access-log sampling of successes in Floodgate
+#   PHASES="idle load bench"   which parts to run
+#   PORT_BASE=23000 first of the 7 loopback ports used
+#   IDLE_TARGETS="minproxy minproxy-rm nginx haproxy floodgate"
+#
+# It installs wrk, nginx and haproxy from the OS packages if missing (root),
+# builds everything, and stops exactly the processes it started (by PID) on
+# exit. Every process shares this machine's cores with wrk, so absolute
+# figures vary with the machine and its load; the ratios between targets
+# measured in the same rounds are the result. Not part of the test run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DUR=${1:-10}
-CONNS=${2:-64}
-ORIGIN=127.0.0.1:19200
-FG=127.0.0.1:19280
-NGX=127.0.0.1:19281
-FG_ADMIN=127.0.0.1:19282
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-8}
+HOLD_N=${HOLD_N:-19000}
+SAMPLE=${SAMPLE:-0.01}
+PHASES=${PHASES:-"idle load bench"}
+PORT_BASE=${PORT_BASE:-23000}
+ORIGIN=127.0.0.1:$PORT_BASE
+MINPROXY=127.0.0.1:$((PORT_BASE + 1))
+MINPROXY_RM=127.0.0.1:$((PORT_BASE + 2))
+NGX=127.0.0.1:$((PORT_BASE + 3))
+HAP=127.0.0.1:$((PORT_BASE + 4))
+FG=127.0.0.1:$((PORT_BASE + 5))
+FG_ADMIN=127.0.0.1:$((PORT_BASE + 6))
+CORES=$(nproc)
+
+work=$(mktemp -d /tmp/floodgate-bench.XXXXXX)
+declare -A PID=()
+cleanup() {
+  for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
+  for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-command -v wrk >/dev/null || { echo "wrk not installed: apt-get install -y wrk" >&2; exit 2; }
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "nginx not installed: apt-get install -y nginx-light" >&2; exit 2; }
+# --- tools -------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} from the OS packages" >&2
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need[@]}" >/dev/null
+fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
-go build -o "$work/origin" ./test/bench/origin
+go build -o "$work/" ./test/bench/origin ./test/bench/minproxy ./test/bench/holder
 go build -o "$work/floodgate" ./cmd/gateway
 
-"$work/origin" -addr "$ORIGIN" & pids+=($!)
-
-cat > "$work/floodgate.yaml" <<YAML
-server: {listen: "$FG"}
-admin: {listen: "$FG_ADMIN"}
-access_log: {enabled: ${FG_ACCESS_LOG:-false}, options: {output: "$work/access.log", sample_successes: 0}}   # nginx runs with access_log off too
-origins:
-  bench:
-    instances: [{address: "$ORIGIN"}]
-routes:
-  - name: bench
-    match: {path_prefix: /}
-    origin: bench
-YAML
-"$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2> "$work/floodgate.log" & pids+=($!)
-
+# --- targets -----------------------------------------------------------------
 cat > "$work/nginx.conf" <<NGX
-worker_processes auto;
+worker_processes $CORES;
+worker_rlimit_nofile 20000;
 daemon off;
+master_process on;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 20000; }
 http {
   access_log off;
-  upstream bench { server $ORIGIN; keepalive 256; }
+  keepalive_timeout 120s;
+  keepalive_requests 1000000;
+  upstream bench { server $ORIGIN; keepalive 1024; }
   server {
     listen $NGX;
     location / {
@@ -62,40 +84,243 @@ http {
       proxy_set_header Connection "";
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_buffering off;
     }
   }
 }
 NGX
-"$NGINX" -c "$work/nginx.conf" -p "$work" & pids+=($!)
 
-for addr in "$ORIGIN" "$FG" "$NGX"; do
+cat > "$work/haproxy.cfg" <<HAP
+global
+  nbthread $CORES
+  # One fd per idle client connection is all the idle test needs; HAProxy
+  # would reserve two per connection and refuse to start under 20,000.
+  maxconn 19800
+  no strict-limits
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 120s
+  timeout server 30s
+  timeout http-keep-alive 120s
+frontend fe
+  bind $HAP
+  option forwardfor
+  default_backend be
+backend be
+  server origin $ORIGIN
+HAP
+
+cat > "$work/floodgate.yaml" <<YAML
+# The production-like chain: request id, priority scoring and shedding on
+# (thresholds a healthy run stays under; the CPU signal is off because the
+# benchmark saturates the machine by design), a rate-limit policy that never
+# triggers, metrics, P2C with breakers over one origin, and the access log
+# sampling successes.
+server: {listen: "$FG"}
+admin: {listen: "$FG_ADMIN"}
+request_id: {options: {header: X-Request-Id, trust_incoming: false}}
+access_log: {enabled: true, options: {output: "$work/access.log", sample_successes: $SAMPLE}}
+rate_limit:
+  policies:
+    - {name: per-client, rate: 100000000, burst: 100000000, key: [client_ip]}
+filters:
+  - {name: rate_limit, options: {policy: per-client}}
+origins:
+  bench:
+    instances: [{address: "$ORIGIN"}]
+    lb: p2c
+    max_conns_per_instance: 1024
+routes:
+  - name: bench
+    match: {path_prefix: /}
+    origin: bench
+loadshed:
+  scoring:
+    default_score: 50
+    rules:
+      - {name: health, match: {paths: [/healthz]}, set: 0, stop: true}
+      - {name: background, match: {headers: [{name: X-Request-Kind, values: [prefetch, background]}]}, set: 85, stop: true}
+  global:
+    signals:
+      inflight: {enabled: true, threshold: 20000, max: 80000}
+      connections: {enabled: true, threshold: 50000, max: 100000}
+      cpu: {enabled: false}
+  origin:
+    signals:
+      inflight: {enabled: true, threshold: 5000, max: 20000}
+      error_rate: {enabled: true, threshold: 0.05, max: 0.5}
+      latency: {enabled: true, threshold: 2s, max: 10s}
+YAML
+"$work/floodgate" validate -config "$work/floodgate.yaml" >/dev/null
+
+start() { # name -> sets PID[name]; waits until it answers
+  local name=$1 addr
+  case $name in
+    origin) "$work/origin" -addr "$ORIGIN" 2>"$work/origin.log" & addr=$ORIGIN ;;
+    minproxy) "$work/minproxy" -addr "$MINPROXY" -upstream "$ORIGIN" 2>"$work/minproxy.log" & addr=$MINPROXY ;;
+    minproxy-rm) "$work/minproxy" -addr "$MINPROXY_RM" -upstream "$ORIGIN" -reduce-memory 2>"$work/minproxy-rm.log" & addr=$MINPROXY_RM ;;
+    nginx) "$NGINX" -c "$work/nginx.conf" -p "$work" 2>"$work/nginx.log" & addr=$NGX ;;
+    haproxy) "$HAPROXY" -db -f "$work/haproxy.cfg" 2>"$work/haproxy.log" & addr=$HAP ;;
+    floodgate) "$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2>"$work/floodgate.log" & addr=$FG ;;
+  esac
+  PID[$name]=$!
   for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "http://$addr/" && break
+    curl -sf -o /dev/null "http://$addr/64" && return 0
     sleep 0.1
   done
-done
-
-run() { # name addr
-  local out rps p50 p99
-  out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency "http://$2/" 2>&1)
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '%-10s %12s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99"
-  echo "$rps" > "$work/$1.rps"
+  echo "$name did not come up on $addr:" >&2
+  cat "$work/$name.log" >&2 || true
+  exit 1
+}
+stop() {
+  local p=${PID[$1]:-}
+  [ -n "$p" ] || return 0
+  kill "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+  unset "PID[$1]"
+}
+addr_of() {
+  case $1 in direct) echo "$ORIGIN" ;; minproxy) echo "$MINPROXY" ;; minproxy-rm) echo "$MINPROXY_RM" ;;
+    nginx) echo "$NGX" ;; haproxy) echo "$HAP" ;; floodgate) echo "$FG" ;; esac
+}
+rss_kib() { # total VmRSS of pid and its children (nginx workers)
+  local total=0 p v
+  for p in "$1" $(pgrep -P "$1" || true); do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
 }
 
-echo "wrk -t2 -c$CONNS -d${DUR}s, 1 KiB responses, loopback, $(nproc) cores shared by all processes"
-run origin "$ORIGIN"
-run nginx "$NGX"
-run floodgate "$FG"
-run nginx "$NGX"
-run floodgate "$FG"
-awk -v f="$(cat "$work/floodgate.rps")" -v n="$(cat "$work/nginx.rps")" \
-  'BEGIN { printf "floodgate / nginx throughput ratio (last round): %.2f\n", f/n }'
-# Anything but success is a correctness problem, not a speed figure.
-echo "floodgate outcomes during the runs:"
-curl -s "http://$FG_ADMIN/metrics" | grep -E '^floodgate_(requests_total|origin_requests_total)' | sed 's/^/  /'
-if [ -s "$work/access.log" ]; then echo "failed requests (first 5):"; head -5 "$work/access.log" | cut -c1-600 | sed "s/^/  /"; fi
-if [ -s "$work/floodgate.log" ]; then echo "floodgate warnings:"; sed 's/^/  /' "$work/floodgate.log"; fi
+start origin
+
+# --- idle keep-alive connections --------------------------------------------
+if [[ " $PHASES " == *" idle "* ]]; then
+  half=$((HOLD_N / 2))
+  echo
+  echo "Idle keep-alive client connections: $HOLD_N held from two processes ($half each), one request served on each"
+  printf '%-12s %8s %12s %12s %14s\n' target held "RSS before" "RSS held" "per conn"
+  for t in ${IDLE_TARGETS:-minproxy minproxy-rm nginx haproxy floodgate}; do
+    start "$t"
+    addr=$(addr_of "$t")
+    wrk -t1 -c8 -d1s "http://$addr/64" >/dev/null 2>&1 || true # warm up like a serving process
+    sleep 1
+    before=$(rss_kib "${PID[$t]}")
+    for h in 1 2; do
+      "$work/holder" -addr "$addr" -n "$half" -hold 120s >"$work/hold$h.out" 2>&1 &
+      PID[hold$h]=$!
+    done
+    for h in 1 2; do
+      for _ in $(seq 1 1200); do grep -q '^held' "$work/hold$h.out" && break; sleep 0.1; done
+    done
+    held=$(awk '/^held/ {s += $2} END {print s+0}' "$work/hold1.out" "$work/hold2.out")
+    sleep 3 # let the target settle (Go returns nothing to the OS this fast anyway)
+    after=$(rss_kib "${PID[$t]}")
+    per=$(awk -v a="$after" -v b="$before" -v n="$held" 'BEGIN { if (n > 0) printf "%.2f KiB", (a - b) / n; else print "n/a" }')
+    printf '%-12s %8d %9d KiB %9d KiB %14s\n' "$t" "$held" "$before" "$after" "$per"
+    grep -h 'failed [1-9]' "$work/hold1.out" "$work/hold2.out" | sed 's/^/    holder: /' || true
+    stop hold1
+    stop hold2
+    stop "$t"
+  done
+fi
+
+# --- throughput and latency ---------------------------------------------------
+to_ms() { # wrk latency ("812.00us", "1.20ms", "1.02s") -> milliseconds
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+    else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
+}
+cpu_ticks() { # utime+stime of pid and its children (nginx workers), in clock ticks
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+TICK=$(getconf CLK_TCK)
+measure() { # target size conns round -> appends "load target round rps p50 p99 errors cpu_us_per_req" to results
+  local out rps p50 p99 errs pid c0 c1 reqs cpu
+  pid=${PID[$1]:-${PID[origin]}}
+  [ "$1" = direct ] && pid=${PID[origin]}
+  c0=$(cpu_ticks "$pid")
+  out=$(wrk -t2 -c"$3" -d"${DUR}s" --latency "http://$(addr_of "$1")/$2" 2>&1)
+  c1=$(cpu_ticks "$pid")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0) ? (b - a) / t * 1e6 / n : 0 }')
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
+  echo "$2/$3 $1 $4 $rps $p50 $p99 $errs $cpu" >> "$work/results"
+  printf '  round %d %-10s %6s B/%-4s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  cpu %6.1f us/req%s\n' "$4" "$1" "$2" "$3" "$rps" "$p50" "$p99" "$cpu" \
+    "$([ "$errs" = 0 ] || echo "  ($errs errors)")"
+}
+
+if [[ " $PHASES " == *" load "* ]]; then
+  targets=(direct minproxy haproxy nginx floodgate)
+  for t in minproxy haproxy nginx floodgate; do start "$t"; done
+  echo
+  echo "Throughput: wrk -t2 -d${DUR}s, $ROUNDS interleaved rounds, loopback, $CORES cores shared by wrk, proxy and origin"
+  echo "(machine load average at start: $(cut -d' ' -f1-3 /proc/loadavg))"
+  for t in "${targets[@]}"; do wrk -t2 -c64 -d2s "http://$(addr_of "$t")/64" >/dev/null 2>&1; done # warm-up
+  : > "$work/results"
+  for r in $(seq 1 "$ROUNDS"); do
+    for load in "64 64" "16384 512"; do
+      n=${#targets[@]}
+      for i in $(seq 0 $((n - 1))); do
+        t=${targets[$(((i + r - 1) % n))]}
+        measure "$t" ${load% *} ${load#* } "$r"
+      done
+    done
+  done
+  echo
+  echo "Summary: median over rounds [min-max]; ratios are computed per round (same round, same load), then summarised."
+  echo "cpu us/req: CPU time (user+system) of the target process itself per request served (for direct: the origin's)."
+  for load in 64/64 16384/512; do
+    echo
+    echo "load $load (body bytes / connections)"
+    awk -v load="$load" '
+      function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
+        return (n % 2) ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+      function mn(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
+      function mx(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
+      $1 == load { rps[$2, $3] = $4; p50[$2, $3] = $5; p99[$2, $3] = $6; err[$2] += $7; cpu[$2, $3] = $8; rounds[$3] = 1; seen[$2] = 1 }
+      END {
+        split("direct minproxy haproxy nginx floodgate", order, " ")
+        printf "  %-10s %24s %9s %20s %18s %18s %18s %7s %18s\n", "target", "req/s", "p50 ms", "p99 ms", "x direct", "x minproxy", "x haproxy", "errors", "cpu us/req"
+        for (k = 1; k <= 5; k++) {
+          t = order[k]; if (!(t in seen)) continue
+          n = 0; delete R; delete P5; delete P9; delete D; delete M; delete H; delete C
+          for (r in rounds) { n++; R[n] = rps[t, r]; P5[n] = p50[t, r]; P9[n] = p99[t, r]; C[n] = cpu[t, r]
+            D[n] = rps[t, r] / rps["direct", r]; M[n] = rps[t, r] / rps["minproxy", r]; H[n] = rps[t, r] / rps["haproxy", r] }
+          printf "  %-10s %9.0f [%6.0f-%6.0f] %9.2f %7.2f [%5.2f-%5.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %7d %6.1f [%4.1f-%5.1f]\n",
+            t, med(R, n), mn(R, n), mx(R, n), med(P5, n), med(P9, n), mn(P9, n), mx(P9, n),
+            med(D, n), mn(D, n), mx(D, n), med(M, n), mn(M, n), mx(M, n), med(H, n), mn(H, n), mx(H, n), err[t], med(C, n), mn(C, n), mx(C, n)
+        }
+        n = 0; delete Q
+        for (r in rounds) { n++; Q[n] = p99["floodgate", r] / p99["minproxy", r] }
+        if (("floodgate" in seen) && ("minproxy" in seen)) printf "  floodgate p99 / minproxy p99: %.2f [%.2f-%.2f]\n", med(Q, n), mn(Q, n), mx(Q, n)
+        n = 0; delete Q
+        for (r in rounds) { n++; Q[n] = cpu["floodgate", r] / cpu["minproxy", r] }
+        if (("floodgate" in seen) && ("minproxy" in seen)) printf "  floodgate CPU per request / minproxy CPU per request: %.2f [%.2f-%.2f] (the proxy process alone; robust to a busy machine)\n", med(Q, n), mn(Q, n), mx(Q, n)
+      }' "$work/results"
+  done
+  echo
+  echo "Floodgate outcomes during the runs (anything but success is a correctness problem):"
+  curl -s "http://$FG_ADMIN/metrics" | grep -E '^floodgate_(requests_total|shed_total|rate_limited_total)' | awk '$NF != 0' | sed 's/^/  /' || true
+  echo "  (client_closed: requests still streaming when wrk stopped at the end of a measurement)"
+  if [ -s "$work/floodgate.log" ]; then echo "Floodgate warnings:"; head -20 "$work/floodgate.log" | sed 's/^/  /'; fi
+  echo "access log lines written (successes sampled at $SAMPLE): $(wc -l < "$work/access.log" 2>/dev/null || echo 0)"
+fi
+
+# --- in-process handler benchmark --------------------------------------------
+if [[ " $PHASES " == *" bench "* ]]; then
+  echo
+  echo "In-process: a GET through the full chain to a loopback origin (allocations are exact; time is not)"
+  go test -run '^$' -bench 'BenchmarkGateway' -benchmem -benchtime 20000x ./cmd/gateway/ | grep -E '^(Benchmark|ok|FAIL)' | sed 's/^/  /'
+fi
