@@ -176,7 +176,8 @@ func TestCassandraClusterKillNode(t *testing.T) {
 	seeds := fmt.Sprintf("%s:%d", addrs[0], storage)
 	nodes := make([]*cassandratest.Node, len(addrs))
 	startNode := func(i int) error {
-		n, err := cassandratest.Start(cassandratest.NodeSpec{Dir: t.TempDir(), Addr: addrs[i], NativePort: native, StoragePort: storage, Seeds: seeds, Heap: "512M"})
+		n, err := cassandratest.Start(cassandratest.NodeSpec{Dir: t.TempDir(), Addr: addrs[i], NativePort: native, StoragePort: storage, Seeds: seeds, Heap: "512M",
+			StartTimeout: 8 * time.Minute}) // three JVMs starting at once on a shared 2-core machine
 		if err != nil {
 			return err
 		}

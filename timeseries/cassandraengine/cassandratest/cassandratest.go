@@ -75,6 +75,8 @@ type NodeSpec struct {
 	StoragePort int
 	Seeds       string // default Addr:StoragePort
 	Heap        string // default 512M
+	// StartTimeout bounds the wait for the CQL port (run.sh's default: 180s).
+	StartTimeout time.Duration
 }
 
 // Start starts a node and returns once its CQL port accepts connections.
@@ -106,6 +108,9 @@ func Start(spec NodeSpec) (*Node, error) {
 		strconv.Itoa(spec.NativePort), strconv.Itoa(spec.StoragePort), spec.Seeds, spec.Heap)
 	// The node is stopped when this process exits, even if it dies before Stop.
 	cmd.Env = append(os.Environ(), "CASSANDRA_STOP_WITH_PID="+strconv.Itoa(os.Getpid()))
+	if spec.StartTimeout > 0 {
+		cmd.Env = append(cmd.Env, "CASSANDRA_START_TIMEOUT="+strconv.Itoa(int(spec.StartTimeout.Seconds())))
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
