@@ -177,7 +177,7 @@ func TestCassandraClusterKillNode(t *testing.T) {
 	nodes := make([]*cassandratest.Node, len(addrs))
 	startNode := func(i int) error {
 		n, err := cassandratest.Start(cassandratest.NodeSpec{Dir: t.TempDir(), Addr: addrs[i], NativePort: native, StoragePort: storage, Seeds: seeds, Heap: "512M",
-			StartTimeout: 8 * time.Minute}) // three JVMs starting at once on a shared 2-core machine
+			StartTimeout: 8 * time.Minute, RingDelay: 15 * time.Second}) // JVMs starting on a shared 2-core machine
 		if err != nil {
 			return err
 		}
@@ -189,18 +189,13 @@ func TestCassandraClusterKillNode(t *testing.T) {
 	if err := startNode(0); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(addrs))
+	// One at a time: a node joins by gossiping with the seed, which must be up and answering.
 	for i := 1; i < len(addrs); i++ {
-		wg.Add(1)
-		go func(i int) { defer wg.Done(); errs[i] = startNode(i) }(i)
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
+		if err := startNode(i); err != nil {
 			t.Fatal(err)
 		}
 	}
+	var wg sync.WaitGroup
 	hosts := make([]string, len(nodes))
 	for i, n := range nodes {
 		hosts[i] = n.HostPort()

@@ -12,7 +12,9 @@
 #
 # Defaults: ADDR 127.0.0.1, NATIVE 22042, STORAGE 22070, SEEDS = ADDR:STORAGE, HEAP 512M.
 # Environment: CASSANDRA_VERSION (default from pom.xml), FLOODGATE_CACHE (default
-# ~/.cache/floodgate), CASSANDRA_START_TIMEOUT seconds (default 180), CASSANDRA_STOP_WITH_PID
+# ~/.cache/floodgate), CASSANDRA_START_TIMEOUT seconds (default 180), CASSANDRA_RING_DELAY_MS
+# (default 1000; how long a joining node waits for gossip — raise it for a cluster on a busy
+# machine), CASSANDRA_STOP_WITH_PID
 # (stop the node once that process exits: CI passes its own shell's PID, so the node never
 # outlives the run even when a step fails).
 set -euo pipefail
@@ -170,7 +172,7 @@ start() {
     -Dcassandra.logdir="$dir/log"
     -Dcassandra.storagedir="$dir/data"
     -Dcassandra.skip_wait_for_gossip_to_settle=0
-    -Dcassandra.ring_delay_ms=1000
+    -Dcassandra.ring_delay_ms="${CASSANDRA_RING_DELAY_MS:-1000}"
     -Dcassandra.superuser_setup_delay_ms=0
     -Dcassandra.available_processors=2
     -Dcassandra.migration_task_wait_in_seconds=1

@@ -77,6 +77,9 @@ type NodeSpec struct {
 	Heap        string // default 512M
 	// StartTimeout bounds the wait for the CQL port (run.sh's default: 180s).
 	StartTimeout time.Duration
+	// RingDelay is how long a joining node waits to hear the ring through gossip (run.sh's
+	// default: 1s, enough for one node).
+	RingDelay time.Duration
 }
 
 // Start starts a node and returns once its CQL port accepts connections.
@@ -108,6 +111,9 @@ func Start(spec NodeSpec) (*Node, error) {
 		strconv.Itoa(spec.NativePort), strconv.Itoa(spec.StoragePort), spec.Seeds, spec.Heap)
 	// The node is stopped when this process exits, even if it dies before Stop.
 	cmd.Env = append(os.Environ(), "CASSANDRA_STOP_WITH_PID="+strconv.Itoa(os.Getpid()))
+	if spec.RingDelay > 0 {
+		cmd.Env = append(cmd.Env, "CASSANDRA_RING_DELAY_MS="+strconv.FormatInt(spec.RingDelay.Milliseconds(), 10))
+	}
 	if spec.StartTimeout > 0 {
 		cmd.Env = append(cmd.Env, "CASSANDRA_START_TIMEOUT="+strconv.Itoa(int(spec.StartTimeout.Seconds())))
 	}
