@@ -85,14 +85,14 @@ func newChainBench(tb testing.TB, bodySize int) *chainBench {
 		tb.Fatal(err)
 	}
 	snap, err := rt.build(cfg)
+	var srv *proxy.Server
 	if err == nil {
-		err = rt.activate(cfg)
+		err = rt.activate(cfg, func() { srv = proxy.NewServer(rt.builder, snap, logger) })
 	}
 	if err != nil {
 		rt.close()
 		tb.Fatal(err)
 	}
-	srv := proxy.NewServer(rt.builder, snap, logger)
 	rt.attach(srv)
 	b := &chainBench{handler: srv.Handler(), out: bufio.NewWriterSize(io.Discard, 16<<10)}
 	var req fasthttp.Request
