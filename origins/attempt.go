@@ -14,10 +14,14 @@ import (
 
 // Exchange is one client request's traffic as the loop sees it.
 type Exchange[R any] interface {
-	// Send makes one attempt at in. With concurrent set (a hedged request)
-	// several Sends run at once, each on its own goroutine, so the request
-	// must be copied per attempt.
-	Send(in *Instance, concurrent bool) (R, error)
+	// Send makes one attempt at in, on the loop's goroutine.
+	Send(in *Instance) (R, error)
+	// Fork prepares an attempt that runs on its own goroutine beside
+	// others (a hedged request). It is called on the loop's goroutine and
+	// must copy there whatever the attempt needs from the request: once
+	// the loop has its answer the request is released, while a losing
+	// attempt may not have started yet. The returned send owns that copy.
+	Fork() func(in *Instance) (R, error)
 	// Status is a response's HTTP status.
 	Status(resp R) int
 	// Discard frees a response that will not be used.
@@ -138,7 +142,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 		next, nextDone = nil, nil
 		tried = append(tried, in)
 		start := l.Clock.Now()
-		resp, err := x.Send(in, false)
+		resp, err := x.Send(in)
 		latency := l.Clock.Now().Sub(start)
 		a := Attempt{Instance: in.Addr(), Start: start, Duration: latency, Retry: n > 1}
 		if err != nil {
@@ -216,9 +220,10 @@ func (l *loop[R]) hedged(delay time.Duration) (Answer[R], error) {
 		}
 		tried = append(tried, in)
 		pending++
+		send := x.Fork()
 		go func() {
 			start := l.Clock.Now()
-			resp, err := x.Send(in, true)
+			resp, err := send(in)
 			results <- raced[R]{in: in, done: done, resp: resp, err: err, start: start, latency: l.Clock.Now().Sub(start), hedge: hedge, retry: retry}
 		}()
 		return nil

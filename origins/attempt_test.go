@@ -47,7 +47,9 @@ func (s *scripted) hold(n int) func() {
 	return func() { close(ch) }
 }
 
-func (s *scripted) Send(in *Instance, _ bool) (int, error) {
+func (s *scripted) Fork() func(*Instance) (int, error) { return s.Send }
+
+func (s *scripted) Send(in *Instance) (int, error) {
 	s.mu.Lock()
 	n := len(s.sent)
 	s.sent = append(s.sent, in.Addr())

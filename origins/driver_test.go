@@ -156,7 +156,9 @@ type outcomeError struct{ o Outcome }
 
 func (e outcomeError) Error() string { return e.o.String() }
 
-func (h *httpExchange) Send(in *Instance, _ bool) (int, error) {
+func (h *httpExchange) Fork() func(*Instance) (int, error) { return h.Send }
+
+func (h *httpExchange) Send(in *Instance) (int, error) {
 	r := send(in, h.timeout)
 	if r.Status == 0 {
 		return 0, outcomeError{r.Outcome}

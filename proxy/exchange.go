@@ -20,32 +20,44 @@ type exchange struct {
 	key  poolKey
 }
 
-// Send makes one attempt. A hedged attempt sends its own copy of the
-// request, since several run at once.
-func (x *exchange) Send(in *origins.Instance, concurrent bool) (*fasthttp.Response, error) {
+// Send makes one attempt with the client's request.
+func (x *exchange) Send(in *origins.Instance) (*fasthttp.Response, error) {
+	hc := x.client(in)
+	resp := fasthttp.AcquireResponse()
+	err := hc.Do(x.req, resp)
+	// fasthttp cannot retry a streamed body; on a stale pooled
+	// connection nothing reached the origin, so replay it here.
+	for tries := 0; err != nil && x.body != nil && errors.Is(err, errStaleConn) && tries <= x.key.maxConns && x.body.rewind(); tries++ {
+		x.c.Log("stale pooled connection, resending")
+		x.req.SetBodyStream(x.body, x.c.Request.Request.Header.ContentLength())
+		err = hc.Do(x.req, resp)
+	}
+	if x.body != nil {
+		x.c.BytesIn = x.body.n
+	}
+	return x.answer(resp, err)
+}
+
+// Fork copies the request now, on the loop's goroutine, for a hedged
+// attempt: the client's request is released as soon as the race is
+// decided, possibly before a losing attempt has started.
+func (x *exchange) Fork() func(in *origins.Instance) (*fasthttp.Response, error) {
+	own := fasthttp.AcquireRequest()
+	x.req.CopyTo(own)
+	return func(in *origins.Instance) (*fasthttp.Response, error) {
+		defer fasthttp.ReleaseRequest(own)
+		resp := fasthttp.AcquireResponse()
+		return x.answer(resp, x.client(in).Do(own, resp))
+	}
+}
+
+func (x *exchange) client(in *origins.Instance) *fasthttp.HostClient {
 	k := x.key
 	k.addr = in.Addr()
-	hc := x.e.pool.get(k)
-	resp := fasthttp.AcquireResponse()
-	var err error
-	if concurrent {
-		own := fasthttp.AcquireRequest()
-		x.req.CopyTo(own)
-		err = hc.Do(own, resp)
-		fasthttp.ReleaseRequest(own)
-	} else {
-		err = hc.Do(x.req, resp)
-		// fasthttp cannot retry a streamed body; on a stale pooled
-		// connection nothing reached the origin, so replay it here.
-		for tries := 0; err != nil && x.body != nil && errors.Is(err, errStaleConn) && tries <= k.maxConns && x.body.rewind(); tries++ {
-			x.c.Log("stale pooled connection, resending")
-			x.req.SetBodyStream(x.body, x.c.Request.Request.Header.ContentLength())
-			err = hc.Do(x.req, resp)
-		}
-		if x.body != nil {
-			x.c.BytesIn = x.body.n
-		}
-	}
+	return x.e.pool.get(k)
+}
+
+func (x *exchange) answer(resp *fasthttp.Response, err error) (*fasthttp.Response, error) {
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
