@@ -47,14 +47,16 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 // maxWait is how long a request of the given score may wait for a slot:
 // max_wait, or twice the origin's no-load latency if longer (an origin
 // answering in batches frees no slot for a whole service time), stretched
-// up to four times for the most critical scores, so the queue refuses the
-// least critical first when slots come slowly.
+// by 1 + 9 * ((100 - score) / 100)^2 (score 95: 1.02x, 50: 3.25x, 10:
+// 8.3x), so when slots come slowly the queue refuses the least critical
+// first and critical requests wait rather than fail.
 func (o *Origin) maxWait(c *OriginConfig, score int) time.Duration {
 	base := c.Queue.MaxWait
 	if lc := o.lastConc.Load(); lc != nil && 2*lc.NoLoadRTT > base {
 		base = 2 * lc.NoLoadRTT
 	}
-	return time.Duration(float64(base) * (1 + 3*float64(100-min(max(score, 0), 100))/100))
+	f := float64(100-min(max(score, 0), 100)) / 100
+	return time.Duration(float64(base) * (1 + 9*f*f))
 }
 
 // Release frees the slot Acquire took.
