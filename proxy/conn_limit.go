@@ -74,10 +74,18 @@ func (l *connListener) Accept() (net.Conn, error) {
 }
 
 func (l *connListener) refuse(c net.Conn) {
+	// Counted and logged before the answer goes out, so whoever reads the
+	// 503 finds the refusal already accounted for.
 	l.refused.Add(1)
+	l.logRefusal(c.RemoteAddr())
 	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_, _ = c.Write(refusalResponse)
 	_ = c.Close()
+}
+
+// logRefusal logs at most once per refusalLogEvery, with the count of
+// refusals since the last line.
+func (l *connListener) logRefusal(remote net.Addr) {
 	l.mu.Lock()
 	l.unshown++
 	now := time.Now()
@@ -90,7 +98,7 @@ func (l *connListener) refuse(c net.Conn) {
 	l.mu.Unlock()
 	l.logger.Warn("connection refused: server.max_connections reached",
 		"category", string(CategoryConnectionLimit), "max_connections", l.max,
-		"refused_since_last_log", n, "remote", c.RemoteAddr().String())
+		"refused_since_last_log", n, "remote", remote.String())
 }
 
 // closeAll closes every connection still open.
