@@ -98,17 +98,19 @@ func (b *requestBody) rewind() bool {
 // the origin connection is returned to its pool rather than closed.
 func readWholeBody(out *fasthttp.Response, stream io.Reader, size int) error {
 	buf := out.SwapBody(nil)
-	buf = slices.Grow(buf[:0], size)[:size]
+	// One spare byte past the body: the read that must find the end lands
+	// there (a stack array would escape through the interface call).
+	buf = slices.Grow(buf[:0], size+1)[:size]
 	_, err := io.ReadFull(stream, buf)
 	if err == nil {
-		var one [1]byte
+		probe := buf[size : size+1]
 		var n int
-		n, err = stream.Read(one[:])
+		n, err = stream.Read(probe)
 		switch {
 		case err == io.EOF:
 			err = nil
 		case err == nil && n == 0:
-			_, err = stream.Read(one[:]) // a reader may report EOF on the next call
+			_, err = stream.Read(probe) // a reader may report EOF on the next call
 			if err == io.EOF {
 				err = nil
 			}

