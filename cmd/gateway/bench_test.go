@@ -84,7 +84,6 @@ func newChainBench(tb testing.TB, bodySize int) *chainBench {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var srv *proxy.Server
 	snap, err := rt.build(cfg)
 	var srv *proxy.Server
 	if err == nil {
