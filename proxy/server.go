@@ -31,6 +31,9 @@ type Server struct {
 	shuttingDown atomic.Bool
 	// ln is the capped, tracking listener Serve wraps (conn_limit.go).
 	ln atomic.Pointer[connListener]
+	// stopped is set by Shutdown; with ln it closes a listener whose
+	// Serve had not started yet when Shutdown ran.
+	stopped atomic.Bool
 }
 
 // NewServer creates a server for snap. Listener-level settings (buffer
@@ -94,6 +97,9 @@ func (s *Server) OpenConnections() int64 { return s.conns.Load() }
 func (s *Server) Serve(ln net.Listener) error {
 	cl := newConnListener(ln, s.snap.Load().Config.Server.MaxConnections, s.logger)
 	s.ln.Store(cl)
+	if s.stopped.Load() {
+		_ = ln.Close() // Shutdown came first: return at once
+	}
 	return s.srv.Serve(cl)
 }
 
@@ -107,7 +113,16 @@ func (s *Server) RefusedConnections() uint64 {
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // to finish or ctx to end, whichever is first.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopped.Store(true)
+	err := s.srv.ShutdownWithContext(ctx)
+	if cl := s.ln.Load(); cl != nil {
+		// fasthttp closes only a listener its Serve has registered; a
+		// Serve that started late would otherwise accept forever.
+		_ = cl.Listener.Close()
+	}
+	return err
+}
 
 func (s *Server) connState(_ net.Conn, st fasthttp.ConnState) {
 	switch st {
