@@ -198,6 +198,17 @@ type runStats struct {
 	retries  int
 }
 
+// slowerThan is the share of requests that took at least d.
+func (s runStats) slowerThan(d time.Duration) float64 {
+	n := 0
+	for _, l := range s.lat {
+		if l >= d {
+			n++
+		}
+	}
+	return float64(n) / float64(max(1, len(s.lat)))
+}
+
 func (s runStats) pct(q float64) time.Duration {
 	l := slices.Clone(s.lat)
 	slices.Sort(l)

@@ -199,8 +199,14 @@ func TestTrafficHedgingCutsTail(t *testing.T) {
 	if !ok || delay > slow/4 {
 		t.Fatalf("hedge delay from percentile: %v %v", delay, ok)
 	}
-	if hedged.pct(0.99) > plain.pct(0.99)/2 {
-		t.Errorf("hedging should cut p99: %v vs %v", hedged.pct(0.99), plain.pct(0.99))
+	// What hedging must do is spare requests the slow instance's wait: a
+	// fifth of them wait for it without hedging. The share is what is
+	// asserted, not p99, which on this shared machine a handful of
+	// scheduler stalls under -race can move either way.
+	waitedPlain, waitedHedged := plain.slowerThan(slow*3/4), hedged.slowerThan(slow*3/4)
+	t.Logf("requests that waited >= %v: %.1f%% without hedging, %.1f%% with", slow*3/4, 100*waitedPlain, 100*waitedHedged)
+	if waitedPlain < 0.15 || waitedHedged > waitedPlain/4 {
+		t.Errorf("hedging should spare most requests the slow instance's wait: %.1f%% vs %.1f%% without", 100*waitedHedged, 100*waitedPlain)
 	}
 	if hedged.hedges > n/2 {
 		t.Errorf("hedges %d exceed the budget's intent", hedged.hedges)
