@@ -2,6 +2,7 @@ package test
 
 import (
 	"math"
+	"os"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,10 @@ func TestFleetExperimentGlobalRateCluster(t *testing.T) {
 func globalRateExperiment(t *testing.T, addrs []string, cluster bool) {
 	o := startSlotOrigin(t, 0)
 	const rate, burst = 200.0, 50
-	gws := startFleet(t, 3, fleetSpec{origin: o.addr, redisAddrs: addrs, cluster: cluster, rate: rate, burst: burst})
+	// FLOODGATE_REDIS_TIMEOUT overrides the 50ms default decision timeout:
+	// on a starved machine late calls are decided locally, which the
+	// fallbacks figure shows.
+	gws := startFleet(t, 3, fleetSpec{origin: o.addr, redisAddrs: addrs, cluster: cluster, rate: rate, burst: burst, timeout: experimentTimeout(t)})
 	c := httpClient(t)
 	res := offerPaced(c, gws, "/r/", "one-client", 3*rate, 10*time.Second)
 	want := rate*res.window().Seconds() + burst
@@ -45,6 +49,7 @@ func globalRateExperiment(t *testing.T, addrs []string, cluster bool) {
 		cluster, rate, burst, 3*rate, res.window().Round(time.Millisecond), res.admitted(), want, errPct)
 	t.Logf("per gateway %v; admitted per second %v; failures %d; max latency %v",
 		res.perGateway, perSecondAdmitted(res), res.failures(), res.maxLatency.Round(time.Microsecond))
+	t.Logf("decisions made locally because a Redis call failed or timed out: %v", sumMetric(t, c, gws, `floodgate_rate_limit_fallbacks_total{policy="fleet"}`))
 	if res.failures() > 0 {
 		t.Fatalf("%d requests failed", res.failures())
 	}
@@ -142,11 +147,7 @@ func TestFleetExperimentConcurrency(t *testing.T) {
 	elapsed := time.Since(start)
 	t.Logf("N=%d, 50 clients over 3 gateways for %v: statuses %v, origin peak in flight %d, admitted %.1f/s (ideal %.1f/s)",
 		limit, elapsed.Round(time.Millisecond), statuses, o.peak.Load(), float64(statuses[http.StatusOK])/elapsed.Seconds(), float64(limit)/0.2)
-	fallbacks := 0.0
-	for _, gw := range gws {
-		v, _ := metric(t, c, gw, `floodgate_concurrency_fallbacks_total{policy="slots"}`)
-		fallbacks += v
-	}
+	fallbacks := sumMetric(t, c, gws, `floodgate_concurrency_fallbacks_total{policy="slots"}`)
 	t.Logf("decisions made locally because a Redis call failed or timed out: %v", fallbacks)
 	if o.peak.Load() > limit {
 		t.Fatalf("origin saw %d in flight, limit %d", o.peak.Load(), limit)
@@ -183,4 +184,33 @@ func TestFleetExperimentConcurrency(t *testing.T) {
 	for range limit {
 		<-held
 	}
+}
+
+// experimentTimeout is the Redis decision timeout of the rate experiments:
+// FLOODGATE_REDIS_TIMEOUT if set, else the 50ms default.
+func experimentTimeout(t *testing.T) time.Duration {
+	v := os.Getenv("FLOODGATE_REDIS_TIMEOUT")
+	if v == "" {
+		return 50 * time.Millisecond
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("FLOODGATE_REDIS_TIMEOUT: %v", err)
+	}
+	return d
+}
+
+// sumMetric adds one series over the live gateways.
+func sumMetric(t *testing.T, c *http.Client, gws []*proc, series string) float64 {
+	total := 0.0
+	for _, gw := range gws {
+		select {
+		case <-gw.exited:
+			continue
+		default:
+		}
+		v, _ := metric(t, c, gw, series)
+		total += v
+	}
+	return total
 }
