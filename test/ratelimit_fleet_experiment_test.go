@@ -2,8 +2,8 @@ package test
 
 import (
 	"math"
-	"os"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,7 +205,8 @@ func sumMetric(t *testing.T, c *http.Client, gws []*proc, series string) float64
 	total := 0.0
 	for _, gw := range gws {
 		select {
-		case <-gw.exited:
+		case err := <-gw.exited:
+			gw.exited <- err // put back for stop
 			continue
 		default:
 		}
