@@ -420,3 +420,6 @@ func (rn *renewer) close() {
 	rn.once.Do(func() { close(rn.stop) })
 	<-rn.done
 }
+
+// MarshalText names the state in JSON (the admin API).
+func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -68,7 +68,7 @@ func TestFleetExperimentRedisKilledMidRun(t *testing.T) {
 	srv := redistest.Start(t)
 	o := startSlotOrigin(t, 0)
 	const rate, burst = 100.0, 20
-	const timeout = 50 * time.Millisecond
+	timeout := experimentTimeout(t)
 	gws := startFleet(t, 3, fleetSpec{origin: o.addr, redisAddrs: []string{srv.Addr}, rate: rate, burst: burst, timeout: timeout})
 	c := httpClient(t)
 	var killedAt, restartedAt time.Time
@@ -88,7 +88,9 @@ func TestFleetExperimentRedisKilledMidRun(t *testing.T) {
 	t.Logf("rate %v/s burst %d, 3 gateways offered %v/s; Redis killed at %v, restarted at %v",
 		rate, burst, 6*rate, killedAt.Sub(res.first).Round(time.Millisecond), restartedAt.Sub(res.first).Round(time.Millisecond))
 	t.Logf("admitted per second (global limit %v/s, local fallback 3 x %v/s): %v", rate, rate, perSec)
-	t.Logf("statuses %v, failures %d, max client latency %v (Redis timeout %v)", res.statuses, res.failures(), res.maxLatency.Round(time.Microsecond), timeout)
+	t.Logf("statuses %v, failures %d, max client latency %v (Redis timeout %v); local decisions %v",
+		res.statuses, res.failures(), res.maxLatency.Round(time.Microsecond), timeout,
+		sumMetric(t, c, gws, `floodgate_rate_limit_fallbacks_total{policy="fleet"}`))
 	if res.failures() > 0 {
 		t.Fatalf("%d requests failed (first error %v)", res.failures(), res.firstErr)
 	}
@@ -103,7 +105,9 @@ func TestFleetExperimentRedisKilledMidRun(t *testing.T) {
 			t.Errorf("second %d with Redis down admitted %v, want about 3 local limits (%v)", sec, got, 3*rate)
 		}
 	}
-	if res.maxLatency > timeout+200*time.Millisecond {
+	// A request waits for Redis at most one timeout; on a busy machine
+	// the client sees more (its own scheduling), so the bound is loose.
+	if res.maxLatency > timeout+time.Second {
 		t.Errorf("a request took %v: Redis failures must cost at most one timeout (%v)", res.maxLatency, timeout)
 	}
 }
