@@ -23,7 +23,9 @@ func TestRedisDecisionLatencyExperiment(t *testing.T) {
 	srv := redistest.Start(t)
 	const perSecond, seconds = 5000, 5
 	policy := Policy{Name: "p", Rate: 1e6, Burst: 1e6, Backend: BackendRedis}
-	rl := redisLimiters(t, RedisConfig{Addrs: []string{srv.Addr}}, []Policy{policy})
+	// A long timeout so every decision is a Redis decision, late or not:
+	// a fallback would be fast and hide the tail being measured.
+	rl := redisLimiters(t, RedisConfig{Addrs: []string{srv.Addr}, Timeout: time.Second}, []Policy{policy})
 	local := policy
 	local.Backend = BackendLocal
 	ll := redisLimiters(t, RedisConfig{}, []Policy{local})
