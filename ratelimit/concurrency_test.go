@@ -211,3 +211,16 @@ func TestRedisConcurrencyFallsBackToLocalCounts(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestSnapshotForTheAdminAPI(t *testing.T) {
+	l := redisLimiters(t, RedisConfig{}, []Policy{{Name: "p", Rate: 1}}, ConcurrencyPolicy{Name: "c", Max: 1})
+	l.Allow("p", []byte("k"))
+	s := l.Snapshot()
+	if len(s.Policies) != 1 || s.Policies[0].Admitted != 1 || s.Policies[0].Backend != BackendLocal ||
+		len(s.Concurrency) != 1 || s.Concurrency[0].Max != 1 || s.Redis.Configured {
+		t.Fatalf("snapshot %+v", s)
+	}
+	if b, _ := BreakerOpen.MarshalText(); string(b) != "open" {
+		t.Fatalf("breaker state text %q", b)
+	}
+}

@@ -539,3 +539,16 @@ func (l *Limiters) RedisStats() RedisStats {
 	}
 	return RedisStats{Configured: true, Breaker: rb.State(), Errors: rb.errs.Load()}
 }
+
+// Snapshot is every policy's and the Redis connection's state, for the
+// admin API (/admin/ratelimit).
+type Snapshot struct {
+	Policies    []PolicyStats      `json:"policies"`
+	Concurrency []ConcurrencyStats `json:"concurrency"`
+	Redis       RedisStats         `json:"redis"`
+}
+
+// Snapshot reports the current state.
+func (l *Limiters) Snapshot() Snapshot {
+	return Snapshot{Policies: l.Stats(), Concurrency: l.ConcurrencyStats(), Redis: l.RedisStats()}
+}

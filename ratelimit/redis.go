@@ -85,6 +85,8 @@ type redisBackend struct {
 	lastErrText atomic.Pointer[string]
 
 	renewer *renewer
+	// background tracks best-effort releases, awaited by close.
+	background sync.WaitGroup
 	// warmCancel stops the start-up warm-up; warmDone closes when it ends.
 	warmCancel context.CancelFunc
 	warmDone   chan struct{}
@@ -267,6 +269,12 @@ func (r *redisBackend) acquire(policy string, sp *concSpec, client []byte) (key,
 	res, err = r.call(func(ctx context.Context) ([4]int64, error) {
 		return runInts(ctx, r.client, acquireScript, key, sp.Max, lease, holder)
 	})
+	if err != nil && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+		// The script may have run and taken a slot whose answer was lost
+		// (a timeout): give it back rather than let it sit out its lease.
+		// In the background, so the request is not delayed twice.
+		r.background.Go(func() { _ = r.release(key, holder) })
+	}
 	return key, holder, res, err
 }
 
@@ -314,6 +322,7 @@ func (r *redisBackend) close() {
 	r.warmCancel()
 	<-r.warmDone
 	r.renewer.close()
+	r.background.Wait()
 	if err := r.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		r.logger.Warn("closing the redis rate-limit client", "error", err.Error())
 	}
@@ -420,3 +429,6 @@ func (rn *renewer) close() {
 	rn.once.Do(func() { close(rn.stop) })
 	<-rn.done
 }
+
+// MarshalText names the state in JSON (the admin API).
+func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -42,9 +42,11 @@ func TestRedisDecisionsMatchLocalBucket(t *testing.T) {
 		if rd.Allowed != ld.Allowed || rd.Limit != ld.Limit || rd.Remaining != ld.Remaining {
 			t.Fatalf("request %d: redis %+v, local %+v", i, rd, ld)
 		}
-		// Durations differ by the time between the two calls only.
+		// Durations differ by the time between the two calls only (a
+		// token takes 10 s, so half a second of slack still tells a wrong
+		// token count apart).
 		for _, pair := range [][2]time.Duration{{rd.Reset, ld.Reset}, {rd.RetryAfter, ld.RetryAfter}} {
-			if d := pair[0] - pair[1]; d < -50*time.Millisecond || d > 50*time.Millisecond {
+			if d := pair[0] - pair[1]; d < -500*time.Millisecond || d > 500*time.Millisecond {
 				t.Fatalf("request %d: redis %+v, local %+v", i, rd, ld)
 			}
 		}
@@ -294,7 +296,7 @@ func TestRedisHangFallsBackWithinOneTimeoutAndRecovers(t *testing.T) {
 		if !d.Fallback || !d.Allowed {
 			t.Fatalf("decision %d during the hang: %+v", i, d)
 		}
-		if took < timeout/2 || took > 10*timeout {
+		if took < timeout/2 || took > 20*timeout {
 			t.Fatalf("decision %d took %v, want about the %v timeout", i, took, timeout)
 		}
 	}
@@ -305,8 +307,10 @@ func TestRedisHangFallsBackWithinOneTimeoutAndRecovers(t *testing.T) {
 			t.Fatalf("decision with the breaker open: %+v", d)
 		}
 	}
-	if took := time.Since(start); took > timeout {
-		t.Fatalf("100 decisions with the breaker open took %v", took)
+	// Waiting a timeout each would take 10 s; a busy machine may add a
+	// scheduling hiccup, so the bound is a tenth of that.
+	if took := time.Since(start); took > 10*timeout {
+		t.Fatalf("100 decisions with the breaker open took %v: they waited for Redis", took)
 	}
 	if l.RedisStats().Breaker != BreakerOpen {
 		t.Fatalf("breaker %v", l.RedisStats().Breaker)

@@ -3,6 +3,7 @@ package test
 import (
 	"math"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,7 +37,10 @@ func TestFleetExperimentGlobalRateCluster(t *testing.T) {
 func globalRateExperiment(t *testing.T, addrs []string, cluster bool) {
 	o := startSlotOrigin(t, 0)
 	const rate, burst = 200.0, 50
-	gws := startFleet(t, 3, fleetSpec{origin: o.addr, redisAddrs: addrs, cluster: cluster, rate: rate, burst: burst})
+	// FLOODGATE_REDIS_TIMEOUT overrides the 50ms default decision timeout:
+	// on a starved machine late calls are decided locally, which the
+	// fallbacks figure shows.
+	gws := startFleet(t, 3, fleetSpec{origin: o.addr, redisAddrs: addrs, cluster: cluster, rate: rate, burst: burst, timeout: experimentTimeout(t)})
 	c := httpClient(t)
 	res := offerPaced(c, gws, "/r/", "one-client", 3*rate, 10*time.Second)
 	want := rate*res.window().Seconds() + burst
@@ -45,6 +49,7 @@ func globalRateExperiment(t *testing.T, addrs []string, cluster bool) {
 		cluster, rate, burst, 3*rate, res.window().Round(time.Millisecond), res.admitted(), want, errPct)
 	t.Logf("per gateway %v; admitted per second %v; failures %d; max latency %v",
 		res.perGateway, perSecondAdmitted(res), res.failures(), res.maxLatency.Round(time.Microsecond))
+	t.Logf("decisions made locally because a Redis call failed or timed out: %v", sumMetric(t, c, gws, `floodgate_rate_limit_fallbacks_total{policy="fleet"}`))
 	if res.failures() > 0 {
 		t.Fatalf("%d requests failed", res.failures())
 	}
@@ -63,7 +68,7 @@ func TestFleetExperimentRedisKilledMidRun(t *testing.T) {
 	srv := redistest.Start(t)
 	o := startSlotOrigin(t, 0)
 	const rate, burst = 100.0, 20
-	const timeout = 50 * time.Millisecond
+	timeout := experimentTimeout(t)
 	gws := startFleet(t, 3, fleetSpec{origin: o.addr, redisAddrs: []string{srv.Addr}, rate: rate, burst: burst, timeout: timeout})
 	c := httpClient(t)
 	var killedAt, restartedAt time.Time
@@ -83,7 +88,9 @@ func TestFleetExperimentRedisKilledMidRun(t *testing.T) {
 	t.Logf("rate %v/s burst %d, 3 gateways offered %v/s; Redis killed at %v, restarted at %v",
 		rate, burst, 6*rate, killedAt.Sub(res.first).Round(time.Millisecond), restartedAt.Sub(res.first).Round(time.Millisecond))
 	t.Logf("admitted per second (global limit %v/s, local fallback 3 x %v/s): %v", rate, rate, perSec)
-	t.Logf("statuses %v, failures %d, max client latency %v (Redis timeout %v)", res.statuses, res.failures(), res.maxLatency.Round(time.Microsecond), timeout)
+	t.Logf("statuses %v, failures %d, max client latency %v (Redis timeout %v); local decisions %v",
+		res.statuses, res.failures(), res.maxLatency.Round(time.Microsecond), timeout,
+		sumMetric(t, c, gws, `floodgate_rate_limit_fallbacks_total{policy="fleet"}`))
 	if res.failures() > 0 {
 		t.Fatalf("%d requests failed (first error %v)", res.failures(), res.firstErr)
 	}
@@ -98,7 +105,9 @@ func TestFleetExperimentRedisKilledMidRun(t *testing.T) {
 			t.Errorf("second %d with Redis down admitted %v, want about 3 local limits (%v)", sec, got, 3*rate)
 		}
 	}
-	if res.maxLatency > timeout+200*time.Millisecond {
+	// A request waits for Redis at most one timeout; on a busy machine
+	// the client sees more (its own scheduling), so the bound is loose.
+	if res.maxLatency > timeout+time.Second {
 		t.Errorf("a request took %v: Redis failures must cost at most one timeout (%v)", res.maxLatency, timeout)
 	}
 }
@@ -142,11 +151,7 @@ func TestFleetExperimentConcurrency(t *testing.T) {
 	elapsed := time.Since(start)
 	t.Logf("N=%d, 50 clients over 3 gateways for %v: statuses %v, origin peak in flight %d, admitted %.1f/s (ideal %.1f/s)",
 		limit, elapsed.Round(time.Millisecond), statuses, o.peak.Load(), float64(statuses[http.StatusOK])/elapsed.Seconds(), float64(limit)/0.2)
-	fallbacks := 0.0
-	for _, gw := range gws {
-		v, _ := metric(t, c, gw, `floodgate_concurrency_fallbacks_total{policy="slots"}`)
-		fallbacks += v
-	}
+	fallbacks := sumMetric(t, c, gws, `floodgate_concurrency_fallbacks_total{policy="slots"}`)
 	t.Logf("decisions made locally because a Redis call failed or timed out: %v", fallbacks)
 	if o.peak.Load() > limit {
 		t.Fatalf("origin saw %d in flight, limit %d", o.peak.Load(), limit)
@@ -183,4 +188,34 @@ func TestFleetExperimentConcurrency(t *testing.T) {
 	for range limit {
 		<-held
 	}
+}
+
+// experimentTimeout is the Redis decision timeout of the rate experiments:
+// FLOODGATE_REDIS_TIMEOUT if set, else the 50ms default.
+func experimentTimeout(t *testing.T) time.Duration {
+	v := os.Getenv("FLOODGATE_REDIS_TIMEOUT")
+	if v == "" {
+		return 50 * time.Millisecond
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("FLOODGATE_REDIS_TIMEOUT: %v", err)
+	}
+	return d
+}
+
+// sumMetric adds one series over the live gateways.
+func sumMetric(t *testing.T, c *http.Client, gws []*proc, series string) float64 {
+	total := 0.0
+	for _, gw := range gws {
+		select {
+		case err := <-gw.exited:
+			gw.exited <- err // put back for stop
+			continue
+		default:
+		}
+		v, _ := metric(t, c, gw, series)
+		total += v
+	}
+	return total
 }

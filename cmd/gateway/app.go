@@ -107,6 +107,7 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 				"origins":        a.rt.originsView,
 				"shed":           func() any { return a.rt.shedder.Snapshot() },
 				"dashboard.json": func() any { return dash.Document() },
+				"ratelimit":      func() any { return a.rt.limiters.Snapshot() },
 			},
 			LiveToken: func() string { return a.server.Snapshot().Config.Admin.Token },
 			Dashboard: dashboard.Handler(),
