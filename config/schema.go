@@ -69,8 +69,18 @@ type Server struct {
 	MaxHeaderSize ByteSize `mapstructure:"max_header_size"`
 	// MaxBodySize is the largest request body; larger gets 413.
 	MaxBodySize ByteSize `mapstructure:"max_body_size"`
-	// MaxConnections caps concurrent client connections.
+	// MaxConnections caps concurrent client connections; 0 (the default)
+	// means half the process's open-file limit, at most 100000, so the
+	// gateway never runs out of descriptors for its origin connections.
 	MaxConnections int `mapstructure:"max_connections"`
+	// MaxConnectionsPerIP caps concurrent connections from one client
+	// address (0: no cap). Behind a load balancer every connection comes
+	// from the balancer, so leave it 0 there.
+	MaxConnectionsPerIP int `mapstructure:"max_connections_per_ip"`
+	// WriteProgressTimeout cuts a client that accepts no response bytes for
+	// this long, releasing the origin connection its response holds; a
+	// slow download or an idle event stream is not cut (0: never).
+	WriteProgressTimeout time.Duration `mapstructure:"write_progress_timeout"`
 	// DrainTimeout is how long shutdown waits for in-flight requests.
 	DrainTimeout time.Duration `mapstructure:"drain_timeout"`
 	// LameDuck is how long the listener keeps accepting after shutdown
@@ -80,6 +90,9 @@ type Server struct {
 	// EscapedSlashes is what to do with %2F and %5C in paths: reject, keep
 	// or decode.
 	EscapedSlashes routing.EscapedSlashes `mapstructure:"escaped_slashes"`
+	// PathParameters is what to do with ";" path parameters: reject, keep
+	// or strip (before matching).
+	PathParameters routing.PathParameters `mapstructure:"path_parameters"`
 	// TrustedProxies are CIDRs whose X-Forwarded-* headers are extended;
 	// from anyone else they are replaced, so clients cannot spoof them.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
@@ -155,16 +168,17 @@ func (r *Route) EndpointKind() (kind string, options any, ok bool) {
 func Default() *Config {
 	return &Config{
 		Server: Server{
-			Listen:            ":8080",
-			ReadHeaderTimeout: 10 * time.Second,
-			BodyTimeout:       5 * time.Minute,
-			IdleTimeout:       90 * time.Second,
-			MaxHeaderSize:     16 << 10,
-			MaxBodySize:       64 << 20,
-			MaxConnections:    100000,
-			DrainTimeout:      30 * time.Second,
-			EscapedSlashes:    routing.RejectEscapedSlashes,
-			Via:               "floodgate",
+			Listen:               ":8080",
+			ReadHeaderTimeout:    10 * time.Second,
+			BodyTimeout:          5 * time.Minute,
+			IdleTimeout:          90 * time.Second,
+			MaxHeaderSize:        16 << 10,
+			MaxBodySize:          64 << 20,
+			DrainTimeout:         30 * time.Second,
+			EscapedSlashes:       routing.RejectEscapedSlashes,
+			PathParameters:       routing.RejectPathParameters,
+			WriteProgressTimeout: time.Minute,
+			Via:                  "floodgate",
 		},
 		Admin:    Admin{Listen: "127.0.0.1:9901"},
 		LoadShed: loadshed.Default(),

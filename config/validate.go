@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/floodgate-dev/floodgate/trust"
+
 	"errors"
 	"fmt"
 	"maps"
@@ -32,7 +34,6 @@ func (c *Config) Validate() error {
 		"server.idle_timeout":        int64(s.IdleTimeout),
 		"server.max_header_size":     int64(s.MaxHeaderSize),
 		"server.max_body_size":       int64(s.MaxBodySize),
-		"server.max_connections":     int64(s.MaxConnections),
 		"server.drain_timeout":       int64(s.DrainTimeout),
 	}
 	for _, k := range slices.Sorted(maps.Keys(positive)) {
@@ -49,16 +50,26 @@ func (c *Config) Validate() error {
 	if s.MaxHeaderSize > 0 && (s.MaxHeaderSize < 1<<10 || s.MaxHeaderSize > 1<<20) {
 		p.Add("server.max_header_size", "must be between 1KiB and 1MiB, got %s", s.MaxHeaderSize)
 	}
+	if s.MaxConnections < 0 {
+		p.Add("server.max_connections", "must not be negative (0 means automatic)")
+	}
+	if s.MaxConnectionsPerIP < 0 {
+		p.Add("server.max_connections_per_ip", "must not be negative (0 means no cap)")
+	}
+	if s.WriteProgressTimeout < 0 {
+		p.Add("server.write_progress_timeout", "must not be negative (0 means none)")
+	}
+	switch s.PathParameters {
+	case routing.RejectPathParameters, routing.KeepPathParameters, routing.StripPathParameters:
+	default:
+		p.Add("server.path_parameters", "must be one of reject, keep, strip; got %q", s.PathParameters)
+	}
 	switch s.EscapedSlashes {
 	case routing.RejectEscapedSlashes, routing.KeepEscapedSlashes, routing.DecodeEscapedSlashes:
 	default:
 		p.Add("server.escaped_slashes", "must be one of reject, keep, decode; got %q", s.EscapedSlashes)
 	}
-	for i, cidr := range s.TrustedProxies {
-		if _, err := netip.ParsePrefix(cidr); err != nil {
-			p.Add(fmt.Sprintf("server.trusted_proxies[%d]", i), "invalid CIDR %q", cidr)
-		}
-	}
+	trust.Validate("server.trusted_proxies", s.TrustedProxies, func(key, msg string) { p.Add(key, "%s", msg) })
 	if strings.ContainsAny(s.Via, "\r\n,") {
 		p.Add("server.via", "must be a single token")
 	}

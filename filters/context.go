@@ -1,7 +1,6 @@
 package filters
 
 import (
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/routing"
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Unscored marks a request whose priority has not been scored yet.
@@ -56,7 +56,6 @@ type Context struct {
 	Method string
 	Host   string
 
-	ClientIP  netip.Addr
 	RequestID string
 
 	// Priority is the request's score, 0 (most critical) .. 100, or
@@ -84,9 +83,12 @@ type Context struct {
 	BytesIn  int64
 	BytesOut int64
 
+	// identity is who the request comes from; see ClientIP.
+	identity    trust.Identity
 	passport    []Event
 	bag         []bagEntry
 	respHeaders []responseHeader
+	upstream    []upstreamHeader
 	responded   bool
 	doneHooks   []func(*Context)
 	finished    bool
@@ -132,7 +134,7 @@ func (c *Context) reset() {
 	c.Request = nil
 	c.Route = nil
 	c.Path, c.UpstreamPath, c.Method, c.Host = "", "", "", ""
-	c.ClientIP = netip.Addr{}
+	c.identity = trust.Identity{}
 	c.RequestID = ""
 	c.Priority = Unscored
 	c.Category, c.Status, c.Reason, c.Err = "", 0, "", nil
@@ -144,6 +146,7 @@ func (c *Context) reset() {
 	clear(c.bag)
 	c.bag = c.bag[:0]
 	c.respHeaders = c.respHeaders[:0]
+	c.upstream = c.upstream[:0]
 	c.responded, c.finished = false, false
 	clear(c.doneHooks)
 	c.doneHooks = c.doneHooks[:0]
@@ -165,8 +168,10 @@ func (c *Context) Respond(status int, category Category, reason string) {
 	}
 	resp.ResetBody()
 	resp.SetStatusCode(status)
-	resp.Header.SetContentType("text/plain; charset=utf-8")
 	if reason != "" {
+		// Only a body gets a Content-Type: an empty answer (OPTIONS *)
+		// carries none rather than an invented one.
+		resp.Header.SetContentType("text/plain; charset=utf-8")
 		resp.SetBodyString(reason + "\n")
 	}
 	c.Status = status

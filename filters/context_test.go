@@ -1,6 +1,8 @@
 package filters
 
 import (
+	"github.com/floodgate-dev/floodgate/trust"
+
 	"errors"
 	"net/http"
 	"net/netip"
@@ -95,7 +97,10 @@ func TestResetClearsEverything(t *testing.T) {
 	}
 	c.Route = tab.Routes()[0]
 	c.Path, c.UpstreamPath, c.Method, c.Host = "/a", "/b", "GET", "h"
-	c.ClientIP = netip.MustParseAddr("10.0.0.1")
+	{
+		ip := netip.MustParseAddr("10.0.0.1")
+		c.SetIdentity(trust.Identity{Peer: ip, Client: ip})
+	}
 	c.RequestID = "id"
 	c.Priority = 42
 	c.Respond(http.StatusTooManyRequests, CategoryRateLimited, "slow")
@@ -118,7 +123,7 @@ func TestResetClearsEverything(t *testing.T) {
 	c.reset()
 	zero := Context{Priority: Unscored}
 	if c.Request != nil || c.Route != nil || c.Path != "" || c.UpstreamPath != "" || c.Method != "" || c.Host != "" ||
-		c.ClientIP.IsValid() || c.RequestID != "" || c.Priority != zero.Priority || c.Category != "" || c.Status != 0 ||
+		c.ClientIP().IsValid() || c.RequestID != "" || c.Priority != zero.Priority || c.Category != "" || c.Status != 0 ||
 		c.Reason != "" || c.Err != nil || c.Origin != "" || c.Instance != "" || len(c.Attempts) != 0 ||
 		!c.Start.IsZero() || !c.EndpointStart.IsZero() || !c.End.IsZero() || c.BytesIn != 0 || c.BytesOut != 0 ||
 		len(c.Passport()) != 0 || len(c.bag) != 0 || len(c.respHeaders) != 0 || c.Responded() || c.finished || len(c.doneHooks) != 0 {

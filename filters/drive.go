@@ -7,6 +7,8 @@ import (
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Dispatcher is what the request driver asks of the server it drives for.
@@ -31,7 +33,10 @@ func Drive(rc *fasthttp.RequestCtx, d Dispatcher) {
 	c.Request = rc
 	c.Method = string(rc.Method())
 	c.Host = string(rc.Host())
-	c.ClientIP = RemoteIP(rc)
+	// The peer, until the dispatcher derives the identity behind trusted
+	// proxies (trust.Derive).
+	peer := RemoteIP(rc)
+	c.SetIdentity(trust.Identity{Peer: peer, Client: peer})
 	runRecovering(d, c)
 	c.ApplyResponseHeaders()
 	c.Request = nil

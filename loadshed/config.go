@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Config is the whole load-shedding configuration. It is plain data meant to
@@ -349,23 +351,9 @@ func validateCIDRs(path string, cidrs []string, errs *errList) {
 	}
 }
 
-// parsePrefix accepts a CIDR or a bare address (a /32 or /128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid CIDR or address %q", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// parsePrefix accepts a CIDR or a bare address (a /32 or /128), by the
+// gateway's one rule (trust.ParsePrefix).
+func parsePrefix(s string) (netip.Prefix, error) { return trust.ParsePrefix(s) }
 
 func (r RuleConfig) validate(path string, errs *errList) {
 	switch {

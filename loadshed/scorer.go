@@ -108,9 +108,9 @@ func compileValueMatchers(in []ValueMatch, canon func(string) string) []valueMat
 // and every matching rule sets or adjusts it in order, clamped after each
 // step, until a matching rule with stop.
 func (s *Scorer) Score(r Request) int {
-	if s.prioHeader != "" && !s.prioTrusted.empty() {
+	if s.prioHeader != "" && !s.prioTrusted.Empty() {
 		if v := r.Header(s.prioHeader); v != "" {
-			if p, ok := parseScore(v); ok && s.prioTrusted.contains(r.ClientIP()) {
+			if p, ok := parseScore(v); ok && s.prioTrusted.Contains(r.ClientIP()) {
 				return p
 			}
 		}

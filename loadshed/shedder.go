@@ -189,7 +189,7 @@ func (s *Shedder) chaosHit(c *compiled, r Request, score int) bool {
 	}
 	if ch.Header != "" {
 		if v := r.Header(ch.Header); v != "" && (ch.HeaderValue == "" || v == ch.HeaderValue) &&
-			c.chaosTrusted.contains(r.ClientIP()) {
+			c.chaosTrusted.Contains(r.ClientIP()) {
 			return true
 		}
 	}

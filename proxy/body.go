@@ -38,13 +38,19 @@ type requestBody struct {
 	// clientErr is the error reading from the client, as opposed to
 	// writing to the origin; it decides between a 4xx and a 5xx.
 	clientErr error
+	// wire bounds a chunked body's framing against its data (nil for a
+	// body of known length).
+	wire *wireLimiter
+	// declared is the Content-Length the client announced, or -1: an end
+	// of stream before it means the client went away mid-upload.
+	declared int64
 }
 
 var requestBodyPool = sync.Pool{New: func() any { return &requestBody{} }}
 
 func acquireRequestBody(src io.Reader, limit int64) *requestBody {
 	b := requestBodyPool.Get().(*requestBody)
-	b.src, b.limit, b.replayable = src, limit, true
+	b.src, b.limit, b.replayable, b.declared = src, limit, true, -1
 	return b
 }
 
@@ -65,6 +71,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	if n > 0 {
 		b.n += int64(n)
+		b.wire.update(b.n)
 		if b.n > b.limit {
 			b.clientErr = errBodyTooLarge
 			return 0, errBodyTooLarge
@@ -76,6 +83,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 				b.replayable = false
 			}
 		}
+	}
+	if err == io.EOF && b.declared >= 0 && b.n < b.declared {
+		// fasthttp reports a closed client connection as a plain end of
+		// the body; short of the announced length it is the client's
+		// failure, not the origin's.
+		err = io.ErrUnexpectedEOF
 	}
 	if err != nil && err != io.EOF {
 		b.clientErr = err
@@ -133,10 +146,15 @@ func readWholeBody(out *fasthttp.Response, stream io.Reader, size int) error {
 // which is when the request is complete: it then returns the origin
 // connection to its pool and releases the request's Context.
 type responseBody struct {
-	src  io.Reader
-	resp *fasthttp.Response
-	c    *filters.Context
-	n    int64
+	src io.Reader
+	// head is the start of the body, read before the status line was
+	// sent (see readHead); it goes out first. headBuf is its pooled
+	// buffer.
+	head    []byte
+	headBuf *[]byte
+	resp    *fasthttp.Response
+	c       *filters.Context
+	n       int64
 	// onError classifies a failure reading from the origin mid-body.
 	onError func(c *filters.Context, err error)
 	// done reports the attempt to its instance once the body is complete,
@@ -150,6 +168,12 @@ type responseBody struct {
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
+	if len(b.head) > 0 {
+		n := copy(p, b.head)
+		b.head = b.head[n:]
+		b.n += int64(n)
+		return n, nil
+	}
 	n, err := b.src.Read(p)
 	b.n += int64(n)
 	if err != nil && err != io.EOF {
@@ -185,7 +209,10 @@ func (b *responseBody) CloseWithError(writeErr error) error {
 		if b.done != nil {
 			b.done(origins.Result{Latency: b.latency, Outcome: outcome, Status: b.status})
 		}
-		b.resp, b.src, b.c = nil, nil, nil
+		if b.headBuf != nil {
+			headBufPool.Put(b.headBuf)
+		}
+		b.resp, b.src, b.c, b.head, b.headBuf = nil, nil, nil, nil, nil
 		c.Release()
 	})
 	return nil

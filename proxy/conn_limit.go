@@ -122,6 +122,10 @@ type trackedConn struct {
 	once sync.Once
 }
 
+// NetConn returns the wrapped connection (TCP keep-alive settings reach
+// it through this).
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {

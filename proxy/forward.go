@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strconv"
 	"syscall"
@@ -16,12 +15,13 @@ import (
 
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
+	"github.com/floodgate-dev/floodgate/proxy/edge"
 )
 
 // bufferedBodyLimit is the largest request body read whole before
 // forwarding. Small bodies are buffered so fasthttp can retry them on a
 // fresh connection; larger ones stream with bounded memory.
-const bufferedBodyLimit = 64 << 10
+const bufferedBodyLimit = edge.BufferedBodyLimit
 
 // forwardEndpoint proxies a route's requests to its origin: it picks an
 // instance (power of two choices), sends the request, retries on another
@@ -39,18 +39,8 @@ type forwardEndpoint struct {
 	hostOver   string
 	via        string
 	viaHop     string // "1.1 " + via, the Via entry added to responses
-	trusted    []netip.Prefix
 	maxBody    int64
 	observer   AttemptObserver // nil: not observed
-}
-
-func (e *forwardEndpoint) isTrusted(ip netip.Addr) bool {
-	for _, p := range e.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // poolKeyFor returns the connection pool settings for this route on
@@ -130,8 +120,10 @@ func (e *forwardEndpoint) record(c *filters.Context, a filters.Attempt) {
 func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request) {
 	in := &c.Request.Request
 	req.Header.DisableNormalizing()
+	// A body without Content-Type reaches the origin without one.
+	req.Header.SetNoDefaultContentType(true)
 	req.Header.SetMethodBytes(in.Header.Method())
-	copyRequestHeaders(&req.Header, &in.Header)
+	copyRequestHeaders(&req.Header, &in.Header, c)
 
 	var uriBuf [256]byte // the header copies it; longer URIs grow onto the heap
 	uri := append(uriBuf[:0], c.UpstreamPath...)
@@ -149,10 +141,8 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 		req.Header.SetHostBytes(host)
 	}
 	var scratch [4][]byte
-	setForwarded(&req.Header, &in.Header, c.ClientIP, e.isTrusted(c.ClientIP), []byte("http"), host, e.via, scratch[:0])
-	if c.RequestID != "" {
-		req.Header.Set("X-Request-Id", c.RequestID)
-	}
+	setForwarded(&req.Header, &in.Header, c.PeerIP(), c.PeerTrusted(), []byte("http"), host, e.via, scratch[:0])
+	c.UpstreamHeaders(req.Header.Set)
 }
 
 // isGatewayOwnedRequestHeader reports headers the forwarder sets itself
@@ -170,14 +160,20 @@ func isGatewayOwnedRequestHeader(k []byte) bool {
 
 func isContentLength(k []byte) bool { return bytes.EqualFold(k, []byte("Content-Length")) }
 
-var requestOwnHeaders = []string{"Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via"}
+var requestOwnHeaders = []string{"Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-IP", "Via"}
 
 // attachBody gives req the client's body: small known-length bodies
 // buffered (so they are retryable), everything else streamed.
 func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, out **requestBody) error {
 	in := &c.Request.Request
 	cl := in.Header.ContentLength()
-	if cl == 0 || cl == -2 {
+	if cl == -2 {
+		// No body and no framing header: forward none (a GET does not
+		// grow a "Content-Length: 0"; fasthttp frames a bodiless POST).
+		req.ResetBody()
+		return nil
+	}
+	if cl == 0 {
 		req.Header.SetContentLength(0)
 		req.ResetBody()
 		return nil
@@ -202,6 +198,10 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 		return nil
 	}
 	b := acquireRequestBody(stream, e.maxBody)
+	b.wire = newWireLimiter(c.Request)
+	if cl >= 0 {
+		b.declared = int64(cl)
+	}
 	*out = b
 	req.SetBodyStream(b, cl)
 	return nil
@@ -214,9 +214,30 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response, done func(origins.Result), latency time.Duration) {
 	out := &c.Request.Response
 	status := resp.StatusCode()
+	if status == http.StatusSwitchingProtocols {
+		e.refuseResponse(c, resp, done, latency, errUnsolicitedUpgrade)
+		e.closeIdleUpgraded(c.Instance)
+		return
+	}
+	var head []byte
+	var headBuf *[]byte
+	if stream := resp.BodyStream(); stream != nil {
+		headBuf = headBufPool.Get().(*[]byte)
+		n, err := readHead(stream, resp.Header.ContentLength(), *headBuf)
+		if err != nil {
+			headBufPool.Put(headBuf)
+			e.refuseResponse(c, resp, done, latency, err)
+			return
+		}
+		head = (*headBuf)[:n]
+	}
 	out.SetStatusCode(status)
 	out.Header.DisableNormalizing()
-	copyResponseHeaders(&out.Header, &resp.Header)
+	// Forward the origin's headers as sent: no default Content-Type for an
+	// answer that has none, none of the gateway's own response headers
+	// from the origin (they would appear twice).
+	resp.Header.SetNoDefaultContentType(true)
+	copyResponseHeaders(&out.Header, &resp.Header, c)
 	out.Header.Add("Via", e.viaHop)
 
 	cat := filters.CategorySuccess
@@ -266,7 +287,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 		size = -1 // chunked, or delimited by close: re-frame as chunked
 	}
 	c.Retain()
-	out.SetBodyStream(&responseBody{src: stream, resp: resp, c: c, onError: midBodyError, done: done, latency: latency, status: status}, size)
+	out.SetBodyStream(&responseBody{src: stream, head: head, headBuf: headBuf, resp: resp, c: c, onError: midBodyError, done: done, latency: latency, status: status}, size)
 }
 
 // midBodyError records an origin failure after the status line was sent:
@@ -321,6 +342,11 @@ func clientBodyError(err error) error {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return filters.Fail(http.StatusRequestEntityTooLarge, filters.CategoryRequestTooLarge, "request body too large", err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		// Nobody will read this answer; the category tells the log why.
+		return filters.Fail(http.StatusBadRequest, filters.CategoryClientClosed, "the client closed the connection during the upload", err)
+	case errors.Is(err, edge.ErrReadLimit):
+		return filters.Fail(http.StatusBadRequest, filters.CategoryClientError, "chunked body framing (chunk extensions) far exceeds its data", err)
 	case errors.As(err, &ne) && ne.Timeout():
 		return filters.Fail(http.StatusRequestTimeout, filters.CategoryClientTimeout, "timed out reading the request body", err)
 	}

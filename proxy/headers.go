@@ -3,8 +3,12 @@ package proxy
 import (
 	"bytes"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/filters"
 )
 
 // hopByHop are the headers that describe one connection, not the message
@@ -42,7 +46,7 @@ func connectionTokens(v []byte, dst [][]byte) [][]byte {
 // selectively, rather than copying everything and deleting, matters:
 // fasthttp's delete reorders headers. Each copy function ranges over its
 // concrete header type so the iterator inlines and nothing is allocated.
-func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
+func copyRequestHeaders(dst, src *fasthttp.RequestHeader, c *filters.Context) {
 	var buf [4][]byte
 	named := buf[:0]
 	for k, v := range src.All() {
@@ -51,7 +55,7 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
 		}
 	}
 	for k, v := range src.All() {
-		if !isHopByHop(k) && !containsFold(named, k) && !isGatewayOwnedRequestHeader(k) {
+		if !isHopByHop(k) && !containsFold(named, k) && !isGatewayOwnedRequestHeader(k) && !c.UpstreamOwns(k) {
 			dst.AddBytesKV(k, v)
 		}
 	}
@@ -59,7 +63,7 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
 
 // copyResponseHeaders is copyRequestHeaders for an origin's response;
 // Content-Length is re-derived from the body the gateway sends.
-func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
+func copyResponseHeaders(dst, src *fasthttp.ResponseHeader, c *filters.Context) {
 	var buf [4][]byte
 	named := buf[:0]
 	for k, v := range src.All() {
@@ -68,7 +72,7 @@ func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 		}
 	}
 	for k, v := range src.All() {
-		if !isHopByHop(k) && !containsFold(named, k) && !isContentLength(k) {
+		if !isHopByHop(k) && !containsFold(named, k) && !isContentLength(k) && !c.OwnsResponseHeader(k) {
 			dst.AddBytesKV(k, v)
 		}
 	}
@@ -119,12 +123,15 @@ func peekFold(h *fasthttp.RequestHeader, name string, dst [][]byte) [][]byte {
 	return dst
 }
 
-// setForwarded writes X-Forwarded-For/-Proto/-Host and Via on the upstream
-// request, which must not carry them yet (the forwarder skips them when
-// copying). From a trusted proxy the existing values are extended; from
+// setForwarded writes X-Forwarded-For/-Proto/-Host, Forwarded, X-Real-IP
+// and Via on the upstream request, which must not carry them yet (the
+// forwarder skips them when copying). From a trusted proxy (the TCP peer is
+// in server.trusted_proxies) the existing values are extended or kept; from
 // anyone else they are replaced, because a client could otherwise claim any
-// address it likes.
-func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, client netip.Addr, trusted bool, proto, host []byte, via string, scratch [][]byte) {
+// address it likes. Forwarded and X-Real-IP are written only when the
+// client sent them, so the gateway adds no header an origin did not see
+// before; X-Forwarded-For always names the peer.
+func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, peer netip.Addr, trusted bool, proto, host []byte, via string, scratch [][]byte) {
 	// Values are built in a stack buffer: the header copies them.
 	var buf [128]byte
 	xff := buf[:0]
@@ -133,8 +140,23 @@ func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, clien
 			xff = append(bytes.Join(prev, []byte(", ")), ", "...)
 		}
 	}
-	xff = client.AppendTo(xff)
+	xff = peer.AppendTo(xff)
 	out.SetBytesV("X-Forwarded-For", xff)
+
+	if prev := peekFold(in, "Forwarded", scratch[:0]); len(prev) > 0 {
+		elem := forwardedElement(peer, string(proto), string(host))
+		if trusted {
+			elem = string(bytes.Join(prev, []byte(", "))) + ", " + elem
+		}
+		out.Set("Forwarded", elem)
+	}
+	if prev := peekFold(in, "X-Real-IP", scratch[:0]); len(prev) > 0 {
+		if trusted {
+			out.SetBytesV("X-Real-IP", prev[0])
+		} else {
+			out.Set("X-Real-IP", peer.String())
+		}
+	}
 
 	if trusted {
 		if v := peekFold(in, "X-Forwarded-Proto", scratch[:0]); len(v) > 0 {
@@ -160,4 +182,43 @@ func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, clien
 	}
 	hop = append(hop, via...)
 	out.SetBytesV("Via", hop)
+}
+
+// forwardedElement is this hop's RFC 7239 element: for=peer, host, proto.
+// IPv6 addresses and hosts with a port are quoted, as the grammar requires.
+func forwardedElement(peer netip.Addr, proto, host string) string {
+	var b strings.Builder
+	b.WriteString("for=")
+	if peer.Is6() {
+		b.WriteString(`"[` + peer.String() + `]"`)
+	} else {
+		b.WriteString(peer.String())
+	}
+	if host != "" {
+		b.WriteString(";host=")
+		if isToken(host) {
+			b.WriteString(host)
+		} else {
+			b.WriteString(strconv.Quote(host))
+		}
+	}
+	b.WriteString(";proto=" + proto)
+	return b.String()
+}
+
+// isToken reports whether s is an RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

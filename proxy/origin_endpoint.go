@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -61,12 +60,6 @@ func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error)
 	pool, _ := poolsKey.Lookup(env.Services)
 	observer, _ := ObserverKey.Lookup(env.Services)
 	r := &cfg.Routes[env.Route.Index]
-	trusted := make([]netip.Prefix, 0, len(cfg.Server.TrustedProxies))
-	for _, t := range cfg.Server.TrustedProxies {
-		if p, err := netip.ParsePrefix(t); err == nil {
-			trusted = append(trusted, p.Masked())
-		}
-	}
 	return &forwardEndpoint{
 		Base:       filters.EndpointBase("proxy"),
 		route:      r.Name,
@@ -79,7 +72,6 @@ func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error)
 		hostOver:   r.Rewrite.Host,
 		via:        cfg.Server.Via,
 		viaHop:     "1.1 " + cfg.Server.Via,
-		trusted:    trusted,
 		maxBody:    int64(cfg.Server.MaxBodySize),
 		observer:   observer,
 	}, nil

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
-	"github.com/floodgate-dev/floodgate/routing"
+	"github.com/floodgate-dev/floodgate/proxy/edge"
 )
 
 // Server is the client-facing HTTP server. It serves every request against
@@ -34,6 +33,9 @@ type Server struct {
 	// stopped is set by Shutdown; with ln it closes a listener whose
 	// Serve had not started yet when Shutdown ran.
 	stopped atomic.Bool
+	// maxConns is the effective server.max_connections.
+	maxConns int
+	accepts  acceptErrors
 }
 
 // NewServer creates a server for snap. Listener-level settings (buffer
@@ -44,38 +46,55 @@ func NewServer(b *Builder, snap *Snapshot, logger *slog.Logger) *Server {
 	s := &Server{builder: b, logger: logger}
 	s.snap.Store(snap)
 	s.doneHook = func(*filters.Context) { s.inFlight.Add(-1) }
-	sc := snap.Config.Server
-	s.srv = &fasthttp.Server{
-		Handler:                       s.handle,
-		ErrorHandler:                  s.handleProtocolError,
-		HeaderReceived:                s.headerReceived,
-		ExpectHandler:                 s.expect,
-		ConnState:                     s.connState,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		StreamRequestBody:             true,
-		// With streaming on this is how much body fasthttp reads ahead;
-		// the real limit is enforced by the forwarder.
-		MaxRequestBodySize:    bufferedBodyLimit,
-		ReadBufferSize:        int(sc.MaxHeaderSize),
-		ReadTimeout:           sc.ReadHeaderTimeout,
-		IdleTimeout:           sc.IdleTimeout,
-		WriteTimeout:          sc.WriteTimeout,
-		Concurrency:           2 * sc.MaxConnections, // a backstop: connListener enforces the cap with a status category
-		CloseOnShutdown:       true,
-		ReduceMemoryUsage:     true,
-		TCPKeepalive:          true,
-		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{logger},
-	}
+	limits := listenerLimits(snap)
+	s.maxConns = limits.MaxConnections
+	// fasthttp's own cap is a backstop: connListener enforces
+	// max_connections with a status category.
+	limits.MaxConnections *= 2
+	s.srv = edge.NewServer(s.handle, limits)
+	s.srv.ErrorHandler = s.handleProtocolError
+	s.srv.HeaderReceived = s.headerReceived
+	s.srv.ExpectHandler = s.expect
+	s.srv.ConnState = s.connState
+	s.srv.Logger = fasthttpLogger{logger}
+	warnFDLimit(logger, s.maxConns)
 	return s
 }
 
 // Handler is the request handler Serve runs, for driving the server
 // without a listener (the in-process benchmark).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// listenerLimits are the restart-only listener settings of snap's config.
+// max_connections 0 means edge.AutoMaxConnections (below the fd limit).
+func listenerLimits(snap *Snapshot) edge.Limits {
+	sc := snap.Config.Server
+	maxConns := sc.MaxConnections
+	if maxConns <= 0 {
+		maxConns = edge.AutoMaxConnections()
+	}
+	return edge.Limits{
+		MaxHeaderSize:       int(sc.MaxHeaderSize),
+		ReadHeaderTimeout:   sc.ReadHeaderTimeout,
+		IdleTimeout:         sc.IdleTimeout,
+		WriteTimeout:        sc.WriteTimeout,
+		MaxConnections:      maxConns,
+		MaxConnectionsPerIP: sc.MaxConnectionsPerIP,
+	}
+}
+
+// MaxConnections is the effective client connection cap (server.
+// max_connections, or the automatic one).
+func (s *Server) MaxConnections() int { return s.maxConns }
+
+// warnFDLimit logs when the connection cap leaves no file descriptors for
+// origin connections: idle clients alone could then exhaust them.
+func warnFDLimit(logger *slog.Logger, maxConns int) {
+	if limit, ok := edge.OpenFileLimit(); ok && uint64(maxConns) >= limit {
+		logger.Warn("server.max_connections is not below the open-file limit: idle clients can exhaust file descriptors; lower it or raise the limit (0 picks half the limit)",
+			"max_connections", maxConns, "open_file_limit", limit)
+	}
+}
 
 // Snapshot returns the snapshot new requests use.
 func (s *Server) Snapshot() *Snapshot { return s.snap.Load() }
@@ -93,14 +112,20 @@ func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 func (s *Server) OpenConnections() int64 { return s.conns.Load() }
 
 // Serve accepts connections on ln until Shutdown, at most
-// server.max_connections at once.
+// server.max_connections at once. Inside the cap, edge.Listen makes a
+// failing accept (out of file descriptors) back off and retry instead of
+// ending Serve, and gives every client connection the write progress
+// timeout and the chunked-framing bound.
 func (s *Server) Serve(ln net.Listener) error {
-	cl := newConnListener(ln, s.snap.Load().Config.Server.MaxConnections, s.logger)
+	cl := newConnListener(ln, s.maxConns, s.logger)
 	s.ln.Store(cl)
 	if s.stopped.Load() {
 		_ = ln.Close() // Shutdown came first: return at once
 	}
-	return s.srv.Serve(cl)
+	return s.srv.Serve(edge.Listen(cl, edge.ListenerOptions{
+		WriteProgressTimeout: s.snap.Load().Config.Server.WriteProgressTimeout,
+		OnAcceptError:        s.acceptError,
+	}))
 }
 
 // RefusedConnections counts connections refused at server.max_connections.
@@ -167,9 +192,15 @@ func (s *Server) Dispatch(c *filters.Context) *filters.Chain {
 	c.OnDone(s.doneHook)
 	snap := s.snap.Load()
 	ctx := c.Request
+	c.SetIdentity(identify(ctx, snap.TrustedProxies))
+	if release := boundChunkedFraming(ctx, int64(snap.Config.Server.MaxBodySize)); release != nil {
+		c.OnDone(func(*filters.Context) { release() })
+	}
 	s.closeIfShuttingDown(ctx)
 	if status, cat, reason := s.admit(ctx, c, snap); status != 0 {
-		ctx.SetConnectionClose()
+		if status >= 400 {
+			ctx.SetConnectionClose()
+		}
 		c.Respond(status, cat, reason)
 	} else if route := snap.Table.Match(c.Host, c.Method, c.Path, requestHeaderLookup{&ctx.Request.Header}); route != nil {
 		c.Route = route
@@ -185,21 +216,44 @@ func (s *Server) Recovered(c *filters.Context, v any) {
 }
 
 // admit rejects requests the gateway must not forward: ambiguous framing
-// (request smuggling), a path that doesn't normalize, a body over the
-// limit. It sets c.Path on success.
+// (request smuggling), a version, header name, Host or target that RFC
+// 9110/9112 forbid, a path that doesn't normalize, a body over the limit.
+// It answers OPTIONS * itself (200, no body). On success it sets c.Host
+// (the target's authority for an absolute-form target, which then
+// replaces the Host header, so routing and the origin agree) and c.Path.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, c *filters.Context, snap *Snapshot) (int, filters.Category, string) {
 	h := &ctx.Request.Header
-	// fasthttp accepts Content-Length together with Transfer-Encoding
-	// (letting chunked win) and flags the connection to close; an
-	// intermediary must refuse it outright (RFC 9112 6.3), since the next
-	// hop may frame the message differently.
-	if h.ConnectionClose() && hasCLAndTE(h.RawHeaders()) {
-		return http.StatusBadRequest, filters.CategoryClientError, "request has both Content-Length and Transfer-Encoding"
+	c.Host = string(h.Host())
+	if status, reason := checkHead(h); status != 0 {
+		return status, filters.CategoryClientError, reason
 	}
-	raw := requestPath(h.RequestURI())
-	path, err := routing.NormalizePath(string(raw), snap.Config.Server.EscapedSlashes)
+	t, reason := parseTarget(h.RequestURI())
+	if reason != "" {
+		c.Path = string(h.RequestURI())
+		return http.StatusBadRequest, filters.CategoryClientError, reason
+	}
+	if t.authority != nil {
+		// RFC 9112 3.2.2: the target's authority wins over Host.
+		h.SetHostBytes(t.authority)
+		c.Host = string(t.authority)
+	}
+	if len(h.Host()) == 0 {
+		return http.StatusBadRequest, filters.CategoryClientError, "missing Host header"
+	}
+	if !validHost(h.Host()) {
+		return http.StatusBadRequest, filters.CategoryClientError, "invalid Host header"
+	}
+	if t.asterisk {
+		c.Path = "*"
+		if c.Method != http.MethodOptions {
+			return http.StatusBadRequest, filters.CategoryClientError, "the asterisk target is for OPTIONS only"
+		}
+		// OPTIONS * asks about the server itself (RFC 9110 9.3.7).
+		return http.StatusOK, filters.CategorySuccess, ""
+	}
+	path, err := snap.PathPolicy().Normalize(string(t.path))
 	if err != nil {
-		c.Path = string(raw)
+		c.Path = string(t.path)
 		return http.StatusBadRequest, filters.CategoryClientError, "bad request path: " + err.Error()
 	}
 	c.Path = path
@@ -210,44 +264,13 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, c *filters.Context, snap *Snaps
 	return 0, "", ""
 }
 
-// requestPath extracts the path from a request target in origin form
-// ("/a?b") or absolute form ("http://host/a?b").
-func requestPath(uri []byte) []byte {
-	if len(uri) > 0 && uri[0] != '/' {
-		if i := bytes.Index(uri, []byte("://")); i > 0 {
-			rest := uri[i+3:]
-			if j := bytes.IndexByte(rest, '/'); j >= 0 {
-				uri = rest[j:]
-			} else {
-				uri = []byte("/")
-			}
-		}
+// logPath is the path a request the chain never saw is logged under: the
+// target's path when it parses, the raw target otherwise.
+func logPath(uri []byte) string {
+	if t, reason := parseTarget(uri); reason == "" && !t.asterisk {
+		return string(t.path)
 	}
-	if i := bytes.IndexAny(uri, "?#"); i >= 0 {
-		uri = uri[:i]
-	}
-	return uri
-}
-
-// hasCLAndTE scans raw request headers for both framing headers.
-func hasCLAndTE(raw []byte) bool {
-	var cl, te bool
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			continue
-		}
-		name := bytes.TrimSpace(line[:colon])
-		cl = cl || bytes.EqualFold(name, []byte("Content-Length"))
-		te = te || bytes.EqualFold(name, []byte("Transfer-Encoding"))
-	}
-	return cl && te
+	return string(uri)
 }
 
 // handleProtocolError answers requests fasthttp could not parse. The
@@ -280,7 +303,7 @@ type localAnswer struct {
 
 func (l localAnswer) Dispatch(c *filters.Context) *filters.Chain {
 	c.OnDone(l.s.doneHook)
-	c.Path = string(requestPath(c.Request.Request.Header.RequestURI()))
+	c.Path = logPath(c.Request.Request.Header.RequestURI())
 	c.Err = l.err
 	c.Respond(l.status, l.cat, l.reason)
 	return l.s.snap.Load().NoRoute

@@ -12,6 +12,7 @@ import (
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Snapshot is everything one config version needs to serve requests. It is
@@ -23,6 +24,15 @@ type Snapshot struct {
 	// Chains holds each route's chain at the route's index.
 	Chains  []*filters.Chain
 	NoRoute *filters.Chain
+	// TrustedProxies is server.trusted_proxies, parsed: the peers whose
+	// X-Forwarded-For names the client (see trust.Derive).
+	TrustedProxies trust.Prefixes
+}
+
+// PathPolicy is server config's path policy (escaped slashes, ";"
+// parameters), applied before matching.
+func (s *Snapshot) PathPolicy() routing.PathPolicy {
+	return routing.PathPolicy{EscapedSlashes: s.Config.Server.EscapedSlashes, Parameters: s.Config.Server.PathParameters}
 }
 
 // Builder turns configs into snapshots. It holds what outlives a snapshot:
@@ -107,6 +117,11 @@ func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
 
 	snap := &Snapshot{Config: cfg, Table: table, Chains: make([]*filters.Chain, len(cfg.Routes))}
 	chains := filters.NewChainBuilder()
+	trusted, err := trust.Parse(cfg.Server.TrustedProxies)
+	if err != nil {
+		errs.Add("server.trusted_proxies", "%v", err)
+	}
+	snap.TrustedProxies = trusted
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		at := fmt.Sprintf("routes[%d]", i)

@@ -22,6 +22,70 @@ const (
 	DecodeEscapedSlashes EscapedSlashes = "decode"
 )
 
+// PathParameters says what to do with ";" path parameters ("/admin;x",
+// "/a;jsessionid=1/b"). Servlet-style origins drop them before resolving a
+// path, so "/admin;x" is /admin there while a gateway matching it as a
+// segment of its own would send it to a catch-all route: a bypass of every
+// rule written for /admin.
+type PathParameters string
+
+const (
+	// RejectPathParameters answers 400 (the default).
+	RejectPathParameters PathParameters = "reject"
+	// KeepPathParameters matches and forwards them as part of their
+	// segment, for origins that give ";" no meaning (a segment "..;" or
+	// ".;x" is still refused).
+	KeepPathParameters PathParameters = "keep"
+	// StripPathParameters removes them before matching, as a servlet
+	// container would, so the gateway and the origin agree on the path;
+	// the origin receives the path without them.
+	StripPathParameters PathParameters = "strip"
+)
+
+// PathPolicy is server config's say on paths, applied before matching.
+type PathPolicy struct {
+	EscapedSlashes EscapedSlashes
+	// Parameters is the ";" policy; empty means reject.
+	Parameters PathParameters
+}
+
+// Normalize applies the policy and returns the canonical path routes match
+// on and the origin receives (see NormalizePath).
+func (pp PathPolicy) Normalize(raw string) (string, error) {
+	if strings.IndexByte(raw, ';') >= 0 {
+		switch pp.Parameters {
+		case KeepPathParameters:
+		case StripPathParameters:
+			raw = stripPathParameters(raw)
+		default:
+			return "", ErrPathParameters
+		}
+	}
+	return normalizePath(raw, pp.EscapedSlashes)
+}
+
+// stripPathParameters removes ";..." up to the end of each segment. An
+// escaped ";" (%3B) is data and stays.
+func stripPathParameters(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for len(p) > 0 {
+		i := strings.IndexByte(p, ';')
+		if i < 0 {
+			b.WriteString(p)
+			break
+		}
+		b.WriteString(p[:i])
+		p = p[i:]
+		if j := strings.IndexByte(p, '/'); j >= 0 {
+			p = p[j:]
+		} else {
+			p = ""
+		}
+	}
+	return b.String()
+}
+
 // Errors from NormalizePath; each becomes a 400 with the message as reason.
 var (
 	ErrBadPath        = errors.New("request path must start with /")
@@ -35,6 +99,9 @@ var (
 	// path parameters before resolving dot segments, so an origin would
 	// read "/a/..;/admin" as "/admin" while routes saw a segment "..;".
 	ErrDotSegmentParams = errors.New("dot segment with path parameters")
+	// ErrPathParameters rejects ";" path parameters under the default
+	// policy (server.path_parameters: reject).
+	ErrPathParameters = errors.New("path parameters (;) are not allowed (server.path_parameters)")
 )
 
 const maxSegments = 512
@@ -44,8 +111,13 @@ const maxSegments = 512
 // upper-case hex, runs of slashes merged, and "." and ".." segments resolved
 // (clamped at the root). Routes match on this form and it is what the origin
 // receives, so the gateway and the origin can never disagree about which
-// route a request belongs to.
+// route a request belongs to. Path parameters are kept; PathPolicy.Normalize
+// applies the configured ";" policy as well.
 func NormalizePath(raw string, slashes EscapedSlashes) (string, error) {
+	return normalizePath(raw, slashes)
+}
+
+func normalizePath(raw string, slashes EscapedSlashes) (string, error) {
 	if raw == "" || raw[0] != '/' {
 		return "", ErrBadPath
 	}

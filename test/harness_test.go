@@ -262,8 +262,11 @@ func echoHandler(ctx *fasthttp.RequestCtx) {
 	for k, v := range ctx.Request.Header.All() {
 		e.Headers = append(e.Headers, [2]string{string(k), string(v)})
 	}
-	n, _ := io.Copy(io.Discard, ctx.RequestBodyStream())
-	e.BodyLen = n
+	// A request without a body (a GET, which the gateway forwards without
+	// an invented Content-Length: 0) has no body stream.
+	if body := ctx.RequestBodyStream(); body != nil {
+		e.BodyLen, _ = io.Copy(io.Discard, body)
+	}
 	ctx.SetContentType("application/json")
 	_ = json.NewEncoder(ctx).Encode(e)
 }

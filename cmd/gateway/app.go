@@ -191,6 +191,8 @@ func restartOnlyChanges(old, cur *config.Config) []string {
 	check("server.write_timeout", o.WriteTimeout != n.WriteTimeout)
 	check("server.max_header_size", o.MaxHeaderSize != n.MaxHeaderSize)
 	check("server.max_connections", o.MaxConnections != n.MaxConnections)
+	check("server.max_connections_per_ip", o.MaxConnectionsPerIP != n.MaxConnectionsPerIP)
+	check("server.write_progress_timeout", o.WriteProgressTimeout != n.WriteProgressTimeout)
 	check("admin.listen", old.Admin.Listen != cur.Admin.Listen)
 	return keys
 }

@@ -107,6 +107,7 @@ func (rt *runtime) openStore(cfg *config.Config) error {
 func (rt *runtime) attach(srv *proxy.Server) {
 	rt.metrics.SetInFlightSource(srv.InFlight)
 	rt.metrics.SetOpenConnectionsSource(srv.OpenConnections)
+	rt.metrics.RegisterAcceptErrors(srv.AcceptErrors)
 	rt.shedder.Global().SetConnectionsGauge(srv.OpenConnections)
 	rt.metrics.SetRefusedConnectionsSource(srv.RefusedConnections)
 }

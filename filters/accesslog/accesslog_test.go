@@ -1,6 +1,8 @@
 package accesslog
 
 import (
+	"github.com/floodgate-dev/floodgate/trust"
+
 	"bufio"
 	"encoding/json"
 	"errors"
@@ -84,7 +86,10 @@ func start(t *testing.T, svc *filters.Services, opts map[string]any) string {
 	route := &routing.Route{Name: "api"}
 	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
 		rc := c.Request
-		c.ClientIP = netip.MustParseAddr("192.0.2.7")
+		{
+			ip := netip.MustParseAddr("192.0.2.7")
+			c.SetIdentity(trust.Identity{Peer: ip, Client: ip})
+		}
 		c.RequestID = string(rc.Request.Header.Peek("X-Request-Id"))
 		c.Priority = 40
 		c.BytesIn = int64(len(rc.Request.Body()))

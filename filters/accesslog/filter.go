@@ -127,8 +127,11 @@ func (f *filter) log(c *filters.Context) {
 		slog.String("category", string(c.Category)),
 		slog.String("route", routeName(c)),
 	)
-	if c.ClientIP.IsValid() {
-		r.AddAttrs(slog.String("client_ip", c.ClientIP.String()))
+	if ip := c.ClientIP(); ip.IsValid() {
+		r.AddAttrs(slog.String("client_ip", ip.String()))
+		if peer := c.PeerIP(); peer != ip {
+			r.AddAttrs(slog.String("peer_ip", peer.String()))
+		}
 	}
 	if c.Origin != "" {
 		r.AddAttrs(slog.String("origin", c.Origin), slog.String("instance", c.Instance))

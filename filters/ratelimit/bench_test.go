@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"github.com/floodgate-dev/floodgate/trust"
+
 	"net/netip"
 	"testing"
 
@@ -22,7 +24,7 @@ func BenchmarkAllow(b *testing.B) {
 		var buf [96]byte
 		i := 0
 		for pb.Next() {
-			c.ClientIP = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+			c.SetIdentity(trust.Identity{Peer: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Client: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})})
 			i = (i + 1) % 1024
 			bk := l.Buckets("p")
 			if !bk.Allow(appendKey(buf[:0], bk.KeySpec(), c)).Allowed {

@@ -23,7 +23,7 @@ func appendKey(dst []byte, spec *ratelimit.KeySpec, c *filters.Context) []byte {
 	for _, p := range spec.Parts {
 		switch p.Kind {
 		case ratelimit.KeyClientIP:
-			ip := c.ClientIP.Unmap()
+			ip := c.ClientIP().Unmap()
 			if ip.Is6() && spec.IPv6Prefix < 128 {
 				if pfx, err := ip.Prefix(spec.IPv6Prefix); err == nil {
 					ip = pfx.Addr()
@@ -38,11 +38,8 @@ func appendKey(dst []byte, spec *ratelimit.KeySpec, c *filters.Context) []byte {
 			}
 			dst = appendPartString(dst, byte(p.Kind), name)
 		case ratelimit.KeyHeader:
-			var v []byte
-			if c.Request != nil {
-				v = c.Request.Request.Header.Peek(p.Header)
-			}
-			dst = appendPart(dst, byte(p.Kind), v)
+			// Any spelling: "x-api-key" is the same key as "X-Api-Key".
+			dst = appendPart(dst, byte(p.Kind), c.RequestHeader(p.Header))
 		}
 	}
 	return dst

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"github.com/floodgate-dev/floodgate/trust"
+
 	"bytes"
 	"net/netip"
 	"strings"
@@ -22,7 +24,10 @@ func keyFor(t *testing.T, p ratelimit.Policy, ip string, route string, headers m
 		c.Request.Request.Header.Set(k, v)
 	}
 	if ip != "" {
-		c.ClientIP = netip.MustParseAddr(ip)
+		{
+			ip := netip.MustParseAddr(ip)
+			c.SetIdentity(trust.Identity{Peer: ip, Client: ip})
+		}
 	}
 	if route != "" {
 		c.Route = &routing.Route{Name: route}

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"github.com/floodgate-dev/floodgate/trust"
+
 	"net/http"
 	"net/netip"
 	"testing"
@@ -41,8 +43,9 @@ func startServer(t *testing.T, chain *filters.Chain, route *routing.Route) strin
 func startServerHook(t *testing.T, chain *filters.Chain, route *routing.Route, done func(*filters.Context)) string {
 	t.Helper()
 	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
-		if v := c.Request.Request.Header.Peek(clientIPHeader); len(v) > 0 {
-			c.ClientIP = netip.MustParseAddr(string(v))
+		if v := c.RequestHeader(clientIPHeader); len(v) > 0 {
+			ip := netip.MustParseAddr(string(v))
+			c.SetIdentity(trust.Identity{Peer: ip, Client: ip})
 		}
 		c.Route = route
 		if done != nil {

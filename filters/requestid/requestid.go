@@ -92,8 +92,8 @@ func build(_ *filters.Env, o Options) (filters.Filter, error) {
 func (f *filter) Apply(c *filters.Context) error {
 	if c.RequestID == "" {
 		var in []byte
-		if f.trust && c.Request != nil {
-			in = c.Request.Request.Header.Peek(f.header)
+		if f.trust {
+			in = c.RequestHeader(f.header) // any spelling
 		}
 		if Valid(in, f.maxLength) {
 			c.RequestID = string(in)
@@ -101,9 +101,9 @@ func (f *filter) Apply(c *filters.Context) error {
 			c.RequestID = New()
 		}
 	}
-	if c.Request != nil {
-		c.Request.Request.Header.Set(f.header, c.RequestID)
-	}
+	// The origin gets exactly this id: the client's own copies, in any
+	// spelling, are replaced rather than forwarded beside it.
+	c.SetUpstreamHeader(f.header, c.RequestID)
 	c.SetResponseHeader(f.header, c.RequestID)
 	return nil
 }

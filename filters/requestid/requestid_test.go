@@ -12,8 +12,9 @@ import (
 	"github.com/floodgate-dev/floodgate/internal/chaintest"
 )
 
-// echoEndpoint plays the origin: it answers with the id header it was
-// sent, after resetting the response like a forwarding endpoint does.
+// echoEndpoint plays the origin: it answers with the id header the
+// forwarder would send it (the gateway's upstream value, else the client's),
+// after resetting the response like a forwarding endpoint does.
 type echoEndpoint struct{ header string }
 
 func (echoEndpoint) Name() string                       { return "test_echo" }
@@ -21,7 +22,15 @@ func (echoEndpoint) Stage() filters.Stage               { return filters.Endpoin
 func (echoEndpoint) Order() int                         { return 0 }
 func (echoEndpoint) ShouldFilter(*filters.Context) bool { return true }
 func (e echoEndpoint) Apply(c *filters.Context) error {
-	got := string(c.Request.Request.Header.Peek(e.header))
+	got, set := "", false
+	c.UpstreamHeaders(func(name, value string) {
+		if strings.EqualFold(name, e.header) {
+			got, set = value, true
+		}
+	})
+	if !set && !c.UpstreamOwns([]byte(e.header)) {
+		got = string(c.RequestHeader(e.header))
+	}
 	c.Request.Response.Reset()
 	c.Request.Response.SetBodyString(got)
 	c.MarkResponded(200, filters.CategorySuccess)

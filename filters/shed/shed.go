@@ -1,7 +1,6 @@
 package shed
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -129,24 +128,13 @@ func (r request) Route() string {
 	return r.c.Route.Name
 }
 
-func (r request) Header(name string) string {
-	h := &r.c.Request.Request.Header
-	if v := h.Peek(name); v != nil {
-		return string(v)
-	}
-	for k, v := range h.All() {
-		if bytes.EqualFold(k, []byte(name)) {
-			return string(v)
-		}
-	}
-	return ""
-}
+func (r request) Header(name string) string { return string(r.c.RequestHeader(name)) }
 
 func (r request) Query(name string) string {
 	return string(r.c.Request.QueryArgs().Peek(name))
 }
 
-func (r request) ClientIP() netip.Addr { return r.c.ClientIP }
+func (r request) ClientIP() netip.Addr { return r.c.ClientIP() }
 
 // globalFilter scores the request and applies chaos and the global cutoff.
 type globalFilter struct {
@@ -156,6 +144,10 @@ type globalFilter struct {
 
 func (f *globalFilter) Apply(c *filters.Context) error {
 	r := request{c}
+	// Priority and chaos headers from a client not trusted to send them
+	// are ignored here and never forwarded, so a tier behind this one
+	// cannot be steered by them either.
+	f.sh.UntrustedHeaders(c.ClientIP(), c.DropUpstreamHeader)
 	score := f.sh.Score(r)
 	c.Priority = score
 	d := f.sh.DecideGlobal(r, score)

@@ -1,6 +1,8 @@
 package shed
 
 import (
+	"github.com/floodgate-dev/floodgate/trust"
+
 	"io"
 	"math"
 	"net/http"
@@ -155,8 +157,9 @@ func (p *probe) get(t *testing.T, path string) seen {
 func startServer(t *testing.T, chain *filters.Chain) string {
 	t.Helper()
 	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
-		if v := c.Request.Request.Header.Peek(clientIPHeader); len(v) > 0 {
-			c.ClientIP = netip.MustParseAddr(string(v))
+		if v := c.RequestHeader(clientIPHeader); len(v) > 0 {
+			ip := netip.MustParseAddr(string(v))
+			c.SetIdentity(trust.Identity{Peer: ip, Client: ip})
 		}
 	}})
 }

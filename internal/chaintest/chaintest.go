@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/proxy/edge"
 )
 
 // Options tune Serve.
@@ -49,12 +50,14 @@ func ServeHandler(t testing.TB, h fasthttp.RequestHandler, tune func(*fasthttp.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{
-		// A short idle-worker period lets the worker pool's sweeper notice
-		// Shutdown promptly instead of sleeping 10 s past the test.
-		MaxIdleWorkerDuration: 10 * time.Millisecond,
-		Handler:               h,
-	}
+	// The gateway's own server options (header names kept as sent, no
+	// default Content-Type, streamed bodies), so a filter that works here
+	// works in production.
+	srv := edge.NewServer(h, edge.Limits{})
+	// A short idle-worker period lets the worker pool's sweeper notice
+	// Shutdown promptly instead of sleeping 10 s past the test; it changes
+	// no HTTP behaviour.
+	srv.MaxIdleWorkerDuration = 10 * time.Millisecond
 	if tune != nil {
 		tune(srv)
 	}

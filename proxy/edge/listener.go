@@ -1,0 +1,216 @@
+package edge
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Accept back-off bounds: the first retry after a resource error waits
+// minAcceptBackoff, each further one twice as long up to maxAcceptBackoff.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
+
+// ListenerOptions tune Listen.
+type ListenerOptions struct {
+	// WriteProgressTimeout cuts a client whose connection accepts no
+	// response bytes for this long (0: never). It bounds each write, not
+	// the response: a long download or an event stream that keeps moving,
+	// however slowly, is never cut.
+	WriteProgressTimeout time.Duration
+	// OnAcceptError observes a resource error accept() failed with (too
+	// many open files, out of buffers) and how long the listener waits
+	// before retrying. It must not block.
+	OnAcceptError func(err error, retryIn time.Duration)
+}
+
+// Listener wraps the client listener. Accept survives resource exhaustion
+// (EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED): instead of returning the
+// error, which makes fasthttp's Serve, and with it the gateway, exit, it
+// reports the error, backs off and retries, while connections already
+// accepted keep being served. Accepted connections are *Conn.
+type Listener struct {
+	net.Listener
+	opts    ListenerOptions
+	retries atomic.Int64
+	closed  atomic.Bool
+	wake    chan struct{}
+}
+
+// Listen wraps ln.
+func Listen(ln net.Listener, opts ListenerOptions) *Listener {
+	return &Listener{Listener: ln, opts: opts, wake: make(chan struct{})}
+}
+
+// AcceptRetries is how many times accept failed with a resource error and
+// was retried.
+func (l *Listener) AcceptRetries() int64 { return l.retries.Load() }
+
+// Accept returns the next connection, retrying through resource errors.
+func (l *Listener) Accept() (net.Conn, error) {
+	delay := time.Duration(0)
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return newConn(c, l.opts.WriteProgressTimeout), nil
+		}
+		if l.closed.Load() || !isResourceError(err) {
+			return nil, err
+		}
+		if delay == 0 {
+			delay = minAcceptBackoff
+		} else {
+			delay = min(2*delay, maxAcceptBackoff)
+		}
+		l.retries.Add(1)
+		if l.opts.OnAcceptError != nil {
+			l.opts.OnAcceptError(err, delay)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-l.wake:
+			t.Stop()
+		}
+	}
+}
+
+// Close closes the listener and ends a back-off in progress.
+func (l *Listener) Close() error {
+	if l.closed.CompareAndSwap(false, true) {
+		close(l.wake)
+	}
+	return l.Listener.Close()
+}
+
+// isResourceError reports accept errors that say the process or system is
+// short of something (file descriptors, buffers, memory) or that one
+// pending connection went away; the listener itself is fine.
+func isResourceError(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Conn is an accepted client connection. It counts the bytes read (so the
+// gateway can bound chunked-body framing against the data it carries) and
+// applies the write progress timeout.
+type Conn struct {
+	net.Conn
+	read atomic.Int64
+	// readLimit, when positive, is the byte count past which reads fail
+	// with ErrReadLimit.
+	readLimit atomic.Int64
+	progress  time.Duration
+	// deadline is the write deadline fasthttp asked for (its
+	// write_timeout), which a progress deadline never extends.
+	deadline time.Time
+}
+
+func newConn(c net.Conn, progress time.Duration) *Conn {
+	return &Conn{Conn: c, progress: progress}
+}
+
+// BytesRead is the number of bytes read from the client so far.
+func (c *Conn) BytesRead() int64 { return c.read.Load() }
+
+// ErrReadLimit is the read error once a connection's read limit is reached.
+var ErrReadLimit = errors.New("edge: connection read limit reached")
+
+// SetReadLimit makes reads fail with ErrReadLimit once BytesRead reaches
+// limit; 0 removes the limit. The gateway bounds a chunked body's wire
+// size with it: fasthttp skips chunk extensions inside one body read, so
+// only the connection can stop an endless one.
+func (c *Conn) SetReadLimit(limit int64) { c.readLimit.Store(limit) }
+
+func (c *Conn) Read(p []byte) (int, error) {
+	if lim := c.readLimit.Load(); lim > 0 {
+		left := lim - c.read.Load()
+		if left <= 0 {
+			return 0, ErrReadLimit
+		}
+		if int64(len(p)) > left {
+			p = p[:left]
+		}
+	}
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// progressSlice is the most written under one progress deadline, so a
+// client reading steadily but slowly renews it.
+const progressSlice = 64 << 10
+
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.progress <= 0 {
+		return c.Conn.Write(p)
+	}
+	written := 0
+	for len(p) > 0 {
+		d := time.Now().Add(c.progress)
+		if !c.deadline.IsZero() && c.deadline.Before(d) {
+			d = c.deadline
+		}
+		if err := c.Conn.SetWriteDeadline(d); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(p[:min(len(p), progressSlice)])
+		written += n
+		p = p[n:]
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// SetWriteDeadline records fasthttp's own deadline and applies it.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline records the write half of t and applies it.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.deadline = t
+	return c.Conn.SetDeadline(t)
+}
+
+// SetKeepAlive and SetKeepAlivePeriod pass TCP keep-alive settings through
+// (fasthttp configures them on accepted connections that offer them).
+func (c *Conn) SetKeepAlive(on bool) error {
+	if tc := tcpConn(c.Conn); tc != nil {
+		return tc.SetKeepAlive(on)
+	}
+	return nil
+}
+
+func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
+	if tc := tcpConn(c.Conn); tc != nil {
+		return tc.SetKeepAlivePeriod(d)
+	}
+	return nil
+}
+
+// tcpConn finds the TCP connection under wrappers that expose it with
+// NetConn (as crypto/tls does).
+func tcpConn(c net.Conn) *net.TCPConn {
+	for {
+		switch v := c.(type) {
+		case *net.TCPConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package edge
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// flakyListener fails Accept with err n times, then accepts from the real
+// listener.
+type flakyListener struct {
+	net.Listener
+	mu   sync.Mutex
+	n    int
+	errv error
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	f.mu.Lock()
+	if f.n > 0 {
+		f.n--
+		f.mu.Unlock()
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", f.errv)}
+	}
+	f.mu.Unlock()
+	return f.Listener.Accept()
+}
+
+func TestAcceptSurvivesFileDescriptorExhaustion(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delays []time.Duration
+	ln := Listen(&flakyListener{Listener: inner, n: 4, errv: syscall.EMFILE}, ListenerOptions{
+		OnAcceptError: func(err error, d time.Duration) {
+			if !errors.Is(err, syscall.EMFILE) {
+				t.Errorf("reported %v", err)
+			}
+			delays = append(delays, d)
+		},
+	})
+	defer ln.Close()
+	go func() {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("Accept gave up: %v", err)
+	}
+	c.Close()
+	if _, ok := c.(*Conn); !ok {
+		t.Errorf("accepted %T, want *Conn", c)
+	}
+	want := []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}
+	if len(delays) != len(want) {
+		t.Fatalf("back-off %v, want %v", delays, want)
+	}
+	for i := range want {
+		if delays[i] != want[i] {
+			t.Fatalf("back-off %v, want %v", delays, want)
+		}
+	}
+	if ln.AcceptRetries() != 4 {
+		t.Errorf("AcceptRetries = %d", ln.AcceptRetries())
+	}
+}
+
+func TestAcceptReturnsOtherErrorsAndStopsOnClose(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := Listen(&flakyListener{Listener: inner, n: 1, errv: syscall.EINVAL}, ListenerOptions{})
+	if _, err := ln.Accept(); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("a non-resource error must end Accept: %v", err)
+	}
+	// Close during a back-off ends Accept promptly.
+	backingOff := make(chan struct{}, 1)
+	ln2 := Listen(&flakyListener{Listener: inner, n: 1 << 30, errv: syscall.EMFILE}, ListenerOptions{
+		OnAcceptError: func(error, time.Duration) {
+			select {
+			case backingOff <- struct{}{}:
+			default:
+			}
+		},
+	})
+	done := make(chan error, 1)
+	go func() { _, err := ln2.Accept(); done <- err }()
+	<-backingOff
+	ln2.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Accept returned a connection from a closed listener")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept kept retrying after Close")
+	}
+}
+
+// A client that reads nothing is cut after the progress timeout; one that
+// reads slowly but steadily is not.
+func TestWriteProgressTimeout(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := Listen(inner, ListenerOptions{WriteProgressTimeout: 200 * time.Millisecond})
+	defer ln.Close()
+	client, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	big := make([]byte, 64<<20) // far more than socket buffers hold
+	start := time.Now()
+	n, err := server.Write(big)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("write to a client that never reads: n=%d err=%v, want a timeout", n, err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("cut after %v", el)
+	}
+
+	// Steady reader: 4 MiB drained in small reads; every slice makes
+	// progress, so the write completes although it takes longer than the
+	// timeout in total.
+	client2, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client2.Close()
+	server2, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server2.Close()
+	payload := make([]byte, 4<<20)
+	read := make(chan int64, 1)
+	go func() {
+		var total int64
+		buf := make([]byte, 32<<10)
+		for total < int64(len(payload)) {
+			n, err := client2.Read(buf)
+			total += int64(n)
+			if err != nil {
+				break
+			}
+			time.Sleep(2 * time.Millisecond) // a slow reader, by design of the test
+		}
+		read <- total
+	}()
+	if _, err := server2.Write(payload); err != nil {
+		t.Fatalf("steady slow reader cut: %v", err)
+	}
+	if got := <-read; got != int64(len(payload)) {
+		t.Fatalf("read %d", got)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(client2, 0))
+}
+
+func TestReadLimit(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	c := newConn(b, 0)
+	defer c.Close()
+	go func() { _, _ = a.Write(make([]byte, 100)) }()
+	c.SetReadLimit(10)
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if n > 10 || err != nil {
+		t.Fatalf("first read: %d %v", n, err)
+	}
+	for err == nil {
+		_, err = c.Read(buf)
+	}
+	if !errors.Is(err, ErrReadLimit) || c.BytesRead() != 10 {
+		t.Fatalf("err %v after %d bytes", err, c.BytesRead())
+	}
+	c.SetReadLimit(0)
+	if n, err := c.Read(buf); err != nil || n == 0 {
+		t.Fatalf("lifted limit: %d %v", n, err)
+	}
+}

@@ -1,0 +1,68 @@
+// Package edge owns the fasthttp server settings of every client-facing
+// listener: header names kept exactly as sent, no invented response headers,
+// streamed request bodies, and the limits server config controls. The
+// gateway's server and the test harnesses all build their fasthttp.Server
+// here, so a test sees the very options production runs with.
+package edge
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// BufferedBodyLimit is how much request body fasthttp reads ahead before
+// the handler runs. Request bodies stream, so this is not the body limit;
+// the gateway enforces server.max_body_size itself while streaming.
+const BufferedBodyLimit = 64 << 10
+
+// DefaultMaxHeaderSize is the read buffer, hence the largest request line
+// plus headers, when Limits leaves it zero (server.max_header_size's
+// default).
+const DefaultMaxHeaderSize = 16 << 10
+
+// Limits are the listener settings server config controls. Zero values
+// mean fasthttp's defaults (no timeout, no cap) except MaxHeaderSize.
+type Limits struct {
+	MaxHeaderSize int
+	// ReadHeaderTimeout bounds reading the request line and headers.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	WriteTimeout      time.Duration
+	// MaxConnections caps concurrent connections; MaxConnectionsPerIP caps
+	// them per client address (extra connections get 429 and are closed).
+	MaxConnections      int
+	MaxConnectionsPerIP int
+}
+
+// NewServer returns a fasthttp server for h with the gateway's options.
+// Callers add hooks (error handler, header-received, expect, conn state,
+// logger) but must not change the options set here.
+func NewServer(h fasthttp.RequestHandler, l Limits) *fasthttp.Server {
+	if l.MaxHeaderSize <= 0 {
+		l.MaxHeaderSize = DefaultMaxHeaderSize
+	}
+	return &fasthttp.Server{
+		Handler: h,
+		// The gateway forwards what it was sent: no Server header, no
+		// default Content-Type on responses that have none, header names in
+		// the client's spelling (so every lookup must be case-insensitive:
+		// see the header helpers in package proxy).
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            BufferedBodyLimit,
+		ReadBufferSize:                l.MaxHeaderSize,
+		ReadTimeout:                   l.ReadHeaderTimeout,
+		IdleTimeout:                   l.IdleTimeout,
+		WriteTimeout:                  l.WriteTimeout,
+		Concurrency:                   l.MaxConnections,
+		MaxConnsPerIP:                 l.MaxConnectionsPerIP,
+		CloseOnShutdown:               true,
+		ReduceMemoryUsage:             true,
+		TCPKeepalive:                  true,
+		SecureErrorLogMessage:         true,
+	}
+}
