@@ -69,6 +69,13 @@ type ConsulConfig struct {
 	Tag        string `mapstructure:"tag"`
 	Datacenter string `mapstructure:"datacenter"`
 	Token      string `mapstructure:"token"`
+	// AllowEmpty applies an answer with no passing instances. By default a
+	// sudden drop to zero (an ACL mistake filtering everything out, every
+	// check flapping at once) keeps the last non-empty set instead, with a
+	// warning and floodgate_discovery_empty_kept_total, because an origin
+	// with no instances fails every request while a stale set usually
+	// still works.
+	AllowEmpty bool `mapstructure:"allow_empty"`
 	// Wait is the blocking-query wait time sent to Consul (Consul caps it at 10m).
 	Wait time.Duration `mapstructure:"wait"`
 	// BackoffMin and BackoffMax bound the jittered exponential backoff after errors.

@@ -24,6 +24,14 @@ type ConsulWatcher struct {
 	transport *http.Transport
 	log       *slog.Logger
 	set       func([]InstanceConfig)
+	// OnEmptyKept, if set, is called each time an empty answer was not
+	// applied and the last non-empty set kept (see ConsulConfig.AllowEmpty).
+	OnEmptyKept func()
+	// Current, if set, reports how many instances the origin has now. The
+	// drop-to-zero guard uses it rather than the watcher's own memory, so a
+	// watcher restarted by a reload (a new token, say) still protects the
+	// set its predecessor found.
+	Current func() int
 }
 
 // NewConsulWatcher builds a watcher; set is called with each new instance set, from
@@ -62,9 +70,10 @@ func (w *ConsulWatcher) Run(ctx context.Context) {
 		index    uint64
 		failures int
 		applied  bool
+		lastLen  int // size of the set last applied
 	)
 	for ctx.Err() == nil {
-		entries, lastIndex, err := w.query(ctx, index)
+		entries, lastIndex, filtered, err := w.query(ctx, index)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -97,15 +106,34 @@ func (w *ConsulWatcher) Run(ctx context.Context) {
 			index = lastIndex
 		}
 		set := toInstances(entries)
+		applied = true
 		if len(set) == 0 {
-			w.log.Warn("consul reports no passing instances", "service", w.cfg.Service, "tag", w.cfg.Tag)
+			if filtered {
+				w.log.Warn("consul filtered the service's instances out by ACL: the token lacks service:read on it",
+					"service", w.cfg.Service)
+			}
+			current := lastLen
+			if w.Current != nil {
+				current = w.Current()
+			}
+			if !w.cfg.AllowEmpty && current > 0 {
+				w.log.Warn("consul reports no passing instances; keeping the last known set (set consul.allow_empty to apply an empty answer)",
+					"service", w.cfg.Service, "tag", w.cfg.Tag, "kept", current, "acl_filtered", filtered)
+				if w.OnEmptyKept != nil {
+					w.OnEmptyKept()
+				}
+				continue
+			}
+			w.log.Warn("consul reports no passing instances", "service", w.cfg.Service, "tag", w.cfg.Tag, "acl_filtered", filtered)
 		}
 		w.set(set)
-		applied = true
+		lastLen = len(set)
 	}
 }
 
-func (w *ConsulWatcher) query(ctx context.Context, index uint64) ([]*api.ServiceEntry, uint64, error) {
+// query runs one (blocking) health query; filtered reports that Consul left
+// results out because of the token's ACL policy.
+func (w *ConsulWatcher) query(ctx context.Context, index uint64) (_ []*api.ServiceEntry, _ uint64, filtered bool, _ error) {
 	// Consul answers a blocking query within wait plus up to wait/16 of jitter; past
 	// that, a silent server is a failure rather than something to wait on forever.
 	qctx, cancel := context.WithTimeout(ctx, w.cfg.Wait+w.cfg.Wait/16+5*time.Second)
@@ -118,9 +146,9 @@ func (w *ConsulWatcher) query(ctx context.Context, index uint64) ([]*api.Service
 	}).WithContext(qctx)
 	entries, meta, err := w.client.Health().Service(w.cfg.Service, w.cfg.Tag, true, q)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	return entries, meta.LastIndex, nil
+	return entries, meta.LastIndex, meta.ResultsFilteredByACLs, nil
 }
 
 // toInstances maps entries to instances: the service address, else the node address,

@@ -68,12 +68,13 @@ func TestConsulChangesPropagateWithinOneRoundTrip(t *testing.T) {
 
 	// Each step must arrive within one blocking round trip: the watcher's pending
 	// query returns at once (the wait is a minute) and no extra query is needed.
-	// last is the query count when the previous change was delivered; the
-	// watcher has re-armed its blocking query once the count moves past it.
+	// Once the previous change was delivered, a blocked query at the fake is
+	// the watcher's re-armed one (counting queries instead raced with a
+	// re-arm that came before the count was read).
 	var last int64
 	step := func(name string, mutate func(), want []string) {
 		t.Helper()
-		eventually(t, 2*time.Second, "watcher blocked", func() bool { return fake.Queries() > last })
+		eventually(t, 2*time.Second, "watcher blocked", func() bool { return fake.Blocked() > 0 })
 		before := fake.Queries()
 		start := time.Now()
 		mutate()

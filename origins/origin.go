@@ -86,6 +86,9 @@ type Origin struct {
 type Hooks struct {
 	OnBreakerChange func(origin, instance string, from, to BreakerState)
 	OnHealthChange  func(origin, instance string, healthy bool)
+	// OnDiscoveryEmptyKept is called when discovery answered with no
+	// instances and the last non-empty set was kept instead.
+	OnDiscoveryEmptyKept func(origin string)
 }
 
 func newOrigin(name string, cfg OriginConfig, log *slog.Logger, hooks Hooks) *Origin {

@@ -129,6 +129,11 @@ func (r *Registry) syncBackground(o *Origin, cfg OriginConfig) error {
 			if err != nil {
 				return err
 			}
+			w.Current = func() int { return len(o.Instances()) }
+			if hook := r.opts.Hooks.OnDiscoveryEmptyKept; hook != nil {
+				name := o.name
+				w.OnEmptyKept = func() { hook(name) }
+			}
 			o.bg.discovery = startTask(consulKey, w.Run)
 		}
 	}

@@ -54,7 +54,10 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 	if validateOnly {
 		startOrigins = nil // config.Validate already checked them
 	}
-	reg, err := origins.NewRegistry(startOrigins, origins.Options{Logger: logger.With("component", "origins")})
+	reg, err := origins.NewRegistry(startOrigins, origins.Options{
+		Logger: logger.With("component", "origins"),
+		Hooks:  origins.Hooks{OnDiscoveryEmptyKept: rt.metrics.RegisterDiscoveryEmptyKept()},
+	})
 	if err != nil {
 		rt.close()
 		return nil, err

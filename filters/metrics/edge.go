@@ -12,3 +12,16 @@ func (m *Metrics) RegisterAcceptErrors(fn func() int64) {
 		Help: "Times accepting a client connection failed for lack of resources (e.g. EMFILE) and was retried after a back-off.",
 	}, func() float64 { return float64(fn()) }))
 }
+
+// RegisterDiscoveryEmptyKept adds floodgate_discovery_empty_kept_total
+// {origin} and returns the function that counts one: discovery answered
+// with no instances and the origin kept its last non-empty set. Call it
+// once, when wiring the origin registry.
+func (m *Metrics) RegisterDiscoveryEmptyKept() func(origin string) {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "discovery_empty_kept_total",
+		Help: "Times service discovery reported no instances for an origin and the last non-empty set was kept (consul.allow_empty off).",
+	}, []string{"origin"})
+	m.reg.MustRegister(vec)
+	return func(origin string) { vec.WithLabelValues(origin).Inc() }
+}

@@ -7,8 +7,9 @@
 // headers; blocking queries (index and wait parameters; the call returns when the
 // service's index moves past the given one or the wait expires, plus up to wait/16 of
 // jitter as Consul does); the passing, tag (repeatable, all must match) and dc
-// parameters; X-Consul-Token when a token is required. Test controls add, remove and
-// fail instances, move an index backwards, and simulate outages.
+// parameters; ACLs as Consul applies them to this endpoint (see RequireToken). Test
+// controls add, remove and fail instances, move an index backwards, and simulate
+// outages.
 package consulfake
 
 import (
@@ -59,12 +60,16 @@ type Server struct {
 	services map[string]*service
 	changed  chan struct{} // closed and replaced on every change
 	outage   Outage
-	token    string
+	// acl is on once RequireToken was called: tokens maps each known token to
+	// the services it may read ("*" for all).
+	acl    bool
+	tokens map[string][]string
 
 	closing  chan struct{}
 	closeOne sync.Once
 	handlers sync.WaitGroup
 	queries  atomic.Int64
+	blocked  atomic.Int64
 }
 
 type service struct {
@@ -98,6 +103,11 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Queries counts health queries answered or in progress since start.
 func (s *Server) Queries() int64 { return s.queries.Load() }
+
+// Blocked is the number of blocking queries waiting for a change right now.
+// Once a client has received an answer, a positive count means it has
+// re-armed its next blocking query, so a change made now reaches it at once.
+func (s *Server) Blocked() int64 { return s.blocked.Load() }
 
 // Close stops the server, releases blocked queries and waits for every handler.
 func (s *Server) Close() {
@@ -196,11 +206,46 @@ func (s *Server) SetOutage(o Outage) {
 	s.changed = make(chan struct{})
 }
 
-// RequireToken makes queries without this X-Consul-Token fail with 403 ("" disables).
+// RequireToken turns ACLs on with a default-deny policy, as Consul runs them, and
+// makes tok a token that may read every service ("" turns ACLs off). Then, like
+// Consul's /v1/health/service: a token Consul does not know gets 403 "ACL not
+// found"; no token (the anonymous token) or a token without service:read gets 200
+// with the service's instances filtered out (an empty list) and the header
+// X-Consul-Results-Filtered-By-ACLs: true.
 func (s *Server) RequireToken(tok string) {
 	s.mu.Lock()
-	s.token = tok
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.acl = tok != ""
+	s.tokens = map[string][]string{}
+	if tok != "" {
+		s.tokens[tok] = []string{"*"}
+	}
+}
+
+// AddToken makes tok a known token that may read only the named services.
+func (s *Server) AddToken(tok string, services ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokens == nil {
+		s.tokens = map[string][]string{}
+	}
+	s.tokens[tok] = services
+}
+
+// aclLocked decides a query under ACLs: known is false for a token Consul would
+// not find (403); readable is false when the results must be filtered out.
+func (s *Server) aclLocked(tok, service string) (known, readable bool) {
+	if !s.acl {
+		return true, true
+	}
+	if tok == "" {
+		return true, false // the anonymous token, denied by default
+	}
+	grants, ok := s.tokens[tok]
+	if !ok {
+		return false, false
+	}
+	return true, slices.Contains(grants, "*") || slices.Contains(grants, service)
 }
 
 const (
@@ -246,7 +291,8 @@ func (s *Server) handleHealthService(w http.ResponseWriter, r *http.Request) {
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
-		outage, changed, token := s.outage, s.changed, s.token
+		outage, changed := s.outage, s.changed
+		tokenKnown, readable := s.aclLocked(r.Header.Get("X-Consul-Token"), name)
 		var idx uint64
 		if v, ok := s.services[name]; ok && v.index > 0 {
 			idx = v.index
@@ -264,7 +310,7 @@ func (s *Server) handleHealthService(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			continue
-		case token != "" && r.Header.Get("X-Consul-Token") != token:
+		case !tokenKnown:
 			s.mu.Unlock()
 			http.Error(w, "ACL not found", http.StatusForbidden)
 			return
@@ -273,7 +319,10 @@ func (s *Server) handleHealthService(w http.ResponseWriter, r *http.Request) {
 		// caller's, including when it went backwards (Consul then answers at timeout).
 		if minIndex > 0 && idx <= minIndex {
 			s.mu.Unlock()
-			if !s.await(r.Context(), changed, deadline.C) {
+			s.blocked.Add(1)
+			woken := s.await(r.Context(), changed, deadline.C)
+			s.blocked.Add(-1)
+			if !woken {
 				if r.Context().Err() != nil || s.isClosing() {
 					return
 				}
@@ -282,12 +331,12 @@ func (s *Server) handleHealthService(w http.ResponseWriter, r *http.Request) {
 					s.mu.Unlock()
 					continue
 				}
-				s.respondLocked(w, name, passingOnly, tags)
+				s.respondLocked(w, name, passingOnly, tags, readable)
 				return
 			}
 			continue
 		}
-		s.respondLocked(w, name, passingOnly, tags)
+		s.respondLocked(w, name, passingOnly, tags, readable)
 		return
 	}
 }
@@ -315,7 +364,9 @@ func (s *Server) isClosing() bool {
 }
 
 // respondLocked writes the current answer; it releases s.mu.
-func (s *Server) respondLocked(w http.ResponseWriter, name string, passingOnly bool, tags []string) {
+// Without read permission the list is empty and marked as filtered, with the
+// same index a permitted reader gets (Consul filters after the query).
+func (s *Server) respondLocked(w http.ResponseWriter, name string, passingOnly bool, tags []string, readable bool) {
 	idx := s.index
 	var list []Instance
 	if v, ok := s.services[name]; ok {
@@ -328,6 +379,10 @@ func (s *Server) respondLocked(w http.ResponseWriter, name string, passingOnly b
 	s.mu.Unlock()
 
 	out := make([]serviceEntry, 0, len(list))
+	filtered := !readable && len(list) > 0
+	if !readable {
+		list = nil
+	}
 	for _, in := range list {
 		if passingOnly && !in.Passing {
 			continue
@@ -342,6 +397,9 @@ func (s *Server) respondLocked(w http.ResponseWriter, name string, passingOnly b
 	h.Set("X-Consul-Index", strconv.FormatUint(max(idx, 1), 10))
 	h.Set("X-Consul-KnownLeader", "true")
 	h.Set("X-Consul-LastContact", "0")
+	if filtered {
+		h.Set("X-Consul-Results-Filtered-By-ACLs", "true")
+	}
 	_ = json.NewEncoder(w).Encode(out) // a write error means the client left
 }
 

@@ -95,8 +95,17 @@ func TestDatacenterAndToken(t *testing.T) {
 		!strings.Contains(err.Error(), "403") {
 		t.Fatalf("bad token: %v", err)
 	}
-	if _, _, err := client(t, s, "", "secret").Health().Service("web", "", true, nil); err != nil {
-		t.Fatalf("good token: %v", err)
+	if es, meta, err := client(t, s, "", "secret").Health().Service("web", "", true, nil); err != nil || len(es) != 1 || meta.ResultsFilteredByACLs {
+		t.Fatalf("good token: %d entries, filtered %v, %v", len(es), meta != nil && meta.ResultsFilteredByACLs, err)
+	}
+	// Like Consul: no token (anonymous, default deny) or a token without
+	// service:read is not an error but an ACL-filtered empty list.
+	s.AddToken("other-only", "other")
+	for _, tok := range []string{"", "other-only"} {
+		es, meta, err := client(t, s, "", tok).Health().Service("web", "", true, nil)
+		if err != nil || len(es) != 0 || !meta.ResultsFilteredByACLs || meta.LastIndex == 0 {
+			t.Fatalf("token %q: %d entries, meta %+v, %v; want 200, empty, filtered", tok, len(es), meta, err)
+		}
 	}
 }
 
