@@ -98,7 +98,18 @@ func presentsToken(r *http.Request, token string) bool {
 	if _, pass, ok := r.BasicAuth(); ok {
 		return subtle.ConstantTimeCompare([]byte(pass), []byte(token)) == 1
 	}
-	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) == 1
+	return subtle.ConstantTimeCompare([]byte(bearerCredentials(r.Header.Get("Authorization"))), []byte(token)) == 1
+}
+
+// bearerCredentials returns the credentials of a Bearer authorization, or
+// "". The scheme name is case-insensitive (RFC 9110 11.1): "bearer x" and
+// "BEARER x" are as good as "Bearer x".
+func bearerCredentials(v string) string {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimLeft(cred, " ")
 }
 
 func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {

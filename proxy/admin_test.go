@@ -62,6 +62,12 @@ func TestAdminTokenGuardsDashboardBearerOrBasic(t *testing.T) {
 		{"/admin/dashboard.json", basic("", "s3cret"), 200},
 		{"/admin/dashboard.json", basic("s3cret", "wrong"), 401},
 		{"/dashboard", "Bearer wrong", 401},
+		// RFC 9110 11.1: the auth scheme is case-insensitive.
+		{"/admin/dashboard.json", "bearer s3cret", 200},
+		{"/admin/dashboard.json", "BEARER s3cret", 200},
+		{"/admin/dashboard.json", "Bearers3cret", 401},
+		{"/admin/dashboard.json", "Bearer", 401},
+		{"/admin/dashboard.json", "Token s3cret", 401},
 		{"/healthz", "", 200},
 		{"/readyz", "", 200},
 	} {
