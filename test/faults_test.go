@@ -18,14 +18,13 @@ import (
 // faultOrigin is a raw TCP origin that misbehaves on purpose, chosen by
 // the request path. It speaks just enough HTTP/1.1 to read a request.
 type faultOrigin struct {
-	ln       net.Listener
-	wg       sync.WaitGroup
-	stop     chan struct{}
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	uploads  chan string // how each /upload ended: "complete" or the read error
-	bigCut   chan struct{}
-	bigServe int
+	ln      net.Listener
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	uploads chan string // how each /upload ended: "complete" or the read error
+	bigCut  chan struct{}
 }
 
 func startFaultOrigin(t *testing.T) *faultOrigin {
