@@ -221,7 +221,10 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	}
 	var head []byte
 	var headBuf *[]byte
-	if stream := resp.BodyStream(); stream != nil {
+	// A body of known length up to bufferedBodyLimit is read whole below,
+	// before anything is committed; any other body's start is read here,
+	// so a failure before its first byte is still a clean 502/504.
+	if stream := resp.BodyStream(); stream != nil && !(resp.Header.ContentLength() >= 0 && resp.Header.ContentLength() <= bufferedBodyLimit) {
 		headBuf = headBufPool.Get().(*[]byte)
 		n, err := readHead(stream, resp.Header.ContentLength(), *headBuf)
 		if err != nil {
@@ -272,11 +275,17 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 		if err != nil {
 			// Nothing has reached the client yet, so it gets a clean 502
 			// rather than a truncated body.
-			_, cat := classifyOriginError(err)
-			done(origins.Result{Latency: latency, Outcome: origins.OutcomeReset, Status: status})
+			code, cat := classifyOriginError(err)
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				code, cat = http.StatusBadGateway, filters.CategoryOriginReset
+			}
+			done(origins.Result{Latency: latency, Outcome: outcomeOf(cat), Status: status})
+			if n := len(c.Attempts); n > 0 {
+				c.Attempts[n-1].Outcome = outcomeOf(cat).String()
+			}
 			c.Err = err
-			c.Log("origin failed mid-body: " + err.Error())
-			c.Respond(http.StatusBadGateway, cat, originErrorReason(cat, e.origin))
+			c.Log("origin failed before the first byte reached the client: " + err.Error())
+			c.Respond(code, cat, originErrorReason(cat, e.origin))
 			return
 		}
 		c.BytesOut = int64(size)
