@@ -223,7 +223,6 @@ func (s *Server) Recovered(c *filters.Context, v any) {
 // replaces the Host header, so routing and the origin agree) and c.Path.
 func (s *Server) admit(ctx *fasthttp.RequestCtx, c *filters.Context, snap *Snapshot) (int, filters.Category, string) {
 	h := &ctx.Request.Header
-	c.Host = string(h.Host())
 	if status, reason := checkHead(h); status != 0 {
 		return status, filters.CategoryClientError, reason
 	}
