@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,10 +26,16 @@ const (
 // not validate (timeouts and windows must be positive), which is deliberate: a map
 // entry decoded without defaults fails loudly instead of running with zeros.
 type OriginConfig struct {
-	// Instances is a static instance list. Exactly one of Instances and Consul is set.
+	// Exactly one discovery source (discovery.go) is set: its YAML key
+	// selects it and holds its options.
+
+	// Instances is a static instance list.
 	Instances []InstanceConfig `mapstructure:"instances"`
 	// Consul enables discovery through Consul's health endpoint.
 	Consul *ConsulConfig `mapstructure:"consul"`
+	// Discovery holds the options of registered sources that have no field
+	// of their own, by key; DecodeOrigins fills it.
+	Discovery map[string]any `mapstructure:"-"`
 
 	LB       LB             `mapstructure:"lb"`
 	Timeouts TimeoutsConfig `mapstructure:"timeouts"`
@@ -59,28 +64,6 @@ type OriginConfig struct {
 type InstanceConfig struct {
 	Address string `mapstructure:"address"` // host:port
 	Weight  int    `mapstructure:"weight"`  // 0 means 1
-}
-
-// ConsulConfig selects the passing instances of a Consul service.
-type ConsulConfig struct {
-	// Address of the Consul agent: host:port or http(s)://host:port.
-	Address    string `mapstructure:"address"`
-	Service    string `mapstructure:"service"`
-	Tag        string `mapstructure:"tag"`
-	Datacenter string `mapstructure:"datacenter"`
-	Token      string `mapstructure:"token"`
-	// AllowEmpty applies an answer with no passing instances. By default a
-	// sudden drop to zero (an ACL mistake filtering everything out, every
-	// check flapping at once) keeps the last non-empty set instead, with a
-	// warning and floodgate_discovery_empty_kept_total, because an origin
-	// with no instances fails every request while a stale set usually
-	// still works.
-	AllowEmpty bool `mapstructure:"allow_empty"`
-	// Wait is the blocking-query wait time sent to Consul (Consul caps it at 10m).
-	Wait time.Duration `mapstructure:"wait"`
-	// BackoffMin and BackoffMax bound the jittered exponential backoff after errors.
-	BackoffMin time.Duration `mapstructure:"backoff_min"`
-	BackoffMax time.Duration `mapstructure:"backoff_max"`
 }
 
 // TimeoutsConfig is used by the proxy; origins only validates it.
@@ -191,41 +174,10 @@ func DefaultOriginConfig() OriginConfig {
 	}
 }
 
-// DefaultConsulConfig returns the Consul defaults; Service must still be set.
-func DefaultConsulConfig() ConsulConfig {
-	return ConsulConfig{
-		Address:    "127.0.0.1:8500",
-		Wait:       55 * time.Second,
-		BackoffMin: 250 * time.Millisecond,
-		BackoffMax: 30 * time.Second,
-	}
-}
-
 // Validate checks c and names every bad field by its key path relative to the origin.
 func (c OriginConfig) Validate() error {
 	var fe decode.Errors
-	switch {
-	case len(c.Instances) > 0 && c.Consul != nil:
-		fe.Add("instances", "set either instances or consul, not both")
-	case len(c.Instances) == 0 && c.Consul == nil:
-		fe.Add("instances", "at least one instance is required unless consul is set")
-	}
-	seen := make(map[string]bool, len(c.Instances))
-	for i, in := range c.Instances {
-		p := "instances[" + strconv.Itoa(i) + "]"
-		if err := validateHostPort(in.Address); err != nil {
-			fe.Add(p+".address", "%v", err)
-		} else if seen[in.Address] {
-			fe.Add(p+".address", "duplicate address %q", in.Address)
-		}
-		seen[in.Address] = true
-		if in.Weight < 0 || in.Weight > 10000 {
-			fe.Add(p+".weight", "must be between 0 and 10000, got %d", in.Weight)
-		}
-	}
-	if c.Consul != nil {
-		c.Consul.validate(&fe, "consul")
-	}
+	validateDiscovery(c, &fe)
 	if err := validBalancer(c.LB); err != nil {
 		fe.Add("lb", "%v", err)
 	}
@@ -329,33 +281,6 @@ func (c OriginConfig) Validate() error {
 	return fe.Err()
 }
 
-func (c *ConsulConfig) validate(fe *decode.Errors, p string) {
-	if c.Address == "" {
-		fe.Add(p+".address", "required")
-	} else if strings.Contains(c.Address, "://") {
-		u, err := url.Parse(c.Address)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fe.Add(p+".address", "must be host:port or http(s)://host:port, got %q", c.Address)
-		}
-	} else if err := validateHostPort(c.Address); err != nil {
-		fe.Add(p+".address", "%v", err)
-	}
-	if c.Service == "" {
-		fe.Add(p+".service", "required")
-	} else if strings.ContainsAny(c.Service, "/?#") {
-		fe.Add(p+".service", "invalid service name %q", c.Service)
-	}
-	if c.Wait <= 0 || c.Wait > 10*time.Minute {
-		fe.Add(p+".wait", "must be in (0, 10m], got %v", c.Wait)
-	}
-	if c.BackoffMin <= 0 {
-		fe.Add(p+".backoff_min", "must be positive")
-	}
-	if c.BackoffMax < c.BackoffMin {
-		fe.Add(p+".backoff_max", "must be >= backoff_min")
-	}
-}
-
 func validateHostPort(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -397,8 +322,8 @@ func validName(s string) bool {
 }
 
 // DecodeOrigins decodes the origins section: a map of origin name to its
-// settings, each decoded over DefaultOriginConfig() (and a consul block over
-// DefaultConsulConfig()) so omitted keys keep their defaults. Names are
+// settings, each decoded over DefaultOriginConfig() (and a discovery
+// source's block over that source's defaults) so omitted keys keep their defaults. Names are
 // case-insensitive and lower-cased, as routes refer to them. Problems name
 // their key path under at; validation is ValidateOrigins'.
 func DecodeOrigins(at string, raw any) (map[string]OriginConfig, error) {
@@ -417,13 +342,9 @@ func DecodeOrigins(at string, raw any) (map[string]OriginConfig, error) {
 			errs.Add(path, "must be a map of origin settings")
 			continue
 		}
-		for k, v := range fields {
-			if strings.EqualFold(k, "consul") && v != nil {
-				cc := DefaultConsulConfig()
-				oc.Consul = &cc
-			}
-		}
-		if err := decode.Decode(fields, &oc); err != nil {
+		rest, srcErr := decodeDiscovery(fields, &oc)
+		errs.Merge(path, srcErr)
+		if err := decode.Decode(rest, &oc); err != nil || srcErr != nil {
 			errs.Merge(path, err)
 			continue
 		}
@@ -442,4 +363,23 @@ func (t TimeoutsConfig) Override(route TimeoutsConfig) TimeoutsConfig {
 		t.Response = route.Response
 	}
 	return t
+}
+
+// decodeDiscovery decodes the keys of fields that select a discovery source
+// decoding its own options into oc, and returns the other fields.
+func decodeDiscovery(fields map[string]any, oc *OriginConfig) (map[string]any, error) {
+	var errs decode.Errors
+	rest := make(map[string]any, len(fields))
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		s := discoverySourceByKey(k)
+		if s == nil || s.decode == nil {
+			rest[k] = fields[k]
+			continue
+		}
+		if fields[k] == nil {
+			continue // an empty block selects nothing, as if absent
+		}
+		errs.Merge(k, s.decode(fields[k], oc))
+	}
+	return rest, errs.Err()
 }

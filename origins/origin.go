@@ -264,9 +264,6 @@ func (o *Origin) reconfigure(cfg OriginConfig) {
 	if old.Retry.Budget != cfg.Retry.Budget {
 		o.budget.Store(NewBudget(cfg.Retry.Budget, o.now))
 	}
-	if cfg.Consul == nil && !slices.Equal(old.Instances, cfg.Instances) {
-		o.setInstancesLocked(cfg.Instances)
-	}
 }
 
 // close retires every instance and stops notifying; background goroutines are

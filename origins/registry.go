@@ -82,23 +82,24 @@ func (r *Registry) Update(cfgs map[string]OriginConfig) error {
 	cur := *r.origins.Load()
 	next := make(map[string]*Origin, len(cfgs))
 	var created []*Origin
-	for name, cfg := range cfgs {
-		if o, ok := cur[name]; ok {
-			// Stop a watcher whose settings changed before applying a static list, so it
-			// cannot overwrite that list afterwards.
-			if o.bg.discovery.key != discoveryKey(cfg) {
-				o.bg.discovery.stop()
-			}
+	for _, name := range slices.Sorted(maps.Keys(cfgs)) {
+		cfg := cfgs[name]
+		o, ok := cur[name]
+		if ok {
 			o.reconfigure(cfg)
-			next[name] = o
-			continue
+		} else {
+			o = newOrigin(name, cfg, r.opts.Logger, r.opts.Hooks)
+			created = append(created, o)
 		}
-		o := newOrigin(name, cfg, r.opts.Logger, r.opts.Hooks)
-		if cfg.Consul == nil {
-			o.SetInstances(cfg.Instances)
+		// Before publishing, so a new origin with a static list is never seen empty.
+		if err := r.syncDiscovery(o, cfg); err != nil {
+			for _, o := range created {
+				o.bg.discovery.stop()
+				o.close()
+			}
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		next[name] = o
-		created = append(created, o)
 	}
 	r.origins.Store(&next)
 	for name, o := range cur {
@@ -112,31 +113,38 @@ func (r *Registry) Update(cfgs map[string]OriginConfig) error {
 		}
 	}
 	for _, o := range next {
-		if err := r.syncBackground(o, cfgs[o.name]); err != nil {
-			return fmt.Errorf("%s: %w", o.name, err)
-		}
+		r.syncHealth(o, cfgs[o.name])
 	}
 	return nil
 }
 
-// syncBackground (re)starts the discovery and health goroutines whose settings changed.
-func (r *Registry) syncBackground(o *Origin, cfg OriginConfig) error {
-	consulKey := discoveryKey(cfg)
-	if o.bg.discovery.key != consulKey {
-		o.bg.discovery.stop()
-		if cfg.Consul != nil {
-			w, err := NewConsulWatcher(*cfg.Consul, r.opts.Logger.With("origin", o.name), o.SetInstances)
-			if err != nil {
-				return err
-			}
-			w.Current = func() int { return len(o.Instances()) }
-			if hook := r.opts.Hooks.OnDiscoveryEmptyKept; hook != nil {
-				name := o.name
-				w.OnEmptyKept = func() { hook(name) }
-			}
-			o.bg.discovery = startTask(consulKey, w.Run)
-		}
+// syncDiscovery (re)starts o's discovery source when its kind or settings
+// changed; the old watcher stops first, so it cannot overwrite the new
+// source's instances afterwards.
+func (r *Registry) syncDiscovery(o *Origin, cfg OriginConfig) error {
+	key := discoveryKey(cfg)
+	if o.bg.discovery.key == key {
+		return nil
 	}
+	o.bg.discovery.stop()
+	src, opts := discoveryOf(cfg)
+	if src == nil {
+		return nil // unreachable after validation
+	}
+	run, err := src.start(opts, o, discoveryEnv{log: r.opts.Logger.With("origin", o.name), hooks: r.opts.Hooks})
+	if err != nil {
+		return err
+	}
+	if run == nil {
+		o.bg.discovery = task{key: key} // applied once, nothing to stop
+		return nil
+	}
+	o.bg.discovery = startTask(key, run)
+	return nil
+}
+
+// syncHealth (re)starts the health checks whose settings changed.
+func (r *Registry) syncHealth(o *Origin, cfg OriginConfig) {
 	hc := cfg.HealthCheck
 	var healthKey string
 	if hc.Interval > 0 {
@@ -155,15 +163,6 @@ func (r *Registry) syncBackground(o *Origin, cfg OriginConfig) error {
 			o.bg.health = startTask(healthKey, func(ctx context.Context) { o.runHealthChecks(ctx, hc, probe) })
 		}
 	}
-	return nil
-}
-
-// discoveryKey identifies a discovery setting; "" means static instances.
-func discoveryKey(cfg OriginConfig) string {
-	if cfg.Consul == nil {
-		return ""
-	}
-	return fmt.Sprintf("%+v", *cfg.Consul)
 }
 
 func (r *Registry) stopOrigin(o *Origin) {
