@@ -185,6 +185,19 @@ func (s *Server) SetPassing(serviceName, id string, passing bool) bool {
 	return true
 }
 
+// SetAllPassing sets every instance's service check of serviceName at
+// once, in one index change, as when a shared dependency of all the checks
+// fails: a blocking query sees all of them change together.
+func (s *Server) SetAllPassing(serviceName string, passing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.svc(serviceName)
+	for i := range v.instances {
+		v.instances[i].Passing = passing
+	}
+	s.bump(v)
+}
+
 // ResetIndex moves the whole agent's index back to idx (as after a snapshot restore)
 // and marks service as changed at that index.
 func (s *Server) ResetIndex(serviceName string, idx uint64) {
