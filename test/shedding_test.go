@@ -359,7 +359,7 @@ func TestShedDryRunVisibleInAdmin(t *testing.T) {
 
 	o.unblock()
 	held.Wait()
-	eventually(t, 2*time.Second, "global cutoff back to 100", func() bool {
+	eventually(t, 10*time.Second, "global cutoff back to 100", func() bool {
 		v := shedAdmin(t, c, p.adminAddr)
 		return v.Global.Cutoff == 100 && v.Global.Inflight == 0
 	})
