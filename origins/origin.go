@@ -3,6 +3,7 @@ package origins
 import (
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,9 @@ type Origin struct {
 
 	inflight atomic.Int64
 	rr       atomic.Uint64
+	// intN draws the power-of-two-choices candidates: rand.IntN, replaced
+	// by tests that assert exact picks.
+	intN func(n int) int
 
 	// mu serialises instance-set changes, reconfiguration and subscriptions.
 	mu      sync.Mutex
@@ -99,6 +103,7 @@ func newOrigin(name string, cfg OriginConfig, log *slog.Logger, hooks Hooks) *Or
 		born:  time.Now(),
 		subs:  make(map[uint64]func(Change)),
 		ready: make(chan struct{}),
+		intN:  rand.IntN,
 	}
 	o.pol.Store(newPolicy(cfg))
 	o.snap.Store(&snapshot{byAddr: map[string]*Instance{}})

@@ -1,7 +1,6 @@
 package origins
 
 import (
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -106,8 +105,8 @@ func (o *Origin) chooseP2C(p *policy, s *snapshot, m *pickMode, eligible int) (*
 	if eligible == 1 {
 		a = nthCandidate(s, m, 0)
 	} else {
-		i := rand.IntN(eligible)
-		j := rand.IntN(eligible - 1)
+		i := o.intN(eligible)
+		j := o.intN(eligible - 1)
 		if j >= i {
 			j++
 		}
@@ -124,7 +123,7 @@ func (o *Origin) chooseP2C(p *policy, s *snapshot, m *pickMode, eligible int) (*
 			return in, d, nil
 		}
 	}
-	return o.scanAdmit(s, m, rand.IntN(len(s.list)), a, b)
+	return o.scanAdmit(s, m, o.intN(len(s.list)), a, b)
 }
 
 func (o *Origin) chooseRoundRobin(s *snapshot, m *pickMode) (*Instance, func(error), error) {

@@ -20,6 +20,31 @@ func pickN(t *testing.T, o *Origin, n int, res Result) map[string]int {
 	return got
 }
 
+// With the random source replaced, P2C's two candidates are known, so the
+// pick is exact: the less loaded of the two, never a third instance.
+func TestP2CPicksTheLessLoadedOfItsTwoDraws(t *testing.T) {
+	o := testOrigin(t, staticConfig("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"), nil)
+	draws := []int{0, 0} // i = 0, j = 0 -> 1 (j skips i): instances 1 and 2
+	o.intN = func(n int) int { d := draws[0]; draws = draws[1:]; return d % n }
+	busy, doneBusy, err := o.Pick(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draws = []int{0, 0}
+	other, doneOther, err := o.Pick(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy == other {
+		t.Fatalf("with %s busy, P2C over the same two draws picked it again", busy.Addr())
+	}
+	if got := []string{busy.Addr(), other.Addr()}; !(got[0] == "10.0.0.1:80" && got[1] == "10.0.0.2:80") && !(got[0] == "10.0.0.2:80" && got[1] == "10.0.0.1:80") {
+		t.Fatalf("picks outside the two drawn candidates: %v", got)
+	}
+	doneBusy(Result{Outcome: OutcomeSuccess})
+	doneOther(Result{Outcome: OutcomeSuccess})
+}
+
 func TestPickErrors(t *testing.T) {
 	o := testOrigin(t, staticConfig("10.0.0.1:80"), nil)
 	o.SetInstances(nil)
