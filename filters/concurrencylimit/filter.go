@@ -54,27 +54,13 @@ type limitFilter struct {
 }
 
 func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
-	lim, ok := ratelimitfilter.LimitersKey.Lookup(env.Services)
-	if !ok || lim == nil {
-		return nil, errors.New("concurrency_limit needs the gateway's ratelimit.Limiters service (a wiring bug)")
-	}
-	found := false
-	var known []string
-	if cfg, ok := ratelimitfilter.PoliciesKey.Lookup(env.Services); ok {
-		for _, p := range cfg.Concurrency {
-			known = append(known, p.Name)
-			found = found || p.Name == o.Policy
-		}
-	} else {
-		known = lim.ConcurrencyNames()
-		found = lim.Concurrency(o.Policy) != nil
-	}
-	if !found {
-		list := "none"
-		if len(known) > 0 {
-			list = strings.Join(known, ", ")
-		}
-		return nil, fmt.Errorf("options.policy: unknown concurrency policy %q (defined: %s)", o.Policy, list)
+	lim, err := ratelimitfilter.LimitersFor(env, FilterName, "concurrency", o.Policy,
+		func(c ratelimit.Config) []string {
+			return ratelimitfilter.PolicyNames(c.Concurrency, func(p ratelimit.ConcurrencyPolicy) string { return p.Name })
+		},
+		(*ratelimit.Limiters).ConcurrencyNames)
+	if err != nil {
+		return nil, err
 	}
 	return &limitFilter{
 		Base:         filters.NewBase(FilterName, filters.Inbound, FilterOrder),

@@ -71,23 +71,13 @@ type limitFilter struct {
 }
 
 func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
-	lim, ok := LimitersKey.Lookup(env.Services)
-	if !ok || lim == nil {
-		return nil, errors.New("rate_limit needs the gateway's ratelimit.Limiters service (a wiring bug)")
-	}
-	found := false
-	var known []string
-	if cfg, ok := PoliciesKey.Lookup(env.Services); ok {
-		for _, p := range cfg.Policies {
-			known = append(known, p.Name)
-			found = found || p.Name == o.Policy
-		}
-	} else {
-		known = lim.Names()
-		found = lim.Has(o.Policy)
-	}
-	if !found {
-		return nil, fmt.Errorf("options.policy: unknown rate-limit policy %q (defined: %s)", o.Policy, listOrNone(known))
+	lim, err := LimitersFor(env, FilterName, "rate-limit", o.Policy,
+		func(c ratelimit.Config) []string {
+			return PolicyNames(c.Policies, func(p ratelimit.Policy) string { return p.Name })
+		},
+		(*ratelimit.Limiters).Names)
+	if err != nil {
+		return nil, err
 	}
 	return &limitFilter{
 		Base:           filters.NewBase(FilterName, filters.Inbound, FilterOrder),
@@ -98,13 +88,6 @@ func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
 		goneReason:     fmt.Sprintf("rate_limit: policy %s is no longer configured; request admitted", o.Policy),
 		fallbackNote:   fmt.Sprintf("rate_limit: policy %s decided by the local bucket (redis unavailable)", o.Policy),
 	}, nil
-}
-
-func listOrNone(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
 }
 
 // Policy returns the policy the instance applies, for the admin API.
