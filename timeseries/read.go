@@ -32,6 +32,21 @@ func matchesFilters(ev *storage.Event, fs []filter) bool {
 	return true
 }
 
+// pageStart decodes a page token bound to the query fingerprint fp and says how many events
+// the page needs: pageSize, capped by what totalRecordLimit (0: no limit) leaves after the
+// tok.N events earlier pages returned. need <= 0 means the limit is reached.
+func pageStart(token string, fp uint64, pageSize, totalRecordLimit int) (tok pageToken, need int, aerr *apiError) {
+	tok, aerr = decodeToken(token, fp)
+	if aerr != nil {
+		return tok, 0, aerr
+	}
+	need = pageSize
+	if totalRecordLimit > 0 {
+		need = min(need, totalRecordLimit-tok.N)
+	}
+	return tok, need, nil
+}
+
 func pageSizeOf(n int, limits Limits, field string) (int, *apiError) {
 	switch {
 	case n == 0:
@@ -75,13 +90,9 @@ func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, 
 		filters = append(filters, filter{k, v})
 	}
 	fp := fingerprint(OpRead, req.Namespace, req.TimeSeriesID, req.TimeInterval, req.EventFilters, req.TotalRecordLimit)
-	tok, aerr := decodeToken(req.PageToken, fp)
+	tok, need, aerr := pageStart(req.PageToken, fp, pageSize, req.TotalRecordLimit)
 	if aerr != nil {
 		return nil, aerr
-	}
-	need := pageSize
-	if req.TotalRecordLimit > 0 {
-		need = min(need, req.TotalRecordLimit-tok.N)
 	}
 	resp := &EventsResponse{Events: []EventRecord{}}
 	if need <= 0 {

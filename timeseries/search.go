@@ -90,13 +90,9 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 		return nil, badField("totalRecordLimit", "must not be negative (0 means no limit)")
 	}
 	fp := fingerprint(OpSearch, req.Namespace, req.TimeInterval, req.SearchQuery, req.TotalRecordLimit)
-	tok, aerr := decodeToken(req.PageToken, fp)
+	tok, need, aerr := pageStart(req.PageToken, fp, pageSize, req.TotalRecordLimit)
 	if aerr != nil {
 		return nil, aerr
-	}
-	need := pageSize
-	if req.TotalRecordLimit > 0 {
-		need = min(need, req.TotalRecordLimit-tok.N)
 	}
 	resp := &EventsResponse{Events: []EventRecord{}}
 	if need <= 0 {
