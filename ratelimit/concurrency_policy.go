@@ -2,8 +2,6 @@ package ratelimit
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 )
 
@@ -42,17 +40,8 @@ func (p ConcurrencyPolicy) Validate() error { return errors.Join(p.validate("").
 
 func (p ConcurrencyPolicy) validate(path string) []error {
 	var errs []error
-	add := func(field, format string, args ...any) {
-		if path != "" {
-			field = path + "." + field
-		}
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	if p.Name == "" {
-		add("name", "must not be empty")
-	} else if strings.ContainsAny(p.Name, " \t\r\n\"") {
-		add("name", "must not contain spaces or quotes, got %q", p.Name)
-	}
+	add := fieldAdder(path, &errs)
+	validateName(p.Name, add)
 	if p.Max <= 0 {
 		add("max", "must be a positive number of requests, got %d", p.Max)
 	}

@@ -119,17 +119,8 @@ func (p Policy) Validate() error { return errors.Join(p.validate("")...) }
 
 func (p Policy) validate(path string) []error {
 	var errs []error
-	add := func(field, format string, args ...any) {
-		if path != "" {
-			field = path + "." + field
-		}
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	if p.Name == "" {
-		add("name", "must not be empty")
-	} else if strings.ContainsAny(p.Name, " \t\r\n\"") {
-		add("name", "must not contain spaces or quotes, got %q", p.Name)
-	}
+	add := fieldAdder(path, &errs)
+	validateName(p.Name, add)
 	if math.IsNaN(p.Rate) || math.IsInf(p.Rate, 0) || p.Rate <= 0 {
 		add("rate", "must be a positive number of requests per second, got %v", p.Rate)
 	}
@@ -156,6 +147,26 @@ func (p Policy) validate(path string) []error {
 		add("backend", "%v", err)
 	}
 	return errs
+}
+
+// fieldAdder returns the add function of a policy's validate: it appends one
+// problem of field, named under path when path is not empty, to errs.
+func fieldAdder(path string, errs *[]error) func(field, format string, args ...any) {
+	return func(field, format string, args ...any) {
+		if path != "" {
+			field = path + "." + field
+		}
+		*errs = append(*errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+}
+
+// validateName checks a policy's name, which appears in keys and messages.
+func validateName(name string, add func(field, format string, args ...any)) {
+	if name == "" {
+		add("name", "must not be empty")
+	} else if strings.ContainsAny(name, " \t\r\n\"") {
+		add("name", "must not contain spaces or quotes, got %q", name)
+	}
 }
 
 func validateBackend(b string) error {
