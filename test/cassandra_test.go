@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate-dev/floodgate/internal/syncbuf"
 	"github.com/floodgate-dev/floodgate/timeseries/cassandraengine/cassandratest"
 )
 
@@ -75,7 +76,7 @@ func startStoreProcess(t *testing.T, storeYAML string) *storeNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

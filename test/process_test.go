@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/internal/syncbuf"
 )
 
 // proc is the gateway binary running as a real process.
@@ -17,9 +19,9 @@ type proc struct {
 	cmd       *exec.Cmd
 	addr      string
 	adminAddr string
-	logs      *syncBuffer
+	logs      *syncbuf.Buffer
 	// stdout holds the access log.
-	stdout *syncBuffer
+	stdout *syncbuf.Buffer
 	events chan map[string]any
 	exited chan error
 }
@@ -40,7 +42,7 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, logs: &syncBuffer{}, stdout: &syncBuffer{}, events: make(chan map[string]any, 256), exited: make(chan error, 1)}
+	p := &proc{cmd: cmd, logs: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, events: make(chan map[string]any, 256), exited: make(chan error, 1)}
 	cmd.Stdout = p.stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

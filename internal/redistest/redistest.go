@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate-dev/floodgate/internal/syncbuf"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -42,7 +43,7 @@ type Server struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	stopped bool
 }
 
@@ -110,7 +111,7 @@ func FreePort() (int, error) {
 // run starts the process and waits for PING.
 func (s *Server) run() error {
 	cmd := exec.Command(s.args[0], s.args[1:]...)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Die with the test process, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -340,21 +341,4 @@ func (c *Cluster) ClusterClient(t testing.TB) *redis.ClusterClient {
 	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), DisableIdentity: true})
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
