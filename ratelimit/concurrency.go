@@ -200,12 +200,4 @@ func (l *Limiters) ConcurrencyStats() []ConcurrencyStats {
 }
 
 // ConcurrencyNames lists the installed concurrency policies, sorted.
-func (l *Limiters) ConcurrencyNames() []string {
-	m := *l.concurrency.Load()
-	out := make([]string, 0, len(m))
-	for n := range m {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
+func (l *Limiters) ConcurrencyNames() []string { return sortedNames(*l.concurrency.Load()) }

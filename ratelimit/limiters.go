@@ -283,8 +283,11 @@ func (l *Limiters) Has(name string) bool {
 }
 
 // Names lists the installed policies, sorted.
-func (l *Limiters) Names() []string {
-	m := *l.policies.Load()
+func (l *Limiters) Names() []string { return sortedNames(*l.policies.Load()) }
+
+// sortedNames lists a policy map's names, sorted (empty, not nil, when
+// there are none).
+func sortedNames[T any](m map[string]T) []string {
 	out := make([]string, 0, len(m))
 	for n := range m {
 		out = append(out, n)
