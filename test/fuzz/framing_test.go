@@ -102,6 +102,20 @@ routes: [{name: all, match: {path_prefix: /}, origin: o}]
 	return ln.Addr().String(), srv
 }
 
+// endsHeadEarly reports whether head holds a blank line before its end, so
+// the client itself would send a complete request without the marker and
+// the rest as a second one. Both fasthttp and net/http accept a bare LF as
+// a line end, so "\n\r\n" ends a head just as "\r\n\r\n" and "\n\n" do.
+func endsHeadEarly(head string) bool {
+	lines := strings.Split(strings.TrimRight(head, "\r\n"), "\n")
+	for _, line := range lines[1:] {
+		if strings.TrimRight(line, "\r") == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // FuzzRequestFraming sends one request (a fuzzed head, a fuzzed body) to a
 // real gateway on loopback and checks: the gateway does not panic, answers
 // with well-formed HTTP (at most one response, since the harness asks for
@@ -115,7 +129,7 @@ func FuzzRequestFraming(f *testing.F) {
 	gatewayIdle := func() bool { return srv.OpenConnections() == 0 && srv.InFlight() == 0 }
 	var iter atomic.Int64
 	f.Fuzz(func(t *testing.T, head string, body []byte) {
-		if strings.Contains(head, "\r\n\r\n") || strings.Contains(head, "\n\n") ||
+		if endsHeadEarly(head) ||
 			strings.Contains(strings.ToLower(head), strings.ToLower(markerHeader)) || len(head) > 8<<10 {
 			return // not a single request head, or one that could hide the marker
 		}
@@ -158,12 +172,13 @@ func FuzzRequestFraming(f *testing.F) {
 		// the checks, so a late arrival is charged to this input.
 		conn.Close()
 		o.waitIdle(t, gatewayIdle)
+		// What the origin saw first: it carries the raw bytes.
+		o.check(t)
 		if responses > 1 {
 			t.Fatalf("%d responses to one request", responses)
 		}
 		if p := panics.Load(); p > 0 {
 			t.Fatalf("the gateway recovered %d panics", p)
 		}
-		o.check(t)
 	})
 }

@@ -7,13 +7,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// unreadBytes is how many bytes wait unread in c's kernel receive queue.
-func unreadBytes(c net.Conn) (int, bool) {
+// receivedBytes is how many bytes the kernel has received on c in all.
+func receivedBytes(c net.Conn) (int64, bool) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return 0, false
 	}
-	return ioctlOnFD(sc, func(fd int) (int, error) { return unix.IoctlGetInt(fd, unix.SIOCINQ) })
+	var n int64
+	_, ok = onFD(sc, func(fd int) (int, error) {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.SOL_TCP, unix.TCP_INFO)
+		if err != nil {
+			return 0, err
+		}
+		n = int64(info.Bytes_received)
+		return 0, nil
+	})
+	return n, ok
 }
 
 // acceptQueueLen is how many established connections wait to be accepted
@@ -23,7 +32,7 @@ func acceptQueueLen(ln net.Listener) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	return ioctlOnFD(sc, func(fd int) (int, error) {
+	return onFD(sc, func(fd int) (int, error) {
 		info, err := unix.GetsockoptTCPInfo(fd, unix.SOL_TCP, unix.TCP_INFO)
 		if err != nil {
 			return 0, err
@@ -32,7 +41,8 @@ func acceptQueueLen(ln net.Listener) (int, bool) {
 	})
 }
 
-func ioctlOnFD(sc syscall.Conn, f func(fd int) (int, error)) (int, bool) {
+// onFD runs f on the descriptor behind sc.
+func onFD(sc syscall.Conn, f func(fd int) (int, error)) (int, bool) {
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return 0, false

@@ -4,7 +4,7 @@ package fuzz
 
 import "net"
 
-// Without Linux's queue introspection the origin is idle once every
-// connection's goroutine is parked in Read.
-func unreadBytes(net.Conn) (int, bool)        { return 0, false }
+// Without Linux's TCP_INFO the origin is idle once every connection's
+// goroutine is parked in Read.
+func receivedBytes(net.Conn) (int64, bool)    { return 0, false }
 func acceptQueueLen(net.Listener) (int, bool) { return 0, false }
