@@ -163,7 +163,13 @@ func TestFullChainGETStaysWithinAllocationBudget(t *testing.T) {
 	if raceDetector {
 		budget = fullChainAllocBudgetRace
 	}
+	// The least of three measurements: a GC that empties the pools mid-run,
+	// or the race detector's random sync.Pool drops, only ever add
+	// allocations, while a regression on the hot path adds them to all three.
 	n := testing.AllocsPerRun(200, func() { cb.do(t) })
+	for range 2 {
+		n = min(n, testing.AllocsPerRun(200, func() { cb.do(t) }))
+	}
 	t.Logf("%.1f allocations per GET (budget %d, race detector %v)", n, budget, raceDetector)
 	if n > float64(budget) {
 		t.Fatalf("a GET through the full chain allocates %.1f times, budget %d (see docs/PERFORMANCE.md)", n, budget)
