@@ -67,9 +67,14 @@ type Server struct {
 
 	closing  chan struct{}
 	closeOne sync.Once
-	handlers sync.WaitGroup
-	queries  atomic.Int64
-	blocked  atomic.Int64
+	// handlersMu orders handlers.Add against Close's Wait: net/http can
+	// still start a handler for a connection accepted just before Close,
+	// and a WaitGroup must not be added to while it is waited on.
+	handlersMu     sync.Mutex
+	handlersClosed bool
+	handlers       sync.WaitGroup
+	queries        atomic.Int64
+	blocked        atomic.Int64
 }
 
 type service struct {
@@ -113,6 +118,9 @@ func (s *Server) Blocked() int64 { return s.blocked.Load() }
 func (s *Server) Close() {
 	s.closeOne.Do(func() {
 		close(s.closing)
+		s.handlersMu.Lock()
+		s.handlersClosed = true
+		s.handlersMu.Unlock()
 		_ = s.srv.Close()
 		s.handlers.Wait()
 	})
@@ -120,7 +128,14 @@ func (s *Server) Close() {
 
 func (s *Server) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handlersMu.Lock()
+		if s.handlersClosed {
+			s.handlersMu.Unlock()
+			http.Error(w, "agent shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		s.handlers.Add(1)
+		s.handlersMu.Unlock()
 		defer s.handlers.Done()
 		h.ServeHTTP(w, r)
 	})
