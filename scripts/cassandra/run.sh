@@ -124,6 +124,14 @@ start() {
   if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
     die "a node is already running from $dir (pid $(cat "$dir/pid"))"
   fi
+  # A port answered by someone else's node would pass await_port below and
+  # leave the caller talking to a node that is not ours (and may stop).
+  local port
+  for port in "$native" "$storage"; do
+    if (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null; then
+      die "$addr:$port is already in use by another process; pick free ports"
+    fi
+  done
   write_yaml "$dir" "$addr" "$native" "$storage" "$seeds"
   # JVM flags: Cassandra's conf/jvm-server.options and conf/jvm17-server.options (Java 17
   # module access for Cassandra, Netty and Chronicle), minus what only suits big dedicated hosts
