@@ -1,19 +1,15 @@
 package test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/floodgate-dev/floodgate/internal/syncbuf"
 	"github.com/floodgate-dev/floodgate/timeseries/cassandraengine/cassandratest"
 )
 
@@ -71,47 +67,7 @@ func startStoreProcess(t *testing.T, storeYAML string) *storeNode {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "store.yaml")
 	writeFile(t, cfg, storeYAML)
-	cmd := exec.Command(timeseriesBin, "-listen", "127.0.0.1:0", "-data", filepath.Join(dir, "data"), "-namespaces", cfg)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncbuf.Buffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &storeNode{cmd: cmd, exited: make(chan error, 1)}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, stdout)
-		n.exited <- cmd.Wait()
-	}()
-	select {
-	case l, ok := <-line:
-		if !ok {
-			t.Fatalf("timeseries exited before listening:\n%s", logs.String())
-		}
-		n.addr = strings.TrimPrefix(l, "listening on ")
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("timeseries did not announce its address:\n%s", logs.String())
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-n.exited
-		}
-	})
-	return n
+	return launchStore(t, "-listen", "127.0.0.1:0", "-data", filepath.Join(dir, "data"), "-namespaces", cfg)
 }
 
 func eventJSON(tsid, id string, at time.Time) string {

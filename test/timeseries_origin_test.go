@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/internal/syncbuf"
 )
 
 // storeNode is a cmd/timeseries process this test started.
@@ -22,11 +24,21 @@ type storeNode struct {
 
 func startStoreNode(t *testing.T) *storeNode {
 	t.Helper()
-	cmd := exec.Command(timeseriesBin, "-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "data"))
+	return launchStore(t, "-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "data"))
+}
+
+// launchStore runs cmd/timeseries with args, waits for the address it
+// announces on stdout, and stops it (resuming it first, in case a test froze
+// it with SIGSTOP) when the test ends.
+func launchStore(t *testing.T, args ...string) *storeNode {
+	t.Helper()
+	cmd := exec.Command(timeseriesBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &syncbuf.Buffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -37,22 +49,26 @@ func startStoreNode(t *testing.T) *storeNode {
 		if sc.Scan() {
 			line <- sc.Text()
 		}
-		io.Copy(io.Discard, stdout)
+		close(line)
+		_, _ = io.Copy(io.Discard, stdout)
 		n.exited <- cmd.Wait()
 	}()
 	select {
-	case l := <-line:
+	case l, ok := <-line:
+		if !ok {
+			t.Fatalf("timeseries exited before listening:\n%s", logs.String())
+		}
 		n.addr = strings.TrimPrefix(l, "listening on ")
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("timeseries node did not announce its address")
+	case <-time.After(3 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("timeseries did not announce its address:\n%s", logs.String())
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.exited:
-		case <-time.After(15 * time.Second):
+		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			<-n.exited
 		}
