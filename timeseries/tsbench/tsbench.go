@@ -84,7 +84,7 @@ func Run(o Options, w io.Writer) ([]Row, error) {
 		return nil, err
 	}
 	defer svc.Close(context.Background())
-	b := &bench{o: o, svc: svc, now: time.Now().Truncate(time.Hour)}
+	b := &bench{o: o, svc: svc, dir: dir, now: time.Now().Truncate(time.Hour)}
 	if o.ServeHTTP != nil {
 		post, stop, err := o.ServeHTTP(svc)
 		if err != nil {
@@ -101,6 +101,7 @@ func Run(o Options, w io.Writer) ([]Row, error) {
 	}{
 		{"ingest", b.ingest},
 		{"aggregate", b.aggregate},
+		{"diskfloor", b.diskFloor},
 		{"syncwrite", b.syncWrites},
 		{"read", b.reads},
 		{"search", b.search},
@@ -130,6 +131,7 @@ func Run(o Options, w io.Writer) ([]Row, error) {
 type bench struct {
 	o        Options
 	svc      *timeseries.Service
+	dir      string // the store's parent directory
 	now      time.Time
 	httpPost func(op string, body []byte) (int, error)
 	lastCPU  time.Duration // CPU time of the last timed phase
