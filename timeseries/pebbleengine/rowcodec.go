@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/cockroachdb/pebble"
 
@@ -55,64 +56,102 @@ const mergerName = "floodgate.keyed-list.v1"
 var keyedListMergeOperator = &pebble.Merger{
 	Name: mergerName,
 	Merge: func(_, value []byte) (pebble.ValueMerger, error) {
-		m := &keyedListMerger{}
-		m.operands = append(m.operands, append([]byte(nil), value...))
+		m := mergerPool.Get().(*keyedListMerger)
+		m.add(value)
 		return m, nil
 	},
 }
 
-// keyedListMerger collects operands oldest first and resolves them in Finish.
+// Pebble makes a merger for every merge row a read or a compaction meets, usually to
+// resolve a single operand, so mergers and their buffers are pooled: Finish hands pebble the
+// merger as the closer of its result, and closing it returns the merger to the pool.
+var mergerPool = sync.Pool{New: func() any { return new(keyedListMerger) }}
+
+// keyedListMerger collects copies of the operands (pebble keeps ownership of the slices it
+// passes) and resolves them in Finish.
 type keyedListMerger struct {
-	operands [][]byte // oldest first
-	newer    bool
+	buf     []byte // operands back to back
+	ends    []int  // where each operand ends in buf, in arrival order
+	out     []byte // the merged result of several operands
+	newer   bool   // operands after the first arrived older and older (MergeOlder)
+	scratch [][]byte
+}
+
+func (m *keyedListMerger) add(value []byte) {
+	m.buf = append(m.buf, value...)
+	m.ends = append(m.ends, len(m.buf))
 }
 
 func (m *keyedListMerger) MergeNewer(value []byte) error {
-	m.operands = append(m.operands, append([]byte(nil), value...))
+	m.add(value)
 	return nil
 }
 
 func (m *keyedListMerger) MergeOlder(value []byte) error {
-	m.operands = append(m.operands, append([]byte(nil), value...))
+	m.add(value)
 	m.newer = true // operands arrive newest first from here on; reversed in Finish
 	return nil
 }
 
 func (m *keyedListMerger) Finish(bool) ([]byte, io.Closer, error) {
-	if len(m.operands) == 1 {
+	if len(m.ends) == 1 {
 		// Every operand is written sorted and without duplicate keys (encodeItems,
 		// encodeIndexEntries), so a lone operand is already the answer. This is the common
 		// case on reads: an event written once.
-		return m.operands[0], nil, nil
+		return m.buf, m, nil
 	}
+	operands := m.scratch[:0]
+	start := 0
+	for _, end := range m.ends {
+		operands = append(operands, m.buf[start:end])
+		start = end
+	}
+	m.scratch = operands
 	if m.newer {
 		// The first operand (from Merge) is the newest; the rest arrived older and older.
-		slices.Reverse(m.operands)
+		slices.Reverse(operands)
 	}
-	return mergeKeyedLists(m.operands)
+	out, err := mergeKeyedLists(m.out[:0], operands)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	m.out = out
+	return out, m, nil
+}
+
+// Close returns the merger to the pool; pebble calls it once it is done with Finish's result.
+func (m *keyedListMerger) Close() error {
+	if cap(m.buf)+cap(m.out) > 1<<20 {
+		return nil // one huge row: let it go rather than pin its buffers
+	}
+	m.buf, m.ends, m.out, m.newer = m.buf[:0], m.ends[:0], m.out[:0], false
+	clear(m.scratch[:cap(m.scratch)])
+	m.scratch = m.scratch[:0]
+	mergerPool.Put(m)
+	return nil
 }
 
 type pair struct{ k, v []byte }
 
-// mergeKeyedLists resolves operands (oldest first) into one list sorted by key, the newest
-// value of each key winning.
-func mergeKeyedLists(operands [][]byte) ([]byte, io.Closer, error) {
+// mergeKeyedLists appends to out the operands (oldest first) resolved into one list sorted
+// by key, the newest value of each key winning.
+func mergeKeyedLists(out []byte, operands [][]byte) ([]byte, error) {
 	var pairs []pair
 	for _, op := range operands {
 		if err := forEachPair(op, func(k, v []byte) { pairs = append(pairs, pair{k, v}) }); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	// Stable sort keeps operands' order among equal keys, so the last of a run is the newest.
 	slices.SortStableFunc(pairs, func(a, b pair) int { return bytes.Compare(a.k, b.k) })
-	var out []byte
 	for i, p := range pairs {
 		if i+1 < len(pairs) && bytes.Equal(pairs[i+1].k, p.k) {
 			continue
 		}
 		out = appendPair(out, p.k, p.v)
 	}
-	return out, nil, nil
+	return out, nil
 }
 
 // encodeItems encodes an event's items sorted by key without duplicates (the last of equal
