@@ -58,7 +58,7 @@ func pageSizeOf(n int, limits Limits, field string) (int, *apiError) {
 }
 
 // read answers ReadEventRecords.
-func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, *apiError) {
+func (s *Service) read(ctx context.Context, req *ReadRequest) (*eventsPage, *apiError) {
 	ns, aerr := s.lookup(req.Namespace)
 	if aerr != nil {
 		return nil, aerr
@@ -94,7 +94,7 @@ func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, 
 	if aerr != nil {
 		return nil, aerr
 	}
-	resp := &EventsResponse{Events: []EventRecord{}}
+	resp := &eventsPage{}
 	if need <= 0 {
 		return resp, nil
 	}
@@ -117,10 +117,8 @@ func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, 
 	if more {
 		events = events[:need]
 	}
-	for _, ev := range events {
-		resp.Events = append(resp.Events, toRecord(ev))
-	}
-	resp.Partial = partial
+	resp.events = events
+	resp.partial = partial
 	reachedLimit := req.TotalRecordLimit > 0 && tok.N+len(events) >= req.TotalRecordLimit
 	if (more || partial) && !reachedLimit {
 		next := pageToken{Q: fp, N: tok.N + len(events), T: tok.T, I: tok.I}
@@ -128,7 +126,7 @@ func (s *Service) read(ctx context.Context, req *ReadRequest) (*EventsResponse, 
 			t := events[n-1].Time
 			next.T, next.I = &t, events[n-1].ID
 		}
-		resp.NextPageToken = next.encode()
+		resp.next = next.encode()
 	}
 	return resp, nil
 }

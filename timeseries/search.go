@@ -77,7 +77,7 @@ func (s *Service) queryScope(nsName string, interval TimeInterval, query *Search
 }
 
 // search answers SearchEventRecords.
-func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsResponse, *apiError) {
+func (s *Service) search(ctx context.Context, req *SearchRequest) (*eventsPage, *apiError) {
 	ns, r, q, aerr := s.queryScope(req.Namespace, req.TimeInterval, req.SearchQuery)
 	if aerr != nil {
 		return nil, aerr
@@ -94,7 +94,7 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 	if aerr != nil {
 		return nil, aerr
 	}
-	resp := &EventsResponse{Events: []EventRecord{}}
+	resp := &eventsPage{}
 	if need <= 0 {
 		return resp, nil
 	}
@@ -116,10 +116,8 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 	if more {
 		events = events[:need]
 	}
-	resp.Partial = partial
-	for _, ev := range events {
-		resp.Events = append(resp.Events, toRecord(ev))
-	}
+	resp.partial = partial
+	resp.events = events
 	reachedLimit := req.TotalRecordLimit > 0 && tok.N+len(events) >= req.TotalRecordLimit
 	if (more || partial) && !reachedLimit {
 		next := pageToken{Q: fp, N: tok.N + len(events), T: tok.T, S: tok.S, I: tok.I}
@@ -127,7 +125,7 @@ func (s *Service) search(ctx context.Context, req *SearchRequest) (*EventsRespon
 			t := events[n-1].Time
 			next.T, next.S, next.I = &t, events[n-1].TimeSeriesID, events[n-1].ID
 		}
-		resp.NextPageToken = next.encode()
+		resp.next = next.encode()
 	}
 	return resp, nil
 }

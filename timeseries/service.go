@@ -2,7 +2,6 @@ package timeseries
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -294,7 +293,7 @@ func (s *Service) Serve(ctx context.Context, operation string, body []byte) Resp
 	if aerr != nil {
 		return aerr.response()
 	}
-	b, err := json.Marshal(out)
+	b, err := marshalAnswer(out)
 	if err != nil {
 		return internalError(err).response()
 	}

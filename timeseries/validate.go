@@ -214,14 +214,3 @@ func indexEntry(field string, ft FieldType, v []byte) (storage.IndexEntry, strin
 		return storage.IndexEntry{Field: field, Kind: storage.KindKeyword, Value: v, Raw: v}, ""
 	}
 }
-
-func toRecord(ev storage.Event) EventRecord {
-	r := EventRecord{TimeSeriesID: ev.TimeSeriesID, EventTime: formatTime(ev.Time), EventID: ev.ID, EventItems: make([]EventItem, 0, len(ev.Items))}
-	for _, it := range ev.Items {
-		r.EventItems = append(r.EventItems, EventItem{
-			EventItemKey:   base64.StdEncoding.EncodeToString(it.Key),
-			EventItemValue: base64.StdEncoding.EncodeToString(it.Value),
-		})
-	}
-	return r
-}
