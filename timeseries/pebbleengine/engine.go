@@ -148,20 +148,20 @@ func (e *Engine) Apply(ctx context.Context, b *storage.Batch, d storage.Durabili
 }
 
 func eventKey(dst []byte, ns string, p storage.Partition, t int64, id string) []byte {
-	dst = append(dst, partitionPrefix(ns, p.Slice, p.TimeSeriesID, p.Bucket, p.EventBucket)...)
+	dst = appendPartitionPrefix(dst, ns, p.Slice, p.TimeSeriesID, p.Bucket, p.EventBucket)
 	dst = appendU64(dst, inv(t))
 	return appendEscaped(dst, id)
 }
 
 func indexRowKey(dst []byte, ns string, slice, bucket int64, ev storage.Event) []byte {
-	dst = append(dst, indexRowPrefix(ns, slice, bucket)...)
+	dst = appendIndexRowPrefix(dst, ns, slice, bucket)
 	dst = appendU64(dst, inv(ev.Time))
 	dst = appendEscaped(dst, ev.TimeSeriesID)
 	return appendEscaped(dst, ev.ID)
 }
 
 func postingKey(dst []byte, ns string, slice, bucket int64, ix storage.IndexEntry, ev storage.Event) []byte {
-	dst = append(dst, slicePrefix(ns, slice)...)
+	dst = appendSlicePrefix(dst, ns, slice)
 	dst = append(dst, tagKeyword)
 	dst = appendEscaped(dst, ix.Field)
 	dst = appendU64(dst, uint64(bucket))
@@ -228,7 +228,7 @@ func (e *Engine) GetEvent(ctx context.Context, ns string, p storage.Partition, t
 		return storage.Event{}, false, err
 	}
 	defer e.release()
-	v, closer, err := e.db.Get(eventKey(nil, ns, p, t, id))
+	v, closer, err := e.db.Get(eventKey(make([]byte, 0, 64+len(ns)+len(p.TimeSeriesID)+len(id)), ns, p, t, id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return storage.Event{}, false, nil
 	}
@@ -284,8 +284,9 @@ func (e *Engine) ScanIndex(ctx context.Context, ns string, ip storage.IndexParti
 	prefix = appendU64(prefix, uint64(ip.Bucket))
 	prefix = appendEscapedBytes(prefix, m.Equals)
 	lower, upper := refBounds(prefix, r, after)
+	var series seriesNames
 	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
-		ref, err := parseRef(it.Key()[len(prefix):])
+		ref, err := series.parseRef(it.Key()[len(prefix):])
 		if err != nil {
 			return false, err
 		}
@@ -310,12 +311,33 @@ func refBounds(prefix []byte, r storage.TimeRange, after *storage.Ref) (lower, u
 	return lower, upper
 }
 
-func parseRef(rest []byte) (storage.Ref, error) {
+// seriesNames interns the series ids of one index scan: a bucket's postings name a few
+// series many times over, and a string per posting was most of a search's allocations.
+type seriesNames map[string]string
+
+// maxInternedSeries bounds the table; past it names are allocated as they come.
+const maxInternedSeries = 4096
+
+func (names *seriesNames) name(b []byte) string {
+	if s, ok := (*names)[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if *names == nil {
+		*names = make(seriesNames)
+	}
+	if len(*names) < maxInternedSeries {
+		(*names)[s] = s
+	}
+	return s
+}
+
+func (names *seriesNames) parseRef(rest []byte) (storage.Ref, error) {
 	t, tsid, id, err := parseTimeAndNames(rest)
 	if err != nil {
 		return storage.Ref{}, err
 	}
-	return storage.Ref{Time: t, TimeSeriesID: string(tsid), ID: string(id)}, nil
+	return storage.Ref{Time: t, TimeSeriesID: names.name(tsid), ID: string(id)}, nil
 }
 
 // scanIndexRows visits the index rows of one bucket in ref order with their raw values.
@@ -326,8 +348,9 @@ func (e *Engine) scanIndexRows(ctx context.Context, ns string, slice, bucket int
 	defer e.release()
 	prefix := indexRowPrefix(ns, slice, bucket)
 	lower, upper := refBounds(prefix, r, after)
+	var series seriesNames
 	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
-		ref, err := parseRef(it.Key()[len(prefix):])
+		ref, err := series.parseRef(it.Key()[len(prefix):])
 		if err != nil {
 			return false, err
 		}

@@ -34,8 +34,12 @@ func sliceMetaKey(ns string, slice int64) []byte {
 }
 
 func indexRowPrefix(ns string, slice, bucket int64) []byte {
-	k := append(slicePrefix(ns, slice), tagIndexRow)
-	return appendU64(k, uint64(bucket))
+	return appendIndexRowPrefix(nil, ns, slice, bucket)
+}
+
+func appendIndexRowPrefix(dst []byte, ns string, slice, bucket int64) []byte {
+	dst = append(appendSlicePrefix(dst, ns, slice), tagIndexRow)
+	return appendU64(dst, uint64(bucket))
 }
 
 var errCorruptKey = errors.New("pebbleengine: corrupt key")
@@ -121,18 +125,24 @@ func sortableInt(v int64) uint64 { return uint64(v) ^ (1 << 63) }
 
 func unsortableInt(v uint64) int64 { return int64(v ^ (1 << 63)) }
 
-func nsPrefix(ns string) []byte { return appendEscaped(nil, ns) }
+func slicePrefix(ns string, slice int64) []byte { return appendSlicePrefix(nil, ns, slice) }
 
-func slicePrefix(ns string, slice int64) []byte {
-	return appendU64(nsPrefix(ns), uint64(slice))
+// The append forms build a key in the caller's buffer: the write path builds three keys per
+// event and the read path one per event it fetches, so a prefix allocated on its own and
+// then copied cost an allocation or two per key.
+func appendSlicePrefix(dst []byte, ns string, slice int64) []byte {
+	return appendU64(appendEscaped(dst, ns), uint64(slice))
 }
 
 func partitionPrefix(ns string, slice int64, tsid string, bucket int64, eb uint16) []byte {
-	k := slicePrefix(ns, slice)
-	k = append(k, tagEvent)
-	k = appendEscaped(k, tsid)
-	k = appendU64(k, uint64(bucket))
-	return binary.BigEndian.AppendUint16(k, eb)
+	return appendPartitionPrefix(nil, ns, slice, tsid, bucket, eb)
+}
+
+func appendPartitionPrefix(dst []byte, ns string, slice int64, tsid string, bucket int64, eb uint16) []byte {
+	dst = append(appendSlicePrefix(dst, ns, slice), tagEvent)
+	dst = appendEscaped(dst, tsid)
+	dst = appendU64(dst, uint64(bucket))
+	return binary.BigEndian.AppendUint16(dst, eb)
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
