@@ -142,11 +142,33 @@ type CPUSignalConfig struct {
 	SampleEvery time.Duration `mapstructure:"sample_every"`
 }
 
+// SchedLatencySignalConfig is the goroutine scheduling-latency signal (see
+// schedlatency.go): the Quantile of the time runnable goroutines waited for a CPU over each
+// SampleEvery period, against Threshold (no overload) and Max (full overload).
+type SchedLatencySignalConfig struct {
+	Enabled   bool          `mapstructure:"enabled"`
+	Threshold time.Duration `mapstructure:"threshold"`
+	Max       time.Duration `mapstructure:"max"`
+	// Quantile of the period's waits, 0.5..0.9999.
+	Quantile float64 `mapstructure:"quantile"`
+	// SampleEvery is the period the quantile is taken over.
+	SampleEvery time.Duration `mapstructure:"sample_every"`
+	// MinSamples is the fewest goroutine wake-ups in a period for it to count; an idle
+	// gateway reads 0.
+	MinSamples int `mapstructure:"min_samples"`
+	// MinCutoff is the lowest cutoff this signal alone can set: scores at or below it are
+	// never shed because of it. Waits caused by neighbours on the machine do not shrink
+	// when the gateway sheds, so the signal maps in proportion up to this bound instead of
+	// being held at its threshold.
+	MinCutoff float64 `mapstructure:"min_cutoff"`
+}
+
 // GlobalSignals are the gateway-wide overload signals.
 type GlobalSignals struct {
-	Inflight    SignalConfig    `mapstructure:"inflight"`
-	Connections SignalConfig    `mapstructure:"connections"`
-	CPU         CPUSignalConfig `mapstructure:"cpu"`
+	Inflight     SignalConfig             `mapstructure:"inflight"`
+	Connections  SignalConfig             `mapstructure:"connections"`
+	CPU          CPUSignalConfig          `mapstructure:"cpu"`
+	SchedLatency SchedLatencySignalConfig `mapstructure:"sched_latency"`
 }
 
 // GlobalConfig configures the global scope.
@@ -261,6 +283,12 @@ func Default() Config {
 				CPU: CPUSignalConfig{
 					Enabled: true, Threshold: 0.75, Max: 0.98,
 					Source: "auto", SampleEvery: 250 * time.Millisecond,
+				},
+				// Off unless configured: what a healthy wait is depends on the
+				// machine (config/example.yaml turns it on).
+				SchedLatency: SchedLatencySignalConfig{
+					Enabled: false, Threshold: 20 * time.Millisecond, Max: 100 * time.Millisecond,
+					Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100, MinCutoff: 50,
 				},
 			},
 		},
@@ -492,6 +520,31 @@ func (g GlobalConfig) validate(path string, errs *errList) {
 		if cpu.SampleEvery < 10*time.Millisecond || cpu.SampleEvery > time.Minute {
 			errs.add(sp+".cpu.sample_every", "must be between 10ms and 1m, got %s", cpu.SampleEvery)
 		}
+	}
+	g.Signals.SchedLatency.validate(sp+".sched_latency", errs)
+}
+
+func (c SchedLatencySignalConfig) validate(path string, errs *errList) {
+	if !c.Enabled {
+		return
+	}
+	if c.Threshold <= 0 {
+		errs.add(path+".threshold", "must be positive, got %s", c.Threshold)
+	}
+	if c.Max <= c.Threshold {
+		errs.add(path+".max", "must be greater than threshold (%s), got %s", c.Threshold, c.Max)
+	}
+	if !(c.Quantile >= 0.5 && c.Quantile <= 0.9999) {
+		errs.add(path+".quantile", "must be between 0.5 and 0.9999, got %v", c.Quantile)
+	}
+	if c.SampleEvery < 10*time.Millisecond || c.SampleEvery > time.Minute {
+		errs.add(path+".sample_every", "must be between 10ms and 1m, got %s", c.SampleEvery)
+	}
+	if c.MinSamples < 0 {
+		errs.add(path+".min_samples", "must not be negative, got %d", c.MinSamples)
+	}
+	if !(c.MinCutoff >= 0 && c.MinCutoff <= 100) {
+		errs.add(path+".min_cutoff", "must be between 0 and 100, got %v", c.MinCutoff)
 	}
 }
 

@@ -47,3 +47,13 @@ func ewmaAlpha(tick, tau float64) float64 {
 	}
 	return 1 - math.Exp(-tick/tau)
 }
+
+// levelForCutoff inverts Cutoff: the level at which the curve reaches cutoff
+// for k (1 when k is 0 or the cutoff is out of reach).
+func levelForCutoff(cutoff, k float64) float64 {
+	if !(k > 0) {
+		return 1
+	}
+	l := math.Cbrt((1 - cutoff/100) / k)
+	return min(max(l, 0), 1)
+}

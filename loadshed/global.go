@@ -7,14 +7,15 @@ import (
 
 // Global is the gateway-wide throttler. Its signals are in-flight requests
 // (Begin/End), open client connections (a gauge or ConnOpened/ConnClosed)
-// and CPU utilisation (sampled by the Shedder's ticker).
+// CPU utilisation and goroutine scheduling latency (sampled by the Shedder's ticker).
 type Global struct {
 	scope
 	cfg       atomic.Pointer[GlobalConfig]
 	inflight  atomic.Int64
 	conns     atomic.Int64
 	connGauge atomic.Pointer[func() int64]
-	cpu       cpuSampler // ticker-only
+	cpu       cpuSampler          // ticker-only
+	sched     schedLatencySampler // ticker-only
 }
 
 // Begin counts an admitted request as in flight; pair it with End.
@@ -68,7 +69,17 @@ func (g *Global) monitors(c *GlobalConfig) []monitor {
 			sample: func(time.Time) float64 { return float64(g.connections()) }},
 		{name: "cpu", spec: signalSpec{enabled: s.CPU.Enabled, threshold: s.CPU.Threshold, max: s.CPU.Max}, response: Hold,
 			sample: func(now time.Time) float64 { g.cpu.sample(now, &c.Signals.CPU); return g.cpu.util }},
+		// Proportional and capped at min_cutoff, not held: when the CPU is
+		// taken by neighbours, shedding cannot shorten the waits, and a held
+		// signal would walk the cutoff down to critical traffic.
+		{name: "sched_latency", spec: schedLatencySpec(s.SchedLatency, c.K), response: Proportional,
+			sample: func(now time.Time) float64 { g.sched.sample(now, &c.Signals.SchedLatency); return g.sched.value }},
 	}
+}
+
+func schedLatencySpec(c SchedLatencySignalConfig, k float64) signalSpec {
+	return signalSpec{enabled: c.Enabled, threshold: c.Threshold.Seconds(), max: c.Max.Seconds(),
+		ceiling: levelForCutoff(c.MinCutoff, k)}
 }
 
 func spec(c SignalConfig) signalSpec {

@@ -46,6 +46,9 @@ type signalSpec struct {
 	enabled   bool
 	threshold float64
 	max       float64
+	// ceiling caps the pressure (0 = no cap): a signal that may be caused by
+	// something shedding cannot fix stops at the level its ceiling allows.
+	ceiling float64
 }
 
 // signalState is a monitor's smoothing state, kept by name across ticks and
@@ -59,7 +62,11 @@ func (m *monitor) pressure(v float64) float64 {
 	if !m.spec.enabled {
 		return 0
 	}
-	return Overload(v, m.spec.threshold, m.spec.max)
+	x := Overload(v, m.spec.threshold, m.spec.max)
+	if c := m.spec.ceiling; c > 0 && x > c {
+		x = c
+	}
+	return x
 }
 
 // headroom is how far below its threshold the value sits, as a fraction of

@@ -47,6 +47,7 @@ type Option func(*options)
 type options struct {
 	rand   func() float64
 	cpu    CPUSource
+	sched  SchedLatencySource
 	manual bool
 	now    func() time.Time
 }
@@ -58,6 +59,12 @@ func WithRand(fn func() float64) Option { return func(o *options) { o.rand = fn 
 
 // WithCPUSource replaces the CPU accounting source chosen from config.
 func WithCPUSource(src CPUSource) Option { return func(o *options) { o.cpu = src } }
+
+// WithSchedLatencySource replaces the Go runtime as the source of the scheduling-latency
+// histogram (tests).
+func WithSchedLatencySource(src SchedLatencySource) Option {
+	return func(o *options) { o.sched = src }
+}
 
 // withManualTicks leaves the ticker goroutine off so tests drive tick with
 // their own clock.
@@ -80,6 +87,7 @@ func New(cfg Config, opts ...Option) (*Shedder, error) {
 	empty := map[string]*Origin{}
 	s.origins.Store(&empty)
 	s.global.init(ScopeGlobal, "", s, cfg.Global.DryRun)
+	s.global.sched.src = o.sched
 	if o.cpu != nil {
 		s.global.cpu.src, s.global.cpu.fixed = o.cpu, true
 	}

@@ -164,6 +164,7 @@ type scenarioResult struct {
 	cutoffs  []float64 // origin scope, per-second means over the spike
 	globals  []float64 // global scope, per-second means over the spike
 	limits   []float64 // adaptive limit, per-second means over the spike
+	sched    []float64 // global sched_latency signal (ms), per-second maxima over the spike
 	report   string
 	spikeRun phaseRun
 	steadyRn phaseRun
@@ -202,8 +203,8 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 	defer cancel()
 
 	type sample struct {
-		at                    time.Duration
-		origin, global, limit float64
+		at                           time.Duration
+		origin, global, limit, sched float64
 	}
 	var (
 		mu      sync.Mutex
@@ -233,6 +234,11 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 				continue
 			}
 			s := sample{at: time.Since(start), origin: 100, global: v.Global.Cutoff}
+			for _, sig := range v.Global.Signals {
+				if sig.Name == "sched_latency" {
+					s.sched = sig.Value * 1000
+				}
+			}
 			for _, og := range v.Origins {
 				s.origin = og.Cutoff
 				if og.Limit != nil {
@@ -296,17 +302,19 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 		if from+time.Second > spikeStart+sc.spike {
 			break
 		}
-		var so, sg, sl float64
+		var so, sg, sl, ss float64
 		n := 0
 		for _, s := range samples {
 			if s.at >= from && s.at < from+time.Second {
 				so, sg, sl, n = so+s.origin, sg+s.global, sl+s.limit, n+1
+				ss = max(ss, s.sched)
 			}
 		}
 		if n > 0 {
 			res.cutoffs = append(res.cutoffs, so/float64(n))
 			res.globals = append(res.globals, sg/float64(n))
 			res.limits = append(res.limits, sl/float64(n))
+			res.sched = append(res.sched, ss)
 		}
 	}
 	mu.Unlock()
@@ -389,8 +397,8 @@ func (r scenarioResult) format() string {
 	for _, s := range r.classShares() {
 		fmt.Fprintf(&b, " %.0f:%.1f", s[0], s[1])
 	}
-	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f; adaptive limit %.1f\n",
-		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, r.limits)
+	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f; global sched_latency max ms %.0f; adaptive limit %.1f\n",
+		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, r.sched, r.limits)
 	return b.String()
 }
 
