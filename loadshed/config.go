@@ -48,10 +48,13 @@ type ScoringConfig struct {
 
 // PriorityHeaderConfig names a header whose integer value (0..100) becomes
 // the request's score, bypassing the rules, but only when the client address
-// is inside one of TrustedCIDRs. From anyone else the header is ignored.
+// is inside one of TrustedCIDRs or its verified TLS client certificate
+// carries one of TrustedIdentities ("spiffe://...", "dns:NAME", "cn:NAME").
+// From anyone else the header is ignored.
 type PriorityHeaderConfig struct {
-	Name         string   `mapstructure:"name"`
-	TrustedCIDRs []string `mapstructure:"trusted_cidrs"`
+	Name              string   `mapstructure:"name"`
+	TrustedCIDRs      []string `mapstructure:"trusted_cidrs"`
+	TrustedIdentities []string `mapstructure:"trusted_identities"`
 }
 
 // RuleConfig is one scoring rule. All criteria given in Match must hold
@@ -237,15 +240,17 @@ type QueueConfig struct {
 // ChaosConfig sheds a chosen score range on purpose. A request whose score
 // lies in [MinScore, MaxScore] is shed when a random draw falls under
 // Fraction, or when it carries Header (equal to HeaderValue if that is set)
-// from a client inside TrustedCIDRs.
+// from a client inside TrustedCIDRs or with a verified TLS client
+// certificate carrying one of TrustedIdentities.
 type ChaosConfig struct {
-	Enabled      bool     `mapstructure:"enabled"`
-	MinScore     int      `mapstructure:"min_score"`
-	MaxScore     int      `mapstructure:"max_score"`
-	Fraction     float64  `mapstructure:"fraction"`
-	Header       string   `mapstructure:"header"`
-	HeaderValue  string   `mapstructure:"header_value"`
-	TrustedCIDRs []string `mapstructure:"trusted_cidrs"`
+	Enabled           bool     `mapstructure:"enabled"`
+	MinScore          int      `mapstructure:"min_score"`
+	MaxScore          int      `mapstructure:"max_score"`
+	Fraction          float64  `mapstructure:"fraction"`
+	Header            string   `mapstructure:"header"`
+	HeaderValue       string   `mapstructure:"header_value"`
+	TrustedCIDRs      []string `mapstructure:"trusted_cidrs"`
+	TrustedIdentities []string `mapstructure:"trusted_identities"`
 }
 
 // RetryAfterConfig: a shed response advertises Base plus a uniformly random
@@ -365,10 +370,11 @@ func (s ScoringConfig) validate(path string, errs *errList) {
 	for i, r := range s.Rules {
 		r.validate(fmt.Sprintf("%s.rules[%d]", path, i), errs)
 	}
-	if s.PriorityHeader.Name == "" && len(s.PriorityHeader.TrustedCIDRs) > 0 {
-		errs.add(path+".priority_header.name", "must be set when trusted_cidrs is")
+	if s.PriorityHeader.Name == "" && (len(s.PriorityHeader.TrustedCIDRs) > 0 || len(s.PriorityHeader.TrustedIdentities) > 0) {
+		errs.add(path+".priority_header.name", "must be set when trusted_cidrs or trusted_identities is")
 	}
 	validateCIDRs(path+".priority_header.trusted_cidrs", s.PriorityHeader.TrustedCIDRs, errs)
+	validateIdentities(path+".priority_header.trusted_identities", s.PriorityHeader.TrustedIdentities, errs)
 }
 
 func validateCIDRs(path string, cidrs []string, errs *errList) {
@@ -377,6 +383,10 @@ func validateCIDRs(path string, cidrs []string, errs *errList) {
 			errs.add(fmt.Sprintf("%s[%d]", path, i), "%v", err)
 		}
 	}
+}
+
+func validateIdentities(path string, ids []string, errs *errList) {
+	trust.ValidateIdentities(path, ids, func(key, msg string) { errs.add(key, "%s", msg) })
 }
 
 // parsePrefix accepts a CIDR or a bare address (a /32 or /128), by the
@@ -604,8 +614,9 @@ func (c ChaosConfig) validate(path string, errs *errList) {
 	// With no trusted CIDRs nobody may trigger the header variant, which is
 	// fine when a fraction drives the experiment; it is a mistake only when
 	// the header is the experiment's sole trigger.
-	if c.Fraction == 0 && c.Header != "" && len(c.TrustedCIDRs) == 0 {
-		errs.add(path+".trusted_cidrs", "required when the header is the only trigger (the header is honoured only from trusted clients)")
+	if c.Fraction == 0 && c.Header != "" && len(c.TrustedCIDRs) == 0 && len(c.TrustedIdentities) == 0 {
+		errs.add(path+".trusted_cidrs", "required when the header is the only trigger (the header is honoured only from trusted clients; trusted_identities count too)")
 	}
 	validateCIDRs(path+".trusted_cidrs", c.TrustedCIDRs, errs)
+	validateIdentities(path+".trusted_identities", c.TrustedIdentities, errs)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/loadshed"
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // httpReq stands in for the gateway's adapter over its request context.
@@ -19,7 +20,10 @@ func (r *httpReq) Path() string           { return r.path }
 func (r *httpReq) Route() string          { return r.route }
 func (r *httpReq) Header(n string) string { return r.hdr[n] }
 func (r *httpReq) Query(string) string    { return "" }
-func (r *httpReq) ClientIP() netip.Addr   { return netip.MustParseAddr("198.51.100.4") }
+func (r *httpReq) Identity() trust.Identity {
+	ip := netip.MustParseAddr("198.51.100.4")
+	return trust.Identity{Peer: ip, Client: ip}
+}
 
 // The per-request flow of the two filter adapters.
 func Example() {

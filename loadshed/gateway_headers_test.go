@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 func TestUntrustedHeaders(t *testing.T) {
@@ -18,7 +20,8 @@ func TestUntrustedHeaders(t *testing.T) {
 	defer s.Close()
 	dropped := func(ip string) []string {
 		var out []string
-		s.UntrustedHeaders(netip.MustParseAddr(ip), func(n string) { out = append(out, n) })
+		a := netip.MustParseAddr(ip)
+		s.UntrustedHeaders(trust.Identity{Peer: a, Client: a}, func(n string) { out = append(out, n) })
 		return out
 	}
 	if got := dropped("203.0.113.1"); !slices.Equal(got, []string{"X-Priority", "X-Chaos"}) {

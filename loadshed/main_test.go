@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -15,6 +17,8 @@ type fakeRequest struct {
 	method, path, route string
 	headers, query      map[string]string
 	ip                  netip.Addr
+	// certNames are the verified TLS client certificate's identities.
+	certNames []string
 }
 
 func (r *fakeRequest) Method() string            { return r.method }
@@ -22,7 +26,13 @@ func (r *fakeRequest) Path() string              { return r.path }
 func (r *fakeRequest) Route() string             { return r.route }
 func (r *fakeRequest) Header(name string) string { return r.headers[name] }
 func (r *fakeRequest) Query(name string) string  { return r.query[name] }
-func (r *fakeRequest) ClientIP() netip.Addr      { return r.ip }
+func (r *fakeRequest) Identity() trust.Identity {
+	id := trust.Identity{Peer: r.ip, Client: r.ip}
+	if r.certNames != nil {
+		id.TLS = &trust.TLS{Names: r.certNames}
+	}
+	return id
+}
 
 func req(method, path string) *fakeRequest {
 	return &fakeRequest{method: method, path: path, headers: map[string]string{}, query: map[string]string{}, ip: netip.MustParseAddr("203.0.113.7")}

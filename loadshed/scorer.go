@@ -2,16 +2,17 @@ package loadshed
 
 import (
 	"fmt"
-	"net/netip"
 	"net/textproto"
 	"regexp"
 	"strings"
+
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Request is what scoring and chaos need to know about an HTTP request. The
 // gateway's filter adapter implements it over its own request type. Header
 // must look names up case-insensitively; a missing header or query
-// parameter is "". ClientIP is only called when a trusted-source check is
+// parameter is "". Identity is only called when a trusted-source check is
 // needed, so it may be computed lazily.
 type Request interface {
 	Method() string
@@ -19,7 +20,7 @@ type Request interface {
 	Route() string
 	Header(name string) string
 	Query(name string) string
-	ClientIP() netip.Addr
+	Identity() trust.Identity
 }
 
 // Scorer assigns priority scores. It is compiled once from a ScoringConfig
@@ -61,8 +62,8 @@ func NewScorer(cfg ScoringConfig) (*Scorer, error) {
 	}
 	s := &Scorer{defaultScore: cfg.DefaultScore, prioHeader: cfg.PriorityHeader.Name}
 	var err error
-	if s.prioTrusted, err = newTrustedSet(cfg.PriorityHeader.TrustedCIDRs); err != nil {
-		return nil, fmt.Errorf("scoring.priority_header.trusted_cidrs: %w", err)
+	if s.prioTrusted, err = newTrustedSet(cfg.PriorityHeader.TrustedCIDRs, cfg.PriorityHeader.TrustedIdentities); err != nil {
+		return nil, fmt.Errorf("scoring.priority_header.%w", err)
 	}
 	s.rules = make([]rule, len(cfg.Rules))
 	for i, rc := range cfg.Rules {
@@ -110,7 +111,7 @@ func compileValueMatchers(in []ValueMatch, canon func(string) string) []valueMat
 func (s *Scorer) Score(r Request) int {
 	if s.prioHeader != "" && !s.prioTrusted.Empty() {
 		if v := r.Header(s.prioHeader); v != "" {
-			if p, ok := parseScore(v); ok && s.prioTrusted.Contains(r.ClientIP()) {
+			if p, ok := parseScore(v); ok && s.prioTrusted.Trusts(r.Identity()) {
 				return p
 			}
 		}

@@ -156,3 +156,36 @@ func BenchmarkScore(b *testing.B) {
 		_ = s.Score(r)
 	}
 }
+
+// A verified client certificate naming a trusted identity may set the
+// priority, next to the trusted CIDRs; one naming another identity, or
+// none, may not.
+func TestPriorityHeaderFromTrustedIdentities(t *testing.T) {
+	s := mustScorer(t, ScoringConfig{
+		DefaultScore: 60,
+		PriorityHeader: PriorityHeaderConfig{
+			Name:              "X-Floodgate-Priority",
+			TrustedCIDRs:      []string{"10.0.0.0/8"},
+			TrustedIdentities: []string{"spiffe://prod/ns/ops/sa/deploy", "dns:ops.internal"},
+		},
+	})
+	cases := []struct {
+		names []string
+		want  int
+	}{
+		{[]string{"uri:spiffe://prod/ns/ops/sa/deploy", "cn:deploy"}, 5},
+		{[]string{"dns:ops.internal"}, 5},
+		{[]string{"uri:spiffe://prod/ns/web/sa/frontend"}, 60},
+		{[]string{"dns:OPS.internal.evil"}, 60},
+		{[]string{"cn:ops.internal"}, 60}, // a CN is not a DNS name
+		{nil, 60},
+	}
+	for _, c := range cases {
+		r := req("GET", "/")
+		r.certNames = c.names
+		r.headers["X-Floodgate-Priority"] = "5"
+		if got := s.Score(r); got != c.want {
+			t.Errorf("names %v: score = %d, want %d", c.names, got, c.want)
+		}
+	}
+}

@@ -109,9 +109,9 @@ func compile(cfg Config) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	ct, err := newTrustedSet(cfg.Chaos.TrustedCIDRs)
+	ct, err := newTrustedSet(cfg.Chaos.TrustedCIDRs, cfg.Chaos.TrustedIdentities)
 	if err != nil {
-		return nil, fmt.Errorf("chaos.trusted_cidrs: %w", err)
+		return nil, fmt.Errorf("chaos.%w", err)
 	}
 	c := &compiled{cfg: cfg, scorer: sc, chaosTrusted: ct, origins: make(map[string]*OriginConfig, len(cfg.Origins))}
 	for name := range cfg.Origins {
@@ -197,7 +197,7 @@ func (s *Shedder) chaosHit(c *compiled, r Request, score int) bool {
 	}
 	if ch.Header != "" {
 		if v := r.Header(ch.Header); v != "" && (ch.HeaderValue == "" || v == ch.HeaderValue) &&
-			c.chaosTrusted.Contains(r.ClientIP()) {
+			c.chaosTrusted.Trusts(r.Identity()) {
 			return true
 		}
 	}

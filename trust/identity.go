@@ -16,6 +16,9 @@ type Identity struct {
 	// PeerTrusted reports that Peer is a trusted proxy, so the forwarding
 	// headers it sent are believed (and extended rather than replaced).
 	PeerTrusted bool
+	// TLS describes the client connection's TLS session (version, SNI, the
+	// verified client certificate's names); nil over plain HTTP.
+	TLS *TLS
 }
 
 // Derive computes a request's identity. forwardedFor holds the values of

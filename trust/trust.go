@@ -1,7 +1,8 @@
 // Package trust owns the gateway's one rule for who a request comes from:
-// how address lists in config (trusted proxies, the priority and chaos
-// headers' trusted sources) are parsed, and how the client identity is
-// derived from the TCP peer and X-Forwarded-For. Every trust decision in the
+// how address and identity lists in config (trusted proxies, the priority
+// and chaos headers' trusted sources) are parsed, how the client identity is
+// derived from the TCP peer and X-Forwarded-For, and what a verified TLS
+// client certificate says about the client. Every trust decision in the
 // gateway goes through here, so there is exactly one parser and one rule.
 package trust
 

@@ -138,3 +138,63 @@ func FuzzDerive(f *testing.F) {
 		}
 	})
 }
+
+func TestParseIdentity(t *testing.T) {
+	ok := map[string]string{
+		"spiffe://prod/ns/ops/sa/deploy":     "uri:spiffe://prod/ns/ops/sa/deploy",
+		"uri:spiffe://prod/ns/ops/sa/deploy": "uri:spiffe://prod/ns/ops/sa/deploy",
+		"dns:Ops.Internal":                   "dns:ops.internal",
+		" cn:deploy bot ":                    "cn:deploy bot",
+	}
+	for in, want := range ok {
+		if got, err := ParseIdentity(in); err != nil || got != want {
+			t.Errorf("ParseIdentity(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ops.internal", "dns:", "cn:", "uri:ops", "email:a@b", "10.0.0.0/8"} {
+		if got, err := ParseIdentity(bad); err == nil {
+			t.Errorf("ParseIdentity(%q) = %q, want an error", bad, got)
+		}
+	}
+	var got []string
+	ValidateIdentities("x.trusted_identities", []string{"dns:a", "nope"}, func(k, _ string) { got = append(got, k) })
+	if len(got) != 1 || got[0] != "x.trusted_identities[1]" {
+		t.Fatalf("ValidateIdentities reported %v", got)
+	}
+}
+
+// The one rule: a trusted range or a trusted certificate identity; a
+// certificate presented by a trusted proxy names the proxy, so it vouches
+// for nobody behind it.
+func TestSourcesTrusts(t *testing.T) {
+	src, err := ParseSources([]string{"10.0.0.0/8"}, []string{"spiffe://prod/ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	ops := &TLS{Names: []string{"uri:spiffe://prod/ops"}}
+	other := &TLS{Names: []string{"uri:spiffe://prod/web"}}
+	cases := []struct {
+		name string
+		id   Identity
+		want bool
+	}{
+		{"trusted address", Identity{Peer: a("10.1.1.1"), Client: a("10.1.1.1")}, true},
+		{"trusted identity", Identity{Peer: a("203.0.113.1"), Client: a("203.0.113.1"), TLS: ops}, true},
+		{"other identity", Identity{Peer: a("203.0.113.1"), Client: a("203.0.113.1"), TLS: other}, false},
+		{"TLS without a certificate", Identity{Peer: a("203.0.113.1"), Client: a("203.0.113.1"), TLS: &TLS{}}, false},
+		{"proxy's certificate, client behind it", Identity{Peer: a("192.0.2.1"), Client: a("203.0.113.1"), PeerTrusted: true, TLS: ops}, false},
+		{"proxy's own request", Identity{Peer: a("192.0.2.1"), Client: a("192.0.2.1"), PeerTrusted: true, TLS: ops}, true},
+	}
+	for _, c := range cases {
+		if got := src.Trusts(c.id); got != c.want {
+			t.Errorf("%s: Trusts = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if _, err := ParseSources(nil, []string{"dns:a", "bogus"}); err == nil || err.Error() != `trusted_identities[1]: invalid identity "bogus": want a URI (spiffe://...), dns:NAME or cn:NAME` {
+		t.Fatalf("error = %v", err)
+	}
+	if !(Sources{}).Empty() || src.Empty() {
+		t.Fatal("Empty is wrong")
+	}
+}

@@ -3,12 +3,12 @@ package shed
 import (
 	"errors"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/loadshed"
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Filter names and orders: global shedding right after the request id, so
@@ -134,7 +134,7 @@ func (r request) Query(name string) string {
 	return string(r.c.Request.QueryArgs().Peek(name))
 }
 
-func (r request) ClientIP() netip.Addr { return r.c.ClientIP() }
+func (r request) Identity() trust.Identity { return r.c.Identity() }
 
 // globalFilter scores the request and applies chaos and the global cutoff.
 type globalFilter struct {
@@ -147,7 +147,7 @@ func (f *globalFilter) Apply(c *filters.Context) error {
 	// Priority and chaos headers from a client not trusted to send them
 	// are ignored here and never forwarded, so a tier behind this one
 	// cannot be steered by them either.
-	f.sh.UntrustedHeaders(c.ClientIP(), c.DropUpstreamHeader)
+	f.sh.UntrustedHeaders(c.Identity(), c.DropUpstreamHeader)
 	score := f.sh.Score(r)
 	c.Priority = score
 	d := f.sh.DecideGlobal(r, score)
