@@ -9,6 +9,7 @@ import (
 	"github.com/floodgate-dev/floodgate/ratelimit"
 	"github.com/floodgate-dev/floodgate/routing"
 	"github.com/floodgate-dev/floodgate/timeseries"
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // ByteSize is a size in bytes written in human units ("4MiB"); see
@@ -98,6 +99,9 @@ type Server struct {
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	// Via is the pseudonym the gateway adds to the Via header.
 	Via string `mapstructure:"via"`
+	// TLS terminates TLS on the listener when it lists certificates
+	// (SNI, mTLS, reload, the https redirect listener, HSTS).
+	TLS tlsconf.ServerConfig `mapstructure:"tls"`
 }
 
 // Admin is the operator listener (metrics, admin API). It binds loopback
@@ -179,6 +183,7 @@ func Default() *Config {
 			PathParameters:       routing.RejectPathParameters,
 			WriteProgressTimeout: time.Minute,
 			Via:                  "floodgate",
+			TLS:                  tlsconf.DefaultServerConfig(),
 		},
 		Admin:    Admin{Listen: "127.0.0.1:9901"},
 		LoadShed: loadshed.Default(),

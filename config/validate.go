@@ -70,6 +70,7 @@ func (c *Config) Validate() error {
 		p.Add("server.escaped_slashes", "must be one of reject, keep, decode; got %q", s.EscapedSlashes)
 	}
 	trust.Validate("server.trusted_proxies", s.TrustedProxies, func(key, msg string) { p.Add(key, "%s", msg) })
+	p.Merge("server.tls", s.TLS.Validate(s.Listen))
 	if strings.ContainsAny(s.Via, "\r\n,") {
 		p.Add("server.via", "must be a single token")
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/floodgate-dev/floodgate/decode"
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // LB names an instance selection strategy.
@@ -58,6 +59,8 @@ type OriginConfig struct {
 	// AdaptiveLimit learns the concurrency the origin sustains; the
 	// origin's load-shedding scope sheds by priority against it.
 	AdaptiveLimit AdaptiveLimitConfig `mapstructure:"adaptive_limit"`
+	// TLS makes requests and health checks to the instances speak TLS.
+	TLS tlsconf.ClientConfig `mapstructure:"tls"`
 }
 
 // InstanceConfig is one static instance.
@@ -268,6 +271,7 @@ func (c OriginConfig) Validate() error {
 			fe.Add("health_check.unhealthy_threshold", "must be positive")
 		}
 	}
+	fe.Merge("tls", c.TLS.Validate())
 	l := c.Latency
 	if l.Decay <= 0 {
 		fe.Add("latency.decay", "must be positive")

@@ -2,10 +2,14 @@ package origins
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // Prober performs one health check against addr (host:port) and returns the HTTP
@@ -17,26 +21,41 @@ type Prober func(ctx context.Context, addr, path string) (status int, err error)
 type HTTPProber struct {
 	transport *http.Transport
 	client    *http.Client
+	scheme    string
 }
 
 // NewHTTPProber returns a prober whose dials time out after dialTimeout.
 func NewHTTPProber(dialTimeout time.Duration) *HTTPProber {
+	return NewHTTPSProber(dialTimeout, nil)
+}
+
+// NewHTTPSProber returns a prober that speaks TLS with tlsConfig (the
+// origin's own TLS settings, so a health check verifies exactly what a
+// request would); nil means plain HTTP. An empty ServerName verifies the
+// instance's host.
+func NewHTTPSProber(dialTimeout time.Duration, tlsConfig *tls.Config) *HTTPProber {
 	t := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: dialTimeout}).DialContext,
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		TLSClientConfig:     tlsConfig,
+		TLSHandshakeTimeout: dialTimeout,
 	}
-	return &HTTPProber{transport: t, client: &http.Client{
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	return &HTTPProber{transport: t, scheme: scheme, client: &http.Client{
 		Transport: t,
 		// A health endpoint that redirects is misconfigured; report its status as is.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
 
-// Probe sends GET http://addr/path and returns the status.
+// Probe sends GET http://addr/path (https with TLS) and returns the status.
 func (p *HTTPProber) Probe(ctx context.Context, addr, path string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme+"://"+addr+path, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -58,6 +77,24 @@ func (p *HTTPProber) Probe(ctx context.Context, addr, path string) (int, error) 
 
 // Close releases idle connections.
 func (p *HTTPProber) Close() { p.transport.CloseIdleConnections() }
+
+// proberFor returns the health checks' prober for an origin with TLS
+// settings t, and what to call when its checks stop. An origin with TLS
+// gets its own HTTPS prober; a Prober given in Options is used as is.
+func (r *Registry) proberFor(t tlsconf.ClientConfig) (Prober, func()) {
+	if !t.Enabled || r.prober == nil {
+		return r.opts.Prober, func() {}
+	}
+	cfg, err := t.Build()
+	if err != nil {
+		// Validated at load; the files changed since. Every probe fails
+		// and says why.
+		err = fmt.Errorf("origin TLS settings: %w", err)
+		return func(context.Context, string, string) (int, error) { return 0, err }, func() {}
+	}
+	p := NewHTTPSProber(time.Second, cfg)
+	return p.Probe, p.Close
+}
 
 // maxParallelProbes bounds concurrent probes per origin per round.
 const maxParallelProbes = 8

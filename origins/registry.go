@@ -102,6 +102,12 @@ func (r *Registry) Update(cfgs map[string]OriginConfig) error {
 		next[name] = o
 	}
 	r.origins.Store(&next)
+	for _, name := range slices.Sorted(maps.Keys(cfgs)) {
+		if t := cfgs[name].TLS; t.Enabled && t.InsecureSkipVerify {
+			r.opts.Logger.Warn("origin TLS certificates are not verified (insecure_skip_verify): anyone on the path can impersonate the origin",
+				"key", "origins."+name+".tls.insecure_skip_verify")
+		}
+	}
 	for name, o := range cur {
 		if _, kept := next[name]; !kept {
 			r.stopOrigin(o)
@@ -148,7 +154,7 @@ func (r *Registry) syncHealth(o *Origin, cfg OriginConfig) {
 	hc := cfg.HealthCheck
 	var healthKey string
 	if hc.Interval > 0 {
-		healthKey = fmt.Sprintf("%+v", hc)
+		healthKey = fmt.Sprintf("%+v %+v", hc, cfg.TLS)
 	}
 	if o.bg.health.key != healthKey {
 		o.bg.health.stop()
@@ -159,8 +165,11 @@ func (r *Registry) syncHealth(o *Origin, cfg OriginConfig) {
 				in.hcOK, in.hcFail = 0, 0
 			}
 		} else {
-			probe := r.opts.Prober
-			o.bg.health = startTask(healthKey, func(ctx context.Context) { o.runHealthChecks(ctx, hc, probe) })
+			probe, closeProbe := r.proberFor(cfg.TLS)
+			o.bg.health = startTask(healthKey, func(ctx context.Context) {
+				defer closeProbe()
+				o.runHealthChecks(ctx, hc, probe)
+			})
 		}
 	}
 }

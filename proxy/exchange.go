@@ -7,6 +7,7 @@ import (
 
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // exchange is one request's HTTP traffic to its origin: the HTTP work of
@@ -117,6 +118,10 @@ func (x *exchange) failure(err error) error {
 		return clientBodyError(x.body.clientErr)
 	}
 	status, cat := classifyOriginError(err)
+	var de *dialError
+	if errors.As(err, &de) && de.handshake {
+		return filters.Fail(status, cat, "TLS handshake with origin "+x.e.origin+" failed: "+tlsconf.Describe(de.err), err)
+	}
 	return filters.Fail(status, cat, originErrorReason(cat, x.e.origin), err)
 }
 

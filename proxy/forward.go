@@ -47,7 +47,7 @@ type forwardEndpoint struct {
 // origin configuration oc, without the instance address.
 func (e *forwardEndpoint) poolKeyFor(oc *origins.OriginConfig) poolKey {
 	t := oc.Timeouts.Override(e.timeouts)
-	return poolKey{connect: t.Connect, response: t.Response, idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance}
+	return poolKey{connect: t.Connect, response: t.Response, idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance, tls: oc.TLS}
 }
 
 func (e *forwardEndpoint) Apply(c *filters.Context) error {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // poolKey identifies a connection pool. Pools outlive config snapshots so a
@@ -18,6 +20,9 @@ type poolKey struct {
 	response time.Duration
 	idle     time.Duration
 	maxConns int
+	// tls is the origin's TLS settings (comparable: the files' paths), so
+	// a change of settings gets a new pool.
+	tls tlsconf.ClientConfig
 }
 
 // clientPool holds one fasthttp.HostClient per (instance, settings). Reads
@@ -40,7 +45,7 @@ func (p *clientPool) get(k poolKey) *fasthttp.HostClient {
 	}
 	hc := &fasthttp.HostClient{
 		Addr:                          k.addr,
-		Dial:                          dialer(k.addr, k.connect, k.response),
+		Dial:                          dialer(k.addr, k.connect, k.response, k.tls),
 		MaxConns:                      k.maxConns,
 		MaxIdleConnDuration:           k.idle,
 		StreamResponseBody:            true,

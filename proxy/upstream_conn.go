@@ -1,9 +1,13 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // errStaleConn means a pooled connection was found closed by the origin
@@ -12,10 +16,19 @@ import (
 var errStaleConn = errors.New("pooled origin connection was closed by the origin while idle")
 
 // dialError marks failures to establish a connection, so they map to
-// origin_connect_error rather than reset or timeout.
-type dialError struct{ err error }
+// origin_connect_error rather than reset or timeout. handshake marks a
+// TLS handshake that failed (the reason then names the TLS failure).
+type dialError struct {
+	err       error
+	handshake bool
+}
 
-func (e *dialError) Error() string { return "connecting to origin: " + e.err.Error() }
+func (e *dialError) Error() string {
+	if e.handshake {
+		return "TLS handshake with origin failed: " + tlsconf.Describe(e.err)
+	}
+	return "connecting to origin: " + e.err.Error()
+}
 func (e *dialError) Unwrap() error { return e.err }
 
 // probeAfterIdle is how long a pooled connection must have been idle before
@@ -46,6 +59,9 @@ type upstreamConn struct {
 	lastRead time.Time
 	// readDeadline and writeDeadline are the deadlines currently armed.
 	readDeadline, writeDeadline time.Time
+	// raw is the TCP connection under a TLS one (the socket alive probes);
+	// Conn itself otherwise.
+	raw net.Conn
 }
 
 // deadlineSlack is how far past the timeout a per-operation deadline may
@@ -87,7 +103,7 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 	now := time.Now()
 	if c.readSinceWrite {
 		c.readSinceWrite = false
-		if now.Sub(c.lastRead) >= c.probeAfter && !alive(c.Conn) {
+		if now.Sub(c.lastRead) >= c.probeAfter && !alive(c.socket()) {
 			return 0, errStaleConn
 		}
 	}
@@ -108,13 +124,49 @@ func (c *upstreamConn) SetDeadline(time.Time) error      { return nil }
 func (c *upstreamConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *upstreamConn) SetWriteDeadline(time.Time) error { return nil }
 
-func dialer(addr string, connectTimeout, ioTimeout time.Duration) func(string) (net.Conn, error) {
+// socket is the connection whose socket alive probes.
+func (c *upstreamConn) socket() net.Conn {
+	if c.raw != nil {
+		return c.raw
+	}
+	return c.Conn
+}
+
+// dialer connects to addr, and with TLS settings completes the handshake
+// within the same connect timeout, so a TLS failure (unknown authority,
+// name mismatch, expired certificate, refused client certificate) is a
+// connect error that names it. A pooled TLS connection is probed on its
+// socket: any byte waiting there after a response (a close_notify alert)
+// or an EOF means the origin closed it.
+func dialer(addr string, connectTimeout, ioTimeout time.Duration, t tlsconf.ClientConfig) func(string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+	cfg, cfgErr := t.Build()
+	if cfgErr != nil {
+		// Validated at load; the files changed since.
+		cfgErr = fmt.Errorf("origin TLS settings: %w", cfgErr)
+	}
+	cfg = tlsconf.ForAddr(cfg, addr)
 	return func(string) (net.Conn, error) {
+		if cfgErr != nil {
+			return nil, &dialError{err: cfgErr}
+		}
+		start := time.Now()
 		conn, err := d.Dial("tcp", addr)
 		if err != nil {
 			return nil, &dialError{err: err}
 		}
-		return &upstreamConn{Conn: conn, timeout: ioTimeout, probeAfter: probeAfterIdle}, nil
+		uc := &upstreamConn{Conn: conn, raw: conn, timeout: ioTimeout, probeAfter: probeAfterIdle}
+		if cfg == nil {
+			return uc, nil
+		}
+		tc := tls.Client(conn, cfg)
+		_ = conn.SetDeadline(start.Add(connectTimeout))
+		if err := tc.Handshake(); err != nil {
+			_ = conn.Close()
+			return nil, &dialError{err: err, handshake: true}
+		}
+		_ = conn.SetDeadline(time.Time{})
+		uc.Conn = tc
+		return uc, nil
 	}
 }

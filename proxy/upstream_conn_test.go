@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // pair returns both ends of a real loopback TCP connection.
@@ -144,7 +146,7 @@ func TestDialErrorIsTyped(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	_, err := dialer(addr, time.Second, time.Second)("")
+	_, err := dialer(addr, time.Second, time.Second, tlsconf.ClientConfig{})("")
 	var de *dialError
 	if !errors.As(err, &de) {
 		t.Fatalf("want *dialError, got %T %v", err, err)
