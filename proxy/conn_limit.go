@@ -38,6 +38,9 @@ type connListener struct {
 	net.Listener
 	max    int64
 	logger *slog.Logger
+	// silentRefusal closes a refused connection without the plain-text
+	// 503 (a TLS listener's clients cannot read it).
+	silentRefusal bool
 
 	open    atomic.Int64
 	refused atomic.Uint64
@@ -78,8 +81,10 @@ func (l *connListener) refuse(c net.Conn) {
 	// 503 finds the refusal already accounted for.
 	l.refused.Add(1)
 	l.logRefusal(c.RemoteAddr())
-	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	_, _ = c.Write(refusalResponse)
+	if !l.silentRefusal {
+		_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = c.Write(refusalResponse)
+	}
 	_ = c.Close()
 }
 

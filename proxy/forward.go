@@ -141,7 +141,7 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 		req.Header.SetHostBytes(host)
 	}
 	var scratch [4][]byte
-	setForwarded(&req.Header, &in.Header, c.PeerIP(), c.PeerTrusted(), []byte("http"), host, e.via, scratch[:0])
+	setForwarded(&req.Header, &in.Header, c.PeerIP(), c.PeerTrusted(), forwardedProto(c), host, e.via, scratch[:0])
 	c.UpstreamHeaders(req.Header.Set)
 }
 

@@ -19,8 +19,8 @@ const framingAllowance = 64 << 10
 // requestBody). The returned func lifts the cap once the request is done;
 // nil when there is nothing to lift.
 func boundChunkedFraming(ctx *fasthttp.RequestCtx, maxBody int64) func() {
-	conn, ok := ctx.Conn().(*edge.Conn)
-	if !ok || ctx.Request.Header.ContentLength() != -1 {
+	conn := edge.ConnOf(ctx.Conn())
+	if conn == nil || ctx.Request.Header.ContentLength() != -1 {
 		return nil
 	}
 	conn.SetReadLimit(conn.BytesRead() + 2*maxBody + framingAllowance)
@@ -35,8 +35,8 @@ type wireLimiter struct {
 }
 
 func newWireLimiter(ctx *fasthttp.RequestCtx) *wireLimiter {
-	conn, ok := ctx.Conn().(*edge.Conn)
-	if !ok || ctx.Request.Header.ContentLength() != -1 {
+	conn := edge.ConnOf(ctx.Conn())
+	if conn == nil || ctx.Request.Header.ContentLength() != -1 {
 		return nil
 	}
 	w := &wireLimiter{conn: conn, start: conn.BytesRead()}

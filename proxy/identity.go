@@ -16,10 +16,12 @@ import (
 func identify(ctx *fasthttp.RequestCtx, proxies trust.Prefixes) trust.Identity {
 	peer := remoteIP(ctx)
 	if !proxies.Contains(peer) {
-		return trust.Identity{Peer: peer, Client: peer}
+		return trust.Identity{Peer: peer, Client: peer, TLS: connTLS(ctx)}
 	}
 	var buf [4][]byte
-	return trust.Derive(peer, proxies, peekFold(&ctx.Request.Header, "X-Forwarded-For", buf[:0]))
+	id := trust.Derive(peer, proxies, peekFold(&ctx.Request.Header, "X-Forwarded-For", buf[:0]))
+	id.TLS = connTLS(ctx)
+	return id
 }
 
 func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {

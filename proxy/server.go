@@ -14,6 +14,7 @@ import (
 
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/proxy/edge"
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // Server is the client-facing HTTP server. It serves every request against
@@ -36,6 +37,11 @@ type Server struct {
 	// maxConns is the effective server.max_connections.
 	maxConns int
 	accepts  acceptErrors
+	// tls counts failed client handshakes (tls.go).
+	tls tlsStats
+	// redirect is the plain listener's server that sends clients to
+	// https (ServeRedirect), when there is one.
+	redirect atomic.Pointer[fasthttp.Server]
 }
 
 // NewServer creates a server for snap. Listener-level settings (buffer
@@ -116,16 +122,19 @@ func (s *Server) OpenConnections() int64 { return s.conns.Load() }
 // failing accept (out of file descriptors) back off and retry instead of
 // ending Serve, and gives every client connection the write progress
 // timeout and the chunked-framing bound.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, nil) }
+
+// serve is Serve, over TLS with store's certificates when store is set
+// (ServeTLS): TLS wraps the listener, the server and its options are the
+// same.
+func (s *Server) serve(ln net.Listener, store *tlsconf.Store) error {
 	cl := newConnListener(ln, s.maxConns, s.logger)
+	cl.silentRefusal = store != nil
 	s.ln.Store(cl)
 	if s.stopped.Load() {
 		_ = ln.Close() // Shutdown came first: return at once
 	}
-	return s.srv.Serve(edge.Listen(cl, edge.ListenerOptions{
-		WriteProgressTimeout: s.snap.Load().Config.Server.WriteProgressTimeout,
-		OnAcceptError:        s.acceptError,
-	}))
+	return s.srv.Serve(edge.Listen(cl, s.listenerOptions(store)))
 }
 
 // RefusedConnections counts connections refused at server.max_connections.
@@ -140,6 +149,10 @@ func (s *Server) RefusedConnections() uint64 {
 // to finish or ctx to end, whichever is first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped.Store(true)
+	if r := s.redirect.Load(); r != nil {
+		// Redirects are answered at once: nothing there to drain for long.
+		_ = r.ShutdownWithContext(ctx)
+	}
 	err := s.srv.ShutdownWithContext(ctx)
 	if cl := s.ln.Load(); cl != nil {
 		// fasthttp closes only a listener its Serve has registered; a
@@ -192,7 +205,11 @@ func (s *Server) Dispatch(c *filters.Context) *filters.Chain {
 	c.OnDone(s.doneHook)
 	snap := s.snap.Load()
 	ctx := c.Request
-	c.SetIdentity(identify(ctx, snap.TrustedProxies))
+	id := identify(ctx, snap.TrustedProxies)
+	c.SetIdentity(id)
+	if id.TLS != nil && snap.HSTS != "" {
+		c.SetResponseHeader("Strict-Transport-Security", snap.HSTS)
+	}
 	if release := boundChunkedFraming(ctx, int64(snap.Config.Server.MaxBodySize)); release != nil {
 		c.OnDone(func(*filters.Context) { release() })
 	}

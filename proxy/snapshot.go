@@ -27,6 +27,9 @@ type Snapshot struct {
 	// TrustedProxies is server.trusted_proxies, parsed: the peers whose
 	// X-Forwarded-For names the client (see trust.Derive).
 	TrustedProxies trust.Prefixes
+	// HSTS is the Strict-Transport-Security value for responses over TLS
+	// ("" for none).
+	HSTS string
 }
 
 // PathPolicy is server config's path policy (escaped slashes, ";"
@@ -122,6 +125,7 @@ func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
 		errs.Add("server.trusted_proxies", "%v", err)
 	}
 	snap.TrustedProxies = trusted
+	snap.HSTS = cfg.Server.TLS.HSTS.HeaderValue()
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		at := fmt.Sprintf("routes[%d]", i)

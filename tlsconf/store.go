@@ -74,8 +74,10 @@ func NewStore(cfg ServerConfig, logger *slog.Logger) (*Store, error) {
 		logger = slog.Default()
 	}
 	s := &Store{log: logger}
+	// Every setting comes from the current set (configForClient); these
+	// only shape what crypto/tls checks before asking for it.
 	s.base = &tls.Config{
-		MinVersion:         cfg.Version(),
+		MinVersion:         tls.VersionTLS12,
 		NextProtos:         ALPN,
 		GetConfigForClient: s.configForClient,
 	}
@@ -97,6 +99,18 @@ func (s *Store) configForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 // loaded, and any failure leaves the store as it was. A running watch
 // follows the new files.
 func (s *Store) Configure(cfg ServerConfig) error {
+	commit, err := s.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	return commit()
+}
+
+// Prepare loads every file cfg names and returns the function that makes
+// cfg current; until it runs nothing changes, so a config reload can check
+// every section before applying any. The commit fails only when watching
+// the new files fails (the new certificates are served regardless).
+func (s *Store) Prepare(cfg ServerConfig) (commit func() error, err error) {
 	pairs := make([]loadedPair, len(cfg.Certificates))
 	var errs []error
 	for i, cc := range cfg.Certificates {
@@ -118,21 +132,23 @@ func (s *Store) Configure(cfg ServerConfig) error {
 		errs = append(errs, errors.New("certificates: at least one is required"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
 	}
-	s.mu.Lock()
-	s.cfg, s.pairs, s.clientCAs = cfg, pairs, pool
-	s.cur.Store(s.buildSet())
-	stop := s.stopWatch
-	s.stopWatch = nil
-	s.mu.Unlock()
-	if stop == nil {
-		return nil
-	}
-	// Restart the watch on the new files; stopping waits for a reload in
-	// progress, which needs s.mu.
-	stop()
-	return s.Watch()
+	return func() error {
+		s.mu.Lock()
+		s.cfg, s.pairs, s.clientCAs = cfg, pairs, pool
+		s.cur.Store(s.buildSet())
+		stop := s.stopWatch
+		s.stopWatch = nil
+		s.mu.Unlock()
+		if stop == nil {
+			return nil
+		}
+		// Restart the watch on the new files; stopping waits for a reload
+		// in progress, which needs s.mu.
+		stop()
+		return s.Watch()
+	}, nil
 }
 
 // Reload re-reads every file. A file that fails keeps its previous

@@ -86,10 +86,29 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 		return err
 	}
 	a.rt.attach(a.server)
+	tlsCfg := cfg.Server.TLS
+	if tlsCfg.Enabled() {
+		if err := a.rt.startTLS(tlsCfg, a.server); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return err
+	}
+	if r := tlsCfg.Redirect.Listen; tlsCfg.Enabled() && r != "" {
+		rln, err := net.Listen("tcp", r)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server.tls.redirect.listen: %w", err)
+		}
+		go func() {
+			if err := a.server.ServeRedirect(rln, proxy.RedirectPort(tlsCfg.Redirect, cfg.Server.Listen)); err != nil {
+				logger.Error("https redirect listener stopped", "error", err)
+			}
+		}()
+		logger.Info("redirecting plain HTTP to https", "addr", rln.Addr().String())
 	}
 	if cfg.Admin.Listen != "" {
 		adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
@@ -128,10 +147,16 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 
 	// Announced only once the watcher is armed, so a change made right after
 	// start-up is never missed.
-	logger.Info("floodgate listening", "addr", ln.Addr().String(), "config", cfg.Source,
+	logger.Info("floodgate listening", "addr", ln.Addr().String(), "tls", tlsCfg.Enabled(), "config", cfg.Source,
 		"routes", len(cfg.Routes), "origins", len(cfg.Origins))
 	served := make(chan error, 1)
-	go func() { served <- a.server.Serve(ln) }()
+	go func() {
+		if a.rt.tls != nil {
+			served <- a.server.ServeTLS(ln, a.rt.tls)
+			return
+		}
+		served <- a.server.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		return err
@@ -194,5 +219,8 @@ func restartOnlyChanges(old, cur *config.Config) []string {
 	check("server.max_connections_per_ip", o.MaxConnectionsPerIP != n.MaxConnectionsPerIP)
 	check("server.write_progress_timeout", o.WriteProgressTimeout != n.WriteProgressTimeout)
 	check("admin.listen", old.Admin.Listen != cur.Admin.Listen)
+	check("server.tls (on or off)", o.TLS.Enabled() != n.TLS.Enabled())
+	check("server.tls.handshake_timeout", o.TLS.HandshakeTimeout != n.TLS.HandshakeTimeout)
+	check("server.tls.redirect", o.TLS.Redirect != n.TLS.Redirect)
 	return keys
 }

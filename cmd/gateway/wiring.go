@@ -18,6 +18,7 @@ import (
 	"github.com/floodgate-dev/floodgate/proxy"
 	"github.com/floodgate-dev/floodgate/ratelimit"
 	"github.com/floodgate-dev/floodgate/timeseries"
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // runtime holds what outlives config snapshots: metrics, rate-limit
@@ -39,6 +40,9 @@ type runtime struct {
 	// extraChanges are applied after the built-in ones; tests use them to
 	// make a reload fail late.
 	extraChanges []change
+	// tls holds the client listener's certificates when server.tls is on
+	// (see startTLS).
+	tls *tlsconf.Store
 }
 
 // newRuntime creates the long-lived parts for the first config. Origins
@@ -247,6 +251,19 @@ func (rt *runtime) changes(cfg *config.Config) []change {
 			return rt.store.Reconfigure(cfg.TimeSeries.Store)
 		}})
 	}
+	if rt.tls != nil && cfg.Server.TLS.Enabled() {
+		// The certificates named by the new config, loaded in check;
+		// installing them cannot fail.
+		var commit func() error
+		cs = append(cs, change{key: "server.tls",
+			check: func() (err error) { commit, err = rt.tls.Prepare(cfg.Server.TLS); return err },
+			apply: func() error {
+				if err := commit(); err != nil {
+					rt.logger.Warn("TLS certificates installed but their files are not watched; reload with SIGHUP", "error", err)
+				}
+				return nil
+			}})
+	}
 	originNames := make([]string, 0, len(cfg.Origins))
 	for n := range cfg.Origins {
 		originNames = append(originNames, n)
@@ -303,7 +320,31 @@ func (rt *runtime) activate(cfg *config.Config, swap func()) error {
 	return nil
 }
 
+// startTLS loads the client listener's certificates, watches their files
+// and exports the TLS metrics; srv reports its failed handshakes.
+func (rt *runtime) startTLS(cfg tlsconf.ServerConfig, srv *proxy.Server) error {
+	store, err := tlsconf.NewStore(cfg, rt.logger.With("component", "tls"))
+	if err != nil {
+		return decode.Prefix("server.tls", err)
+	}
+	if err := store.Watch(); err != nil {
+		rt.logger.Warn("TLS certificate files are not watched; reload with SIGHUP", "error", err)
+	}
+	rt.tls = store
+	rt.metrics.RegisterTLS(func() metrics.TLSState {
+		st := metrics.TLSState{HandshakeErrors: srv.TLSHandshakeErrors(), CertReloadErrors: store.ReloadErrors()}
+		for _, c := range store.Certificates() {
+			st.Certificates = append(st.Certificates, metrics.TLSCertificate{Name: c.Name, NotAfter: c.NotAfter})
+		}
+		return st
+	})
+	return nil
+}
+
 func (rt *runtime) close() {
+	if rt.tls != nil {
+		rt.tls.Close()
+	}
 	if rt.origins != nil {
 		rt.origins.Close()
 	}

@@ -133,6 +133,12 @@ func (f *filter) log(c *filters.Context) {
 			r.AddAttrs(slog.String("peer_ip", peer.String()))
 		}
 	}
+	if t := c.Identity().TLS; t != nil {
+		r.AddAttrs(slog.String("tls_version", t.VersionName()), slog.String("sni", t.ServerName))
+		if len(t.Names) > 0 {
+			r.AddAttrs(slog.String("client_cert", t.Names[0]))
+		}
+	}
 	if c.Origin != "" {
 		r.AddAttrs(slog.String("origin", c.Origin), slog.String("instance", c.Instance))
 	}

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -26,13 +27,25 @@ type ListenerOptions struct {
 	// many open files, out of buffers) and how long the listener waits
 	// before retrying. It must not block.
 	OnAcceptError func(err error, retryIn time.Duration)
+
+	// TLS, when set, makes every accepted connection a *TLSConn using it
+	// (see tlsconf.Store.TLSConfig).
+	TLS *tls.Config
+	// HandshakeTimeout bounds a TLS handshake (0: none).
+	HandshakeTimeout time.Duration
+	// OnHandshakeError observes a failed TLS handshake. It must not block.
+	OnHandshakeError func(err error)
+	// PlainHTTPAnswer is written, in plain text, to a client that sent an
+	// HTTP request to the TLS listener.
+	PlainHTTPAnswer []byte
 }
 
 // Listener wraps the client listener. Accept survives resource exhaustion
 // (EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED): instead of returning the
 // error, which makes fasthttp's Serve, and with it the gateway, exit, it
 // reports the error, backs off and retries, while connections already
-// accepted keep being served. Accepted connections are *Conn.
+// accepted keep being served. Accepted connections are *Conn, or *TLSConn
+// when ListenerOptions.TLS is set.
 type Listener struct {
 	net.Listener
 	opts    ListenerOptions
@@ -56,6 +69,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
+			if l.opts.TLS != nil {
+				return newTLSConn(c, l.opts.TLS, &l.opts), nil
+			}
 			return newConn(c, l.opts.WriteProgressTimeout), nil
 		}
 		if l.closed.Load() || !isResourceError(err) {
