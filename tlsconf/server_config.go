@@ -85,10 +85,10 @@ func DefaultServerConfig() ServerConfig {
 }
 
 // Enabled reports whether the client listener speaks TLS.
-func (c *ServerConfig) Enabled() bool { return len(c.Certificates) > 0 }
+func (c ServerConfig) Enabled() bool { return len(c.Certificates) > 0 }
 
 // Version returns MinVersion as a crypto/tls constant.
-func (c *ServerConfig) Version() uint16 {
+func (c ServerConfig) Version() uint16 {
 	if c.MinVersion == "1.3" {
 		return tls.VersionTLS13
 	}
@@ -115,7 +115,7 @@ func (h HSTSConfig) HeaderValue() string {
 // certificate is a config error with its key path (relative to
 // server.tls). serverListen is server.listen (the redirect must not reuse
 // it).
-func (c *ServerConfig) Validate(serverListen string) error {
+func (c ServerConfig) Validate(serverListen string) error {
 	var e decode.Errors
 	switch c.MinVersion {
 	case "1.2", "1.3":
