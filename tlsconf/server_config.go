@@ -174,9 +174,9 @@ func (c ServerConfig) Validate(serverListen string) error {
 		e.Add("redirect.https_port", "must be a port number, got %d", c.Redirect.HTTPSPort)
 	}
 	if r := c.Redirect.Listen; r != "" {
-		if _, _, err := net.SplitHostPort(r); err != nil {
+		if _, port, err := net.SplitHostPort(r); err != nil {
 			e.Add("redirect.listen", "want [host]:port, got %q", r)
-		} else if r == serverListen {
+		} else if r == serverListen && port != "0" {
 			e.Add("redirect.listen", "must differ from server.listen")
 		}
 	}
