@@ -41,7 +41,7 @@ type Server struct {
 	tls tlsStats
 	// redirect is the plain listener's server that sends clients to
 	// https (ServeRedirect), when there is one.
-	redirect atomic.Pointer[fasthttp.Server]
+	redirect atomic.Pointer[redirectServer]
 }
 
 // NewServer creates a server for snap. Listener-level settings (buffer
@@ -151,7 +151,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped.Store(true)
 	if r := s.redirect.Load(); r != nil {
 		// Redirects are answered at once: nothing there to drain for long.
-		_ = r.ShutdownWithContext(ctx)
+		_ = r.srv.ShutdownWithContext(ctx)
+		_ = r.ln.Close() // in case its Serve had not started
 	}
 	err := s.srv.ShutdownWithContext(ctx)
 	if cl := s.ln.Load(); cl != nil {

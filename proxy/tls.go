@@ -110,14 +110,21 @@ func (s *Server) ServeRedirect(ln net.Listener, httpsPort int) error {
 		filters.Drive(ctx, redirectAnswer{s: s, port: httpsPort})
 	}, listenerLimits(s.snap.Load()))
 	srv.Logger = fasthttpLogger{s.logger}
-	s.redirect.Store(srv)
+	s.redirect.Store(&redirectServer{srv: srv, ln: ln})
 	if s.stopped.Load() {
-		_ = ln.Close()
+		_ = ln.Close() // Shutdown came first: return at once
 	}
 	return srv.Serve(edge.Listen(ln, edge.ListenerOptions{
 		WriteProgressTimeout: s.snap.Load().Config.Server.WriteProgressTimeout,
 		OnAcceptError:        s.acceptError,
 	}))
+}
+
+// redirectServer is the redirect listener's server and listener, which
+// Shutdown stops.
+type redirectServer struct {
+	srv *fasthttp.Server
+	ln  net.Listener
 }
 
 // redirectAnswer dispatches a request on the redirect listener.
