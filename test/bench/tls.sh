@@ -5,6 +5,8 @@
 #
 #   bash test/bench/tls.sh
 #
+# Targets: haproxy, nginx and floodgate terminating TLS, and fg-plain (the
+# same Floodgate config without TLS, so the cost of TLS itself shows).
 # Measures, per target, interleaved over ROUNDS rounds:
 #   handshakes: wrk with "Connection: close", so every request is a new TCP
 #               connection and a full TLS handshake (wrk does not resume
@@ -16,7 +18,7 @@
 # Environment (all optional):
 #   ROUNDS=3       interleaved rounds (the order of targets rotates)
 #   DUR=6          seconds per wrk measurement
-#   PORT_BASE=24000 first of the 5 loopback ports used
+#   PORT_BASE=24000 first of the 7 loopback ports used
 #
 # Certificates: one ECDSA P-256 certificate (openssl) served by all three,
 # TLS 1.2 minimum, ALPN http/1.1. It installs wrk, nginx-light, haproxy and
@@ -33,6 +35,8 @@ NGX=127.0.0.1:$((PORT_BASE + 1))
 HAP=127.0.0.1:$((PORT_BASE + 2))
 FG=127.0.0.1:$((PORT_BASE + 3))
 FG_ADMIN=127.0.0.1:$((PORT_BASE + 4))
+FGP=127.0.0.1:$((PORT_BASE + 5))
+FGP_ADMIN=127.0.0.1:$((PORT_BASE + 6))
 CORES=$(nproc)
 
 work=$(mktemp -d /tmp/floodgate-tls-bench.XXXXXX)
@@ -143,6 +147,10 @@ origins:
     instances: [{address: "$ORIGIN"}]
     lb: p2c
     max_conns_per_instance: 1024
+    # The learned limit reads the saturated machine's latency as origin
+    # overload and sheds a few per cent at 64 connections; off, so the
+    # figures measure TLS, not shedding (compare.sh's plain run sheds none).
+    adaptive_limit: {enabled: false}
 routes:
   - {name: bench, match: {path_prefix: /}, origin: bench}
 loadshed:
@@ -162,6 +170,10 @@ loadshed:
       latency: {enabled: true, threshold: 2s, max: 10s}
 YAML
 "$work/floodgate" validate -config "$work/floodgate.yaml" >/dev/null
+# fg-plain: the same config, no TLS.
+sed -e "s|$FG_ADMIN|$FGP_ADMIN|" -e "s|$FG|$FGP|" -e '/^  tls:/d' -e '/^    certificates:/d' \
+  -e "s|$work/access.log|$work/access-plain.log|" "$work/floodgate.yaml" > "$work/fg-plain.yaml"
+"$work/floodgate" validate -config "$work/fg-plain.yaml" >/dev/null
 
 start() { # name -> sets PID[name]; waits until it answers
   local name=$1 url
@@ -170,6 +182,7 @@ start() { # name -> sets PID[name]; waits until it answers
     nginx) "$NGINX" -c "$work/nginx.conf" -p "$work" 2>"$work/nginx.log" & url=https://$NGX/64 ;;
     haproxy) "$HAPROXY" -db -f "$work/haproxy.cfg" 2>"$work/haproxy.log" & url=https://$HAP/64 ;;
     floodgate) "$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2>"$work/floodgate.log" & url=https://$FG/64 ;;
+    fg-plain) "$work/floodgate" -config "$work/fg-plain.yaml" -log-level warn 2>"$work/fg-plain.log" & url=http://$FGP/64 ;;
   esac
   PID[$name]=$!
   for _ in $(seq 1 100); do
@@ -180,7 +193,7 @@ start() { # name -> sets PID[name]; waits until it answers
   cat "$work/$name.log" >&2 || true
   exit 1
 }
-addr_of() { case $1 in nginx) echo "$NGX" ;; haproxy) echo "$HAP" ;; floodgate) echo "$FG" ;; esac; }
+url_of() { case $1 in nginx) echo "https://$NGX" ;; haproxy) echo "https://$HAP" ;; floodgate) echo "https://$FG" ;; fg-plain) echo "http://$FGP" ;; esac; }
 to_ms() {
   awk -v v="$1" 'BEGIN {
     if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
@@ -202,7 +215,7 @@ measure() { # mode target round -> appends "mode target round rps p99 errors cpu
     keepalive) args=(-t2 -c64) ;;
   esac
   c0=$(cpu_ticks "${PID[$2]}")
-  out=$(wrk "${args[@]}" -d"${DUR}s" --latency "https://$(addr_of "$2")/64" 2>&1)
+  out=$(wrk "${args[@]}" -d"${DUR}s" --latency "$(url_of "$2")/64" 2>&1)
   c1=$(cpu_ticks "${PID[$2]}")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   cpu=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0) ? (b - a) / t * 1e6 / n : 0 }')
@@ -215,12 +228,12 @@ measure() { # mode target round -> appends "mode target round rps p99 errors cpu
 }
 
 start origin
-targets=(haproxy nginx floodgate)
+targets=(haproxy nginx floodgate fg-plain)
 for t in "${targets[@]}"; do start "$t"; done
 echo "TLS: wrk -d${DUR}s, $ROUNDS interleaved rounds, loopback, $CORES cores shared by wrk, proxies and origin"
 echo "(machine load average at start: $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "negotiated: $(curl -sk -o /dev/null -w '%{http_version} ' "https://$FG/64"; openssl s_client -connect "$FG" -servername bench.test </dev/null 2>/dev/null | awk '/Protocol *:/ {print $3} /Cipher is/ {print $NF}' | head -2 | tr '\n' ' ')"
-for t in "${targets[@]}"; do wrk -t2 -c16 -d2s "https://$(addr_of "$t")/64" >/dev/null 2>&1; done # warm-up
+for t in "${targets[@]}"; do wrk -t2 -c16 -d2s "$(url_of "$t")/64" >/dev/null 2>&1; done # warm-up
 : > "$work/results"
 for r in $(seq 1 "$ROUNDS"); do
   for mode in handshakes keepalive; do
@@ -234,6 +247,7 @@ done
 echo
 echo "Summary: median over rounds [min-max]; ratios computed per round, then summarised."
 echo "handshakes = new TLS connection per request (req/s = full handshakes/s); keepalive = 64 B over 64 TLS connections."
+echo "fg-plain is Floodgate without TLS (new TCP connections / keep-alive): the difference is what TLS costs."
 for mode in handshakes keepalive; do
   echo
   echo "$mode"
@@ -244,9 +258,9 @@ for mode in handshakes keepalive; do
     function mx(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
     $1 == mode { rps[$2, $3] = $4; p99[$2, $3] = $5; err[$2] += $6; cpu[$2, $3] = $7; rounds[$3] = 1; seen[$2] = 1 }
     END {
-      split("haproxy nginx floodgate", order, " ")
+      split("haproxy nginx floodgate fg-plain", order, " ")
       printf "  %-10s %24s %20s %7s %20s %20s %20s\n", "target", "req/s", "p99 ms", "errors", "cpu us/req", "floodgate / this", "cpu: this / fg"
-      for (k = 1; k <= 3; k++) {
+      for (k = 1; k <= 4; k++) {
         t = order[k]; if (!(t in seen)) continue
         n = 0; delete R; delete P; delete C; delete F; delete G
         for (r in rounds) { n++; R[n] = rps[t, r]; P[n] = p99[t, r]; C[n] = cpu[t, r]
