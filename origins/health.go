@@ -29,22 +29,39 @@ func NewHTTPProber(dialTimeout time.Duration) *HTTPProber {
 	return NewHTTPSProber(dialTimeout, nil)
 }
 
-// NewHTTPSProber returns a prober that speaks TLS with tlsConfig (the
-// origin's own TLS settings, so a health check verifies exactly what a
-// request would); nil means plain HTTP. An empty ServerName verifies the
-// instance's host.
-func NewHTTPSProber(dialTimeout time.Duration, tlsConfig *tls.Config) *HTTPProber {
+// NewHTTPSProber returns a prober that speaks TLS with the origin's own
+// settings (src: each new connection uses the files as they are now), so
+// a health check verifies exactly what a request would; nil means plain
+// HTTP. An empty server_name verifies the instance's host.
+func NewHTTPSProber(dialTimeout time.Duration, src *tlsconf.ClientSource) *HTTPProber {
+	d := &net.Dialer{Timeout: dialTimeout}
 	t := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: dialTimeout}).DialContext,
+		DialContext:         d.DialContext,
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
-		TLSClientConfig:     tlsConfig,
-		TLSHandshakeTimeout: dialTimeout,
 	}
 	scheme := "http"
-	if tlsConfig != nil {
+	if src != nil {
 		scheme = "https"
+		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			cfg, err := src.Config()
+			if err != nil {
+				return nil, fmt.Errorf("origin TLS settings: %w", err)
+			}
+			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(conn, tlsconf.ForAddr(cfg, addr))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return tc, nil
+		}
 	}
 	return &HTTPProber{transport: t, scheme: scheme, client: &http.Client{
 		Transport: t,
@@ -85,14 +102,7 @@ func (r *Registry) proberFor(t tlsconf.ClientConfig) (Prober, func()) {
 	if !t.Enabled || r.prober == nil {
 		return r.opts.Prober, func() {}
 	}
-	cfg, err := t.Build()
-	if err != nil {
-		// Validated at load; the files changed since. Every probe fails
-		// and says why.
-		err = fmt.Errorf("origin TLS settings: %w", err)
-		return func(context.Context, string, string) (int, error) { return 0, err }, func() {}
-	}
-	p := NewHTTPSProber(time.Second, cfg)
+	p := NewHTTPSProber(time.Second, tlsconf.NewClientSource(t))
 	return p.Probe, p.Close
 }
 

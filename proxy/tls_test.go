@@ -3,10 +3,13 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +80,55 @@ routes:
 	}
 	if got := srv.RefusedConnections(); got != 1 {
 		t.Fatalf("refused %d", got)
+	}
+}
+
+// The origin dialer reads the TLS files as they are at each new
+// connection: after the origin moves to a certificate from another CA,
+// connections fail verification until the CA bundle names that CA, and
+// then succeed, with no reload.
+func TestOriginDialerFollowsRotatedFiles(t *testing.T) {
+	dir := t.TempDir()
+	oldCA, newCA := testpki.NewCA(t, "old"), testpki.NewCA(t, "new")
+	caFile := oldCA.WriteCA(t, dir, "ca")
+	var current atomic.Pointer[tls.Certificate]
+	current.Store(&oldCA.Issue(t, testpki.LeafOptions{CommonName: "o", DNS: []string{"origin.internal"}}).TLS)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current.Load(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	dial := dialer(ln.Addr().String(), 2*time.Second, time.Second, tlsconf.ClientConfig{Enabled: true, CAFile: caFile, ServerName: "origin.internal"})
+	try := func() error {
+		c, err := dial("")
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := try(); err != nil {
+		t.Fatalf("old CA: %v", err)
+	}
+	current.Store(&newCA.Issue(t, testpki.LeafOptions{CommonName: "o", DNS: []string{"origin.internal"}}).TLS)
+	err = try()
+	var de *dialError
+	if !errors.As(err, &de) || !de.handshake || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("new certificate, old bundle: %v", err)
+	}
+	testpki.WriteFile(t, caFile, newCA.CertPEM)
+	if err := try(); err != nil {
+		t.Fatalf("after the bundle was rotated: %v", err)
 	}
 }

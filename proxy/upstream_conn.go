@@ -135,21 +135,21 @@ func (c *upstreamConn) socket() net.Conn {
 // dialer connects to addr, and with TLS settings completes the handshake
 // within the same connect timeout, so a TLS failure (unknown authority,
 // name mismatch, expired certificate, refused client certificate) is a
-// connect error that names it. A pooled TLS connection is probed on its
-// socket: any byte waiting there after a response (a close_notify alert)
-// or an EOF means the origin closed it.
+// connect error that names it. Each new connection uses the TLS files as
+// they are now (tlsconf.ClientSource), so rotated certificates need no
+// reload. A pooled TLS connection is probed on its socket: any byte
+// waiting there after a response (a close_notify alert) or an EOF means the
+// origin closed it.
 func dialer(addr string, connectTimeout, ioTimeout time.Duration, t tlsconf.ClientConfig) func(string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
-	cfg, cfgErr := t.Build()
-	if cfgErr != nil {
-		// Validated at load; the files changed since.
-		cfgErr = fmt.Errorf("origin TLS settings: %w", cfgErr)
-	}
-	cfg = tlsconf.ForAddr(cfg, addr)
+	src := tlsconf.NewClientSource(t)
 	return func(string) (net.Conn, error) {
-		if cfgErr != nil {
-			return nil, &dialError{err: cfgErr}
+		cfg, err := src.Config()
+		if err != nil {
+			// Validated at load; the files went bad since.
+			return nil, &dialError{err: fmt.Errorf("origin TLS settings: %w", err)}
 		}
+		cfg = tlsconf.ForAddr(cfg, addr)
 		start := time.Now()
 		conn, err := d.Dial("tcp", addr)
 		if err != nil {

@@ -390,3 +390,32 @@ func TestClientConfigValidate(t *testing.T) {
 		t.Errorf("ForAddr: %q", c.ServerName)
 	}
 }
+
+// An origin's rotated CA bundle is used by the next connection; a bad
+// rewrite keeps the previous config and says why.
+func TestClientSourceFollowsItsFiles(t *testing.T) {
+	p := newPKI(t)
+	caFile := p.ca.WriteCA(t, p.dir, "origin-ca")
+	src := NewClientSource(ClientConfig{Enabled: true, CAFile: caFile})
+	first, err := src.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := src.Config(); again != first {
+		t.Fatal("rebuilt although no file changed")
+	}
+	next := testpki.NewCA(t, "next CA")
+	testpki.WriteFile(t, caFile, next.CertPEM)
+	second, err := src.Config()
+	if err != nil || second == first || !second.RootCAs.Equal(next.Pool()) {
+		t.Fatalf("after rotation: %v, rebuilt %v", err, second != first)
+	}
+	testpki.WriteFile(t, caFile, []byte("garbage"))
+	kept, err := src.Config()
+	if err != nil || kept != second || src.LastError() == nil || !strings.Contains(src.LastError().Error(), "no PEM CERTIFICATE block") {
+		t.Fatalf("bad rewrite: kept %v, %v, last error %v", kept == second, err, src.LastError())
+	}
+	if off, err := NewClientSource(ClientConfig{}).Config(); off != nil || err != nil {
+		t.Fatalf("TLS off: %v %v", off, err)
+	}
+}
