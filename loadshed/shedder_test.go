@@ -248,6 +248,44 @@ func TestChaosHeaderOnlyFromTrustedCIDRs(t *testing.T) {
 	}
 }
 
+// The chaos header is honoured from a verified client certificate naming
+// a trusted identity (no trusted CIDRs needed), and from nobody else; the
+// header is dropped before forwarding for everyone else.
+func TestChaosHeaderFromTrustedIdentities(t *testing.T) {
+	cfg := Default()
+	cfg.Chaos = ChaosConfig{
+		Enabled: true, MinScore: 60, MaxScore: 100,
+		Header: "X-Floodgate-Chaos", TrustedIdentities: []string{"spiffe://prod/chaos-runner"},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("header-only chaos with trusted identities: %v", err)
+	}
+	s, _ := newTestShedder(t, cfg)
+	mk := func(names ...string) *fakeRequest {
+		r := req("GET", "/")
+		r.headers["X-Floodgate-Chaos"] = "on"
+		r.certNames = names
+		return r
+	}
+	for _, c := range []struct {
+		r    *fakeRequest
+		want bool
+	}{
+		{mk("uri:spiffe://prod/chaos-runner"), true},
+		{mk("uri:spiffe://prod/web"), false},
+		{mk(), false},
+	} {
+		if got := s.DecideGlobal(c.r, 70).Shed; got != c.want {
+			t.Errorf("names %v: shed = %v, want %v", c.r.certNames, got, c.want)
+		}
+		chaosDropped := false
+		s.UntrustedHeaders(c.r.Identity(), func(n string) { chaosDropped = chaosDropped || n == "X-Floodgate-Chaos" })
+		if chaosDropped == c.want {
+			t.Errorf("names %v: chaos header dropped = %v", c.r.certNames, chaosDropped)
+		}
+	}
+}
+
 func TestOriginErrorRateWindow(t *testing.T) {
 	cfg := crispConfig()
 	cfg.Origin.Signals = OriginSignals{
