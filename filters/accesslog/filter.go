@@ -134,7 +134,10 @@ func (f *filter) log(c *filters.Context) {
 		}
 	}
 	if t := c.Identity().TLS; t != nil {
-		r.AddAttrs(slog.String("tls_version", t.VersionName()), slog.String("sni", t.ServerName))
+		r.AddAttrs(slog.String("tls_version", t.VersionName()))
+		if t.ServerName != "" {
+			r.AddAttrs(slog.String("sni", t.ServerName))
+		}
 		if len(t.Names) > 0 {
 			r.AddAttrs(slog.String("client_cert", t.Names[0]))
 		}
