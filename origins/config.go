@@ -61,6 +61,9 @@ type OriginConfig struct {
 	AdaptiveLimit AdaptiveLimitConfig `mapstructure:"adaptive_limit"`
 	// TLS makes requests and health checks to the instances speak TLS.
 	TLS tlsconf.ClientConfig `mapstructure:"tls"`
+	// OutlierDetection ejects instances that fail in a row or stand out
+	// from their peers (outlier_config.go); off by default.
+	OutlierDetection OutlierConfig `mapstructure:"outlier_detection"`
 }
 
 // InstanceConfig is one static instance.
@@ -173,7 +176,8 @@ func DefaultOriginConfig() OriginConfig {
 			DefaultRTT:     30 * time.Millisecond,
 			FailurePenalty: time.Second,
 		},
-		AdaptiveLimit: DefaultAdaptiveLimitConfig(),
+		AdaptiveLimit:    DefaultAdaptiveLimitConfig(),
+		OutlierDetection: DefaultOutlierConfig(),
 	}
 }
 
@@ -197,6 +201,7 @@ func (c OriginConfig) Validate() error {
 		fe.Add("max_conns_per_instance", "must be positive")
 	}
 	c.AdaptiveLimit.validate(&fe, "adaptive_limit")
+	c.OutlierDetection.validate(&fe, "outlier_detection")
 	b := c.Breaker
 	if b.ConsecutiveFailures == 0 && b.FailureRatio == 0 {
 		fe.Add("breaker", "set consecutive_failures or failure_ratio (or both)")

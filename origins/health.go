@@ -179,4 +179,5 @@ func (o *Origin) setHealthy(in *Instance, healthy bool) {
 	if o.hooks.OnHealthChange != nil {
 		o.hooks.OnHealthChange(o.name, in.addr, healthy)
 	}
+	o.notify()
 }

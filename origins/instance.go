@@ -11,6 +11,7 @@ import (
 // An address that leaves and later returns gets a new Instance.
 type Instance struct {
 	addr   string
+	origin string
 	weight atomic.Int32
 	// inflight counts admitted attempts whose done callback has not run yet.
 	inflight atomic.Int64
@@ -25,6 +26,13 @@ type Instance struct {
 	failures atomic.Uint64
 
 	attachment atomic.Pointer[any]
+
+	// Outlier detection: this interval's counters and failure streaks
+	// (request path, atomics), and the ejection (see outlier.go).
+	od outlierStats
+	// ejectedUntil is the origin clock time the current ejection ends; 0
+	// or past: not ejected.
+	ejectedUntil atomic.Int64
 
 	retired   atomic.Bool
 	drainOnce sync.Once
@@ -45,6 +53,9 @@ func normWeight(w int) int {
 	}
 	return w
 }
+
+// Origin is the name of the origin the instance belongs to.
+func (in *Instance) Origin() string { return in.origin }
 
 // Addr is the instance's host:port.
 func (in *Instance) Addr() string { return in.addr }
@@ -99,7 +110,11 @@ func (in *Instance) maybeDrained() {
 	}
 }
 
-// eligible is the lock-free part of the pick filter.
+// eligible is the lock-free part of the pick filter: healthy, breaker
+// not open, not ejected by outlier detection.
 func (in *Instance) eligible(now int64) bool {
-	return in.healthy.Load() && in.brk.Load().available(now)
+	return in.healthy.Load() && in.brk.Load().available(now) && !in.ejected(now)
 }
+
+// ejected reports whether outlier detection keeps the instance out at now.
+func (in *Instance) ejected(now int64) bool { return now < in.ejectedUntil.Load() }

@@ -22,6 +22,7 @@ type policy struct {
 	maxConc   int64
 	retry     RetryPolicy
 	hedge     hedgePolicy
+	outlier   *OutlierConfig // nil: detection off
 }
 
 func newPolicy(cfg OriginConfig) *policy {
@@ -35,7 +36,15 @@ func newPolicy(cfg OriginConfig) *policy {
 		maxConc:   int64(cfg.MaxConcurrency),
 		retry:     newRetryPolicy(cfg.Retry),
 		hedge:     newHedgePolicy(cfg.Hedge),
+		outlier:   outlierPolicy(cfg.OutlierDetection),
 	}
+}
+
+func outlierPolicy(c OutlierConfig) *OutlierConfig {
+	if !c.Enabled {
+		return nil
+	}
+	return &c
 }
 
 // snapshot is an immutable instance set. It is replaced, never modified.
@@ -60,6 +69,13 @@ type Origin struct {
 	log   *slog.Logger
 	hooks Hooks
 	born  time.Time
+	// clock is the origin's monotonic clock in nanoseconds: time since born,
+	// replaced by tests that drive breakers and outlier ejections.
+	clock func() int64
+	// changed is told (without blocking) when something an origin group
+	// judges changes: the instance set, a health verdict, a breaker, an
+	// ejection. Nil outside a registry.
+	changed func()
 
 	pol    atomic.Pointer[policy]
 	snap   atomic.Pointer[snapshot]
@@ -82,7 +98,9 @@ type Origin struct {
 	readyOnce sync.Once
 	ready     chan struct{}
 
-	bg background // health checker and discovery goroutines
+	bg background // health checker, discovery and outlier detection goroutines
+
+	outliers outlierDetector
 }
 
 // Hooks let the embedding program observe state changes (metrics). Each may be nil
@@ -93,6 +111,11 @@ type Hooks struct {
 	// OnDiscoveryEmptyKept is called when discovery answered with no
 	// instances and the last non-empty set was kept instead.
 	OnDiscoveryEmptyKept func(origin string)
+	// OnOutlierChange is called when outlier detection ejects an instance
+	// (ejected, with the reason) or readmits it (reason "").
+	OnOutlierChange func(origin, instance string, ejected bool, reason string)
+	// OnFailover is called when an origin group's active origin changes.
+	OnFailover func(group, from, to, reason string)
 }
 
 func newOrigin(name string, cfg OriginConfig, log *slog.Logger, hooks Hooks) *Origin {
@@ -105,8 +128,10 @@ func newOrigin(name string, cfg OriginConfig, log *slog.Logger, hooks Hooks) *Or
 		ready: make(chan struct{}),
 		intN:  rand.IntN,
 	}
+	o.clock = func() int64 { return int64(time.Since(o.born)) }
 	o.pol.Store(newPolicy(cfg))
 	o.snap.Store(&snapshot{byAddr: map[string]*Instance{}})
+	o.outliers.init(o)
 	o.budget.Store(NewBudget(cfg.Retry.Budget, o.now))
 	o.lat = newLatencyWindow(10*time.Second, o.now)
 	o.limit = NewAdaptiveLimiter(cfg.AdaptiveLimit, time.Now)
@@ -114,7 +139,14 @@ func newOrigin(name string, cfg OriginConfig, log *slog.Logger, hooks Hooks) *Or
 }
 
 // now is the origin's monotonic clock in nanoseconds.
-func (o *Origin) now() int64 { return int64(time.Since(o.born)) }
+func (o *Origin) now() int64 { return o.clock() }
+
+// notify tells the registry's group evaluator that o's state changed.
+func (o *Origin) notify() {
+	if o.changed != nil {
+		o.changed()
+	}
+}
 
 // Name is the origin's configured name.
 func (o *Origin) Name() string { return o.name }
@@ -213,6 +245,7 @@ func (o *Origin) setInstancesLocked(list []InstanceConfig) {
 			in.weight.Store(int32(normWeight(ic.Weight)))
 		} else {
 			in = newInstance(ic.Address, ic.Weight, newPeakEWMA(o.now(), p.seed), o.newBreaker(p.cfg.Breaker, ic.Address))
+			in.origin = o.name
 			ch.Added = append(ch.Added, in)
 		}
 		next.list = append(next.list, in)
@@ -232,6 +265,7 @@ func (o *Origin) setInstancesLocked(list []InstanceConfig) {
 	if len(ch.Added) == 0 && len(ch.Removed) == 0 {
 		return
 	}
+	o.notify()
 	o.log.Info("origin instances changed", "origin", o.name,
 		"added", addrs(ch.Added), "removed", addrs(ch.Removed), "total", len(next.list))
 	for _, id := range slices.Sorted(maps.Keys(o.subs)) {
@@ -248,8 +282,15 @@ func addrs(list []*Instance) []string {
 }
 
 func (o *Origin) newBreaker(cfg BreakerConfig, addr string) *breaker {
+	hook := o.hooks.OnBreakerChange
 	return newBreaker(cfg, breakerEnv{
-		origin: o.name, addr: addr, log: o.log, clock: o.now, hook: o.hooks.OnBreakerChange,
+		origin: o.name, addr: addr, log: o.log, clock: o.now,
+		hook: func(origin, instance string, from, to BreakerState) {
+			if hook != nil {
+				hook(origin, instance, from, to)
+			}
+			o.notify()
+		},
 	})
 }
 

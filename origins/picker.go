@@ -216,6 +216,9 @@ func (o *Origin) finish(in *Instance, brkDone func(error), r Result) {
 		} else {
 			o.lat.record(r.Latency)
 		}
+		if p.outlier != nil {
+			o.outliers.observe(p.outlier, in, r, now)
+		}
 	}
 	if brkDone != nil {
 		var err error

@@ -120,6 +120,7 @@ func (r *Registry) Update(cfgs map[string]OriginConfig) error {
 	}
 	for _, o := range next {
 		r.syncHealth(o, cfgs[o.name])
+		r.syncOutliers(o, cfgs[o.name])
 	}
 	return nil
 }
@@ -174,9 +175,28 @@ func (r *Registry) syncHealth(o *Origin, cfg OriginConfig) {
 	}
 }
 
+// syncOutliers (re)starts outlier detection when its settings changed;
+// switched off or changed, every ejection ends.
+func (r *Registry) syncOutliers(o *Origin, cfg OriginConfig) {
+	od := cfg.OutlierDetection
+	var key string
+	if od.Enabled {
+		key = fmt.Sprintf("%+v", od)
+	}
+	if o.bg.outlier.key == key {
+		return
+	}
+	o.bg.outlier.stop()
+	o.outliers.reset()
+	if key != "" {
+		o.bg.outlier = startTask(key, func(ctx context.Context) { o.runOutlierDetection(ctx, od) })
+	}
+}
+
 func (r *Registry) stopOrigin(o *Origin) {
 	o.bg.discovery.stop()
 	o.bg.health.stop()
+	o.bg.outlier.stop()
 	for _, s := range r.subs {
 		delete(s.cancels, o.name)
 	}
@@ -229,6 +249,7 @@ func (r *Registry) Close() {
 type background struct {
 	discovery task
 	health    task
+	outlier   task
 }
 
 type task struct {
