@@ -51,6 +51,11 @@ type Request struct {
 	// one). A streamed body is consumed by the first attempt, so such a
 	// request is neither retried nor hedged.
 	Replayable bool
+	// CrossTo, when set, names the origin a retry or hedge goes to instead
+	// of the request's own (an origin group's cross_origin_retries; see
+	// Group.CrossTo). Nil, or nil returned, or that origin having no
+	// instance to give: the attempt stays in the request's origin.
+	CrossTo func(from *Origin) *Origin
 }
 
 // Idempotent reports whether the request may be sent twice.
@@ -132,7 +137,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 		in, done := next, nextDone
 		if in == nil {
 			var err error
-			if in, done, err = l.Origin.Pick(tried); err != nil {
+			if in, done, err = l.pick(tried, n > 1); err != nil {
 				if lastErr != nil {
 					return Answer[R]{}, lastErr
 				}
@@ -144,7 +149,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 		start := l.Clock.Now()
 		resp, err := x.Send(in)
 		latency := l.Clock.Now().Sub(start)
-		a := Attempt{Instance: in.Addr(), Start: start, Duration: latency, Retry: n > 1}
+		a := Attempt{Origin: in.Origin(), Instance: in.Addr(), Start: start, Duration: latency, Retry: n > 1}
 		if err != nil {
 			a.Outcome = x.Failure(err)
 			done(Result{Latency: latency, Outcome: a.Outcome})
@@ -161,7 +166,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 		if a.Outcome.Failed() && req.Replayable && l.retryable(req, n, a.Outcome, a.Status) {
 			// Retry only if another instance can take it; otherwise the
 			// client gets this answer rather than a synthetic one.
-			if nextIn, nextDn, perr := l.Origin.Pick(tried); perr == nil {
+			if nextIn, nextDn, perr := l.pick(tried, true); perr == nil {
 				if l.spendRetry(a.Outcome.String()) {
 					done(Result{Latency: latency, Outcome: a.Outcome, Status: a.Status})
 					x.Discard(resp)
@@ -205,7 +210,7 @@ func (l *loop[R]) hedged(delay time.Duration) (Answer[R], error) {
 	// win the retry budget; it is asked only once an instance is available,
 	// so a lone instance does not burn budget on hedges it cannot send.
 	launch := func(hedge, retry bool) error {
-		in, done, err := l.Origin.Pick(tried)
+		in, done, err := l.pick(tried, hedge || retry)
 		if err != nil {
 			return err
 		}
@@ -247,7 +252,7 @@ func (l *loop[R]) hedged(delay time.Duration) (Answer[R], error) {
 			}
 		case r := <-results:
 			pending--
-			a := Attempt{Instance: r.in.Addr(), Start: r.start, Duration: r.latency, Hedge: r.hedge, Retry: r.retry}
+			a := Attempt{Origin: r.in.Origin(), Instance: r.in.Addr(), Start: r.start, Duration: r.latency, Hedge: r.hedge, Retry: r.retry}
 			if r.err != nil {
 				a.Outcome = x.Failure(r.err)
 				r.done(Result{Latency: r.latency, Outcome: a.Outcome})
@@ -305,6 +310,21 @@ func (l *loop[R]) abandon(results <-chan raced[R], pending int) {
 func (l *loop[R]) discard(r raced[R], outcome Outcome) {
 	r.done(Result{Latency: r.latency, Outcome: outcome, Status: l.x.Status(r.resp)})
 	l.x.Discard(r.resp)
+}
+
+// pick chooses the instance of an attempt. A retry or hedge (extra) goes to
+// the origin req.CrossTo names when it has an instance to give, else, like
+// a first attempt, to an untried instance of the request's origin.
+func (l *loop[R]) pick(tried []*Instance, extra bool) (*Instance, func(Result), error) {
+	if extra && l.req.CrossTo != nil {
+		if o := l.req.CrossTo(l.Origin); o != nil && o != l.Origin {
+			if in, done, err := o.Pick(tried); err == nil {
+				l.x.Note("sending to origin " + o.Name() + " of the group")
+				return in, done, nil
+			}
+		}
+	}
+	return l.Origin.Pick(tried)
 }
 
 // retryable applies the origin's retry policy to attempt n's failure.

@@ -273,3 +273,37 @@ func TestDoHedgeRace(t *testing.T) {
 		t.Errorf("discarded %d responses, want the loser's", x.discarded)
 	}
 }
+
+// TestDoRetriesCrossToTheGroupsNextOrigin: with CrossTo set, a retry goes
+// to the other origin even though the request's own has an untried
+// instance; without it, it stays.
+func TestDoRetriesCrossToTheGroupsNextOrigin(t *testing.T) {
+	east := attemptOrigin(t, nil, "east-a:1", "east-b:1")
+	west := attemptOrigin(t, nil, "west-a:1")
+	west.name = "west"
+	for _, in := range west.Instances() {
+		in.origin = "west"
+	}
+	cross := func(from *Origin) *Origin { return west }
+	x := newScripted(answer{err: errConnect}, answer{status: 200})
+	ans, err := Do[int](east, newManualClock(), Request{Method: "GET", Replayable: true, CrossTo: cross}, x)
+	if err != nil || ans.Response != 200 {
+		t.Fatalf("answer %d, %v", ans.Response, err)
+	}
+	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	if len(x.attempts) != 2 || x.attempts[1].Origin != "west" || x.attempts[1].Instance != "west-a:1" || !x.attempts[1].Retry {
+		t.Fatalf("attempts %+v, want the retry on west", x.attempts)
+	}
+	if east.InFlight() != 0 || west.InFlight() != 0 {
+		t.Errorf("in flight east %d west %d", east.InFlight(), west.InFlight())
+	}
+
+	// CrossTo with nothing to give (west has no instance): the retry stays.
+	west.SetInstances(nil)
+	x = newScripted(answer{err: errConnect}, answer{status: 200})
+	ans, err = Do[int](east, newManualClock(), Request{Method: "GET", Replayable: true, CrossTo: cross}, x)
+	if err != nil || ans.Response != 200 || len(x.sent) != 2 || !strings.HasPrefix(x.sent[1], "east-") || x.sent[0] == x.sent[1] {
+		t.Fatalf("answer %d, %v, sent %v; want the retry on the other east instance", ans.Response, err, x.sent)
+	}
+	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+}

@@ -121,6 +121,11 @@ func (b *breaker) available(now int64) bool {
 	return true
 }
 
+// isOpen reports whether the breaker is open and its open period not over.
+func (b *breaker) isOpen(now int64) bool {
+	return BreakerState(b.state.Load()) == BreakerOpen && now < b.openUntil.Load()
+}
+
 // admit asks gobreaker for a slot; nil means rejected (open, or half-open and full).
 func (b *breaker) admit() func(error) {
 	done, err := b.cb.Allow()

@@ -69,6 +69,7 @@ type Result struct {
 // Attempt is one upstream try, kept in the request context so an access log or a
 // failure log can tell the whole story of a request.
 type Attempt struct {
+	Origin   string // the instance's origin: the request's, or a group member's
 	Instance string // host:port
 	Start    time.Time
 	Duration time.Duration

@@ -30,6 +30,14 @@ type Registry struct {
 	nextID uint64
 	closed bool
 	prober *HTTPProber // owned only when Options.Prober was nil
+
+	// Origin groups (group.go): published like origins; groupMu
+	// serialises their evaluation and SetGroups.
+	groups    atomic.Pointer[map[string]*Group]
+	groupMu   sync.Mutex
+	kick      chan struct{}
+	groupTask task // the evaluator, while any group exists
+	cutoff    atomic.Pointer[CutoffSource]
 }
 
 type registrySub struct {
@@ -42,7 +50,9 @@ func NewRegistry(cfgs map[string]OriginConfig, opts Options) (*Registry, error) 
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Registry{opts: opts, subs: map[uint64]*registrySub{}}
+	r := &Registry{opts: opts, subs: map[uint64]*registrySub{}, kick: make(chan struct{}, 1)}
+	noGroups := map[string]*Group{}
+	r.groups.Store(&noGroups)
 	if r.opts.Prober == nil {
 		r.prober = NewHTTPProber(time.Second)
 		r.opts.Prober = r.prober.Probe
@@ -89,6 +99,7 @@ func (r *Registry) Update(cfgs map[string]OriginConfig) error {
 			o.reconfigure(cfg)
 		} else {
 			o = newOrigin(name, cfg, r.opts.Logger, r.opts.Hooks)
+			o.changed = r.kickGroups
 			created = append(created, o)
 		}
 		// Before publishing, so a new origin with a static list is never seen empty.
@@ -122,6 +133,7 @@ func (r *Registry) Update(cfgs map[string]OriginConfig) error {
 		r.syncHealth(o, cfgs[o.name])
 		r.syncOutliers(o, cfgs[o.name])
 	}
+	r.kickGroups() // members may have been replaced
 	return nil
 }
 
@@ -236,6 +248,7 @@ func (r *Registry) Close() {
 		return
 	}
 	r.closed = true
+	r.groupTask.stop()
 	for _, o := range *r.origins.Load() {
 		r.stopOrigin(o)
 	}
