@@ -139,6 +139,10 @@ func sections() []section {
 			c.Origins, err = origins.DecodeOrigins(at, raw)
 			return err
 		}},
+		{"origin_groups", func(c *Config, at string, raw any) (err error) {
+			c.OriginGroups, err = origins.DecodeGroups(at, raw)
+			return err
+		}},
 		{"loadshed", over(func(c *Config) any { return &c.LoadShed })},
 		{"rate_limit", over(func(c *Config) any { return &c.RateLimit })},
 		{"timeseries", func(c *Config, at string, raw any) error {

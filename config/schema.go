@@ -27,6 +27,10 @@ type Config struct {
 	// Origins are decoded one by one over origins.DefaultOriginConfig(), so
 	// keys an origin omits keep their defaults.
 	Origins map[string]origins.OriginConfig `mapstructure:"origins"`
+	// OriginGroups are ordered lists of origins with failover; a route
+	// sends to one with "origin_group: NAME". Each is decoded over
+	// origins.DefaultGroupConfig().
+	OriginGroups []origins.GroupConfig `mapstructure:"origin_groups"`
 	// LoadShed is decoded over loadshed.Default().
 	LoadShed loadshed.Config `mapstructure:"loadshed"`
 	// RateLimit holds the named token-bucket policies the rate_limit filter

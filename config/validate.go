@@ -81,6 +81,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	p.Merge("origins", origins.ValidateOrigins(c.Origins))
+	p.Merge("origin_groups", origins.ValidateGroups(c.OriginGroups, c.Origins))
 
 	specs := make([]routing.Spec, 0, len(c.Routes))
 	for i := range c.Routes {

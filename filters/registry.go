@@ -34,8 +34,11 @@ type Route struct {
 	// Endpoint is the route's endpoint kind ("origin", "static", ...).
 	Endpoint string
 	// Origin is the origin the route's endpoint sends to, "" if none (see
-	// OriginEndpoint).
+	// OriginEndpoint); for an origin group, the group's name.
 	Origin string
+	// ActiveOrigin, set for an origin group's route, names the origin a
+	// request sent now goes to (see OriginGroupEndpoint).
+	ActiveOrigin func() string
 }
 
 // OriginEndpoint is implemented by endpoints that send to a named origin;
@@ -43,6 +46,13 @@ type Route struct {
 type OriginEndpoint interface {
 	Filter
 	OriginName() string
+}
+
+// OriginGroupEndpoint is implemented by endpoints whose origin is chosen
+// per request (an origin group's active member).
+type OriginGroupEndpoint interface {
+	OriginEndpoint
+	ActiveOrigin() string
 }
 
 // Services holds the shared runtime objects filters may need. Values are

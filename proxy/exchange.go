@@ -19,6 +19,9 @@ type exchange struct {
 	req  *fasthttp.Request
 	body *requestBody // nil unless the body streams
 	key  poolKey
+	// origin is the request's origin (a group's active one when sent); key
+	// is for its instances.
+	origin string
 }
 
 // Send makes one attempt with the client's request.
@@ -54,6 +57,14 @@ func (x *exchange) Fork() func(in *origins.Instance) (*fasthttp.Response, error)
 
 func (x *exchange) client(in *origins.Instance) *fasthttp.HostClient {
 	k := x.key
+	if in.Origin() != x.origin {
+		// A retry or hedge sent to another origin of the group: its
+		// timeouts and pool settings.
+		if o, ok := x.e.reg.Get(in.Origin()); ok {
+			oc := o.Config()
+			k = x.e.poolKeyFor(&oc)
+		}
+	}
 	k.addr = in.Addr()
 	return x.e.pool.get(k)
 }
@@ -90,19 +101,19 @@ func (x *exchange) Attempted(a origins.Attempt) {
 	if a.Status == 0 && x.clientFailed() {
 		outcome = "client_error"
 	}
-	x.e.record(x.c, filters.Attempt{Instance: a.Instance, Start: a.Start, Duration: a.Duration,
+	x.e.record(x.c, a.Origin, filters.Attempt{Instance: a.Instance, Start: a.Start, Duration: a.Duration,
 		Outcome: outcome, Status: a.Status, Retry: a.Retry, Hedge: a.Hedge})
 }
 
 func (x *exchange) Retried() {
 	if x.e.observer != nil {
-		x.e.observer.IncRetry(x.e.origin)
+		x.e.observer.IncRetry(x.origin)
 	}
 }
 
 func (x *exchange) Hedged() {
 	if x.e.observer != nil {
-		x.e.observer.IncHedge(x.e.origin)
+		x.e.observer.IncHedge(x.origin)
 	}
 }
 
@@ -113,16 +124,16 @@ func (x *exchange) failure(err error) error {
 	var pe *origins.PickError
 	switch {
 	case errors.As(err, &pe):
-		return pickError(x.e.origin, pe.Err)
+		return pickError(x.origin, pe.Err)
 	case x.clientFailed():
 		return clientBodyError(x.body.clientErr)
 	}
 	status, cat := classifyOriginError(err)
 	var de *dialError
 	if errors.As(err, &de) && de.handshake {
-		return filters.Fail(status, cat, "TLS handshake with origin "+x.e.origin+" failed: "+tlsconf.Describe(de.err), err)
+		return filters.Fail(status, cat, "TLS handshake with origin "+x.c.Origin+" failed: "+tlsconf.Describe(de.err), err)
 	}
-	return filters.Fail(status, cat, originErrorReason(cat, x.e.origin), err)
+	return filters.Fail(status, cat, originErrorReason(cat, x.c.Origin), err)
 }
 
 var _ origins.Exchange[*fasthttp.Response] = (*exchange)(nil)

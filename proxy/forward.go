@@ -23,14 +23,16 @@ import (
 // fresh connection; larger ones stream with bounded memory.
 const bufferedBodyLimit = edge.BufferedBodyLimit
 
-// forwardEndpoint proxies a route's requests to its origin: it picks an
-// instance (power of two choices), sends the request, retries on another
-// instance within the origin's retry budget, hedges idempotent requests,
-// and streams the response back.
+// forwardEndpoint proxies a route's requests to its origin, or to the
+// active origin of its origin group: it picks an instance (power of two
+// choices), sends the request, retries on another instance within the
+// origin's retry budget (or on the group's next origin), hedges idempotent
+// requests, and streams the response back.
 type forwardEndpoint struct {
 	filters.Base
 	route      string
-	origin     string
+	origin     string               // "" for a group route
+	group      *origins.GroupConfig // nil for an origin route
 	originCfg  origins.OriginConfig // as of the snapshot, for the admin view
 	reg        *origins.Registry
 	pool       *clientPool
@@ -51,11 +53,11 @@ func (e *forwardEndpoint) poolKeyFor(oc *origins.OriginConfig) poolKey {
 }
 
 func (e *forwardEndpoint) Apply(c *filters.Context) error {
-	c.Origin = e.origin
-	o, ok := e.reg.Get(e.origin)
-	if !ok {
-		return filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin "+e.origin+" is not available", nil)
+	o, cross, err := e.target()
+	if err != nil {
+		return err
 	}
+	c.Origin = o.Name()
 	oc := o.Config()
 	key := e.poolKeyFor(&oc)
 
@@ -69,8 +71,8 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	if body != nil {
 		defer releaseRequestBody(body)
 	}
-	x := &exchange{e: e, c: c, req: req, body: body, key: key}
-	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, RouteIdempotent: e.idempotent, Replayable: body == nil}, x)
+	x := &exchange{e: e, c: c, req: req, body: body, key: key, origin: o.Name()}
+	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, RouteIdempotent: e.idempotent, Replayable: body == nil, CrossTo: cross}, x)
 	if err != nil {
 		return x.failure(err)
 	}
@@ -102,13 +104,35 @@ func pickError(origin string, err error) error {
 	}
 }
 
-// record adds an attempt to the request's story; the instance of the last
-// one recorded is the one whose answer the client gets.
-func (e *forwardEndpoint) record(c *filters.Context, a filters.Attempt) {
+// target is the origin a request goes to: the route's, or its group's
+// active one, with where the group sends retries and hedges (nil: they
+// stay in the origin).
+func (e *forwardEndpoint) target() (*origins.Origin, func(*origins.Origin) *origins.Origin, error) {
+	if e.group == nil {
+		o, ok := e.reg.Get(e.origin)
+		if !ok {
+			return nil, nil, filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin "+e.origin+" is not available", nil)
+		}
+		return o, nil, nil
+	}
+	g, ok := e.reg.Group(e.group.Name)
+	if !ok || g.Active() == nil {
+		return nil, nil, filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin group "+e.group.Name+" has no origin available", nil)
+	}
+	var cross func(*origins.Origin) *origins.Origin
+	if g.CrossOriginRetries() {
+		cross = g.CrossTo
+	}
+	return g.Active(), cross, nil
+}
+
+// record adds an attempt to the request's story; the origin and instance of
+// the last one recorded are the ones whose answer the client gets.
+func (e *forwardEndpoint) record(c *filters.Context, origin string, a filters.Attempt) {
 	c.Attempts = append(c.Attempts, a)
-	c.Instance = a.Instance
+	c.Origin, c.Instance = origin, a.Instance
 	if e.observer != nil {
-		e.observer.ObserveOriginAttempt(e.origin, a.Instance, a.Outcome, a.Duration)
+		e.observer.ObserveOriginAttempt(origin, a.Instance, a.Outcome, a.Duration)
 	}
 }
 
@@ -216,7 +240,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	status := resp.StatusCode()
 	if status == http.StatusSwitchingProtocols {
 		e.refuseResponse(c, resp, done, latency, errUnsolicitedUpgrade)
-		e.closeIdleUpgraded(c.Instance)
+		e.closeIdleUpgraded(c.Origin, c.Instance)
 		return
 	}
 	var head []byte
@@ -285,7 +309,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 			}
 			c.Err = err
 			c.Log("origin failed before the first byte reached the client: " + err.Error())
-			c.Respond(code, cat, originErrorReason(cat, e.origin))
+			c.Respond(code, cat, originErrorReason(cat, c.Origin))
 			return
 		}
 		c.BytesOut = int64(size)

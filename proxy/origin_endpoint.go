@@ -15,6 +15,7 @@ import (
 
 func init() {
 	filters.RegisterEndpoint("origin", func() string { return "" }, newForwardEndpoint)
+	filters.RegisterEndpoint("origin_group", func() string { return "" }, newGroupEndpoint)
 }
 
 // Services the "origin" endpoint kind uses.
@@ -53,6 +54,32 @@ func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error)
 	if _, ok := cfg.Origins[origin]; !ok {
 		return nil, fmt.Errorf("unknown origin %q (defined: %s)", origin, strings.Join(slices.Sorted(maps.Keys(cfg.Origins)), ", "))
 	}
+	return buildForwardEndpoint(env, cfg, origin, nil)
+}
+
+// newGroupEndpoint builds the endpoint of a route that sets
+// "origin_group: NAME": it sends to the group's active origin.
+func newGroupEndpoint(env *filters.Env, group string) (filters.Filter, error) {
+	group = strings.ToLower(strings.TrimSpace(group))
+	cfg, ok := configKey.Lookup(env.Services)
+	if !ok || env.Route == nil {
+		return nil, errors.New("the origin_group endpoint needs the snapshot's config and route (a wiring bug)")
+	}
+	if group == "" {
+		return nil, errors.New("must name an origin group")
+	}
+	i := slices.IndexFunc(cfg.OriginGroups, func(g origins.GroupConfig) bool { return g.Name == group })
+	if i < 0 {
+		names := make([]string, len(cfg.OriginGroups))
+		for j, g := range cfg.OriginGroups {
+			names[j] = g.Name
+		}
+		return nil, fmt.Errorf("unknown origin group %q (defined: %s)", group, strings.Join(names, ", "))
+	}
+	return buildForwardEndpoint(env, cfg, "", &cfg.OriginGroups[i])
+}
+
+func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, group *origins.GroupConfig) (filters.Filter, error) {
 	reg, ok := OriginsKey.Lookup(env.Services)
 	if !ok || reg == nil {
 		return nil, errors.New("the gateway has no origin registry (a wiring bug)")
@@ -64,6 +91,7 @@ func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error)
 		Base:       filters.EndpointBase("proxy"),
 		route:      r.Name,
 		origin:     origin,
+		group:      group,
 		originCfg:  cfg.Origins[origin],
 		reg:        reg,
 		pool:       pool,
@@ -77,13 +105,38 @@ func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error)
 	}, nil
 }
 
-// OriginName is the origin the endpoint sends to; built-ins installed on
-// routes with an origin (origin shedding) read it.
-func (e *forwardEndpoint) OriginName() string { return e.origin }
+// OriginName is the origin the endpoint sends to, or its origin group's
+// name; built-ins installed on routes with an origin (origin shedding)
+// read it.
+func (e *forwardEndpoint) OriginName() string {
+	if e.group != nil {
+		return e.group.Name
+	}
+	return e.origin
+}
 
-// Describe is the endpoint's admin view: the origin and the route's
-// effective timeouts.
+// ActiveOrigin is the origin a request sent now goes to: the group's
+// active member (its first when the group is not in the registry yet), or
+// the route's origin. Origin shedding judges each request by it.
+func (e *forwardEndpoint) ActiveOrigin() string {
+	if e.group == nil {
+		return e.origin
+	}
+	if g, ok := e.reg.Group(e.group.Name); ok {
+		if o := g.Active(); o != nil {
+			return o.Name()
+		}
+	}
+	return e.group.Origins[0]
+}
+
+// Describe is the endpoint's admin view: the origin (or the group and its
+// members) and the route's effective timeouts.
 func (e *forwardEndpoint) Describe() any {
+	if e.group != nil {
+		return map[string]any{"origin_group": e.group.Name, "origins": e.group.Origins,
+			"cross_origin_retries": e.group.CrossOriginRetries, "idempotent": e.idempotent}
+	}
 	t := e.originCfg.Timeouts.Override(e.timeouts)
 	return map[string]any{"origin": e.origin, "timeouts": map[string]string{
 		"connect": t.Connect.String(), "response": t.Response.String(),
@@ -91,6 +144,7 @@ func (e *forwardEndpoint) Describe() any {
 }
 
 var (
-	_ filters.OriginEndpoint = (*forwardEndpoint)(nil)
-	_ filters.Describer      = (*forwardEndpoint)(nil)
+	_ filters.OriginEndpoint      = (*forwardEndpoint)(nil)
+	_ filters.OriginGroupEndpoint = (*forwardEndpoint)(nil)
+	_ filters.Describer           = (*forwardEndpoint)(nil)
 )

@@ -72,7 +72,7 @@ func (e *forwardEndpoint) refuseResponse(c *filters.Context, resp *fasthttp.Resp
 	if n := len(c.Attempts); n > 0 {
 		c.Attempts[n-1].Outcome = outcome.String()
 	}
-	fe := filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
+	fe := filters.Fail(status, cat, originErrorReason(cat, c.Origin), err)
 	c.Log("origin answer refused before the first byte: " + err.Error())
 	c.Err = fe
 	c.Respond(fe.Status, fe.Category, fe.Reason)
@@ -81,8 +81,8 @@ func (e *forwardEndpoint) refuseResponse(c *filters.Context, resp *fasthttp.Resp
 // closeIdleUpgraded drops the idle connections of the instance that sent
 // an unsolicited 101: fasthttp pooled that connection (a 101 has no body),
 // but it now speaks another protocol and must never carry a request.
-func (e *forwardEndpoint) closeIdleUpgraded(instance string) {
-	o, ok := e.reg.Get(e.origin)
+func (e *forwardEndpoint) closeIdleUpgraded(origin, instance string) {
+	o, ok := e.reg.Get(origin)
 	if !ok || instance == "" {
 		return
 	}

@@ -143,6 +143,9 @@ func (b *Builder) Build(cfg *config.Config) (*Snapshot, error) {
 		if oe, ok := ep.(filters.OriginEndpoint); ok {
 			info.Origin = oe.OriginName()
 		}
+		if ge, ok := ep.(filters.OriginGroupEndpoint); ok && ge.OriginName() != ge.ActiveOrigin() {
+			info.ActiveOrigin = ge.ActiveOrigin
+		}
 		fs := installed(info)
 		for j, spec := range r.Filters {
 			if f := build(fmt.Sprintf("%s.filters[%d]", at, j), spec.Name, info, spec.Options); f != nil {

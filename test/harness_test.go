@@ -122,6 +122,9 @@ func startGatewayObserved(t *testing.T, yaml string, hooks origins.Hooks) *inpro
 	if err != nil {
 		t.Fatalf("origins: %v", err)
 	}
+	if err := reg.SetGroups(cfg.OriginGroups); err != nil {
+		t.Fatalf("origin groups: %v", err)
+	}
 	reg.Subscribe(b.DrainRemoved)
 	// The services the built-in filters and endpoint kinds look up, as
 	// cmd/gateway provides them; the access log goes nowhere.

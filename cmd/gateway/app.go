@@ -124,6 +124,7 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 			Ready:   a.rt.readiness,
 			Sections: map[string]func() any{
 				"origins":        a.rt.originsView,
+				"origin_groups":  a.rt.groupsView,
 				"shed":           func() any { return a.rt.shedder.Snapshot() },
 				"dashboard.json": func() any { return dash.Document() },
 				"ratelimit":      func() any { return a.rt.limiters.Snapshot() },

@@ -76,6 +76,8 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 		return nil, err
 	}
 	rt.shedder.SetConcurrencySource(originConcurrency(reg))
+	reg.SetCutoffSource(originCutoff(rt.shedder))
+	rt.metrics.RegisterTrafficSources(metrics.TrafficSources{Groups: rt.groupMetrics, Outliers: rt.outlierMetrics})
 	rt.metrics.SetShedSource(rt.shedScopes)
 	rt.metrics.SetInstanceSource(rt.instanceStates)
 	reg.Subscribe(rt.builder.DrainRemoved)
@@ -133,6 +135,63 @@ func originConcurrency(reg *origins.Registry) loadshed.ConcurrencySource {
 	}
 }
 
+// originCutoff tells origin groups each origin's shedding cutoff (100, no
+// shedding, while the origin's scope is in dry run).
+func originCutoff(sh *loadshed.Shedder) origins.CutoffSource {
+	return func(name string) (float64, bool) {
+		cfg := sh.Config()
+		if oc := cfg.OriginConfigFor(name); oc.DryRun {
+			return 100, true
+		}
+		return sh.Origin(name).Decide(0).Cutoff, true
+	}
+}
+
+// groupMetrics reports the origin groups for the metrics scrape.
+func (rt *runtime) groupMetrics() ([]metrics.GroupMember, []metrics.Failovers) {
+	var members []metrics.GroupMember
+	var failovers []metrics.Failovers
+	for _, name := range rt.origins.GroupNames() {
+		g, ok := rt.origins.Group(name)
+		if !ok {
+			continue
+		}
+		for _, m := range g.Status().Members {
+			members = append(members, metrics.GroupMember{Group: name, Origin: m.Origin, Active: m.Active})
+		}
+		for k, n := range g.Failovers() {
+			failovers = append(failovers, metrics.Failovers{Group: name, From: k.From, To: k.To, Reason: k.Reason, Count: n})
+		}
+	}
+	return members, failovers
+}
+
+// outlierMetrics reports the outlier detection of every origin that has it on.
+func (rt *runtime) outlierMetrics() []metrics.OutlierState {
+	var out []metrics.OutlierState
+	for _, name := range rt.origins.Names() {
+		o, ok := rt.origins.Get(name)
+		if !ok || !o.Config().OutlierDetection.Enabled {
+			continue
+		}
+		c := o.OutlierCounts()
+		out = append(out, metrics.OutlierState{Origin: name, Ejected: c.Ejected, Ejections: c.Ejections})
+	}
+	return out
+}
+
+// groupsView is the /admin/origin_groups document: each group's active
+// origin, why, and every member's verdict.
+func (rt *runtime) groupsView() any {
+	out := []origins.GroupStatus{}
+	for _, name := range rt.origins.GroupNames() {
+		if g, ok := rt.origins.Group(name); ok {
+			out = append(out, g.Status())
+		}
+	}
+	return out
+}
+
 // shedScopes reports every shedding scope for the metrics scrape.
 func (rt *runtime) shedScopes() []metrics.ShedScope {
 	snap := rt.shedder.Snapshot()
@@ -155,20 +214,34 @@ func (rt *runtime) shedScopes() []metrics.ShedScope {
 
 // originsView is the /admin/origins document.
 func (rt *runtime) originsView() any {
+	type ejection struct {
+		Ejected    bool   `json:"ejected"`
+		Remaining  string `json:"remaining,omitempty"`
+		Reason     string `json:"reason,omitempty"`
+		Multiplier int    `json:"multiplier"`
+	}
 	type instance struct {
-		Address  string `json:"address"`
-		Weight   int    `json:"weight"`
-		InFlight int64  `json:"in_flight"`
-		Breaker  string `json:"breaker"`
-		Healthy  bool   `json:"healthy"`
-		Requests uint64 `json:"requests"`
-		Failures uint64 `json:"failures"`
+		Address  string    `json:"address"`
+		Weight   int       `json:"weight"`
+		InFlight int64     `json:"in_flight"`
+		Breaker  string    `json:"breaker"`
+		Healthy  bool      `json:"healthy"`
+		Requests uint64    `json:"requests"`
+		Failures uint64    `json:"failures"`
+		Outlier  *ejection `json:"outlier,omitempty"` // with outlier detection on
+	}
+	type outliers struct {
+		Ejected   int               `json:"ejected"`
+		Ejections map[string]uint64 `json:"ejections"`
+		// Skipped counts ejections max_ejection_percent refused.
+		Skipped uint64 `json:"skipped"`
 	}
 	type origin struct {
 		InFlight     int64      `json:"in_flight"`
 		Instances    []instance `json:"instances"`
 		RetryAllowed uint64     `json:"retries_allowed"`
 		RetryDenied  uint64     `json:"retries_denied"`
+		Outliers     *outliers  `json:"outlier_detection,omitempty"`
 	}
 	out := map[string]origin{}
 	for _, name := range rt.origins.Names() {
@@ -177,9 +250,22 @@ func (rt *runtime) originsView() any {
 			continue
 		}
 		v := origin{InFlight: o.InFlight(), RetryAllowed: o.Budget().Allowed(), RetryDenied: o.Budget().Denied()}
+		detecting := o.Config().OutlierDetection.Enabled
+		if detecting {
+			c := o.OutlierCounts()
+			v.Outliers = &outliers{Ejected: c.Ejected, Ejections: c.Ejections, Skipped: c.Skipped}
+		}
 		for _, in := range o.Instances() {
-			v.Instances = append(v.Instances, instance{Address: in.Addr(), Weight: in.Weight(), InFlight: in.InFlight(),
-				Breaker: in.BreakerState().String(), Healthy: in.Healthy(), Requests: in.Requests(), Failures: in.Failures()})
+			iv := instance{Address: in.Addr(), Weight: in.Weight(), InFlight: in.InFlight(),
+				Breaker: in.BreakerState().String(), Healthy: in.Healthy(), Requests: in.Requests(), Failures: in.Failures()}
+			if detecting {
+				e := o.Ejection(in)
+				iv.Outlier = &ejection{Ejected: e.Ejected, Reason: e.Reason, Multiplier: e.Multiplier}
+				if e.Ejected {
+					iv.Outlier.Remaining = e.Remaining.Round(time.Millisecond).String()
+				}
+			}
+			v.Instances = append(v.Instances, iv)
 		}
 		out[name] = v
 	}
@@ -272,6 +358,9 @@ func (rt *runtime) changes(cfg *config.Config) []change {
 		change{key: "origins",
 			check: func() error { return origins.ValidateOrigins(cfg.Origins) },
 			apply: func() error { return rt.origins.Update(cfg.Origins) }},
+		change{key: "origin_groups",
+			check: func() error { return origins.ValidateGroups(cfg.OriginGroups, cfg.Origins) },
+			apply: func() error { return rt.origins.SetGroups(cfg.OriginGroups) }},
 		change{key: "loadshed",
 			check: func() error {
 				if err := cfg.LoadShed.Validate(); err != nil {

@@ -52,6 +52,9 @@ func init() {
 			if env.Route == nil || env.Route.Origin == "" {
 				return nil, errors.New("shed_origin is installed on routes with an origin only")
 			}
+			if env.Route.ActiveOrigin != nil {
+				return NewOriginOf(sh, env.Route.Origin, env.Route.ActiveOrigin), nil
+			}
 			return NewOrigin(sh, env.Route.Origin), nil
 		})
 	filters.RegisterBuiltin(OriginReleaseFilterName, filters.EachRouteWithOrigin(), func() Options { return Options{} },
@@ -84,6 +87,14 @@ func NewGlobal(sh *loadshed.Shedder) filters.Filter {
 // NewOriginRelease.
 func NewOrigin(sh *loadshed.Shedder, origin string) filters.Filter {
 	return &originFilter{Base: filters.NewBase(OriginFilterName, filters.Inbound, OriginFilterOrder), sh: sh, origin: origin}
+}
+
+// NewOriginOf returns the filter that applies, to each request, the
+// throttler of the origin active names at that moment: an origin group's
+// route sheds by the scope of the member it sends to. group names the
+// route's target in the admin view.
+func NewOriginOf(sh *loadshed.Shedder, group string, active func() string) filters.Filter {
+	return &originFilter{Base: filters.NewBase(OriginFilterName, filters.Inbound, OriginFilterOrder), sh: sh, origin: group, active: active}
 }
 
 // NewOriginRelease returns the outbound filter that frees the request's
@@ -170,13 +181,23 @@ type originFilter struct {
 	filters.Base
 	sh     *loadshed.Shedder
 	origin string
+	active func() string // nil: origin
 }
 
 // Describe is the filter's admin view.
-func (f *originFilter) Describe() any { return map[string]string{"origin": f.origin} }
+func (f *originFilter) Describe() any {
+	if f.active != nil {
+		return map[string]string{"origin_group": f.origin, "active_origin": f.active()}
+	}
+	return map[string]string{"origin": f.origin}
+}
 
 func (f *originFilter) Apply(c *filters.Context) error {
-	o := f.sh.Origin(f.origin)
+	name := f.origin
+	if f.active != nil {
+		name = f.active()
+	}
+	o := f.sh.Origin(name)
 	score := c.Priority
 	if score == filters.Unscored {
 		score = f.sh.Score(request{c})
