@@ -116,6 +116,9 @@ func (d *outlierDetector) ejectLocked(cfg *OutlierConfig, list []*Instance, in *
 	if in.retired.Load() || in.ejected(now) {
 		return false
 	}
+	// Record ended ejections first, so the ejections and readmissions
+	// reported (hooks, logs) never show more out at once than there were.
+	d.readmit(list, now)
 	out := 0
 	for _, x := range list {
 		if x.ejected(now) {
@@ -124,7 +127,8 @@ func (d *outlierDetector) ejectLocked(cfg *OutlierConfig, list []*Instance, in *
 	}
 	if float64(out+1) > cfg.MaxEjectionPercent/100*float64(len(list)) {
 		d.skipped.Add(1)
-		d.o.log.Info("outlier not ejected: max_ejection_percent reached", "origin", d.o.name, "instance", in.addr,
+		// Debug: a failing instance kept in retries this at every failure.
+		d.o.log.Debug("outlier not ejected: max_ejection_percent reached", "origin", d.o.name, "instance", in.addr,
 			"reason", reason, "ejected", out, "instances", len(list), "max_ejection_percent", cfg.MaxEjectionPercent)
 		return false
 	}
