@@ -638,3 +638,22 @@ func TestShedWithBodyClosesConnection(t *testing.T) {
 		t.Fatalf("status %d close %v: a shed request with a body must get 503 and Connection: close", resp.StatusCode, resp.Close)
 	}
 }
+
+// A group route is shed by the scope of the origin it sends to now: while
+// east is overloaded and active, east sheds; once west is active, west's
+// (calm) scope judges the same route.
+func TestGroupRouteIsShedByItsActiveOrigin(t *testing.T) {
+	sh := newShedder(t, testConfig())
+	ep := newEndpoint()
+	var active atomic.Value
+	active.Store("east")
+	url := startServer(t, buildChain(t, NewGlobal(sh), NewOriginOf(sh, "api", func() string { return active.Load().(string) }), ep))
+	c := newClient(t)
+
+	end := beginOrigin(sh.Origin("east"), 180)
+	defer end()
+	waitCutoff(t, "origin east", func() float64 { return sh.Origin("east").Decide(0).Cutoff }, 48.8)
+	assertShed(t, do(t, c, url+"/low"), "origin; name=east; cutoff=48; score=90", filters.CategoryShedOrigin)
+	active.Store("west")
+	assertOK(t, do(t, c, url+"/low"))
+}
