@@ -1,10 +1,12 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -441,5 +443,106 @@ func TestOutlierEjectionNeverExceedsTheMaxShare(t *testing.T) {
 	}
 	if c := o.OutlierCounts(); c.Ejected > 1 {
 		t.Errorf("ejected now: %d", c.Ejected)
+	}
+}
+
+// The gateway process wires groups and outlier detection to its admin API,
+// metrics and logs.
+func TestGroupAndOutlierStateInAdminAndMetricsOfTheProcess(t *testing.T) {
+	east, west := startKillable(t, "east-1"), startKillable(t, "west-1")
+	pool := startLBInstances(t, 3, time.Millisecond, 200)
+	pool[0].delay.Store(0)
+	pool[0].status.Store(500)
+	cfg := fmt.Sprintf(`
+server: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"} # loopback: no token, so metricValue can scrape
+origins:
+  east:
+    instances: [{address: %q}]
+    health_check: {interval: 200ms, timeout: 200ms, unhealthy_threshold: 1}
+  west:
+    instances: [{address: %q}]
+  pool:
+    instances: [{address: %q}, {address: %q}, {address: %q}]
+    latency: {failure_penalty: 0s}
+    breaker: {consecutive_failures: 1000000, failure_ratio: 0}
+    outlier_detection: {enabled: true, consecutive_5xx: 3, base_ejection_time: 1m}
+origin_groups:
+  - {name: api, origins: [east, west], failover: {failback_after: 1h}}
+routes:
+  - {name: pool, match: {path_prefix: /pool}, origin: pool}
+  - {name: api, match: {path_prefix: /}, origin_group: api}
+`, east.addr, west.addr, pool[0].addr, pool[1].addr, pool[2].addr)
+	path := filepath.Join(t.TempDir(), "floodgate.yaml")
+	writeFile(t, path, cfg)
+	p := startProcess(t, path)
+	c := httpClient(t)
+	if resp, _ := getOnce(t, c, "http://"+p.addr+"/x"); resp.Header.Get("X-Instance") != "east-1" {
+		t.Fatalf("served by %q, want east-1", resp.Header.Get("X-Instance"))
+	}
+	east.stop()
+	ev := p.waitFor(t, "origin group failed over", 10*time.Second)
+	if ev["group"] != "api" || ev["from"] != "east" || ev["to"] != "west" || ev["reason"] != origins.ReasonNoEligibleInstances {
+		t.Fatalf("failover log %v", ev)
+	}
+	if resp, _ := getOnce(t, c, "http://"+p.addr+"/x"); resp.Header.Get("X-Instance") != "west-1" {
+		t.Fatalf("served by %q after the failover, want west-1", resp.Header.Get("X-Instance"))
+	}
+	_, body := adminGet(t, c, "http://"+p.adminAddr+"/admin/origin_groups", "")
+	var groups []origins.GroupStatus
+	if err := json.Unmarshal(body, &groups); err != nil {
+		t.Fatalf("/admin/origin_groups: %v: %s", err, body)
+	}
+	if len(groups) != 1 || groups[0].Active != "west" || groups[0].Why == "" || len(groups[0].Members) != 2 ||
+		groups[0].Members[0].Healthy || groups[0].Members[0].Reason != origins.ReasonNoEligibleInstances || !groups[0].Members[1].Active {
+		t.Errorf("/admin/origin_groups: %s", body)
+	}
+
+	// Three 500s in a row eject pool's failing instance.
+	for i := 0; i < 60 && pool[0].hits.Load() < 3; i++ {
+		getOnce(t, c, "http://"+p.addr+"/pool")
+	}
+	ej := p.waitFor(t, "outlier instance ejected", 10*time.Second)
+	if ej["instance"] != pool[0].addr || ej["reason"] != origins.EjectConsecutive5xx {
+		t.Fatalf("ejection log %v", ej)
+	}
+	_, body = adminGet(t, c, "http://"+p.adminAddr+"/admin/origins", "")
+	var view map[string]struct {
+		Instances []struct {
+			Address string `json:"address"`
+			Outlier *struct {
+				Ejected bool   `json:"ejected"`
+				Reason  string `json:"reason"`
+			} `json:"outlier"`
+		} `json:"instances"`
+		Outliers *struct {
+			Ejected int `json:"ejected"`
+		} `json:"outlier_detection"`
+	}
+	if err := json.Unmarshal(body, &view); err != nil {
+		t.Fatalf("/admin/origins: %v: %s", err, body)
+	}
+	if v := view["pool"]; v.Outliers == nil || v.Outliers.Ejected != 1 {
+		t.Errorf("/admin/origins pool: %s", body)
+	}
+	for _, in := range view["pool"].Instances {
+		if in.Outlier == nil || in.Outlier.Ejected != (in.Address == pool[0].addr) {
+			t.Errorf("instance %s outlier state %+v", in.Address, in.Outlier)
+		}
+	}
+	if view["east"].Outliers != nil {
+		t.Errorf("east has no outlier detection, admin shows %s", body)
+	}
+
+	for series, want := range map[string]float64{
+		`floodgate_origin_group_active{group="api",origin="east"}`:                                                 0,
+		`floodgate_origin_group_active{group="api",origin="west"}`:                                                 1,
+		`floodgate_origin_group_failovers_total{from="east",group="api",reason="no_eligible_instances",to="west"}`: 1,
+		`floodgate_origin_outlier_ejections_total{origin="pool",reason="consecutive_5xx"}`:                         1,
+		`floodgate_origin_instances_ejected{origin="pool"}`:                                                        1,
+	} {
+		if got := metricValue(t, p.adminAddr, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
 	}
 }
