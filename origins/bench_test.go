@@ -7,13 +7,18 @@ import (
 )
 
 func BenchmarkPickDone(b *testing.B) {
-	for _, lb := range []LB{LBP2C, LBRoundRobin} {
-		b.Run(string(lb), func(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		lb       LB
+		outliers bool
+	}{{"p2c", LBP2C, false}, {"round_robin", LBRoundRobin, false}, {"p2c+outlier_detection", LBP2C, true}} {
+		b.Run(tc.name, func(b *testing.B) {
 			cfg := DefaultOriginConfig()
 			for i := 0; i < 8; i++ {
 				cfg.Instances = append(cfg.Instances, InstanceConfig{Address: fmt.Sprintf("10.0.0.%d:80", i+1)})
 			}
-			cfg.LB = lb
+			cfg.LB = tc.lb
+			cfg.OutlierDetection.Enabled = tc.outliers
 			o := newOrigin("bench", cfg, discardLogger(), Hooks{})
 			o.SetInstances(cfg.Instances)
 			b.ReportAllocs()

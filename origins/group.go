@@ -18,7 +18,8 @@ type Group struct {
 	name  string
 	state atomic.Pointer[groupState]
 
-	// Owned by the registry's evaluator, under Registry.groupMu.
+	// Owned by the registry's evaluator, under Registry.groupMu; requests
+	// and views read state only.
 	cfg     GroupConfig
 	machine *failoverMachine
 
@@ -28,6 +29,7 @@ type Group struct {
 
 // groupState is one published judgement of a group. Immutable.
 type groupState struct {
+	names    []string  // the members' names, in order
 	members  []*Origin // nil: the member left the registry
 	verdicts []verdict
 	since    []time.Time // healthy since, per member
@@ -108,13 +110,9 @@ func (g *Group) Status() GroupStatus {
 	if s.origin != nil {
 		st.Active = s.origin.name
 	}
-	for i, o := range s.members {
+	for i := range s.members {
 		m := MemberStatus{Active: i == s.active, Healthy: s.verdicts[i].healthy, Reason: s.verdicts[i].reason}
-		if o != nil {
-			m.Origin = o.name
-		} else {
-			m.Origin = g.cfg.Origins[i]
-		}
+		m.Origin = s.names[i]
 		if m.Healthy {
 			since := s.since[i]
 			m.HealthySince = &since
@@ -245,7 +243,7 @@ func (r *Registry) evaluateGroup(g *Group, now time.Time) (wake time.Time) {
 	prev := g.state.Load()
 	tr, failback := g.machine.step(now, v)
 	s := &groupState{
-		members: members, verdicts: v, since: slices.Clone(g.machine.healthySince),
+		names: c.Origins, members: members, verdicts: v, since: slices.Clone(g.machine.healthySince),
 		active: g.machine.active, origin: members[g.machine.active], why: g.machine.why,
 		crossRetries: c.CrossOriginRetries, failbackAfter: c.Failover.FailbackAfter, activeSince: now,
 	}
