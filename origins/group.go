@@ -273,6 +273,11 @@ func (r *Registry) judge(o *Origin, f FailoverConfig) verdict {
 	if o == nil {
 		return verdict{reason: ReasonUnknownOrigin}
 	}
+	select {
+	case <-o.Ready():
+	default:
+		return verdict{reason: ReasonDiscovering}
+	}
 	if reason := o.failoverVerdict(o.now(), f.MaxOpenBreakerFraction); reason != "" {
 		return verdict{reason: reason}
 	}

@@ -11,7 +11,11 @@ const (
 	ReasonBreakersOpen        = "breakers_open"         // more than max_open_breaker_fraction open
 	ReasonShedding            = "shedding"              // cutoff below shed_above_score
 	ReasonUnknownOrigin       = "unknown_origin"        // the origin left the registry (a reload)
+	ReasonDiscovering         = "discovering"           // no answer from discovery yet
 	ReasonFailback            = "failback"
+	// ReasonDiscovered: an earlier member got its first instances (start-up
+	// with discovery); it never failed, so no hold applies.
+	ReasonDiscovered = "discovered"
 )
 
 // verdict is one member's health as the group judges it.
@@ -39,13 +43,15 @@ type failoverMachine struct {
 	// healthySince is when each member was last seen turn healthy; zero
 	// while it is unhealthy.
 	healthySince []time.Time
-	verdicts     []verdict
+	// seen marks members judged at least once other than discovering.
+	seen     []bool
+	verdicts []verdict
 	// why says in words why the active member is active.
 	why string
 }
 
 func newFailoverMachine(members int, failbackAfter time.Duration) *failoverMachine {
-	return &failoverMachine{failbackAfter: failbackAfter, healthySince: make([]time.Time, members)}
+	return &failoverMachine{failbackAfter: failbackAfter, healthySince: make([]time.Time, members), seen: make([]bool, members)}
 }
 
 // step judges the members at now. It returns the transition made, if any,
@@ -53,7 +59,11 @@ func newFailoverMachine(members int, failbackAfter time.Duration) *failoverMachi
 // caller can look again then instead of polling.
 func (m *failoverMachine) step(now time.Time, v []verdict) (tr *transition, wake time.Time) {
 	m.verdicts = v
+	fresh := make([]bool, len(v)) // first verdict after discovering
 	for i, x := range v {
+		if x.reason != ReasonDiscovering && !m.seen[i] {
+			m.seen[i], fresh[i] = true, true
+		}
 		switch {
 		case !x.healthy:
 			m.healthySince[i] = time.Time{}
@@ -104,6 +114,10 @@ func (m *failoverMachine) step(now time.Time, v []verdict) (tr *transition, wake
 		for i := 0; i < from; i++ {
 			if held(i) {
 				to, reason = i, ReasonFailback
+				break
+			}
+			if fresh[i] && v[i].healthy {
+				to, reason = i, ReasonDiscovered
 				break
 			}
 		}

@@ -104,3 +104,34 @@ func TestFailoverMachineZeroHoldFailsBackAtOnce(t *testing.T) {
 		t.Fatalf("failback_after 0: %v", tr)
 	}
 }
+
+// A member still waiting for discovery's first answer is not failed: when
+// it turns up healthy, traffic moves to it without the hold.
+func TestFailoverMachineDiscoveredMemberNeedsNoHold(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := newFailoverMachine(2, time.Hour)
+	discovering := verdict{reason: ReasonDiscovering}
+	if stepAt(m, t0, 0, discovering, up); m.active != 1 {
+		t.Fatalf("active %d while the primary is discovering", m.active)
+	}
+	if tr := stepAt(m, t0, time.Second, discovering, up); tr != nil {
+		t.Fatalf("moved while discovering: %v", tr)
+	}
+	tr := stepAt(m, t0, 2*time.Second, up, up)
+	if tr == nil || *tr != (transition{1, 0, ReasonDiscovered}) {
+		t.Fatalf("primary discovered healthy: %v", tr)
+	}
+	// From then on it is a member like any other: a failure and a return
+	// wait for the hold.
+	stepAt(m, t0, 3*time.Second, down, up)
+	if tr := stepAt(m, t0, 4*time.Second, up, up); tr != nil {
+		t.Fatalf("failed back without the hold: %v", tr)
+	}
+	// Discovered empty (not healthy) at first: no shortcut later.
+	m = newFailoverMachine(2, time.Hour)
+	stepAt(m, t0, 0, discovering, up)
+	stepAt(m, t0, time.Second, verdict{reason: ReasonNoInstances}, up)
+	if tr := stepAt(m, t0, 2*time.Second, up, up); tr != nil {
+		t.Fatalf("a member first seen empty skipped the hold: %v", tr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/floodgate-dev/floodgate/internal/consulfake"
 	"github.com/floodgate-dev/floodgate/origins"
 )
 
@@ -544,5 +546,119 @@ routes:
 		if got := metricValue(t, p.adminAddr, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
+	}
+}
+
+// A slow instance (10x its peers) is ejected by the latency rule and
+// readmitted after its ejection time. Round robin gives it its share of
+// the traffic, so each interval has the samples the rule needs.
+func TestSlowOutlierIsEjectedByLatencyAndReadmitted(t *testing.T) {
+	ins := startLBInstances(t, 3, 5*time.Millisecond, 200)
+	slow := ins[2]
+	slow.delay.Store(int64(80 * time.Millisecond))
+	changes := make(chan outlierChange, 16)
+	gw := startGatewayObserved(t, poolConfig(lbAddrs(ins), "    lb: round_robin\n"+
+		"    outlier_detection: {enabled: true, consecutive_5xx: 0, interval: 300ms, base_ejection_time: 1s,"+
+		" latency: {factor: 3, min_difference: 20ms, min_hosts: 3, min_requests: 3}}\n"),
+		origins.Hooks{OnOutlierChange: func(_, instance string, ejected bool, reason string) {
+			changes <- outlierChange{instance, ejected, reason, time.Now()}
+		}})
+	cl := startClients(t, "http://"+gw.addr+"/", 4)
+	ej := awaitOutlier(t, changes, slow.addr, true, 10*time.Second)
+	if ej.reason != origins.EjectLatency {
+		t.Errorf("ejection reason %q, want latency", ej.reason)
+	}
+	hits := slow.hits.Load()
+	back := awaitOutlier(t, changes, slow.addr, false, 10*time.Second)
+	hitsBack := slow.hits.Load()
+	cl.stop()
+	t.Logf("slow instance out for %v", back.at.Sub(ej.at).Round(time.Millisecond))
+	if out := back.at.Sub(ej.at); out < time.Second || out > 1500*time.Millisecond {
+		t.Errorf("out for %v, want its 1s ejection time", out)
+	}
+	// Only requests already on their way when it was ejected reached it.
+	if extra := hitsBack - hits; extra > 4 {
+		t.Errorf("the ejected instance got %d requests while out", extra)
+	}
+	if bad := failures(cl.snapshot()); len(bad) > 0 {
+		t.Errorf("%d requests failed", len(bad))
+	}
+}
+
+// The primary loses every instance in discovery (all its Consul checks
+// fail, and consul.allow_empty applies the empty answer): the blocking
+// query's return fails the group over at once, and the instances then
+// dying fails no request.
+func TestOriginGroupFailsOverWhenDiscoveryLosesThePrimary(t *testing.T) {
+	fake, err := consulfake.New("dc1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	east := []*killable{startKillable(t, "east-1"), startKillable(t, "east-2")}
+	west := startKillable(t, "west-1")
+	for i, k := range east {
+		host, port, _ := net.SplitHostPort(k.addr)
+		p, _ := strconv.Atoi(port)
+		fake.Register("east", consulfake.Instance{ID: k.name, Node: "node-" + strconv.Itoa(i), NodeIP: host,
+			Address: host, Port: p, Passing: true})
+	}
+	events := make(chan failoverEvent, 16)
+	gw := startGatewayObserved(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0"}
+origins:
+  east:
+    consul: {address: %q, service: east, datacenter: dc1, wait: 5m, allow_empty: true, backoff_min: 20ms, backoff_max: 100ms}
+  west:
+    instances: [{address: %q}]
+origin_groups:
+  - {name: api, origins: [east, west], failover: {failback_after: 1s}}
+routes:
+  - {name: api, match: {path_prefix: /}, origin_group: api}
+`, fake.Addr(), west.addr), origins.Hooks{OnFailover: func(_, from, to, reason string) {
+		events <- failoverEvent{from, to, reason, time.Now()}
+	}})
+	eastOrigin := poolOrigin(t, gw, "east")
+	select {
+	case <-eastOrigin.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no first answer from the fake Consul")
+	}
+	// Before discovery's first answer east is pending and west may take
+	// the traffic; east's answer moves it back at once (east never failed),
+	// which the clients below see.
+	cl := startClients(t, "http://"+gw.addr+"/", 4)
+	start := time.Now()
+	cl.awaitServed(t, "east-", start, 100)
+
+	lost := time.Now()
+	// The start-up move, if there was one, is no failover to wait for.
+	for drained := false; !drained; {
+		select {
+		case ev := <-events:
+			if ev.from != "west" || ev.to != "east" || ev.reason != origins.ReasonDiscovered {
+				t.Fatalf("before the loss: %+v", ev)
+			}
+		default:
+			drained = true
+		}
+	}
+	fake.SetAllPassing("east", false)
+	ev := awaitFailover(t, events, "east", "west", 5*time.Second)
+	t.Logf("failover %v after discovery lost the primary (reason %s)", ev.at.Sub(lost).Round(time.Millisecond), ev.reason)
+	if ev.reason != origins.ReasonNoInstances {
+		t.Errorf("reason %q, want no_instances", ev.reason)
+	}
+	// One blocking round trip, not a discovery interval of polling.
+	if d := ev.at.Sub(lost); d > 500*time.Millisecond {
+		t.Errorf("failover %v after the loss, want one blocking query's return", d)
+	}
+	for _, k := range east {
+		k.stop()
+	}
+	cl.awaitServed(t, "west-", ev.at, 200)
+	cl.stop()
+	if bad := failures(cl.snapshot()); len(bad) > 0 {
+		t.Errorf("%d of %d requests failed (first: status %d, %v)", len(bad), len(cl.snapshot()), bad[0].status, bad[0].err)
 	}
 }
