@@ -307,3 +307,45 @@ func TestDoRetriesCrossToTheGroupsNextOrigin(t *testing.T) {
 	}
 	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 }
+
+// TestDoHedgeCrossesToTheGroupsNextOrigin: with CrossTo set, the hedge
+// goes to the other origin.
+func TestDoHedgeCrossesToTheGroupsNextOrigin(t *testing.T) {
+	east := attemptOrigin(t, func(c *OriginConfig) { c.Hedge.Delay = 50 * time.Millisecond }, "east-a:1", "east-b:1")
+	west := attemptOrigin(t, nil, "west-a:1")
+	west.name = "west"
+	for _, in := range west.Instances() {
+		in.origin = "west"
+	}
+	x := newScripted(answer{status: 200})
+	releaseFirst := x.hold(0)
+	clock := newManualClock()
+	out := make(chan Answer[int], 1)
+	go func() {
+		ans, err := Do[int](east, clock, Request{Method: "GET", Replayable: true, CrossTo: func(*Origin) *Origin { return west }}, x)
+		if err != nil {
+			t.Error(err)
+		}
+		out <- ans
+	}()
+	<-clock.armed
+	if first := <-x.sends; !strings.HasPrefix(first, "east-") {
+		t.Fatalf("first attempt to %s", first)
+	}
+	clock.fire <- clock.now
+	if hedge := <-x.sends; hedge != "west-a:1" {
+		t.Fatalf("hedged to %s, want west-a:1", hedge)
+	}
+	ans := <-out
+	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	releaseFirst()
+	eventually(t, 5*time.Second, "the abandoned attempt to be reported", func() bool { return east.InFlight() == 0 })
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.attempts) < 1 || x.attempts[0].Origin != "west" || !x.attempts[0].Hedge {
+		t.Fatalf("attempts %+v; want the west hedge to win", x.attempts)
+	}
+	if west.InFlight() != 0 {
+		t.Errorf("west in flight %d", west.InFlight())
+	}
+}
