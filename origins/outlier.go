@@ -19,7 +19,7 @@ const (
 )
 
 // EjectReasons lists the ejection reasons.
-var EjectReasons = []string{EjectConsecutive5xx, EjectConsecutiveGatewayFailures, EjectSuccessRate, EjectLatency}
+var EjectReasons = [...]string{EjectConsecutive5xx, EjectConsecutiveGatewayFailures, EjectSuccessRate, EjectLatency}
 
 // outlierStats is one instance's outlier detection state. The counters of
 // the current interval and the failure streaks are atomics written on the
@@ -44,9 +44,9 @@ type outlierDetector struct {
 	// mu serialises ejection decisions: the request path takes it only when
 	// a failure streak reaches its threshold.
 	mu       sync.Mutex
-	ejected  [4]atomic.Uint64 // per EjectReasons entry
-	skipped  atomic.Uint64    // ejections refused by max_ejection_percent
-	lastTick int64            // when the current interval began
+	ejected  [len(EjectReasons)]atomic.Uint64 // per EjectReasons entry
+	skipped  atomic.Uint64                    // ejections refused by max_ejection_percent
+	lastTick int64                            // when the current interval began
 	// wake tells the detector goroutine an ejection was made on the
 	// request path, so it schedules the readmission.
 	wake chan struct{}
@@ -139,7 +139,7 @@ func (d *outlierDetector) ejectLocked(cfg *OutlierConfig, list []*Instance, in *
 	in.ejectedUntil.Store(now + int64(dur))
 	s.streak5xx.Store(0)
 	s.streakGw.Store(0)
-	d.ejected[slices.Index(EjectReasons, reason)].Add(1)
+	d.ejected[slices.Index(EjectReasons[:], reason)].Add(1)
 	d.o.log.Warn("outlier instance ejected", "origin", d.o.name, "instance", in.addr, "reason", reason,
 		"for", dur.String(), "ejections", s.ejections)
 	if h := d.o.hooks.OnOutlierChange; h != nil {

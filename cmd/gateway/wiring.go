@@ -273,11 +273,22 @@ func (rt *runtime) originsView() any {
 }
 
 // readiness: config is loaded (the server exists) and every origin has an
-// instance it could send to.
+// instance it could send to, except a member of an origin group whose
+// active origin has some (the group fails over to serve without it).
 func (rt *runtime) readiness() error {
+	covered := map[string]bool{}
+	for _, name := range rt.origins.GroupNames() {
+		if g, ok := rt.origins.Group(name); ok {
+			if a := g.Active(); a != nil && len(a.Instances()) > 0 {
+				for _, m := range g.Status().Members {
+					covered[m.Origin] = true
+				}
+			}
+		}
+	}
 	for _, name := range rt.origins.Names() {
 		o, ok := rt.origins.Get(name)
-		if !ok || len(o.Instances()) == 0 {
+		if (!ok || len(o.Instances()) == 0) && !covered[name] {
 			return fmt.Errorf("origin %s has no instances", name)
 		}
 	}
