@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/floodgate-dev/floodgate/config"
+	"github.com/floodgate-dev/floodgate/loadshed"
 )
 
 const groupsConfig = `
@@ -63,5 +65,41 @@ func TestReloadAppliesOriginGroupsAndReadinessCountsThem(t *testing.T) {
 	b, err := json.Marshal(a.rt.groupsView())
 	if err != nil || !strings.Contains(string(b), `"active":"west"`) {
 		t.Errorf("groups view %s (%v)", b, err)
+	}
+}
+
+// originCutoff hands origin groups the origin scope's cutoff, and 100 (no
+// shedding) while that scope is in dry run.
+func TestOriginCutoffFollowsTheShedderAndIgnoresDryRun(t *testing.T) {
+	cfg := loadshed.Default()
+	cfg.Interval = 5 * time.Millisecond
+	cfg.Origin.ScopeConfig = loadshed.ScopeConfig{K: 1, Controller: loadshed.ControllerConfig{Mode: loadshed.ModeProportional}}
+	cfg.Origin.Signals = loadshed.OriginSignals{Inflight: loadshed.SignalConfig{Enabled: true, Threshold: 100, Max: 200}}
+	sh, err := loadshed.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	cutoff := originCutoff(sh)
+	if c, ok := cutoff("east"); !ok || c != 100 {
+		t.Fatalf("idle origin: %v %v", c, ok)
+	}
+	o := sh.Origin("east")
+	for range 180 { // x = 0.8: cutoff 100 * (1 - 0.8^3) = 48.8
+		o.Begin()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c, _ := cutoff("east"); c > 49; c, _ = cutoff("east") {
+		if time.Now().After(deadline) {
+			t.Fatalf("cutoff still %v", c)
+		}
+		time.Sleep(5 * time.Millisecond) // the shedder's ticker moves it
+	}
+	cfg.Origin.DryRun = true
+	if err := sh.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := cutoff("east"); c != 100 {
+		t.Errorf("dry-run scope reports cutoff %v, want 100", c)
 	}
 }
