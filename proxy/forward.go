@@ -116,14 +116,18 @@ func (e *forwardEndpoint) target() (*origins.Origin, func(*origins.Origin) *orig
 		return o, nil, nil
 	}
 	g, ok := e.reg.Group(e.group.Name)
-	if !ok || g.Active() == nil {
+	var o *origins.Origin
+	if ok {
+		o = g.Active()
+	}
+	if o == nil {
 		return nil, nil, filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin group "+e.group.Name+" has no origin available", nil)
 	}
 	var cross func(*origins.Origin) *origins.Origin
 	if g.CrossOriginRetries() {
 		cross = g.CrossTo
 	}
-	return g.Active(), cross, nil
+	return o, cross, nil
 }
 
 // record adds an attempt to the request's story; the origin and instance of
