@@ -56,6 +56,11 @@ type Request struct {
 	// Group.CrossTo). Nil, or nil returned, or that origin having no
 	// instance to give: the attempt stays in the request's origin.
 	CrossTo func(from *Origin) *Origin
+	// Fallback, when set, names the origin a first attempt goes to when
+	// the request's origin has no instance to give (an origin group's next
+	// healthy member: the group's judgement follows a loss a moment later,
+	// and nothing has been sent yet, so this is no retry).
+	Fallback func(from *Origin) *Origin
 }
 
 // Idempotent reports whether the request may be sent twice.
@@ -314,7 +319,8 @@ func (l *loop[R]) discard(r raced[R], outcome Outcome) {
 
 // pick chooses the instance of an attempt. A retry or hedge (extra) goes to
 // the origin req.CrossTo names when it has an instance to give, else, like
-// a first attempt, to an untried instance of the request's origin.
+// a first attempt, to an untried instance of the request's origin; a first
+// attempt the origin cannot place goes to req.Fallback.
 func (l *loop[R]) pick(tried []*Instance, extra bool) (*Instance, func(Result), error) {
 	if extra && l.req.CrossTo != nil {
 		if o := l.req.CrossTo(l.Origin); o != nil && o != l.Origin {
@@ -324,7 +330,16 @@ func (l *loop[R]) pick(tried []*Instance, extra bool) (*Instance, func(Result), 
 			}
 		}
 	}
-	return l.Origin.Pick(tried)
+	in, done, err := l.Origin.Pick(tried)
+	if err != nil && !extra && l.req.Fallback != nil && errors.Is(err, ErrNoHealthyInstances) {
+		if o := l.req.Fallback(l.Origin); o != nil && o != l.Origin {
+			if in, done, ferr := o.Pick(tried); ferr == nil {
+				l.x.Note("origin " + l.Origin.Name() + " has no instance; sending to origin " + o.Name() + " of the group")
+				return in, done, nil
+			}
+		}
+	}
+	return in, done, err
 }
 
 // retryable applies the origin's retry policy to attempt n's failure.

@@ -349,3 +349,22 @@ func TestDoHedgeCrossesToTheGroupsNextOrigin(t *testing.T) {
 		t.Errorf("west in flight %d", west.InFlight())
 	}
 }
+
+// TestDoFirstAttemptFallsBackWhenTheOriginIsEmpty: a group's active origin
+// that has just lost its instances places no attempt; the first attempt
+// goes to Fallback, whatever cross_origin_retries says.
+func TestDoFirstAttemptFallsBackWhenTheOriginIsEmpty(t *testing.T) {
+	east := attemptOrigin(t, nil, "east-a:1")
+	west := attemptOrigin(t, nil, "west-a:1")
+	east.SetInstances(nil)
+	x := newScripted(answer{status: 200})
+	ans, err := Do[int](east, newManualClock(), Request{Method: "POST", Fallback: func(*Origin) *Origin { return west }}, x)
+	if err != nil || ans.Response != 200 || len(x.sent) != 1 || x.sent[0] != "west-a:1" || x.retries != 0 {
+		t.Fatalf("answer %d, %v, sent %v, retries %d", ans.Response, err, x.sent, x.retries)
+	}
+	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	// Without a fallback the pick error stands.
+	if _, err := Do[int](east, newManualClock(), Request{Method: "GET"}, newScripted(answer{status: 200})); !errors.Is(err, ErrNoHealthyInstances) {
+		t.Fatalf("err %v, want no healthy instances", err)
+	}
+}

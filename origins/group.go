@@ -57,10 +57,17 @@ func (g *Group) Active() *Origin { return g.state.Load().origin }
 // in order. Nil when the group does not cross or no other member is
 // healthy; the retry then stays in from.
 func (g *Group) CrossTo(from *Origin) *Origin {
-	s := g.state.Load()
-	if !s.crossRetries {
+	if !g.state.Load().crossRetries {
 		return nil
 	}
+	return g.Next(from)
+}
+
+// Next is the first member other than from judged healthy, in order; nil
+// when there is none. A request whose origin (just judged active) has no
+// instance left goes there: the judgement follows the loss a moment later.
+func (g *Group) Next(from *Origin) *Origin {
+	s := g.state.Load()
 	for i, o := range s.members {
 		if o != nil && o != from && s.verdicts[i].healthy {
 			return o

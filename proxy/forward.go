@@ -53,7 +53,7 @@ func (e *forwardEndpoint) poolKeyFor(oc *origins.OriginConfig) poolKey {
 }
 
 func (e *forwardEndpoint) Apply(c *filters.Context) error {
-	o, cross, err := e.target()
+	o, cross, fallback, err := e.target()
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 		defer releaseRequestBody(body)
 	}
 	x := &exchange{e: e, c: c, req: req, body: body, key: key, origin: o.Name()}
-	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, RouteIdempotent: e.idempotent, Replayable: body == nil, CrossTo: cross}, x)
+	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, RouteIdempotent: e.idempotent, Replayable: body == nil, CrossTo: cross, Fallback: fallback}, x)
 	if err != nil {
 		return x.failure(err)
 	}
@@ -105,29 +105,28 @@ func pickError(origin string, err error) error {
 }
 
 // target is the origin a request goes to: the route's, or its group's
-// active one, with where the group sends retries and hedges (nil: they
-// stay in the origin).
-func (e *forwardEndpoint) target() (*origins.Origin, func(*origins.Origin) *origins.Origin, error) {
+// active one, with where the group sends retries and hedges (cross; nil:
+// they stay in the origin) and a first attempt the active origin cannot
+// place (fallback).
+func (e *forwardEndpoint) target() (o *origins.Origin, cross, fallback func(*origins.Origin) *origins.Origin, err error) {
 	if e.group == nil {
 		o, ok := e.reg.Get(e.origin)
 		if !ok {
-			return nil, nil, filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin "+e.origin+" is not available", nil)
+			return nil, nil, nil, filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin "+e.origin+" is not available", nil)
 		}
-		return o, nil, nil
+		return o, nil, nil, nil
 	}
 	g, ok := e.reg.Group(e.group.Name)
-	var o *origins.Origin
 	if ok {
 		o = g.Active()
 	}
 	if o == nil {
-		return nil, nil, filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin group "+e.group.Name+" has no origin available", nil)
+		return nil, nil, nil, filters.Fail(http.StatusServiceUnavailable, filters.CategoryNoHealthyInstances, "origin group "+e.group.Name+" has no origin available", nil)
 	}
-	var cross func(*origins.Origin) *origins.Origin
 	if g.CrossOriginRetries() {
 		cross = g.CrossTo
 	}
-	return o, cross, nil
+	return o, cross, g.Next, nil
 }
 
 // record adds an attempt to the request's story; the origin and instance of

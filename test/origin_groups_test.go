@@ -588,7 +588,8 @@ func TestSlowOutlierIsEjectedByLatencyAndReadmitted(t *testing.T) {
 // The primary loses every instance in discovery (all its Consul checks
 // fail, and consul.allow_empty applies the empty answer): the blocking
 // query's return fails the group over at once, and the instances then
-// dying fails no request.
+// dying fails no request (one picked on east just before the loss is
+// retried on west: cross_origin_retries).
 func TestOriginGroupFailsOverWhenDiscoveryLosesThePrimary(t *testing.T) {
 	fake, err := consulfake.New("dc1")
 	if err != nil {
@@ -612,7 +613,7 @@ origins:
   west:
     instances: [{address: %q}]
 origin_groups:
-  - {name: api, origins: [east, west], failover: {failback_after: 1s}}
+  - {name: api, origins: [east, west], failover: {failback_after: 1s}, cross_origin_retries: true}
 routes:
   - {name: api, match: {path_prefix: /}, origin_group: api}
 `, fake.Addr(), west.addr), origins.Hooks{OnFailover: func(_, from, to, reason string) {
