@@ -101,11 +101,24 @@ type Server struct {
 	// TrustedProxies are CIDRs whose X-Forwarded-* headers are extended;
 	// from anyone else they are replaced, so clients cannot spoof them.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// Tunnel bounds WebSocket tunnels (reloadable; a tunnel keeps the
+	// bounds it opened with).
+	Tunnel Tunnel `mapstructure:"tunnel"`
 	// Via is the pseudonym the gateway adds to the Via header.
 	Via string `mapstructure:"via"`
 	// TLS terminates TLS on the listener when it lists certificates
 	// (SNI, mTLS, reload, the https redirect listener, HSTS).
 	TLS tlsconf.ServerConfig `mapstructure:"tls"`
+}
+
+// Tunnel bounds the life of a WebSocket tunnel once its handshake is done.
+type Tunnel struct {
+	// IdleTimeout closes a tunnel that carried no byte in either direction
+	// for this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxLifetime closes a tunnel this long after it opened, busy or not;
+	// 0 means no limit.
+	MaxLifetime time.Duration `mapstructure:"max_lifetime"`
 }
 
 // Admin is the operator listener (metrics, admin API). It binds loopback
@@ -153,11 +166,19 @@ type Route struct {
 	// retry (e.g. a POST search endpoint).
 	Idempotent bool         `mapstructure:"idempotent"`
 	Filters    []FilterSpec `mapstructure:"filters"`
+	// WebSocket turns WebSocket handshakes on this route off (false) or on
+	// (true, the default for an origin route; other endpoint kinds carry
+	// none). A refused handshake gets 501 upgrade_refused.
+	WebSocket *bool `mapstructure:"websocket"`
 	// Endpoint holds the route's other keys: exactly one, naming a
 	// registered endpoint kind (origin, static, timeseries, ...), whose
 	// value the kind decodes ("origin: users", "static: {status: 204}").
 	Endpoint map[string]any `mapstructure:",remain"`
 }
+
+// WebSocketAllowed reports whether the route accepts WebSocket handshakes
+// (its endpoint kind permitting): unless websocket is set to false.
+func (r *Route) WebSocketAllowed() bool { return r.WebSocket == nil || *r.WebSocket }
 
 // EndpointKind returns the route's endpoint kind and its options as
 // written; ok is false unless exactly one is set.
@@ -188,6 +209,7 @@ func Default() *Config {
 			WriteProgressTimeout: time.Minute,
 			Via:                  "floodgate",
 			TLS:                  tlsconf.DefaultServerConfig(),
+			Tunnel:               Tunnel{IdleTimeout: 5 * time.Minute},
 		},
 		Admin:    Admin{Listen: "127.0.0.1:9901"},
 		LoadShed: loadshed.Default(),

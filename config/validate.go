@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 		"server.max_header_size":     int64(s.MaxHeaderSize),
 		"server.max_body_size":       int64(s.MaxBodySize),
 		"server.drain_timeout":       int64(s.DrainTimeout),
+		"server.tunnel.idle_timeout": int64(s.Tunnel.IdleTimeout),
 	}
 	for _, k := range slices.Sorted(maps.Keys(positive)) {
 		if positive[k] <= 0 {
@@ -55,6 +56,9 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxConnectionsPerIP < 0 {
 		p.Add("server.max_connections_per_ip", "must not be negative (0 means no cap)")
+	}
+	if s.Tunnel.MaxLifetime < 0 {
+		p.Add("server.tunnel.max_lifetime", "must not be negative (0 means no limit)")
 	}
 	if s.WriteProgressTimeout < 0 {
 		p.Add("server.write_progress_timeout", "must not be negative (0 means none)")
@@ -93,6 +97,9 @@ func (c *Config) Validate() error {
 			p.Add(at, "an endpoint is required: set one endpoint kind (origin, static, timeseries, ...)")
 		case n > 1:
 			p.Add(at, "set one endpoint; got %s (or a key is misspelt)", strings.Join(slices.Sorted(maps.Keys(r.Endpoint)), ", "))
+		}
+		if kind, _, ok := r.EndpointKind(); ok && kind != "origin" && r.WebSocket != nil && *r.WebSocket {
+			p.Add(at+".websocket", "only a route with an origin endpoint carries WebSocket tunnels (this one is %s)", kind)
 		}
 		if r.Timeouts.Connect < 0 || r.Timeouts.Response < 0 {
 			p.Add(at+".timeouts", "must not be negative")
