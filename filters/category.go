@@ -40,13 +40,17 @@ func (g Group) String() string {
 // operators may define their own with NewCategory; keep them snake_case
 // and low-cardinality because they become metric labels.
 var (
-	CategorySuccess            = NewCategory("success", GroupSuccess)
-	CategoryNoRoute            = NewCategory("no_route", GroupClient)
-	CategoryClientError        = NewCategory("client_error", GroupClient)
-	CategoryRequestTooLarge    = NewCategory("request_too_large", GroupClient)
-	CategoryHeaderTooLarge     = NewCategory("header_too_large", GroupClient)
-	CategoryClientTimeout      = NewCategory("client_timeout", GroupClient)
-	CategoryClientClosed       = NewCategory("client_closed", GroupClient)
+	CategorySuccess         = NewCategory("success", GroupSuccess)
+	CategoryNoRoute         = NewCategory("no_route", GroupClient)
+	CategoryClientError     = NewCategory("client_error", GroupClient)
+	CategoryRequestTooLarge = NewCategory("request_too_large", GroupClient)
+	CategoryHeaderTooLarge  = NewCategory("header_too_large", GroupClient)
+	CategoryClientTimeout   = NewCategory("client_timeout", GroupClient)
+	CategoryClientClosed    = NewCategory("client_closed", GroupClient)
+	// CategoryUpgradeRefused: the client asked to switch to a protocol
+	// the gateway does not carry (h2c, anything but WebSocket) or to
+	// WebSocket on a route that has it off.
+	CategoryUpgradeRefused     = NewCategory("upgrade_refused", GroupClient)
 	CategoryOriginConnectError = NewCategory("origin_connect_error", GroupOrigin)
 	CategoryOriginTimeout      = NewCategory("origin_timeout", GroupOrigin)
 	CategoryOriginReset        = NewCategory("origin_reset", GroupOrigin)

@@ -10,6 +10,7 @@ func TestCategoryGroups(t *testing.T) {
 		CategorySuccess:            GroupSuccess,
 		CategoryNoRoute:            GroupClient,
 		CategoryClientClosed:       GroupClient,
+		CategoryUpgradeRefused:     GroupClient,
 		CategoryRequestTooLarge:    GroupClient,
 		CategoryOriginConnectError: GroupOrigin,
 		CategoryOrigin5xx:          GroupOrigin,

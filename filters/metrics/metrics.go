@@ -32,6 +32,7 @@ type Metrics struct {
 	hedges          *prometheus.CounterVec
 	rateLimited     *prometheus.CounterVec
 	configReloads   *prometheus.CounterVec
+	tunnels         *tunnelMetrics
 
 	inFlight  atomic.Pointer[func() int64]
 	openConns atomic.Pointer[func() int64]
@@ -87,6 +88,8 @@ func New() *Metrics {
 	// series to evaluate before the first failure.
 	m.configReloads.WithLabelValues(ReloadSuccess)
 	m.configReloads.WithLabelValues(ReloadFailure)
+	m.tunnels = newTunnelMetrics()
+	m.reg.MustRegister(m.tunnels.collectors()...)
 
 	m.reg.MustRegister(
 		m.requests, m.requestDuration, m.originRequests, m.originLatency,
