@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +44,13 @@ type forwardEndpoint struct {
 	viaHop     string // "1.1 " + via, the Via entry added to responses
 	maxBody    int64
 	observer   AttemptObserver // nil: not observed
+
+	// WebSocket tunnels (tunnel.go): where they register, their bounds
+	// (server.tunnel as of the snapshot) and the route's counters.
+	tunnels       *tunnelSet
+	tunnelLimits  tunnelLimits
+	tunnelMetrics tunnelMetrics
+	logger        *slog.Logger
 }
 
 // poolKeyFor returns the connection pool settings for this route on
@@ -59,6 +67,10 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	}
 	c.Origin = o.Name()
 	oc := o.Config()
+	if isUpgradeRequest(&c.Request.Request.Header) {
+		// Dispatch let through only a WebSocket handshake.
+		return e.applyUpgrade(c, o, &oc)
+	}
 	key := e.poolKeyFor(&oc)
 
 	req := fasthttp.AcquireRequest()

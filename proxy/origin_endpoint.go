@@ -87,6 +87,14 @@ func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, g
 	pool, _ := poolsKey.Lookup(env.Services)
 	observer, _ := ObserverKey.Lookup(env.Services)
 	r := &cfg.Routes[env.Route.Index]
+	tunnels, ok := tunnelsKey.Lookup(env.Services)
+	if !ok {
+		return nil, errors.New("the origin endpoint needs the builder's tunnel set (a wiring bug)")
+	}
+	var tm tunnelMetrics = noTunnelMetrics{}
+	if to, ok := TunnelObserverKey.Lookup(env.Services); ok && to != nil {
+		tm = routeTunnelMetrics{o: to, route: r.Name}
+	}
 	return &forwardEndpoint{
 		Base:       filters.EndpointBase("proxy"),
 		route:      r.Name,
@@ -102,6 +110,11 @@ func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, g
 		viaHop:     "1.1 " + cfg.Server.Via,
 		maxBody:    int64(cfg.Server.MaxBodySize),
 		observer:   observer,
+
+		tunnels:       tunnels,
+		tunnelLimits:  tunnelLimits{idle: cfg.Server.Tunnel.IdleTimeout, maxLifetime: cfg.Server.Tunnel.MaxLifetime},
+		tunnelMetrics: tm,
+		logger:        env.Logger,
 	}, nil
 }
 

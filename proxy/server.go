@@ -114,8 +114,12 @@ func (s *Server) Swap(snap *Snapshot) {
 // still streaming.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
-// OpenConnections is the number of open client connections.
-func (s *Server) OpenConnections() int64 { return s.conns.Load() }
+// OpenConnections is the number of open client connections, WebSocket
+// tunnels included (a tunnel's connection has left fasthttp's count).
+func (s *Server) OpenConnections() int64 { return s.conns.Load() + s.builder.tunnels.Running() }
+
+// OpenTunnels is the number of WebSocket tunnels relaying bytes.
+func (s *Server) OpenTunnels() int64 { return s.builder.tunnels.Running() }
 
 // Serve accepts connections on ln until Shutdown, at most
 // server.max_connections at once. Inside the cap, edge.Listen makes a
@@ -146,7 +150,8 @@ func (s *Server) RefusedConnections() uint64 {
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests
-// to finish or ctx to end, whichever is first.
+// and open WebSocket tunnels to finish or ctx to end, whichever is first;
+// tunnels still open then are closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped.Store(true)
 	if r := s.redirect.Load(); r != nil {
@@ -159,6 +164,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// fasthttp closes only a listener its Serve has registered; a
 		// Serve that started late would otherwise accept forever.
 		_ = cl.Listener.Close()
+	}
+	if err == nil {
+		// fasthttp does not wait for hijacked connections.
+		err = s.builder.tunnels.wait(ctx)
+	}
+	if err != nil {
+		if n := s.builder.tunnels.closeAll("drain timeout reached"); n > 0 {
+			s.logger.Warn("closed open WebSocket tunnels at the drain timeout", "tunnels", n)
+		}
 	}
 	return err
 }
@@ -223,6 +237,12 @@ func (s *Server) Dispatch(c *filters.Context) *filters.Chain {
 	} else if route := snap.Table.Match(c.Host, c.Method, c.Path, requestHeaderLookup{&ctx.Request.Header}); route != nil {
 		c.Route = route
 		c.UpstreamPath = route.Apply(c.Path)
+		if status, cat, reason := upgradeRefusal(&ctx.Request.Header, &snap.Config.Routes[route.Index]); status != 0 {
+			// Refused before the route's inbound filters; its outbound
+			// ones still log and count the answer under the route.
+			ctx.SetConnectionClose()
+			c.Respond(status, cat, reason)
+		}
 		return snap.Chains[route.Index]
 	}
 	return snap.NoRoute

@@ -52,13 +52,15 @@ type Builder struct {
 	Services *filters.Services
 	Logger   *slog.Logger
 
-	pool *clientPool
+	pool    *clientPool
+	tunnels *tunnelSet
 }
 
 // NewBuilder returns a builder using the default registry.
 func NewBuilder(logger *slog.Logger) *Builder {
-	b := &Builder{Registry: filters.Default, Services: &filters.Services{}, Logger: logger, pool: newClientPool()}
+	b := &Builder{Registry: filters.Default, Services: &filters.Services{}, Logger: logger, pool: newClientPool(), tunnels: newTunnelSet()}
 	poolsKey.Provide(b.Services, b.pool)
+	tunnelsKey.Provide(b.Services, b.tunnels)
 	return b
 }
 
@@ -206,4 +208,7 @@ func (b *Builder) DrainRemoved(ch origins.Change) {
 }
 
 // Close closes every pooled upstream connection.
-func (b *Builder) Close() { b.pool.closeAll() }
+func (b *Builder) Close() {
+	b.tunnels.closeAll("the gateway stopped")
+	b.pool.closeAll()
+}

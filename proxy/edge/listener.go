@@ -216,6 +216,22 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 	return nil
 }
 
+// CloseWrite half-closes the connection (a TLS connection sends its
+// close_notify first), for tunnels that relay one side's end of stream to
+// the other while the reverse direction keeps flowing.
+func (c *Conn) CloseWrite() error {
+	for inner := c.Conn; ; {
+		switch v := inner.(type) {
+		case interface{ CloseWrite() error }:
+			return v.CloseWrite()
+		case interface{ NetConn() net.Conn }:
+			inner = v.NetConn()
+		default:
+			return errors.ErrUnsupported
+		}
+	}
+}
+
 // tcpConn finds the TCP connection under wrappers that expose it with
 // NetConn (as crypto/tls does).
 func tcpConn(c net.Conn) *net.TCPConn {
