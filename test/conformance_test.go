@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,7 +118,6 @@ func TestHopByHopHeadersRemovedAndForwardedHeadersSet(t *testing.T) {
 		"X-Hop-Custom: secret\r\n"+
 		"keep-alive: timeout=5\r\n"+
 		"TE: trailers\r\n"+
-		"Upgrade: websocket\r\n"+
 		"Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"+
 		"X-Forwarded-For: 6.6.6.6\r\n"+
 		"X-Forwarded-Host: evil.example\r\n"+
@@ -369,5 +369,31 @@ func TestSlowHeaderSenderIsCutOff(t *testing.T) {
 	}
 	if len(data) > 0 && !bytes.HasPrefix(data, []byte("HTTP/1.1 408")) {
 		t.Fatalf("unexpected reply %q", data)
+	}
+}
+
+// Upgrade is hop-by-hop, but it is never stripped from a request that
+// asks for it: a WebSocket handshake reaches the origin with Upgrade and
+// Connection (websocket_test.go), and any other use of Upgrade is refused
+// rather than forwarded as a plain request without it.
+func TestUpgradeIsRefusedNotStripped(t *testing.T) {
+	var reached atomic.Int64
+	o := startOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		reached.Add(1)
+		echoHandler(ctx)
+	})
+	gw := startGateway(t, baseConfig(o.addr, ""))
+	for _, tc := range []struct{ request, category string }{
+		{"GET /o/h HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", "client_error"},
+		{"GET /o/h HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n\r\n", "upgrade_refused"},
+		{"GET /o/h HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2\r\n\r\n", "upgrade_refused"},
+	} {
+		resp, body := raw(t, gw.addr, tc.request)
+		if resp.StatusCode < 400 || resp.Header.Get("X-Floodgate-Status") != tc.category || !strings.Contains(strings.ToLower(body), "upgrade") {
+			t.Errorf("%q: %d %s %q, want a refusal with category %s", tc.request, resp.StatusCode, resp.Header.Get("X-Floodgate-Status"), body, tc.category)
+		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("%d refused upgrades reached the origin", n)
 	}
 }

@@ -101,6 +101,7 @@ type inproc struct {
 	server *proxy.Server
 	b      *proxy.Builder
 	reg    *origins.Registry
+	m      *metrics.Metrics
 }
 
 func startGateway(t *testing.T, yaml string) *inproc {
@@ -135,6 +136,7 @@ func startGatewayObserved(t *testing.T, yaml string, hooks origins.Hooks) *inpro
 	m := metrics.New()
 	proxy.OriginsKey.Provide(b.Services, reg)
 	proxy.ObserverKey.Provide(b.Services, m)
+	proxy.TunnelObserverKey.Provide(b.Services, m)
 	shed.ShedderKey.Provide(b.Services, shedder)
 	metrics.ServiceKey.Provide(b.Services, m)
 	outputs := accesslog.NewOutputs(io.Discard, io.Discard)
@@ -176,7 +178,7 @@ func startGatewayObserved(t *testing.T, yaml string, hooks origins.Hooks) *inpro
 		_ = outputs.Close()
 		b.Close()
 	})
-	return &inproc{addr: ln.Addr().String(), server: srv, b: b, reg: reg}
+	return &inproc{addr: ln.Addr().String(), server: srv, b: b, reg: reg, m: m}
 }
 
 // baseConfig is a config with one origin route (/o/* -> origin, prefix
