@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -746,5 +747,129 @@ func TestWebSocketDrainClosesTunnel(t *testing.T) {
 		t.Errorf("GracefulStop = %v, want ErrDrainTimeout", err)
 	}
 	o.awaitEnd(t)
+	awaitNoTunnels(t, gw)
+}
+
+// Either side's end of stream is passed on as a half-close: a client
+// that shuts down its sending side still receives what the origin sends
+// after seeing that end (how a close handshake finishes), then EOF. Bytes
+// that travel in the same segment as the handshake (client) or the 101
+// (origin) are relayed too.
+func TestTunnelRelaysHalfClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	originDone := make(chan error, 1)
+	go func() {
+		originDone <- func() error {
+			conn, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(conn)
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return err
+			}
+			if req.Header.Get("Upgrade") != "websocket" {
+				return fmt.Errorf("handshake without Upgrade: %v", req.Header)
+			}
+			// The first bytes ride in the same write as the 101.
+			if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\norigin first; "); err != nil {
+				return err
+			}
+			got, err := io.ReadAll(br) // until the client's half-close arrives
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(conn, "origin read %q", got); err != nil {
+				return err
+			}
+			return conn.(*net.TCPConn).CloseWrite()
+		}()
+	}()
+	t.Cleanup(func() { ln.Close() })
+	gw := startGateway(t, wsConfig(ln.Addr().String(), "{idle_timeout: 1m}", ""))
+
+	conn, err := net.DialTimeout("tcp", gw.addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET /ws/raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nfrom the client"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("reading after the half-close: %v", err)
+	}
+	if want := `origin first; origin read "from the client"`; string(rest) != want {
+		t.Errorf("after the half-close the client got %q, want %q", rest, want)
+	}
+	if err := <-originDone; err != nil {
+		t.Fatalf("origin: %v", err)
+	}
+	awaitNoTunnels(t, gw)
+}
+
+// A handshake to an instance that cannot be reached is a 502 with
+// origin_connect_error, charged to the instance, and not retried on the
+// other instance (an upgrade is never replayed).
+func TestWebSocketHandshakeConnectErrorNotRetried(t *testing.T) {
+	o := startWSOrigin(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	cfg := strings.Replace(wsConfig(o.addr, "{idle_timeout: 1m}", ""),
+		fmt.Sprintf("instances: [{address: %q}]", o.addr),
+		fmt.Sprintf("instances: [{address: %q}, {address: %q}]", deadAddr, o.addr), 1)
+	gw := startGateway(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	failures, opened := 0, 0
+	for range 20 {
+		c, resp, err := dialWS(t, ctx, gw.addr, "/ws/echo")
+		if err == nil {
+			opened++
+			c.Close(websocket.StatusNormalClosure, "")
+			o.awaitEnd(t)
+			continue
+		}
+		if resp == nil || resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Floodgate-Status") != "origin_connect_error" {
+			t.Fatalf("handshake failure: %v %v", resp, err)
+		}
+		failures++
+	}
+	if failures == 0 || opened == 0 {
+		t.Errorf("%d connect failures and %d tunnels: want both (the dead instance is picked sometimes and never retried)", failures, opened)
+	}
+	var deadFailures uint64
+	origin, ok := gw.reg.Get("ws")
+	if !ok {
+		t.Fatal("origin ws not registered")
+	}
+	for _, in := range origin.Instances() {
+		if in.Addr() == deadAddr {
+			deadFailures = in.Failures()
+		}
+	}
+	if deadFailures == 0 {
+		t.Error("the dead instance was not charged with the failed handshakes")
+	}
 	awaitNoTunnels(t, gw)
 }
