@@ -47,6 +47,7 @@ type forwardEndpoint struct {
 
 	// WebSocket tunnels (tunnel.go): where they register, their bounds
 	// (server.tunnel as of the snapshot) and the route's counters.
+	websocket     bool // routes[].websocket, for the admin view (Dispatch enforces it)
 	tunnels       *tunnelSet
 	tunnelLimits  tunnelLimits
 	tunnelMetrics tunnelMetrics

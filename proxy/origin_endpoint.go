@@ -111,6 +111,7 @@ func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, g
 		maxBody:    int64(cfg.Server.MaxBodySize),
 		observer:   observer,
 
+		websocket:     r.WebSocketAllowed(),
 		tunnels:       tunnels,
 		tunnelLimits:  tunnelLimits{idle: cfg.Server.Tunnel.IdleTimeout, maxLifetime: cfg.Server.Tunnel.MaxLifetime},
 		tunnelMetrics: tm,
@@ -153,7 +154,7 @@ func (e *forwardEndpoint) Describe() any {
 	t := e.originCfg.Timeouts.Override(e.timeouts)
 	return map[string]any{"origin": e.origin, "timeouts": map[string]string{
 		"connect": t.Connect.String(), "response": t.Response.String(),
-	}, "idempotent": e.idempotent}
+	}, "idempotent": e.idempotent, "websocket": e.websocket}
 }
 
 var (

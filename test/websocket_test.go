@@ -629,7 +629,7 @@ func TestWebSocketHandshakeShedByPriority(t *testing.T) {
 		<-release
 		ctx.SetBodyString("slow")
 	})
-	extra := fmt.Sprintf(`
+	extra := `
 shed_global: {enabled: true}
 loadshed:
   interval: 10ms
@@ -645,7 +645,7 @@ loadshed:
       inflight: {enabled: true, threshold: 0, max: 4}
       connections: {enabled: false}
       cpu: {enabled: false}
-`)
+`
 	cfg := strings.Replace(wsConfig(o.addr, "{idle_timeout: 1m}", extra), "routes:\n", fmt.Sprintf(`  slow:
     instances: [{address: %q}]
     timeouts: {connect: 500ms, response: 30s}
