@@ -447,19 +447,21 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 	defer cancel()
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	defer c.CloseNow()
+	// The last byte crosses the gateway after t0, so the tunnel cannot
+	// close sooner than the idle timeout after t0.
+	t0 := time.Now()
 	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := c.Read(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Now()
 	_, _, err := c.Read(ctx)
 	d := time.Since(t0)
 	if err == nil {
 		t.Fatal("read succeeded on an idle tunnel")
 	}
-	if d < 250*time.Millisecond || d > 5*time.Second {
+	if d < 300*time.Millisecond || d > 5*time.Second {
 		t.Errorf("idle tunnel closed after %v, want about 300ms", d)
 	}
 	o.awaitEnd(t)
@@ -728,9 +730,21 @@ func TestWebSocketDrainClosesTunnel(t *testing.T) {
 	go func() {
 		stopped <- gw.server.GracefulStop(context.Background(), 0, drain, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
+	admin := (&proxy.Admin{Server: gw.server}).Handler()
+	readyz := func() int {
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	if code := readyz(); code != http.StatusOK {
+		t.Fatalf("/readyz before shutdown: %d", code)
+	}
 	eventually(t, 5*time.Second, "shutdown begins", gw.server.ShuttingDown)
-	// Readiness (the admin /readyz) reports ShuttingDown while the tunnel
-	// still carries messages.
+	// Not ready from the start of the shutdown, while the tunnel still
+	// carries messages.
+	if code := readyz(); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the drain with a tunnel open: %d, want 503", code)
+	}
 	if err := c.Write(ctx, websocket.MessageText, []byte("during drain")); err != nil {
 		t.Fatal(err)
 	}
