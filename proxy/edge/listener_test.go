@@ -197,3 +197,53 @@ func TestReadLimit(t *testing.T) {
 		t.Fatalf("lifted limit: %d %v", n, err)
 	}
 }
+
+// CloseWrite reaches the TCP connection under wrappers that expose it
+// (NetConn), so a tunnel can pass one side's end of stream on while the
+// other direction keeps flowing; a connection without one says so.
+func TestConnCloseWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(netConnWrapper{accepted}, 0)
+	defer c.Close()
+	if err := c.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	_ = peer.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := peer.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("peer read %d, %v; want EOF", n, err)
+	}
+	if _, err := io.WriteString(peer, "still open"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 10)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "still open" {
+		t.Fatalf("read after CloseWrite: %q %v", got, err)
+	}
+
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if err := newConn(a, 0).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("CloseWrite on a pipe: %v, want ErrUnsupported", err)
+	}
+}
+
+// netConnWrapper hides the TCP connection's methods, exposing it only
+// through NetConn, as the gateway's tracked connections do.
+type netConnWrapper struct{ net.Conn }
+
+func (w netConnWrapper) NetConn() net.Conn { return w.Conn }
