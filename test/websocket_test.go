@@ -724,12 +724,6 @@ func TestWebSocketDrainClosesTunnel(t *testing.T) {
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	defer c.CloseNow()
 
-	const drain = 500 * time.Millisecond
-	stopped := make(chan error, 1)
-	t0 := time.Now()
-	go func() {
-		stopped <- gw.server.GracefulStop(context.Background(), 0, drain, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	}()
 	admin := (&proxy.Admin{Server: gw.server}).Handler()
 	readyz := func() int {
 		rec := httptest.NewRecorder()
@@ -739,6 +733,12 @@ func TestWebSocketDrainClosesTunnel(t *testing.T) {
 	if code := readyz(); code != http.StatusOK {
 		t.Fatalf("/readyz before shutdown: %d", code)
 	}
+	const drain = time.Second
+	stopped := make(chan error, 1)
+	t0 := time.Now()
+	go func() {
+		stopped <- gw.server.GracefulStop(context.Background(), 0, drain, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
 	eventually(t, 5*time.Second, "shutdown begins", gw.server.ShuttingDown)
 	// Not ready from the start of the shutdown, while the tunnel still
 	// carries messages.
