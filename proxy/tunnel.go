@@ -55,8 +55,7 @@ type tunnel struct {
 	pending []byte
 
 	mu      sync.Mutex
-	client  net.Conn // the hijacked connection; nil until run
-	raw     net.Conn // the connection under fasthttp's hijack wrapper
+	client  net.Conn // the hijacked client connection; nil until run
 	reason  string   // why it ended; the first reason wins
 	aborted bool
 
@@ -66,20 +65,20 @@ type tunnel struct {
 	toClient atomic.Int64
 }
 
-// run relays until the tunnel ends; it is fasthttp's hijack handler, and
-// fasthttp closes client after it returns. head is the 101 for the client.
-func (t *tunnel) run(client net.Conn, head []byte) {
-	raw := client
-	if u, ok := client.(interface{ UnsafeConn() net.Conn }); ok {
-		raw = u.UnsafeConn()
-	}
+// run relays until the tunnel ends and then closes both connections.
+// client is the hijacked client connection (without fasthttp's wrapper),
+// head the 101 for it, early the bytes the client sent right behind its
+// handshake (for the origin), clientDone whether the client had already
+// finished sending.
+func (t *tunnel) run(client net.Conn, head, early []byte, clientDone bool) {
 	t.mu.Lock()
 	if t.aborted {
 		// Closed by a drain while fasthttp was handing the connection over.
 		t.mu.Unlock()
+		_ = client.Close()
 		return
 	}
-	t.client, t.raw = client, raw
+	t.client = client
 	t.start = time.Now()
 	t.last.Store(t.start.UnixNano())
 	t.mu.Unlock()
@@ -100,25 +99,48 @@ func (t *tunnel) run(client net.Conn, head []byte) {
 		t.abort("client write failed: " + err.Error())
 		return
 	}
-	if n := len(t.pending); n > 0 {
-		t.toClient.Add(int64(n))
-		t.metrics.Bytes(false, n)
-	}
+	t.count(false, len(t.pending))
 	t.pending = nil
 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t.pump(t.origin, client, raw, false)
+		t.pump(t.origin, client, false)
 	}()
-	t.pump(client, t.origin, t.origin, true)
+	if len(early) > 0 {
+		_ = t.origin.SetWriteDeadline(time.Now().Add(t.limits.idle))
+		if _, err := t.origin.Write(early); err != nil {
+			t.abort("origin write failed: " + err.Error())
+		}
+		t.count(true, len(early))
+	}
+	switch {
+	case t.isAborted():
+	case clientDone:
+		if closeWrite(t.origin) != nil {
+			t.abort("client closed")
+		}
+	default:
+		t.pump(client, t.origin, true)
+	}
 	<-done
 }
 
-// pump copies src to dst until src ends or the tunnel does. dstCtl is dst
-// without fasthttp's hijack wrapper (whose Close does nothing), for
-// half-closing and deadlines.
-func (t *tunnel) pump(src, dst, dstCtl net.Conn, toOrigin bool) {
+// count records n bytes relayed.
+func (t *tunnel) count(toOrigin bool, n int) {
+	if n == 0 {
+		return
+	}
+	if toOrigin {
+		t.toOrigin.Add(int64(n))
+	} else {
+		t.toClient.Add(int64(n))
+	}
+	t.metrics.Bytes(toOrigin, n)
+}
+
+// pump copies src to dst until src ends or the tunnel does.
+func (t *tunnel) pump(src, dst net.Conn, toOrigin bool) {
 	small := make([]byte, idleReadSize)
 	buf := small
 	var big *[]byte
@@ -141,18 +163,13 @@ func (t *tunnel) pump(src, dst, dstCtl net.Conn, toOrigin bool) {
 			// idle timeout, re-armed when half of it is used.
 			if writeDeadline.Sub(now) < t.limits.idle/2 {
 				writeDeadline = now.Add(t.limits.idle)
-				_ = dstCtl.SetWriteDeadline(writeDeadline)
+				_ = dst.SetWriteDeadline(writeDeadline)
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				t.abort(t.side(!toOrigin) + " write failed: " + werr.Error())
 				return
 			}
-			if toOrigin {
-				t.toOrigin.Add(int64(n))
-			} else {
-				t.toClient.Add(int64(n))
-			}
-			t.metrics.Bytes(toOrigin, n)
+			t.count(toOrigin, n)
 			switch {
 			case n == len(buf) && big == nil:
 				big = busyBufPool.Get().(*[]byte)
@@ -179,7 +196,7 @@ func (t *tunnel) pump(src, dst, dstCtl net.Conn, toOrigin bool) {
 			// This side is done sending; the other may still answer (a
 			// WebSocket close handshake), so pass the end on as a
 			// half-close and keep the reverse direction open.
-			if cerr := closeWrite(dstCtl); cerr != nil {
+			if cerr := closeWrite(dst); cerr != nil {
 				t.abort(t.side(toOrigin) + " closed")
 			}
 			return
@@ -225,16 +242,16 @@ func (t *tunnel) abort(reason string) {
 	}
 	first := !t.aborted
 	t.aborted = true
-	raw, running := t.raw, t.client != nil
+	client := t.client
 	t.mu.Unlock()
 	if !first {
 		return
 	}
 	_ = t.origin.Close()
-	if raw != nil {
-		_ = raw.Close()
+	if client != nil {
+		_ = client.Close()
 	}
-	if !running {
+	if client == nil {
 		// Never ran (a drain closed it before fasthttp handed over the
 		// client): nothing else will take it out of the set.
 		t.set.remove(t)

@@ -3,8 +3,10 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -185,24 +187,70 @@ func (e *forwardEndpoint) applyUpgrade(c *filters.Context, o *origins.Origin, oc
 	// fasthttp would skip the hijack, with the 101 already sent, on a
 	// connection it means to close (shutdown, Connection: close); the
 	// tunnel writes the 101 itself so it always gets the connection.
+	// The server keeps hijacked connections open (edge.NewServer), so the
+	// handler only collects what the tunnel needs and returns: fasthttp
+	// then frees the request context and its read buffer, and the tunnel
+	// owns the connection.
 	rc := c.Request
 	rc.HijackSetNoResponse(true)
 	rc.Hijack(func(conn net.Conn) {
+		raw := conn
+		if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+			raw = u.UnsafeConn()
+		}
 		h := &rc.Response.Header
 		if h.StatusCode() != http.StatusSwitchingProtocols {
 			// An outbound filter replaced the answer: send that instead.
 			h.SetConnectionClose()
-			bw := bufio.NewWriter(conn)
+			bw := bufio.NewWriter(raw)
 			if rc.Response.Write(bw) == nil {
 				_ = bw.Flush()
 			}
+			_ = raw.Close()
 			tn.abort("an outbound filter replaced the 101 with " + strconv.Itoa(h.StatusCode()))
 			return
 		}
 		h.Set("Connection", "Upgrade")
-		tn.run(conn, h.AppendBytes(nil))
+		head := h.AppendBytes(nil)
+		early, err := takeBuffered(conn, raw)
+		if err != nil && !errors.Is(err, io.EOF) {
+			_ = raw.Close()
+			tn.abort("reading the client's first bytes: " + err.Error())
+			return
+		}
+		go tn.run(raw, head, early, errors.Is(err, io.EOF))
 	})
 	return nil
+}
+
+// aLongTimeAgo is a read deadline that has passed: a read returns at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// takeBuffered returns the bytes fasthttp read from the client past the
+// handshake (a client may send its first message in the same segment),
+// which only the hijacked connection's buffered reader holds. With the
+// underlying connection's read deadline in the past, reads return what is
+// buffered and then time out without touching the socket; the tunnel then
+// reads raw directly and the reader can be freed. io.EOF means the client
+// finished sending already.
+func takeBuffered(hijacked, raw net.Conn) ([]byte, error) {
+	if err := raw.SetReadDeadline(aLongTimeAgo); err != nil {
+		return nil, err
+	}
+	var early []byte
+	var buf [512]byte
+	for {
+		n, err := hijacked.Read(buf[:])
+		early = append(early, buf[:n]...)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return early, raw.SetReadDeadline(time.Time{})
+		default:
+			return early, err
+		}
+	}
 }
 
 var _ origins.Exchange[*upgradeAnswer] = (*upgradeExchange)(nil)

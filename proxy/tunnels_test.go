@@ -13,7 +13,8 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 
 // A tunnel closed by the drain before fasthttp handed it the client
 // connection leaves the set at once (wait returns), closes its origin
-// connection, and does nothing when its hijack handler runs late.
+// connection, and only closes the client connection when its hijack
+// handler runs late.
 func TestTunnelSetClosesPendingTunnels(t *testing.T) {
 	set := newTunnelSet()
 	originSide, gatewaySide := net.Pipe()
@@ -38,7 +39,10 @@ func TestTunnelSetClosesPendingTunnels(t *testing.T) {
 	}
 	clientSide, client := net.Pipe()
 	defer clientSide.Close()
-	tn.run(client, []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")) // returns at once, writes nothing
+	tn.run(client, []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n"), nil, false) // returns at once, writes nothing
+	if n, err := clientSide.Read(make([]byte, 64)); n != 0 || err == nil {
+		t.Errorf("the late client connection got %d bytes, %v; want it closed with nothing written", n, err)
+	}
 	if set.Running() != 0 || set.Len() != 0 {
 		t.Errorf("running %d, registered %d after a late run", set.Running(), set.Len())
 	}

@@ -64,5 +64,10 @@ func NewServer(h fasthttp.RequestHandler, l Limits) *fasthttp.Server {
 		ReduceMemoryUsage:             true,
 		TCPKeepalive:                  true,
 		SecureErrorLogMessage:         true,
+
+		// A hijacked connection (a WebSocket tunnel) is closed by its
+		// owner, so fasthttp releases the request context and read buffer
+		// as soon as the tunnel has taken over.
+		KeepHijackedConns: true,
 	}
 }
