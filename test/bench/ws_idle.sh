@@ -82,6 +82,9 @@ for _ in $(seq 1 100); do
 done
 before=$(rss_kib "$GWPID")
 fds_before=$(fds "$GWPID")
+heap_before=$(metric go_memstats_heap_inuse_bytes)
+stack_before=$(metric go_memstats_stack_inuse_bytes)
+gr_before=$(metric go_goroutines)
 
 "$work/wsholder" -addr "$GW" -n "$N" -hold "$HOLD" >"$work/holder.out" 2>&1 &
 HOLDER=$!
@@ -97,6 +100,9 @@ open=$(metric 'floodgate_tunnels_open{route="ws"}')
 sleep 2 # let the tunnels settle idle before sampling
 after=$(rss_kib "$GWPID")
 fds_after=$(fds "$GWPID")
+heap_after=$(metric go_memstats_heap_inuse_bytes)
+stack_after=$(metric go_memstats_stack_inuse_bytes)
+gr_after=$(metric go_goroutines)
 kill "$HOLDER"
 
 echo "gateway RSS before: ${before} KiB, with ${held} tunnels held (floodgate_tunnels_open ${open}): ${after} KiB"
@@ -104,4 +110,7 @@ echo "gateway fds: ${fds_before} -> ${fds_after}"
 if [ "${held:-0}" -gt 0 ]; then
   awk -v b="$before" -v a="$after" -v n="$held" \
     'BEGIN { printf "RSS per idle open WebSocket tunnel: %.1f KiB (%d tunnels)\n", (a - b) / n, n }'
+  awk -v hb="$heap_before" -v ha="$heap_after" -v sb="$stack_before" -v sa="$stack_after" \
+      -v gb="$gr_before" -v ga="$gr_after" -v n="$held" \
+    'BEGIN { printf "  of which Go heap in use %.1f KiB, goroutine stacks %.1f KiB, goroutines %.2f per tunnel\n", (ha - hb) / n / 1024, (sa - sb) / n / 1024, (ga - gb) / n }'
 fi
