@@ -887,3 +887,48 @@ func TestWebSocketHandshakeConnectErrorNotRetried(t *testing.T) {
 	}
 	awaitNoTunnels(t, gw)
 }
+
+// A 101 that switches to another protocol than the websocket the client
+// asked for is refused (502 origin_bad_response), never tunnelled.
+func TestWebSocketOriginSwitchingToAnotherProtocolRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	closed := make(chan error, 1)
+	go func() {
+		closed <- func() error {
+			conn, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(conn)
+			if _, err := http.ReadRequest(br); err != nil {
+				return err
+			}
+			if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+				return err
+			}
+			// The gateway must drop this connection, not tunnel it.
+			if _, err := br.ReadByte(); err != io.EOF {
+				return fmt.Errorf("after the wrong 101 the origin connection gave %v, want EOF", err)
+			}
+			return nil
+		}()
+	}()
+	gw := startGateway(t, wsConfig(ln.Addr().String(), "{idle_timeout: 1m}", ""))
+	resp, body := raw(t, gw.addr, "GET /ws/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Floodgate-Status") != "origin_bad_response" {
+		t.Errorf("got %d %s %q, want 502 origin_bad_response", resp.StatusCode, resp.Header.Get("X-Floodgate-Status"), body)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if n := gw.server.OpenTunnels(); n != 0 {
+		t.Errorf("%d tunnels open", n)
+	}
+}
