@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -931,4 +933,68 @@ func TestWebSocketOriginSwitchingToAnotherProtocolRefused(t *testing.T) {
 	if n := gw.server.OpenTunnels(); n != 0 {
 		t.Errorf("%d tunnels open", n)
 	}
+}
+
+// The gateway binary: its wiring reports tunnel metrics on /metrics, the
+// handshake is in the access log as a 101, and SIGTERM closes an open
+// tunnel at server.drain_timeout and exits 0.
+func TestWebSocketThroughGatewayProcess(t *testing.T) {
+	o := startWSOrigin(t)
+	path := filepath.Join(t.TempDir(), "floodgate.yaml")
+	writeFile(t, path, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", drain_timeout: 1s, tunnel: {idle_timeout: 1m}}
+admin: {listen: "127.0.0.1:0"}
+origins:
+  ws:
+    instances: [{address: %q}]
+routes:
+  - name: ws
+    match: {path_prefix: /ws}
+    origin: ws
+`, o.addr))
+	p := startProcess(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := mustDialWS(t, ctx, p.addr, "/ws/echo")
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("through the binary")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "through the binary" {
+		t.Fatalf("echo: %q %v", msg, err)
+	}
+	if got := metricValue(t, p.adminAddr, `floodgate_tunnels_open{route="ws"}`); got != 1 {
+		t.Errorf("floodgate_tunnels_open = %v, want 1", got)
+	}
+	for _, dir := range []string{"to_origin", "to_client"} {
+		if got := metricValue(t, p.adminAddr, `floodgate_tunnel_bytes_total{direction="`+dir+`",route="ws"}`); got < float64(len("through the binary")) {
+			t.Errorf("floodgate_tunnel_bytes_total{direction=%s} = %v", dir, got)
+		}
+	}
+	if got := metricValue(t, p.adminAddr, "floodgate_requests_in_flight"); got != 0 {
+		t.Errorf("floodgate_requests_in_flight = %v with only a tunnel open, want 0", got)
+	}
+	// The access log is written when the handshake's request ends (at the
+	// hijack), through a buffered writer.
+	var lines []map[string]any
+	eventually(t, 5*time.Second, "the handshake's access log line", func() bool {
+		lines = accessLines(p, "/ws/echo")
+		return len(lines) > 0
+	})
+	if len(lines) != 1 || lines[0]["status"] != float64(101) || lines[0]["category"] != "success" {
+		t.Errorf("access log lines for the handshake: %v", lines)
+	}
+
+	p.signal(t, syscall.SIGTERM)
+	t0 := time.Now()
+	if _, _, err := c.Read(ctx); err == nil {
+		t.Fatal("the tunnel outlived the shutdown")
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("tunnel closed %v after SIGTERM, want about the 1s drain timeout", d)
+	}
+	if err := p.wait(t, 20*time.Second); err != nil {
+		t.Errorf("gateway exit: %v, want 0", err)
+	}
+	o.awaitEnd(t)
 }
