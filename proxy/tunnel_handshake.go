@@ -15,6 +15,7 @@ import (
 
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // The WebSocket handshake through the forwarding endpoint. The inbound
@@ -38,7 +39,7 @@ var handshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(ni
 // came on.
 type upgradeAnswer struct {
 	resp *fasthttp.Response
-	raw  net.Conn      // the dialled connection
+	raw  net.Conn      // the dialled connection (TLS over TCP when the origin has tls)
 	conn *upstreamConn // raw with per-operation timeouts, for the handshake
 	br   *bufio.Reader
 }
@@ -49,22 +50,30 @@ func (a *upgradeAnswer) close() { _ = a.raw.Close() }
 // upgradeExchange sends one handshake: the origins.Exchange the attempt
 // loop drives.
 type upgradeExchange struct {
-	e                 *forwardEndpoint
-	c                 *filters.Context
-	req               *fasthttp.Request
-	connect, response time.Duration
+	e   *forwardEndpoint
+	c   *filters.Context
+	req *fasthttp.Request
+	key poolKey // the origin's pool settings (timeouts, TLS), without the address
 }
 
 // Send dials in, writes the handshake and reads the answer's header (any
-// body stays unread, to be relayed as a stream). Each read and write has
-// the response timeout.
+// body stays unread, to be relayed as a stream). The connection is dialled
+// the way the instance's pool dials (connect timeout, origin TLS and its
+// handshake, the response timeout on every read and write) but never
+// enters the pool.
 func (x *upgradeExchange) Send(in *origins.Instance) (*upgradeAnswer, error) {
-	d := net.Dialer{Timeout: x.connect, KeepAlive: 30 * time.Second}
-	raw, err := d.Dial("tcp", in.Addr())
+	k := x.key
+	k.addr = in.Addr()
+	conn, err := x.e.pool.get(k).Dial(k.addr)
 	if err != nil {
-		return nil, &dialError{err: err}
+		return nil, err
 	}
-	a := &upgradeAnswer{raw: raw, conn: &upstreamConn{Conn: raw, timeout: x.response}}
+	uc, ok := conn.(*upstreamConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, errors.New("the pool dialled a connection of an unexpected type (a wiring bug)")
+	}
+	a := &upgradeAnswer{raw: uc.Conn, conn: uc}
 	bw := bufio.NewWriterSize(a.conn, 4<<10)
 	if err := x.req.Write(bw); err != nil {
 		a.close()
@@ -128,8 +137,7 @@ func (e *forwardEndpoint) applyUpgrade(c *filters.Context, o *origins.Origin, oc
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.ResetBody()
-	t := oc.Timeouts.Override(e.timeouts)
-	x := &upgradeExchange{e: e, c: c, req: req, connect: t.Connect, response: t.Response}
+	x := &upgradeExchange{e: e, c: c, req: req, key: e.poolKeyFor(oc)}
 	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method}, x)
 	if err != nil {
 		var pe *origins.PickError
@@ -137,6 +145,10 @@ func (e *forwardEndpoint) applyUpgrade(c *filters.Context, o *origins.Origin, oc
 			return pickError(e.origin, pe.Err)
 		}
 		status, cat := classifyOriginError(err)
+		var de *dialError
+		if errors.As(err, &de) && de.handshake {
+			return filters.Fail(status, cat, "TLS handshake with origin "+e.origin+" failed: "+tlsconf.Describe(de.err), err)
+		}
 		return filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
 	}
 	a := ans.Response

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,15 +48,27 @@ type connKey struct{}
 
 func startWSOrigin(t *testing.T) *wsOrigin {
 	t.Helper()
+	o, _ := startWSOriginServer(t, false)
+	return o
+}
+
+// startWSOriginServer starts the origin, over TLS (httptest's certificate
+// for 127.0.0.1) when useTLS is set.
+func startWSOriginServer(t *testing.T, useTLS bool) (*wsOrigin, *httptest.Server) {
+	t.Helper()
 	o := &wsOrigin{handshakes: make(chan http.Header, 64), ended: make(chan websocket.StatusCode, 64)}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(o.serve))
 	srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, connKey{}, c)
 	}
-	srv.Start()
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	o.addr = srv.Listener.Addr().String()
-	return o
+	return o, srv
 }
 
 func (o *wsOrigin) serve(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +119,9 @@ func (o *wsOrigin) serve(w http.ResponseWriter, r *http.Request) {
 		case typ == websocket.MessageText && string(msg) == "crash":
 			// A crash: the connection is reset, no close frame.
 			raw := ctx.Value(connKey{}).(net.Conn)
+			if tc, ok := raw.(*tls.Conn); ok {
+				raw = tc.NetConn()
+			}
 			_ = raw.(*net.TCPConn).SetLinger(0)
 			_ = raw.Close()
 			c.CloseNow()

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,9 +9,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +127,67 @@ func TestWebSocketOverTLS(t *testing.T) {
 	c2.CloseNow()
 	if code := o.awaitEnd(t); code != -1 {
 		t.Errorf("origin saw close %v after the client vanished, want none", code)
+	}
+	awaitNoTunnels(t, gw)
+}
+
+// Origin TLS (origins.<name>.tls): the handshake and the tunnel use the
+// pool's dialer, so the origin is reached over TLS with its CA; an origin
+// whose certificate the CA does not sign fails the handshake with 502
+// origin_connect_error naming the TLS failure.
+func TestWebSocketToTLSOrigin(t *testing.T) {
+	o, srv := startWSOriginServer(t, true)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "origin-ca.pem")
+	writeFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	other, _ := selfSigned(t)
+	otherCA := filepath.Join(dir, "other-ca.pem")
+	writeFile(t, otherCA, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate[0]})))
+	cfg := wsConfig(o.addr, "{idle_timeout: 1m}", `
+  - name: wrong-ca
+    match: {path_prefix: /wrong}
+    rewrite: {strip_prefix: /wrong}
+    origin: wrongca
+`)
+	cfg = strings.Replace(cfg, "    timeouts: {connect: 500ms, response: 2s}\n",
+		fmt.Sprintf("    timeouts: {connect: 2s, response: 2s}\n    tls: {enabled: true, ca_file: %q}\n  wrongca:\n    instances: [{address: %q}]\n    tls: {enabled: true, ca_file: %q}\n", caFile, o.addr, otherCA), 1)
+	// The catch-all route must stay last.
+	cfg = strings.Replace(cfg, `  - name: ws
+    match: {path_prefix: /}
+    origin: ws
+`, "", 1) + `  - name: ws
+    match: {path_prefix: /}
+    origin: ws
+`
+	gw := startGateway(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
+	defer c.CloseNow()
+	for i := 0; i < 100; i++ {
+		msg := []byte(fmt.Sprintf("over origin TLS %d", i))
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo %d: %q %v", i, got, err)
+		}
+	}
+	if err := c.Close(websocket.StatusCode(4004), "bye over tls"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if code := o.awaitEnd(t); code != 4004 {
+		t.Errorf("origin saw close %v, want 4004", code)
+	}
+
+	_, resp, err := dialWS(t, ctx, gw.addr, "/wrong/ws/echo")
+	if err == nil || resp == nil {
+		t.Fatalf("handshake through an untrusted origin certificate: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("X-Floodgate-Status") != "origin_connect_error" || !strings.Contains(string(body), "TLS handshake") {
+		t.Errorf("got %d %s %q, want 502 origin_connect_error naming the TLS handshake", resp.StatusCode, resp.Header.Get("X-Floodgate-Status"), body)
 	}
 	awaitNoTunnels(t, gw)
 }
