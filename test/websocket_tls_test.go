@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
 // selfSigned returns a certificate for 127.0.0.1 made in the test, and a
@@ -53,26 +56,41 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
-// The tunnel works on whatever connection the server accepted: over TLS
-// (the gateway's server serving a TLS listener) messages, pings and close
-// codes pass, and the client's TLS close reaches the origin as an end of
-// stream.
+// The tunnel works on whatever connection the server accepted: over the
+// gateway's TLS listener (ServeTLS) messages, pings and close codes pass,
+// and a client that vanishes under TLS ends the tunnel.
 func TestWebSocketOverTLS(t *testing.T) {
 	o := startWSOrigin(t)
 	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m}", ""))
 	cert, pool := selfSigned(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "gw.crt"), filepath.Join(dir, "gw.key")
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	tcfg := tlsconf.DefaultServerConfig()
+	tcfg.Certificates = []tlsconf.CertificateConfig{{CertFile: certFile, KeyFile: keyFile, Default: true}}
+	store, err := tlsconf.NewStore(tcfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The production TLS listener (ServeTLS) beside the harness's plain one.
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		_ = gw.server.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}))
+		_ = gw.server.ServeTLS(ln, store)
 	}()
 	t.Cleanup(func() {
 		ln.Close()
 		<-served
+		store.Close()
 	})
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
