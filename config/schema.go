@@ -180,6 +180,10 @@ type Route struct {
 // (its endpoint kind permitting): unless websocket is set to false.
 func (r *Route) WebSocketAllowed() bool { return r.WebSocket == nil || *r.WebSocket }
 
+// CarriesWebSocket reports whether an endpoint kind can tunnel WebSocket:
+// the kinds that forward to origins.
+func CarriesWebSocket(kind string) bool { return kind == "origin" || kind == "origin_group" }
+
 // EndpointKind returns the route's endpoint kind and its options as
 // written; ok is false unless exactly one is set.
 func (r *Route) EndpointKind() (kind string, options any, ok bool) {

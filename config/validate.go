@@ -98,8 +98,8 @@ func (c *Config) Validate() error {
 		case n > 1:
 			p.Add(at, "set one endpoint; got %s (or a key is misspelt)", strings.Join(slices.Sorted(maps.Keys(r.Endpoint)), ", "))
 		}
-		if kind, _, ok := r.EndpointKind(); ok && kind != "origin" && r.WebSocket != nil && *r.WebSocket {
-			p.Add(at+".websocket", "only a route with an origin endpoint carries WebSocket tunnels (this one is %s)", kind)
+		if kind, _, ok := r.EndpointKind(); ok && !CarriesWebSocket(kind) && r.WebSocket != nil && *r.WebSocket {
+			p.Add(at+".websocket", "only a route with an origin or origin_group endpoint carries WebSocket tunnels (this one is %s)", kind)
 		}
 		if r.Timeouts.Connect < 0 || r.Timeouts.Response < 0 {
 			p.Add(at+".timeouts", "must not be negative")

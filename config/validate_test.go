@@ -99,7 +99,7 @@ func TestValidateNamesKeyPaths(t *testing.T) {
 		{"global filter name", func(c *Config) { c.Filters = []FilterSpec{{}} }, "filters[0].name: required"},
 		{"tunnel idle timeout", func(c *Config) { c.Server.Tunnel.IdleTimeout = 0 }, "server.tunnel.idle_timeout: must be greater than zero"},
 		{"tunnel max lifetime", func(c *Config) { c.Server.Tunnel.MaxLifetime = -time.Second }, "server.tunnel.max_lifetime: must not be negative (0 means no limit)"},
-		{"websocket on a static route", func(c *Config) { on := true; c.Routes[0].WebSocket = &on }, "routes[0].websocket: only a route with an origin endpoint carries WebSocket tunnels (this one is static)"},
+		{"websocket on a static route", func(c *Config) { on := true; c.Routes[0].WebSocket = &on }, "routes[0].websocket: only a route with an origin or origin_group endpoint carries WebSocket tunnels (this one is static)"},
 		{"route regex", func(c *Config) { c.Routes[1].Match = routing.Match{PathRegex: "("} }, "routes[1].match.path_regex:"},
 		{"duplicate route name", func(c *Config) { c.Routes[1].Name = "health" }, `routes[1].name: "health" already used by routes[0]`},
 	}

@@ -70,7 +70,7 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	oc := o.Config()
 	if isUpgradeRequest(&c.Request.Request.Header) {
 		// Dispatch let through only a WebSocket handshake.
-		return e.applyUpgrade(c, o, &oc)
+		return e.applyUpgrade(c, o, &oc, fallback)
 	}
 	key := e.poolKeyFor(&oc)
 

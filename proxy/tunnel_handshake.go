@@ -54,6 +54,9 @@ type upgradeExchange struct {
 	c   *filters.Context
 	req *fasthttp.Request
 	key poolKey // the origin's pool settings (timeouts, TLS), without the address
+	// origin is the request's origin (a group's active one); key is for
+	// its instances.
+	origin string
 }
 
 // Send dials in, writes the handshake and reads the answer's header (any
@@ -63,6 +66,13 @@ type upgradeExchange struct {
 // enters the pool.
 func (x *upgradeExchange) Send(in *origins.Instance) (*upgradeAnswer, error) {
 	k := x.key
+	if in.Origin() != x.origin {
+		// A group's fallback member: its timeouts and TLS.
+		if o, ok := x.e.reg.Get(in.Origin()); ok {
+			oc := o.Config()
+			k = x.e.poolKeyFor(&oc)
+		}
+	}
 	k.addr = in.Addr()
 	conn, err := x.e.pool.get(k).Dial(k.addr)
 	if err != nil {
@@ -118,7 +128,7 @@ func (x *upgradeExchange) Failure(err error) origins.Outcome {
 }
 
 func (x *upgradeExchange) Attempted(a origins.Attempt) {
-	x.e.record(x.c, filters.Attempt{Instance: a.Instance, Start: a.Start, Duration: a.Duration,
+	x.e.record(x.c, a.Origin, filters.Attempt{Instance: a.Instance, Start: a.Start, Duration: a.Duration,
 		Outcome: a.Outcome.String(), Status: a.Status, Retry: a.Retry, Hedge: a.Hedge})
 }
 
@@ -129,7 +139,7 @@ func (x *upgradeExchange) Note(event string) { x.c.Log(event) }
 // applyUpgrade forwards a WebSocket handshake and, on 101, hands the
 // client's connection to a tunnel. Any other answer is relayed as a normal
 // response on a connection that is closed afterwards.
-func (e *forwardEndpoint) applyUpgrade(c *filters.Context, o *origins.Origin, oc *origins.OriginConfig) error {
+func (e *forwardEndpoint) applyUpgrade(c *filters.Context, o *origins.Origin, oc *origins.OriginConfig, fallback func(*origins.Origin) *origins.Origin) error {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	e.buildRequest(c, req)
@@ -137,19 +147,22 @@ func (e *forwardEndpoint) applyUpgrade(c *filters.Context, o *origins.Origin, oc
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.ResetBody()
-	x := &upgradeExchange{e: e, c: c, req: req, key: e.poolKeyFor(oc)}
-	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method}, x)
+	x := &upgradeExchange{e: e, c: c, req: req, key: e.poolKeyFor(oc), origin: o.Name()}
+	// Not replayable: never retried or hedged, so never sent across a
+	// group; only a first attempt the active origin cannot place moves on
+	// to the group's next member.
+	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, Fallback: fallback}, x)
 	if err != nil {
 		var pe *origins.PickError
 		if errors.As(err, &pe) {
-			return pickError(e.origin, pe.Err)
+			return pickError(o.Name(), pe.Err)
 		}
 		status, cat := classifyOriginError(err)
 		var de *dialError
 		if errors.As(err, &de) && de.handshake {
-			return filters.Fail(status, cat, "TLS handshake with origin "+e.origin+" failed: "+tlsconf.Describe(de.err), err)
+			return filters.Fail(status, cat, "TLS handshake with origin "+c.Origin+" failed: "+tlsconf.Describe(de.err), err)
 		}
-		return filters.Fail(status, cat, originErrorReason(cat, e.origin), err)
+		return filters.Fail(status, cat, originErrorReason(cat, c.Origin), err)
 	}
 	a := ans.Response
 	if a.resp.StatusCode() != http.StatusSwitchingProtocols {

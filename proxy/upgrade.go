@@ -48,7 +48,7 @@ func upgradeRefusal(h *fasthttp.RequestHeader, route *config.Route) (int, filter
 	if cl := h.ContentLength(); cl != -2 && cl != 0 {
 		return http.StatusBadRequest, filters.CategoryClientError, "a WebSocket handshake carries no body"
 	}
-	if kind, _, _ := route.EndpointKind(); kind != "origin" {
+	if kind, _, _ := route.EndpointKind(); !config.CarriesWebSocket(kind) {
 		return http.StatusNotImplemented, filters.CategoryUpgradeRefused,
 			"route " + route.Name + " (" + kind + " endpoint) does not carry WebSocket"
 	}

@@ -1014,3 +1014,41 @@ routes:
 	}
 	o.awaitEnd(t)
 }
+
+// An origin_group route carries WebSocket: the handshake goes to the
+// group's active origin, and the tunnel is counted under the route.
+func TestWebSocketThroughOriginGroup(t *testing.T) {
+	east := startWSOrigin(t)
+	west := startWSOrigin(t)
+	gw := startGateway(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", tunnel: {idle_timeout: 1m}}
+origins:
+  east: {instances: [{address: %q}]}
+  west: {instances: [{address: %q}]}
+origin_groups:
+  - {name: chat, origins: [east, west], failover: {failback_after: 1h}}
+routes:
+  - {name: ws, match: {path_prefix: /}, origin_group: chat}
+`, east.addr, west.addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("group")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "group" {
+		t.Fatalf("echo: %q %v", msg, err)
+	}
+	if got := tunnelSeries(t, gw, "floodgate_tunnels_open", map[string]string{"route": "ws"}); got != 1 {
+		t.Errorf("floodgate_tunnels_open{route=ws} = %v, want 1", got)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	if code := east.awaitEnd(t); code != websocket.StatusNormalClosure {
+		t.Errorf("the active origin (east) saw close %v", code)
+	}
+	if n := west.requests.Load(); n != 0 {
+		t.Errorf("the standby origin got %d requests", n)
+	}
+	awaitNoTunnels(t, gw)
+}
