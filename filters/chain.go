@@ -135,18 +135,40 @@ func (ch *Chain) Run(c *Context) {
 	}
 }
 
+// Decisions a chain step records in the passport.
+const (
+	StepSkipped   = "skipped"   // ShouldFilter was false
+	StepContinued = "continued" // ran; the request goes on
+	StepResponded = "responded" // ran and produced the response
+	StepFailed    = "failed"    // returned an error (or panicked)
+)
+
 func (s *step) run(c *Context) {
-	if err := s.apply(c); err != nil {
+	start := time.Now()
+	responded := c.responded
+	ran, err := s.apply(c)
+	if err != nil {
 		fe := asError(s.f.Name(), err)
-		c.Log(s.f.Name() + " failed: " + fe.Error())
+		c.logStep(s.f.Name(), StepFailed+": "+fe.Error(), start, time.Since(start))
 		c.Err = fe
 		c.Respond(fe.Status, fe.Category, fe.Reason)
+		return
 	}
+	decision := StepContinued
+	switch {
+	case !ran:
+		decision = StepSkipped
+	case c.responded && !responded:
+		decision = StepResponded
+	}
+	c.logStep(s.f.Name(), decision, start, time.Since(start))
 }
 
-func (s *step) apply(c *Context) (err error) {
+// apply runs the filter if its predicate holds; ran reports whether it did.
+func (s *step) apply(c *Context) (ran bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			ran = true
 			err = Fail(http.StatusInternalServerError, CategoryFilterError,
 				"filter "+s.f.Name()+" failed", fmt.Errorf("panic: %v", r))
 		}
@@ -154,17 +176,17 @@ func (s *step) apply(c *Context) (err error) {
 	// ShouldFilter is operator code too: a panic in it must fail the
 	// request, not the process.
 	if !s.f.ShouldFilter(c) {
-		return nil
+		return false, nil
 	}
 	if s.async == nil {
-		return s.f.Apply(c)
+		return true, s.f.Apply(c)
 	}
 	if s.sem != nil {
 		select {
 		case s.sem <- struct{}{}:
 			defer func() { <-s.sem }()
 		default:
-			return Fail(http.StatusServiceUnavailable, CategoryFilterOverloaded,
+			return true, Fail(http.StatusServiceUnavailable, CategoryFilterOverloaded,
 				"filter "+s.f.Name()+" is at its concurrency limit", nil)
 		}
 	}
@@ -172,10 +194,10 @@ func (s *step) apply(c *Context) (err error) {
 	defer cancel()
 	err = s.async.ApplyAsync(ctx, c)
 	if ctx.Err() == context.DeadlineExceeded {
-		return Fail(http.StatusGatewayTimeout, CategoryFilterTimeout,
+		return true, Fail(http.StatusGatewayTimeout, CategoryFilterTimeout,
 			"filter "+s.f.Name()+" exceeded its "+s.timeout.String()+" deadline", err)
 	}
-	return err
+	return true, err
 }
 
 // Endpoint returns the chain's endpoint, nil if it has none.

@@ -31,9 +31,31 @@ type Attempt struct {
 type Event struct {
 	At   time.Duration
 	What string
+	// Filter names the filter of a chain step (the chain records one event
+	// per filter it runs, with its decision in What), "" for notes.
+	Filter string
+	// Took is how long a chain step or an attempt ran.
+	Took time.Duration
+	// Instance and Outcome are set for an attempt at an origin instance.
+	Instance, Outcome string
+	// Values are numbers the event carries (a score, a cutoff, tokens
+	// left), kept unformatted so recording them costs no allocation; the
+	// passport is formatted only when someone reads it.
+	Values [maxEventValues]Value
 }
 
-const maxPassportEvents = 32
+// Value is one named number of an Event.
+type Value struct {
+	Name string
+	V    float64
+}
+
+const (
+	// MaxPassportEvents bounds a passport: a full chain records about a
+	// dozen steps, plus notes and attempts.
+	MaxPassportEvents = 64
+	maxEventValues    = 3
+)
 
 // Context is the per-request state every filter sees. It is pooled: the
 // gateway resets and reuses it, so filters must not keep a pointer to it (or
@@ -190,8 +212,48 @@ func (c *Context) MarkResponded(status int, category Category) {
 // Log appends an event to the request's passport (bounded; the oldest
 // events are kept because they explain how the request started failing).
 func (c *Context) Log(what string) {
-	if len(c.passport) < maxPassportEvents {
+	if len(c.passport) < MaxPassportEvents {
 		c.passport = append(c.passport, Event{At: time.Since(c.Start), What: what})
+	}
+}
+
+// LogValues is Log with up to three named numbers (extra ones are
+// dropped), e.g. LogValues("shed_global: admitted", Value{"score", 50},
+// Value{"cutoff", 100}). Pass constant strings: the point is that
+// recording allocates nothing.
+func (c *Context) LogValues(what string, values ...Value) {
+	if len(c.passport) >= MaxPassportEvents {
+		return
+	}
+	e := Event{At: time.Since(c.Start), What: what}
+	copy(e.Values[:], values)
+	c.passport = append(c.passport, e)
+}
+
+// LogAttempt records an attempt at an origin instance in the passport.
+func (c *Context) LogAttempt(a Attempt) {
+	if len(c.passport) >= MaxPassportEvents {
+		return
+	}
+	what := "attempt"
+	switch {
+	case a.Hedge:
+		what = "attempt (hedge)"
+	case a.Retry:
+		what = "attempt (retry)"
+	}
+	e := Event{At: a.Start.Sub(c.Start), What: what, Instance: a.Instance, Outcome: a.Outcome, Took: a.Duration}
+	if a.Status != 0 {
+		e.Values[0] = Value{Name: "status", V: float64(a.Status)}
+	}
+	c.passport = append(c.passport, e)
+}
+
+// logStep records a chain step: the filter, its decision and how long it
+// ran.
+func (c *Context) logStep(filter, decision string, start time.Time, took time.Duration) {
+	if len(c.passport) < MaxPassportEvents {
+		c.passport = append(c.passport, Event{At: start.Sub(c.Start), What: decision, Filter: filter, Took: took})
 	}
 }
 

@@ -206,11 +206,11 @@ func TestKeys(t *testing.T) {
 func TestPassportIsBounded(t *testing.T) {
 	c := AcquireContext()
 	defer c.Release()
-	for i := 0; i < maxPassportEvents*3; i++ {
+	for i := 0; i < MaxPassportEvents*3; i++ {
 		c.Log("event")
 	}
-	if n := len(c.Passport()); n != maxPassportEvents {
-		t.Fatalf("passport has %d events, want %d", n, maxPassportEvents)
+	if n := len(c.Passport()); n != MaxPassportEvents {
+		t.Fatalf("passport has %d events, want %d", n, MaxPassportEvents)
 	}
 	if c.Passport()[0].At < 0 {
 		t.Fatal("negative event time")

@@ -7,15 +7,26 @@ const (
 	// OrderRequestID: first, so every later filter and every rejection has
 	// an id to log.
 	OrderRequestID = 10
+	// OrderPassport: right after the id, so a trusted caller's passport
+	// request is known (and an untrusted one stripped) before anything can
+	// answer the request.
+	OrderPassport = 12
 	// OrderShedGlobal: right after the id, so an overloaded gateway spends
 	// as little as possible on a request it refuses.
 	OrderShedGlobal = 20
+	// OrderChaosGlobal: after global scoring and shedding (the score
+	// picks which requests an experiment may touch; a request the gateway
+	// sheds anyway is not counted in an experiment).
+	OrderChaosGlobal = 25
 	// OrderRateLimit: after global shedding, so a request the gateway
 	// sheds anyway does not spend a client's tokens.
 	OrderRateLimit = 200
 	// OrderConcurrencyLimit: after rate limiting (cheap token check first),
 	// before origin shedding.
 	OrderConcurrencyLimit = 250
+	// OrderChaosOrigin: per-origin experiments, once the request is
+	// allowed everywhere else but before it takes a slot at its origin.
+	OrderChaosOrigin = 290
 	// OrderShedOrigin: last inbound step before the endpoint, once the
 	// request is known to be allowed everywhere else.
 	OrderShedOrigin = 300
@@ -26,6 +37,9 @@ const (
 	// OrderMetrics: late outbound; it records on completion, so its place
 	// matters only for the passport.
 	OrderMetrics = 900
+	// OrderPassportHeader: after metrics, before the access log: the
+	// passport returned to a trusted caller holds every step up to here.
+	OrderPassportHeader = 940
 	// OrderAccessLog: last outbound; it writes on completion when the
 	// final status is known.
 	OrderAccessLog = 950
@@ -44,12 +58,16 @@ type OrderEntry struct {
 func BuiltinOrders() []OrderEntry {
 	return []OrderEntry{
 		{"request_id", Inbound, OrderRequestID},
+		{"passport", Inbound, OrderPassport},
 		{"shed_global", Inbound, OrderShedGlobal},
+		{"chaos_global", Inbound, OrderChaosGlobal},
 		{"rate_limit", Inbound, OrderRateLimit},
 		{"concurrency_limit", Inbound, OrderConcurrencyLimit},
+		{"chaos_origin", Inbound, OrderChaosOrigin},
 		{"shed_origin", Inbound, OrderShedOrigin},
 		{"shed_origin_release", Outbound, OrderShedOriginRelease},
 		{"metrics", Outbound, OrderMetrics},
+		{"passport_header", Outbound, OrderPassportHeader},
 		{"access_log", Outbound, OrderAccessLog},
 	}
 }

@@ -36,6 +36,9 @@ type Admin struct {
 	// Dashboard serves the operator page under /dashboard; nil leaves it
 	// out. Its data is a Section ("dashboard.json").
 	Dashboard http.Handler
+	// Handlers are further endpoints by ServeMux pattern, e.g.
+	// "GET /admin/passports/{id}", owned by the package that serves them.
+	Handlers map[string]http.Handler
 }
 
 // Handler returns the admin API.
@@ -54,6 +57,9 @@ func (a *Admin) Handler() http.Handler {
 		mux.HandleFunc("GET /admin/"+name, func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, fn())
 		})
+	}
+	for pattern, h := range a.Handlers {
+		mux.Handle(pattern, h)
 	}
 	if a.Metrics != nil {
 		mux.Handle("GET /metrics", a.Metrics)

@@ -146,6 +146,7 @@ func (e *forwardEndpoint) target() (o *origins.Origin, cross, fallback func(*ori
 // the last one recorded are the ones whose answer the client gets.
 func (e *forwardEndpoint) record(c *filters.Context, origin string, a filters.Attempt) {
 	c.Attempts = append(c.Attempts, a)
+	c.LogAttempt(a)
 	c.Origin, c.Instance = origin, a.Instance
 	if e.observer != nil {
 		e.observer.ObserveOriginAttempt(origin, a.Instance, a.Outcome, a.Duration)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/decode"
+	"github.com/floodgate-dev/floodgate/filters/passport"
 	"github.com/floodgate-dev/floodgate/proxy"
 	"github.com/floodgate-dev/floodgate/proxy/dashboard"
 )
@@ -129,6 +131,7 @@ func serve(ctx context.Context, path string, logger *slog.Logger) error {
 				"dashboard.json": func() any { return dash.Document() },
 				"ratelimit":      func() any { return a.rt.limiters.Snapshot() },
 			},
+			Handlers:  map[string]http.Handler{passport.AdminPattern: passport.AdminHandler(a.rt.passports)},
 			LiveToken: func() string { return a.server.Snapshot().Config.Admin.Token },
 			Dashboard: dashboard.Handler(),
 		}

@@ -5,8 +5,8 @@ package main
 // the one line that compiles it in.
 //
 //	endpoint kinds  origin, static (proxy); timeseries (filters/eventstore)
-//	built-ins       request_id, shed_global, shed_origin, shed_origin_release, metrics,
-//	                access_log
+//	built-ins       request_id, passport, shed_global, chaos_global, chaos_origin, shed_origin,
+//	                shed_origin_release, metrics, passport_header, access_log
 //	                (installed by rule; order table in filters/order.go)
 //	filters         rate_limit, concurrency_limit, stamp (listed in config by name)
 //	rate-limit      local, redis (ratelimit; chosen per policy)
@@ -23,6 +23,7 @@ import (
 	_ "github.com/floodgate-dev/floodgate/filters/custom"
 	_ "github.com/floodgate-dev/floodgate/filters/eventstore"
 	_ "github.com/floodgate-dev/floodgate/filters/metrics"
+	_ "github.com/floodgate-dev/floodgate/filters/passport"
 	_ "github.com/floodgate-dev/floodgate/filters/ratelimit"
 	_ "github.com/floodgate-dev/floodgate/filters/requestid"
 	_ "github.com/floodgate-dev/floodgate/filters/shed"

@@ -11,6 +11,7 @@ import (
 	"github.com/floodgate-dev/floodgate/filters/accesslog"
 	"github.com/floodgate-dev/floodgate/filters/eventstore"
 	"github.com/floodgate-dev/floodgate/filters/metrics"
+	"github.com/floodgate-dev/floodgate/filters/passport"
 	ratelimitfilter "github.com/floodgate-dev/floodgate/filters/ratelimit"
 	"github.com/floodgate-dev/floodgate/filters/shed"
 	"github.com/floodgate-dev/floodgate/loadshed"
@@ -29,11 +30,13 @@ type runtime struct {
 	metrics  *metrics.Metrics
 	limiters *ratelimit.Limiters
 	outputs  *accesslog.Outputs
-	origins  *origins.Registry
-	shedder  *loadshed.Shedder
-	store    *timeseries.Service
-	storeDir string
-	builder  *proxy.Builder
+	// passports holds the passports trusted callers asked for.
+	passports *passport.Ring
+	origins   *origins.Registry
+	shedder   *loadshed.Shedder
+	store     *timeseries.Service
+	storeDir  string
+	builder   *proxy.Builder
 	// validateOnly builds snapshots without opening the store, so
 	// `validate` has no side effects on disk.
 	validateOnly bool
@@ -49,7 +52,8 @@ type runtime struct {
 // start here: discovery and health checks run from now on, except when
 // only validating, which must touch nothing outside the process.
 func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*runtime, error) {
-	rt := &runtime{logger: logger, metrics: metrics.New(), outputs: accesslog.NewOutputs(nil, nil), validateOnly: validateOnly}
+	rt := &runtime{logger: logger, metrics: metrics.New(), outputs: accesslog.NewOutputs(nil, nil), validateOnly: validateOnly,
+		passports: passport.NewRing()}
 	ratelimit.RouteClientLogs(logger)
 	rt.limiters = ratelimit.New(ratelimit.Options{OnReject: rt.metrics.IncRateLimited, Logger: logger.With("component", "ratelimit")})
 	rt.metrics.Registry().MustRegister(ratelimitfilter.NewCollector(rt.limiters))
@@ -90,6 +94,7 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 	ratelimitfilter.LimitersKey.Provide(svc, rt.limiters)
 	metrics.ServiceKey.Provide(svc, rt.metrics)
 	accesslog.OutputsKey.Provide(svc, rt.outputs)
+	passport.RingKey.Provide(svc, rt.passports)
 	return rt, nil
 }
 

@@ -164,9 +164,9 @@ func (f *filter) log(c *filters.Context) {
 	}
 	if failed && f.passport {
 		if p := c.Passport(); len(p) > 0 {
-			events := make([]string, len(p))
-			for i, e := range p {
-				events[i] = strconv.FormatFloat(ms(e.At), 'f', 3, 64) + "ms " + clip(e.What)
+			events := filters.PassportLines(p)
+			for i := range events {
+				events[i] = clip(events[i])
 			}
 			r.AddAttrs(slog.Any("passport", events))
 		}

@@ -50,7 +50,7 @@ type limitFilter struct {
 	lim    *ratelimit.Limiters
 	policy string
 	// Built once so the request path does not format them.
-	goneReason, fallbackNote string
+	goneReason, fallbackNote, allowedNote, rejectedNote string
 }
 
 func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
@@ -68,6 +68,8 @@ func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
 		policy:       o.Policy,
 		goneReason:   fmt.Sprintf("concurrency_limit: policy %s is no longer configured; request admitted", o.Policy),
 		fallbackNote: fmt.Sprintf("concurrency_limit: policy %s counted locally (redis unavailable)", o.Policy),
+		allowedNote:  fmt.Sprintf("concurrency_limit: policy %s allowed", o.Policy),
+		rejectedNote: fmt.Sprintf("concurrency_limit: policy %s rejected", o.Policy),
 	}, nil
 }
 
@@ -90,6 +92,11 @@ func (f *limitFilter) Apply(c *filters.Context) error {
 	if a.Fallback {
 		c.Log(f.fallbackNote)
 	}
+	note := f.rejectedNote
+	if a.Allowed {
+		note = f.allowedNote
+	}
+	c.LogValues(note, filters.Value{Name: "in_flight", V: float64(a.InFlight)}, filters.Value{Name: "max", V: float64(a.Max)})
 	if !a.Allowed {
 		c.Respond(http.StatusTooManyRequests, Category,
 			fmt.Sprintf("concurrency limit exceeded (policy %s: %d of %d requests in flight)", f.policy, a.InFlight, a.Max))

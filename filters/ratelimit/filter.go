@@ -68,6 +68,8 @@ type limitFilter struct {
 	policy string
 	// reasons are built once so a rejection does not allocate them.
 	reason, overflowReason, goneReason, fallbackNote string
+	// allowedNote and rejectedNote record the decision in the passport.
+	allowedNote, rejectedNote string
 }
 
 func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
@@ -87,6 +89,8 @@ func build(env *filters.Env, o FilterOptions) (filters.Filter, error) {
 		overflowReason: fmt.Sprintf("rate limit exceeded (policy %s, shared overflow bucket: too many tracked keys)", o.Policy),
 		goneReason:     fmt.Sprintf("rate_limit: policy %s is no longer configured; request admitted", o.Policy),
 		fallbackNote:   fmt.Sprintf("rate_limit: policy %s decided by the local bucket (redis unavailable)", o.Policy),
+		allowedNote:    fmt.Sprintf("rate_limit: policy %s allowed", o.Policy),
+		rejectedNote:   fmt.Sprintf("rate_limit: policy %s rejected", o.Policy),
 	}, nil
 }
 
@@ -112,6 +116,11 @@ func (f *limitFilter) Apply(c *filters.Context) error {
 	if d.Fallback {
 		c.Log(f.fallbackNote)
 	}
+	note := f.rejectedNote
+	if d.Allowed {
+		note = f.allowedNote
+	}
+	c.LogValues(note, filters.Value{Name: "remaining", V: float64(d.Remaining)}, filters.Value{Name: "limit", V: float64(d.Limit)})
 	if d.Allowed {
 		if prev, ok := DecisionKey.Get(c); !ok || d.Remaining < prev.Remaining {
 			DecisionKey.Set(c, d)

@@ -2,6 +2,7 @@ package shed
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -162,6 +163,7 @@ func (f *globalFilter) Apply(c *filters.Context) error {
 	score := f.sh.Score(r)
 	c.Priority = score
 	d := f.sh.DecideGlobal(r, score)
+	logDecision(c, &globalNotes, d)
 	if d.Shed {
 		reject(c, d)
 		return nil
@@ -204,6 +206,7 @@ func (f *originFilter) Apply(c *filters.Context) error {
 		c.Priority = score
 	}
 	d := o.Decide(score)
+	logDecision(c, &originNotes, d)
 	if d.Shed {
 		reject(c, d)
 		return nil
@@ -236,6 +239,32 @@ func originLatency(c *filters.Context) time.Duration {
 		return c.Attempts[n-1].Duration
 	}
 	return 0
+}
+
+// decisionNotes are the passport notes of one shedding filter, built once
+// so recording a decision allocates nothing.
+type decisionNotes struct{ admitted, shed, chaos, wouldShed string }
+
+var (
+	globalNotes = decisionNotes{"shed_global: admitted", "shed_global: shed", "shed_global: shed by chaos", "shed_global: would shed (dry-run)"}
+	originNotes = decisionNotes{"shed_origin: admitted", "shed_origin: shed", "shed_origin: shed by chaos", "shed_origin: would shed (dry-run)"}
+)
+
+// logDecision records a shedding decision in the passport with the score,
+// the scope's cutoff and its overload.
+func logDecision(c *filters.Context, n *decisionNotes, d loadshed.Decision) {
+	what := n.admitted
+	switch {
+	case d.Shed && d.Scope == loadshed.ScopeChaos:
+		what = n.chaos
+	case d.Shed:
+		what = n.shed
+	case d.WouldShed:
+		what = n.wouldShed
+	}
+	c.LogValues(what, filters.Value{Name: "score", V: float64(d.Score)},
+		filters.Value{Name: "cutoff", V: float64(d.CutoffInt())},
+		filters.Value{Name: "overload", V: math.Round(d.Overload*1000) / 1000})
 }
 
 func reject(c *filters.Context, d loadshed.Decision) {
