@@ -8,6 +8,7 @@ import (
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/ratelimit"
 	"github.com/floodgate-dev/floodgate/routing"
+	"github.com/floodgate-dev/floodgate/shadow"
 	"github.com/floodgate-dev/floodgate/timeseries"
 	"github.com/floodgate-dev/floodgate/tlsconf"
 )
@@ -170,6 +171,9 @@ type Route struct {
 	// (true, the default for an origin route; other endpoint kinds carry
 	// none). A refused handshake gets 501 upgrade_refused.
 	WebSocket *bool `mapstructure:"websocket"`
+	// Shadow mirrors a fraction of the route's requests to another origin
+	// (origin and origin_group routes); nil: no shadowing.
+	Shadow *shadow.Config `mapstructure:"shadow"`
 	// Endpoint holds the route's other keys: exactly one, naming a
 	// registered endpoint kind (origin, static, timeseries, ...), whose
 	// value the kind decodes ("origin: users", "static: {status: 204}").

@@ -109,6 +109,9 @@ func (c *Config) Validate() error {
 				p.Add(fmt.Sprintf("%s.filters[%d].name", at, j), "required")
 			}
 		}
+		if r.Shadow != nil {
+			validateShadow(&p, at+".shadow", r, c.Origins)
+		}
 	}
 	if _, err := routing.Compile(specs); err != nil {
 		p.Merge("", err)
@@ -124,6 +127,21 @@ func (c *Config) Validate() error {
 		p.Add("timeseries.data_dir", "required when namespaces are configured")
 	}
 	return p.Err()
+}
+
+// validateShadow checks a route's shadow: its own keys, an origin that
+// exists, and an endpoint that proxies (only forwarded requests are
+// mirrored).
+func validateShadow(p *decode.Errors, at string, r *Route, defined map[string]origins.OriginConfig) {
+	p.Merge(at, r.Shadow.Validate())
+	if kind, _, ok := r.EndpointKind(); ok && kind != "origin" {
+		p.Add(at, "only a route with an origin endpoint can shadow its requests, this one is %s", kind)
+	}
+	if name := strings.ToLower(strings.TrimSpace(r.Shadow.Origin)); name != "" {
+		if _, ok := defined[name]; !ok {
+			p.Add(at+".origin", "unknown origin %q (defined: %s)", name, strings.Join(slices.Sorted(maps.Keys(defined)), ", "))
+		}
+	}
 }
 
 func checkListen(p *decode.Errors, path, addr string) {

@@ -52,6 +52,8 @@ type forwardEndpoint struct {
 	tunnelLimits  tunnelLimits
 	tunnelMetrics tunnelMetrics
 	logger        *slog.Logger
+
+	shadow *shadowing // nil: the route does not shadow
 }
 
 // poolKeyFor returns the connection pool settings for this route on
@@ -83,6 +85,9 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	}
 	if body != nil {
 		defer releaseRequestBody(body)
+	}
+	if e.shadow != nil {
+		e.shadow.copyFor(c, req, body != nil)
 	}
 	x := &exchange{e: e, c: c, req: req, body: body, key: key, origin: o.Name()}
 	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, RouteIdempotent: e.idempotent, Replayable: body == nil, CrossTo: cross, Fallback: fallback}, x)

@@ -11,6 +11,7 @@ import (
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
+	"github.com/floodgate-dev/floodgate/shadow"
 )
 
 func init() {
@@ -42,7 +43,7 @@ type AttemptObserver interface {
 // newForwardEndpoint builds the endpoint of a route that sets
 // "origin: NAME". Origin names are case-insensitive, like the origins
 // section's keys.
-func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error) {
+func newForwardEndpoint(env *filters.Env, origin string) (_ filters.Filter, err error) {
 	origin = strings.ToLower(strings.TrimSpace(origin))
 	cfg, ok := configKey.Lookup(env.Services)
 	if !ok || env.Route == nil {
@@ -79,7 +80,7 @@ func newGroupEndpoint(env *filters.Env, group string) (filters.Filter, error) {
 	return buildForwardEndpoint(env, cfg, "", &cfg.OriginGroups[i])
 }
 
-func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, group *origins.GroupConfig) (filters.Filter, error) {
+func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, group *origins.GroupConfig) (_ filters.Filter, err error) {
 	reg, ok := OriginsKey.Lookup(env.Services)
 	if !ok || reg == nil {
 		return nil, errors.New("the gateway has no origin registry (a wiring bug)")
@@ -95,7 +96,14 @@ func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, g
 	if to, ok := TunnelObserverKey.Lookup(env.Services); ok && to != nil {
 		tm = routeTunnelMetrics{o: to, route: r.Name}
 	}
+	var sh *shadowing
+	if r.Shadow != nil {
+		if sh, err = newShadowing(env, r.Name, *r.Shadow, cfg, reg, pool); err != nil {
+			return nil, err
+		}
+	}
 	return &forwardEndpoint{
+		shadow:     sh,
 		Base:       filters.EndpointBase("proxy"),
 		route:      r.Name,
 		origin:     origin,
@@ -117,6 +125,21 @@ func buildForwardEndpoint(env *filters.Env, cfg *config.Config, origin string, g
 		tunnelMetrics: tm,
 		logger:        env.Logger,
 	}, nil
+}
+
+// newShadowing builds a route's shadow from its (validated) config.
+func newShadowing(env *filters.Env, route string, sc shadow.Config, cfg *config.Config, reg *origins.Registry, pool *clientPool) (*shadowing, error) {
+	sc = sc.WithDefaults()
+	if _, ok := cfg.Origins[sc.Origin]; !ok {
+		return nil, fmt.Errorf("shadow.origin: unknown origin %q", sc.Origin)
+	}
+	runner, ok := shadowsKey.Lookup(env.Services)
+	if !ok || runner == nil || pool == nil {
+		return nil, errors.New("shadowing needs the builder's shadow runner and pools (a wiring bug)")
+	}
+	observer, _ := ShadowObserverKey.Lookup(env.Services)
+	return &shadowing{route: route, mirror: shadow.NewMirror(sc, runner.slotsFor(route), nil), reg: reg, pool: pool,
+		runner: runner, observer: observer}, nil
 }
 
 // OriginName is the origin the endpoint sends to, or its origin group's
@@ -147,14 +170,22 @@ func (e *forwardEndpoint) ActiveOrigin() string {
 // Describe is the endpoint's admin view: the origin (or the group and its
 // members) and the route's effective timeouts.
 func (e *forwardEndpoint) Describe() any {
+	var v map[string]any
 	if e.group != nil {
-		return map[string]any{"origin_group": e.group.Name, "origins": e.group.Origins,
+		v = map[string]any{"origin_group": e.group.Name, "origins": e.group.Origins,
 			"cross_origin_retries": e.group.CrossOriginRetries, "idempotent": e.idempotent}
+	} else {
+		t := e.originCfg.Timeouts.Override(e.timeouts)
+		v = map[string]any{"origin": e.origin, "timeouts": map[string]string{
+			"connect": t.Connect.String(), "response": t.Response.String(),
+		}, "idempotent": e.idempotent, "websocket": e.websocket}
 	}
-	t := e.originCfg.Timeouts.Override(e.timeouts)
-	return map[string]any{"origin": e.origin, "timeouts": map[string]string{
-		"connect": t.Connect.String(), "response": t.Response.String(),
-	}, "idempotent": e.idempotent, "websocket": e.websocket}
+	if e.shadow != nil {
+		sc := e.shadow.mirror.Config()
+		v["shadow"] = map[string]any{"origin": sc.Origin, "fraction": sc.Fraction, "max_concurrency": sc.MaxConcurrency,
+			"max_body": sc.MaxBody.String(), "timeout": sc.Timeout.String(), "host": sc.Host, "in_flight": e.shadow.mirror.InFlight()}
+	}
+	return v
 }
 
 var (

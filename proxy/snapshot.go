@@ -54,13 +54,16 @@ type Builder struct {
 
 	pool    *clientPool
 	tunnels *tunnelSet
+	shadows *shadowRunner
 }
 
 // NewBuilder returns a builder using the default registry.
 func NewBuilder(logger *slog.Logger) *Builder {
-	b := &Builder{Registry: filters.Default, Services: &filters.Services{}, Logger: logger, pool: newClientPool(), tunnels: newTunnelSet()}
+	b := &Builder{Registry: filters.Default, Services: &filters.Services{}, Logger: logger, pool: newClientPool(), tunnels: newTunnelSet(),
+		shadows: newShadowRunner()}
 	poolsKey.Provide(b.Services, b.pool)
 	tunnelsKey.Provide(b.Services, b.tunnels)
+	shadowsKey.Provide(b.Services, b.shadows)
 	return b
 }
 
@@ -207,8 +210,10 @@ func (b *Builder) DrainRemoved(ch origins.Change) {
 	}
 }
 
-// Close closes every pooled upstream connection.
+// Close closes open tunnels, waits for shadow copies still running (each
+// ends within its timeout), then closes every pooled upstream connection.
 func (b *Builder) Close() {
 	b.tunnels.closeAll("the gateway stopped")
+	b.shadows.wait()
 	b.pool.closeAll()
 }

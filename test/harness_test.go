@@ -137,6 +137,7 @@ func startGatewayObserved(t *testing.T, yaml string, hooks origins.Hooks) *inpro
 	proxy.OriginsKey.Provide(b.Services, reg)
 	proxy.ObserverKey.Provide(b.Services, m)
 	proxy.TunnelObserverKey.Provide(b.Services, m)
+	proxy.ShadowObserverKey.Provide(b.Services, m)
 	shed.ShedderKey.Provide(b.Services, shedder)
 	metrics.ServiceKey.Provide(b.Services, m)
 	outputs := accesslog.NewOutputs(io.Discard, io.Discard)

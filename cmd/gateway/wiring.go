@@ -90,6 +90,7 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 	proxy.OriginsKey.Provide(svc, reg)
 	proxy.ObserverKey.Provide(svc, rt.metrics)
 	proxy.TunnelObserverKey.Provide(svc, rt.metrics)
+	proxy.ShadowObserverKey.Provide(svc, rt.metrics)
 	shed.ShedderKey.Provide(svc, rt.shedder)
 	ratelimitfilter.LimitersKey.Provide(svc, rt.limiters)
 	metrics.ServiceKey.Provide(svc, rt.metrics)

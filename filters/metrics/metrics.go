@@ -39,6 +39,7 @@ type Metrics struct {
 	instances atomic.Pointer[func() []InstanceState]
 	shed      atomic.Pointer[func() []ShedScope]
 	refused   *refusedCollector
+	shadow    *shadowMetrics
 
 	// observe is ObserveRequest as a func value made once, so installing
 	// it as a completion hook does not allocate per request.
@@ -109,6 +110,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
+	m.shadow = newShadowMetrics(m.reg)
 	m.observe = m.ObserveRequest
 	return m
 }
