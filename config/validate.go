@@ -117,6 +117,13 @@ func (c *Config) Validate() error {
 		p.Merge("", err)
 	}
 	p.Merge("loadshed", c.LoadShed.Validate())
+	for i, e := range c.LoadShed.Chaos.Experiments {
+		if name := strings.ToLower(strings.TrimSpace(e.Origin)); name != "" {
+			if _, ok := c.Origins[name]; !ok {
+				p.Add(fmt.Sprintf("loadshed.chaos.experiments[%d].origin", i), "unknown origin %q (defined: %s)", name, strings.Join(slices.Sorted(maps.Keys(c.Origins)), ", "))
+			}
+		}
+	}
 	p.Merge("rate_limit", c.RateLimit.Validate())
 	for j, f := range c.Filters {
 		if f.Name == "" {

@@ -1,6 +1,8 @@
 package filters
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +68,7 @@ func writeClean(b *strings.Builder, s string) {
 // a valid header value.
 func FormatPassport(events []Event) string {
 	var b strings.Builder
-	for i, e := range events {
+	for i, e := range inTimeOrder(events) {
 		if i > 0 {
 			b.WriteString("; ")
 		}
@@ -79,8 +81,17 @@ func FormatPassport(events []Event) string {
 // access log.
 func PassportLines(events []Event) []string {
 	out := make([]string, len(events))
-	for i, e := range events {
+	for i, e := range inTimeOrder(events) {
 		out[i] = e.String()
 	}
+	return out
+}
+
+// inTimeOrder returns the events by the time they start: a chain step is
+// recorded when it ends, after the notes it made, but reads best before
+// them.
+func inTimeOrder(events []Event) []Event {
+	out := slices.Clone(events)
+	slices.SortStableFunc(out, func(a, b Event) int { return cmp.Compare(a.At, b.At) })
 	return out
 }

@@ -251,6 +251,10 @@ type ChaosConfig struct {
 	HeaderValue       string   `mapstructure:"header_value"`
 	TrustedCIDRs      []string `mapstructure:"trusted_cidrs"`
 	TrustedIdentities []string `mapstructure:"trusted_identities"`
+	// Experiments are chaos experiments with an experiment and a control
+	// group (see ExperimentConfig); independent of Enabled, which switches
+	// the random fraction and the header above.
+	Experiments []ExperimentConfig `mapstructure:"experiments"`
 }
 
 // RetryAfterConfig: a shed response advertises Base plus a uniformly random
@@ -593,6 +597,7 @@ func (o OriginConfig) validate(path string, errs *errList) {
 }
 
 func (c ChaosConfig) validate(path string, errs *errList) {
+	validateExperiments(path+".experiments", c.Experiments, errs)
 	if !c.Enabled {
 		return
 	}

@@ -27,6 +27,9 @@ type Shedder struct {
 
 	rand func() float64
 	now  func() time.Time
+	// experimentEvents is told when chaos experiments start, end and stop
+	// (nil: nobody listens).
+	experimentEvents func(ExperimentEvent)
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -39,17 +42,19 @@ type compiled struct {
 	scorer       *Scorer
 	chaosTrusted trustedSet
 	origins      map[string]*OriginConfig // effective config of overridden origins
+	experiments  []*experiment
 }
 
 // Option adjusts a Shedder at construction.
 type Option func(*options)
 
 type options struct {
-	rand   func() float64
-	cpu    CPUSource
-	sched  SchedLatencySource
-	manual bool
-	now    func() time.Time
+	rand             func() float64
+	cpu              CPUSource
+	sched            SchedLatencySource
+	manual           bool
+	now              func() time.Time
+	experimentEvents func(ExperimentEvent)
 }
 
 // WithRand replaces the random source used for chaos sampling and
@@ -78,11 +83,12 @@ func New(cfg Config, opts ...Option) (*Shedder, error) {
 	for _, fn := range opts {
 		fn(&o)
 	}
-	c, err := compile(cfg)
+	start := o.now()
+	c, err := compile(cfg, nil, start)
 	if err != nil {
 		return nil, err
 	}
-	s := &Shedder{rand: o.rand, now: o.now, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Shedder{rand: o.rand, now: o.now, experimentEvents: o.experimentEvents, stop: make(chan struct{}), done: make(chan struct{})}
 	s.cur.Store(c)
 	empty := map[string]*Origin{}
 	s.origins.Store(&empty)
@@ -92,7 +98,8 @@ func New(cfg Config, opts ...Option) (*Shedder, error) {
 		s.global.cpu.src, s.global.cpu.fixed = o.cpu, true
 	}
 	s.global.apply(&c.cfg.Global)
-	s.lastTick = s.now()
+	s.lastTick = start
+	s.announceExperiments(nil, c.experiments, start)
 	if o.manual {
 		close(s.done)
 	} else {
@@ -101,7 +108,7 @@ func New(cfg Config, opts ...Option) (*Shedder, error) {
 	return s, nil
 }
 
-func compile(cfg Config) (*compiled, error) {
+func compile(cfg Config, prevExperiments []*experiment, now time.Time) (*compiled, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -113,7 +120,8 @@ func compile(cfg Config) (*compiled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chaos.%w", err)
 	}
-	c := &compiled{cfg: cfg, scorer: sc, chaosTrusted: ct, origins: make(map[string]*OriginConfig, len(cfg.Origins))}
+	c := &compiled{cfg: cfg, scorer: sc, chaosTrusted: ct, origins: make(map[string]*OriginConfig, len(cfg.Origins)),
+		experiments: compileExperiments(cfg.Chaos.Experiments, prevExperiments, now)}
 	for name := range cfg.Origins {
 		oc := cfg.OriginConfigFor(name)
 		c.origins[name] = &oc
@@ -133,15 +141,17 @@ func (s *Shedder) Close() {
 // are recomputed immediately under the new thresholds and k (hysteresis is
 // bypassed for this one step). On error nothing changes.
 func (s *Shedder) Update(cfg Config) error {
-	c, err := compile(cfg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	prev := s.cur.Load()
+	c, err := compile(cfg, prev.experiments, now)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.cur.Store(c)
+	s.announceExperiments(prev.experiments, c.experiments, now)
 	s.global.apply(&c.cfg.Global)
-	now := s.now()
 	for name, o := range *s.origins.Load() {
 		o.apply(c.originConfig(name), now)
 	}
@@ -279,11 +289,13 @@ func (s *Shedder) run() {
 func (s *Shedder) tick(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dt := now.Sub(s.lastTick)
+	last := s.lastTick
+	dt := now.Sub(last)
 	if dt <= 0 {
 		return
 	}
 	s.lastTick = now
+	s.expireExperiments(last, now)
 	s.global.tick(now, dt)
 	for _, o := range *s.origins.Load() {
 		o.tick(now, dt)
@@ -296,6 +308,9 @@ type Snapshot struct {
 	Origins []ScopeSnapshot `json:"origins"` // sorted by name
 	// Chaos counts deliberate sheds per score band.
 	Chaos BandCounts `json:"chaos"`
+	// Experiments are the configured chaos experiments and whether each
+	// is running.
+	Experiments []ExperimentState `json:"experiments"`
 	// CPUSource names the CPU accounting in use; CPUError is its last
 	// sampling error, if any ("" when healthy).
 	CPUSource string `json:"cpu_source"`
@@ -314,7 +329,8 @@ func (s *Shedder) Snapshot() Snapshot {
 		cpuErr = err.Error()
 	}
 	s.mu.Unlock()
-	snap := Snapshot{Global: s.global.snapshot(), Chaos: s.chaos.load(), CPUSource: cpuName, CPUError: cpuErr}
+	snap := Snapshot{Global: s.global.snapshot(), Chaos: s.chaos.load(), CPUSource: cpuName, CPUError: cpuErr,
+		Experiments: s.experimentStates(s.now())}
 	snap.Global.Name = "global"
 	snap.Global.Inflight = s.global.inflight.Load()
 	snap.Global.K = s.global.cfg.Load().K

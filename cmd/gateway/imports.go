@@ -19,6 +19,7 @@ package main
 // package added below.
 import (
 	_ "github.com/floodgate-dev/floodgate/filters/accesslog"
+	_ "github.com/floodgate-dev/floodgate/filters/chaos"
 	_ "github.com/floodgate-dev/floodgate/filters/concurrencylimit"
 	_ "github.com/floodgate-dev/floodgate/filters/custom"
 	_ "github.com/floodgate-dev/floodgate/filters/eventstore"

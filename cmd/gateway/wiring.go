@@ -9,6 +9,7 @@ import (
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/decode"
 	"github.com/floodgate-dev/floodgate/filters/accesslog"
+	"github.com/floodgate-dev/floodgate/filters/chaos"
 	"github.com/floodgate-dev/floodgate/filters/eventstore"
 	"github.com/floodgate-dev/floodgate/filters/metrics"
 	"github.com/floodgate-dev/floodgate/filters/passport"
@@ -75,7 +76,7 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 	if validateOnly {
 		shedCfg = loadshed.Default() // only a service for factories; config.Validate checked the section
 	}
-	if rt.shedder, err = loadshed.New(shedCfg); err != nil {
+	if rt.shedder, err = loadshed.New(shedCfg, loadshed.WithExperimentEvents(rt.experimentEvent)); err != nil {
 		rt.close()
 		return nil, err
 	}
@@ -91,12 +92,22 @@ func newRuntime(logger *slog.Logger, cfg *config.Config, validateOnly bool) (*ru
 	proxy.ObserverKey.Provide(svc, rt.metrics)
 	proxy.TunnelObserverKey.Provide(svc, rt.metrics)
 	proxy.ShadowObserverKey.Provide(svc, rt.metrics)
+	chaos.ObserverKey.Provide(svc, rt.metrics)
 	shed.ShedderKey.Provide(svc, rt.shedder)
 	ratelimitfilter.LimitersKey.Provide(svc, rt.limiters)
 	metrics.ServiceKey.Provide(svc, rt.metrics)
 	accesslog.OutputsKey.Provide(svc, rt.outputs)
 	passport.RingKey.Provide(svc, rt.passports)
 	return rt, nil
+}
+
+// experimentEvent logs a chaos experiment starting, ending by itself or
+// being stopped by a reload.
+func (rt *runtime) experimentEvent(e loadshed.ExperimentEvent) {
+	if rt.validateOnly {
+		return
+	}
+	rt.logger.Info("chaos experiment "+e.What, "experiment", e.Name, "at", e.At)
 }
 
 // openStore opens the embedded TimeSeries store once namespaces are

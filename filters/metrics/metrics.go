@@ -40,6 +40,7 @@ type Metrics struct {
 	shed      atomic.Pointer[func() []ShedScope]
 	refused   *refusedCollector
 	shadow    *shadowMetrics
+	chaos     *chaosMetrics
 
 	// observe is ObserveRequest as a func value made once, so installing
 	// it as a completion hook does not allocate per request.
@@ -111,6 +112,7 @@ func New() *Metrics {
 		collectors.NewBuildInfoCollector(),
 	)
 	m.shadow = newShadowMetrics(m.reg)
+	m.chaos = newChaosMetrics(m.reg)
 	m.observe = m.ObserveRequest
 	return m
 }
