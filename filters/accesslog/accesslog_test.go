@@ -182,9 +182,9 @@ func TestAccessLogLines(t *testing.T) {
 		lim["reason"] != "rate limit exceeded (policy api)" || lim["request_id"] != "req-2" {
 		t.Errorf("limited line %v", lim)
 	}
-	// The filter's note, then the chain's record of the step that answered.
-	if p, _ := lim["passport"].([]any); len(p) < 2 || !strings.HasSuffix(p[0].(string), "ms rate_limit: bucket empty") ||
-		!strings.Contains(p[1].(string), "ms test_limit responded") {
+	// The chain's record of the step that answered, then the note it made.
+	if p, _ := lim["passport"].([]any); len(p) < 2 || !strings.Contains(p[0].(string), "ms test_limit responded") ||
+		!strings.HasSuffix(p[1].(string), "ms rate_limit: bucket empty") {
 		t.Errorf("passport %v", lim["passport"])
 	}
 	if _, has := lim["origin"]; has {
