@@ -17,6 +17,7 @@ import (
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/proxy/edge"
+	"github.com/floodgate-dev/floodgate/shadow"
 )
 
 // bufferedBodyLimit is the largest request body read whole before
@@ -78,6 +79,9 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
+	// The shadow mark is the gateway's to set: a client sending it must
+	// not pass its request off as mirrored traffic.
+	c.DropUpstreamHeader(shadow.Header)
 	e.buildRequest(c, req)
 	var body *requestBody
 	if err := e.attachBody(c, req, &body); err != nil {

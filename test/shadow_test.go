@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -220,6 +221,14 @@ routes:
 	}
 	if v := gathered(t, g, "floodgate_shadow_primary_latency_seconds", map[string]string{"route": "good"}); v != 1 {
 		t.Errorf("primary latency samples %v", v)
+	}
+	// A client cannot pass its request off as shadow traffic.
+	forged, _ := http.NewRequest("GET", base+"/plain/forged", nil)
+	forged.Header.Set("x-floodgate-shadow", "1")
+	if resp, err := c.Do(forged); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("forged shadow mark: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if v := primaryShadowMarks.Load(); v != 0 {
 		t.Errorf("the primary received %d requests marked as shadow", v)
