@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodgate-dev/floodgate/loadshed"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/routing"
+	"github.com/floodgate-dev/floodgate/shadow"
 )
 
 // validConfig is a small config that passes validation; each case breaks
@@ -204,6 +206,29 @@ func TestIsLoopbackListen(t *testing.T) {
 	} {
 		if got := IsLoopbackListen(addr); got != want {
 			t.Errorf("IsLoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestValidateShadowAndExperiments(t *testing.T) {
+	c := validConfig()
+	c.Routes[1].Shadow = &shadow.Config{Origin: "API", Fraction: 0.5}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a valid shadow: %v", err)
+	}
+	c.Routes[1].Shadow = &shadow.Config{Origin: "nope", Fraction: 2}
+	c.Routes[0].Shadow = &shadow.Config{Origin: "api", Fraction: 0.1}
+	c.LoadShed.Chaos.Experiments = []loadshed.ExperimentConfig{{Name: "e", Key: "client_ip", Fraction: 0.1,
+		Origin: "missing", Action: loadshed.ActionShed, Duration: time.Minute}}
+	err := c.Validate()
+	for _, want := range []string{
+		"routes[1].shadow.fraction: must be in (0, 1]",
+		`routes[1].shadow.origin: unknown origin "nope"`,
+		"routes[0].shadow: only a route with an origin endpoint can shadow its requests, this one is static",
+		`loadshed.chaos.experiments[0].origin: unknown origin "missing"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
 		}
 	}
 }
