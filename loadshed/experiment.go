@@ -157,7 +157,7 @@ func parseExperimentKey(k string) (header string, err error) {
 // as a fraction. Operators can compute a user's group with it (GroupOf).
 func Bucket(name string, key []byte) float64 {
 	h := fnvString(fnvOffset, name)
-	h = (h ^ 0) * fnvPrime
+	h *= fnvPrime // the zero byte between name and key: XOR with 0 is a no-op
 	for _, b := range key {
 		h = (h ^ uint64(b)) * fnvPrime
 	}
