@@ -117,21 +117,25 @@ func (ch *Chain) Filters() []Filter {
 // Run drives c through the chain: inbound filters until one responds, the
 // endpoint unless one did, then every outbound filter.
 func (ch *Chain) Run(c *Context) {
+	// Steps run back to back, so one clock read per step times them all:
+	// each starts when the previous one ended (offsets from c.Start, read
+	// on the monotonic clock alone).
+	at := time.Since(c.Start)
 	for _, s := range ch.inbound {
 		if c.responded {
 			break
 		}
-		s.run(c)
+		at = s.run(c, at)
 	}
 	if !c.responded && ch.endpoint != nil {
-		c.EndpointStart = time.Now()
-		ch.endpoint.run(c)
+		c.EndpointStart = c.Start.Add(at)
+		at = ch.endpoint.run(c, at)
 	}
 	if !c.responded {
 		c.Respond(http.StatusInternalServerError, CategoryInternalError, "no endpoint produced a response")
 	}
 	for _, s := range ch.outbound {
-		s.run(c)
+		at = s.run(c, at)
 	}
 }
 
@@ -143,16 +147,18 @@ const (
 	StepFailed    = "failed"    // returned an error (or panicked)
 )
 
-func (s *step) run(c *Context) {
-	start := time.Now()
+// run applies the step, which starts at offset at from c.Start, records
+// it in the passport and returns the offset it ended at.
+func (s *step) run(c *Context, at time.Duration) time.Duration {
 	responded := c.responded
 	ran, err := s.apply(c)
+	end := time.Since(c.Start)
 	if err != nil {
 		fe := asError(s.f.Name(), err)
-		c.logStep(s.f.Name(), StepFailed+": "+fe.Error(), start, time.Since(start))
+		c.logStep(s.f.Name(), StepFailed+": "+fe.Error(), at, end-at)
 		c.Err = fe
 		c.Respond(fe.Status, fe.Category, fe.Reason)
-		return
+		return end
 	}
 	decision := StepContinued
 	switch {
@@ -161,7 +167,8 @@ func (s *step) run(c *Context) {
 	case c.responded && !responded:
 		decision = StepResponded
 	}
-	c.logStep(s.f.Name(), decision, start, time.Since(start))
+	c.logStep(s.f.Name(), decision, at, end-at)
+	return end
 }
 
 // apply runs the filter if its predicate holds; ran reports whether it did.

@@ -251,9 +251,9 @@ func (c *Context) LogAttempt(a Attempt) {
 
 // logStep records a chain step: the filter, its decision and how long it
 // ran.
-func (c *Context) logStep(filter, decision string, start time.Time, took time.Duration) {
+func (c *Context) logStep(filter, decision string, at, took time.Duration) {
 	if len(c.passport) < MaxPassportEvents {
-		c.passport = append(c.passport, Event{At: start.Sub(c.Start), What: decision, Filter: filter, Took: took})
+		c.passport = append(c.passport, Event{At: at, What: decision, Filter: filter, Took: took})
 	}
 }
 
