@@ -205,6 +205,9 @@ type experiment struct {
 	header string           // "" hashes the client identity
 	start  time.Time
 	end    time.Time
+	// notes describe a member of each group, built once (see
+	// Membership.Note).
+	notes [3]string
 }
 
 // Membership is a request's place in one experiment, and what the
@@ -216,6 +219,9 @@ type Membership struct {
 	Action string
 	Status int
 	Delay  time.Duration
+	// Note says it in words ("chaos experiment checkout: control group"),
+	// for the request's passport.
+	Note string
 }
 
 // compileExperiments builds a generation's experiments. An experiment
@@ -227,6 +233,9 @@ func compileExperiments(list []ExperimentConfig, prev []*experiment, now time.Ti
 		ec = ec.withDefaults()
 		header, _ := parseExperimentKey(ec.Key) // validated
 		e := &experiment{cfg: ec, header: header, start: now}
+		for _, g := range []Group{GroupExperiment, GroupControl} {
+			e.notes[g] = "chaos experiment " + ec.Name + ": " + g.String() + " group"
+		}
 		for _, p := range prev {
 			if p.cfg == ec {
 				e.start = p.start
@@ -284,7 +293,7 @@ func (s *Shedder) Experiment(origin string, r Request, score int) (m Membership,
 		if g == GroupNone {
 			continue
 		}
-		m = Membership{Experiment: e.cfg.Name, Group: g}
+		m = Membership{Experiment: e.cfg.Name, Group: g, Note: e.notes[g]}
 		if g == GroupExperiment {
 			m.Action, m.Status, m.Delay = e.cfg.Action, e.cfg.Status, e.cfg.Delay
 		}

@@ -139,7 +139,7 @@ func newShadowing(env *filters.Env, route string, sc shadow.Config, cfg *config.
 	}
 	observer, _ := ShadowObserverKey.Lookup(env.Services)
 	return &shadowing{route: route, mirror: shadow.NewMirror(sc, runner.slotsFor(route), nil), reg: reg, pool: pool,
-		runner: runner, observer: observer}, nil
+		runner: runner, observer: observer, mirroredNote: "shadow: mirrored to " + sc.Origin}, nil
 }
 
 // OriginName is the origin the endpoint sends to, or its origin group's

@@ -76,6 +76,8 @@ type shadowing struct {
 	pool     *clientPool
 	runner   *shadowRunner
 	observer ShadowObserver // nil: not observed
+	// mirroredNote is the passport note of a mirrored request, built once.
+	mirroredNote string
 }
 
 func (s *shadowing) observe(result string) {
@@ -117,7 +119,7 @@ func (s *shadowing) copyFor(c *filters.Context, req *fasthttp.Request, streamed 
 		}
 	})
 	c.OnDone(func(c *filters.Context) { cmp.Primary(shadow.Answer{Status: c.Status, Latency: primaryLatency(c)}) })
-	c.Log("shadow: mirrored to " + cfg.Origin)
+	c.Log(s.mirroredNote)
 	s.runner.wg.Add(1)
 	go s.send(own, cmp)
 }

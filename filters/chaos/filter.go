@@ -97,7 +97,7 @@ func (f *filter) Apply(c *filters.Context) error {
 	}
 	claimedKey.Set(c, true)
 	group := m.Group.String()
-	c.Log("chaos: experiment " + m.Experiment + ", " + group + " group")
+	c.Log(m.Note)
 	injected := false
 	switch m.Action {
 	case loadshed.ActionShed:
