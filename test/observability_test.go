@@ -162,7 +162,7 @@ func TestMetricsAccessLogAndAdminAfterRealTraffic(t *testing.T) {
 	for _, f := range chains.Routes["limited"] {
 		names = append(names, f.Stage+":"+f.Name)
 	}
-	if strings.Join(names, ",") != "inbound:request_id,inbound:shed_global,inbound:rate_limit,endpoint:static,outbound:metrics,outbound:access_log" {
+	if strings.Join(names, ",") != "inbound:request_id,inbound:passport,inbound:shed_global,inbound:chaos_global,inbound:rate_limit,endpoint:static,outbound:metrics,outbound:passport_header,outbound:access_log" {
 		t.Errorf("limited chain: %v", names)
 	}
 	_, body = adminGet(t, c, "http://"+p.adminAddr+"/admin/config", "s3cret-token")
