@@ -10,6 +10,7 @@ import (
 
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/internal/chaintest"
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // upstreamEndpoint answers with whether the debug header would reach the
@@ -32,6 +33,12 @@ func (upstreamEndpoint) Apply(c *filters.Context) error {
 }
 
 func serve(t *testing.T, ring *Ring, opts map[string]any) string {
+	return serveAs(t, ring, opts, nil)
+}
+
+// serveAs serves the passport filters; tlsNames, when set, is the verified
+// client certificate every request carries.
+func serveAs(t *testing.T, ring *Ring, opts map[string]any, tlsNames []string) string {
 	t.Helper()
 	s := &filters.Services{}
 	RingKey.Provide(s, ring)
@@ -51,6 +58,11 @@ func serve(t *testing.T, ring *Ring, opts map[string]any) string {
 	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
 		n++
 		c.RequestID = "req-" + string(rune('a'+n-1))
+		if tlsNames != nil {
+			id := c.Identity()
+			id.TLS = &trust.TLS{Names: tlsNames}
+			c.SetIdentity(id)
+		}
 	}})
 }
 
@@ -167,5 +179,18 @@ func TestOptionsValidate(t *testing.T) {
 		map[string]any{"keep": 0, "trusted_cidrs": []any{"nope"}})
 	if err == nil || !strings.Contains(err.Error(), "passport.options.keep") || !strings.Contains(err.Error(), "trusted_cidrs[0]") {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestTrustedCertificateIdentityGetsThePassport(t *testing.T) {
+	opts := map[string]any{"trusted_cidrs": []any{"10.0.0.0/8"}, "trusted_identities": []any{"spiffe://corp/ops"}}
+	ops := serveAs(t, NewRing(), opts, []string{"uri:spiffe://corp/ops"})
+	if resp, _ := get(t, ops, "X-Floodgate-Debug", "passport"); resp.Header.Get(DefaultResponseHeader) == "" {
+		t.Error("a client with a trusted certificate identity got no passport")
+	}
+	other := serveAs(t, NewRing(), opts, []string{"uri:spiffe://corp/web"})
+	resp, body := get(t, other, "X-Floodgate-Debug", "passport")
+	if resp.Header.Get(DefaultResponseHeader) != "" || body != "no" {
+		t.Errorf("an untrusted certificate identity: passport %q, header forwarded %q", resp.Header.Get(DefaultResponseHeader), body)
 	}
 }
