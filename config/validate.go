@@ -138,11 +138,11 @@ func (c *Config) Validate() error {
 
 // validateShadow checks a route's shadow: its own keys, an origin that
 // exists, and an endpoint that proxies (only forwarded requests are
-// mirrored).
+// mirrored: origin and origin_group routes).
 func validateShadow(p *decode.Errors, at string, r *Route, defined map[string]origins.OriginConfig) {
 	p.Merge(at, r.Shadow.Validate())
-	if kind, _, ok := r.EndpointKind(); ok && kind != "origin" {
-		p.Add(at, "only a route with an origin endpoint can shadow its requests, this one is %s", kind)
+	if kind, _, ok := r.EndpointKind(); ok && kind != "origin" && kind != "origin_group" {
+		p.Add(at, "only a route with an origin or origin_group endpoint can shadow its requests, this one is %s", kind)
 	}
 	if name := strings.ToLower(strings.TrimSpace(r.Shadow.Origin)); name != "" {
 		if _, ok := defined[name]; !ok {

@@ -224,7 +224,7 @@ func TestValidateShadowAndExperiments(t *testing.T) {
 	for _, want := range []string{
 		"routes[1].shadow.fraction: must be in (0, 1]",
 		`routes[1].shadow.origin: unknown origin "nope"`,
-		"routes[0].shadow: only a route with an origin endpoint can shadow its requests, this one is static",
+		"routes[0].shadow: only a route with an origin or origin_group endpoint can shadow its requests, this one is static",
 		`loadshed.chaos.experiments[0].origin: unknown origin "missing"`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {

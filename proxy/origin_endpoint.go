@@ -43,7 +43,7 @@ type AttemptObserver interface {
 // newForwardEndpoint builds the endpoint of a route that sets
 // "origin: NAME". Origin names are case-insensitive, like the origins
 // section's keys.
-func newForwardEndpoint(env *filters.Env, origin string) (_ filters.Filter, err error) {
+func newForwardEndpoint(env *filters.Env, origin string) (filters.Filter, error) {
 	origin = strings.ToLower(strings.TrimSpace(origin))
 	cfg, ok := configKey.Lookup(env.Services)
 	if !ok || env.Route == nil {

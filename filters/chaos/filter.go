@@ -41,18 +41,29 @@ type Options struct{}
 func init() {
 	filters.RegisterBuiltin(GlobalFilterName, filters.EveryChain(), func() Options { return Options{} },
 		func(env *filters.Env, _ Options) (filters.Filter, error) {
-			return build(env, GlobalFilterName, GlobalFilterOrder, "")
+			f, err := build(env, GlobalFilterName, GlobalFilterOrder, "")
+			if err != nil {
+				return nil, err
+			}
+			return f, nil
 		})
 	filters.RegisterBuiltin(OriginFilterName, filters.EachRouteWithOrigin(), func() Options { return Options{} },
 		func(env *filters.Env, _ Options) (filters.Filter, error) {
 			if env.Route == nil || env.Route.Origin == "" {
 				return nil, errors.New("chaos_origin is installed on routes with an origin only")
 			}
-			return build(env, OriginFilterName, OriginFilterOrder, env.Route.Origin)
+			f, err := build(env, OriginFilterName, OriginFilterOrder, env.Route.Origin)
+			if err != nil {
+				return nil, err
+			}
+			// An origin group's route: each request is in the experiments
+			// of the member it is sent to.
+			f.active = env.Route.ActiveOrigin
+			return f, nil
 		})
 }
 
-func build(env *filters.Env, name string, order int, origin string) (filters.Filter, error) {
+func build(env *filters.Env, name string, order int, origin string) (*filter, error) {
 	sh, ok := shed.ShedderKey.Lookup(env.Services)
 	if !ok || sh == nil {
 		return nil, errors.New(name + " needs the gateway's loadshed.Shedder service (a wiring bug)")
@@ -69,20 +80,32 @@ var claimedKey = filters.NewKey[bool]("chaos.claimed")
 type filter struct {
 	filters.Base
 	sh     *loadshed.Shedder
-	origin string // "" for the global scope
+	origin string        // "" for the global scope
+	active func() string // an origin group's active member; nil: origin
 	obs    Observer
+}
+
+// scope is the origin whose experiments apply to a request sent now.
+func (f *filter) scope() string {
+	if f.active != nil {
+		return f.active()
+	}
+	return f.origin
 }
 
 // Describe is the filter's admin view.
 func (f *filter) Describe() any {
-	if f.origin == "" {
+	switch {
+	case f.origin == "":
 		return map[string]string{"scope": "global"}
+	case f.active != nil:
+		return map[string]string{"scope": "origin", "origin_group": f.origin, "active_origin": f.active()}
 	}
 	return map[string]string{"scope": "origin", "origin": f.origin}
 }
 
 // ShouldFilter: only while the scope has experiments configured.
-func (f *filter) ShouldFilter(c *filters.Context) bool { return f.sh.ChaosExperiments(f.origin) }
+func (f *filter) ShouldFilter(c *filters.Context) bool { return f.sh.ChaosExperiments(f.scope()) }
 
 func (f *filter) Apply(c *filters.Context) error {
 	if claimed, _ := claimedKey.Get(c); claimed {
@@ -91,7 +114,7 @@ func (f *filter) Apply(c *filters.Context) error {
 	if c.Priority == filters.Unscored {
 		c.Priority = f.sh.Score(request{c})
 	}
-	m, ok := f.sh.Experiment(f.origin, request{c}, c.Priority)
+	m, ok := f.sh.Experiment(f.scope(), request{c}, c.Priority)
 	if !ok {
 		return nil
 	}
