@@ -98,3 +98,60 @@ func TestGlobalExperimentClaimsBeforeOriginExperiments(t *testing.T) {
 		t.Errorf("the quickest request of the delayed group took %v, want >= 20ms", d)
 	}
 }
+
+// On an origin group's route a request is in the experiments of the member
+// it is sent to now.
+func TestOriginExperimentFollowsAGroupsActiveMember(t *testing.T) {
+	cfg := loadshed.Default()
+	cfg.Chaos.Experiments = []loadshed.ExperimentConfig{
+		{Name: "shed-b", Key: "header:X-User-Id", Fraction: 0.5, Origin: "b", Action: loadshed.ActionShed, Duration: time.Hour},
+	}
+	sh, err := loadshed.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	s := &filters.Services{}
+	shed.ShedderKey.Provide(s, sh)
+	var mu sync.Mutex
+	active := "a"
+	route := &filters.Route{Name: "r", Origin: "group", ActiveOrigin: func() string { mu.Lock(); defer mu.Unlock(); return active }}
+	o, err := filters.Default.Build(&filters.Env{Path: OriginFilterName, Services: s, Route: route}, OriginFilterName, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := filters.NewChainBuilder().Build([]filters.Filter{o, okEndpoint{filters.EndpointBase("ok")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := chaintest.Serve(t, chain, chaintest.Options{})
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr}
+	member := ""
+	for i := 0; member == ""; i++ {
+		if u := "u" + strconv.Itoa(i); loadshed.GroupOf("shed-b", []byte(u), 0.5) == loadshed.GroupExperiment {
+			member = u
+		}
+	}
+	status := func() int {
+		req, _ := http.NewRequest("GET", url+"/x", nil)
+		req.Header.Set("X-User-Id", member)
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != 200 {
+		t.Fatalf("sent to a: %d, want 200 (the experiment is b's)", got)
+	}
+	mu.Lock()
+	active = "b"
+	mu.Unlock()
+	if got := status(); got != 503 {
+		t.Fatalf("sent to b: %d, want 503 from b's experiment", got)
+	}
+}
