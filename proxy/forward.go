@@ -71,6 +71,10 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	}
 	c.Origin = o.Name()
 	oc := o.Config()
+	// The shadow mark is the gateway's to set: a client sending it must
+	// not pass its request (or a tunnel's handshake) off as mirrored
+	// traffic.
+	c.DropUpstreamHeader(shadow.Header)
 	if isUpgradeRequest(&c.Request.Request.Header) {
 		// Dispatch let through only a WebSocket handshake.
 		return e.applyUpgrade(c, o, &oc, fallback)
@@ -79,9 +83,6 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	// The shadow mark is the gateway's to set: a client sending it must
-	// not pass its request off as mirrored traffic.
-	c.DropUpstreamHeader(shadow.Header)
 	e.buildRequest(c, req)
 	var body *requestBody
 	if err := e.attachBody(c, req, &body); err != nil {
