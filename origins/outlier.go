@@ -1,6 +1,7 @@
 package origins
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
@@ -260,7 +261,7 @@ func (d *outlierDetector) successRateOutliers(cfg *OutlierConfig, list []*Instan
 		sq += (st.rate - mean) * (st.rate - mean)
 	}
 	threshold := mean - sr.StdevFactor*math.Sqrt(sq/float64(len(rates)))
-	slices.SortFunc(rates, func(a, b intervalStats) int { return cmpFloat(a.rate, b.rate) })
+	slices.SortFunc(rates, func(a, b intervalStats) int { return cmp.Compare(a.rate, b.rate) })
 	var out []*Instance
 	for _, st := range rates {
 		if st.rate < threshold && d.ejectLocked(cfg, list, st.in, EjectSuccessRate, now) {
@@ -281,7 +282,7 @@ func (d *outlierDetector) latencyOutliers(cfg *OutlierConfig, list []*Instance, 
 	if len(lats) < l.MinHosts {
 		return nil
 	}
-	slices.SortFunc(lats, func(a, b intervalStats) int { return cmpFloat(a.latency, b.latency) })
+	slices.SortFunc(lats, func(a, b intervalStats) int { return cmp.Compare(a.latency, b.latency) })
 	median := lats[len(lats)/2].latency
 	if len(lats)%2 == 0 {
 		median = (lats[len(lats)/2-1].latency + lats[len(lats)/2].latency) / 2
@@ -295,16 +296,6 @@ func (d *outlierDetector) latencyOutliers(cfg *OutlierConfig, list []*Instance, 
 		}
 	}
 	return out
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // reset readmits every instance and clears the counters: detection was

@@ -1,6 +1,7 @@
 package timeseries
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -65,7 +66,7 @@ func (t *sliceTable) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("namespace %s: load slice table: %w", t.ns, err)
 	}
-	slices.SortFunc(list, func(a, b storage.SliceMeta) int { return cmpInt64(a.Start, b.Start) })
+	slices.SortFunc(list, func(a, b storage.SliceMeta) int { return cmp.Compare(a.Start, b.Start) })
 	for i := 1; i < len(list); i++ {
 		if list[i].Start < list[i-1].End {
 			return fmt.Errorf("namespace %s: slice table is inconsistent: slice %s overlaps %s", t.ns, formatTime(list[i].Start), formatTime(list[i-1].Start))
@@ -79,16 +80,6 @@ func (t *sliceTable) reloadLocked(ctx context.Context) error {
 	t.snap.Store(&list)
 	t.loadedAt.Store(time.Now().UnixNano())
 	return nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (t *sliceTable) list() []storage.SliceMeta { return *t.snap.Load() }
@@ -126,7 +117,7 @@ func (t *sliceTable) ensure(ctx context.Context, ms int64, tp TimePartition) (st
 		return m, fmt.Errorf("namespace %s: record slice %s: %w", t.ns, formatTime(m.Start), err)
 	}
 	next := slices.Clone(list)
-	i, _ := slices.BinarySearchFunc(next, m.Start, func(x storage.SliceMeta, s int64) int { return cmpInt64(x.Start, s) })
+	i, _ := slices.BinarySearchFunc(next, m.Start, func(x storage.SliceMeta, s int64) int { return cmp.Compare(x.Start, s) })
 	next = slices.Insert(next, i, m)
 	t.snap.Store(&next)
 	return m, nil

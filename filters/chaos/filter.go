@@ -9,7 +9,6 @@ import (
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/filters/shed"
 	"github.com/floodgate-dev/floodgate/loadshed"
-	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Built-in names and orders (filters/order.go).
@@ -112,9 +111,9 @@ func (f *filter) Apply(c *filters.Context) error {
 		return nil
 	}
 	if c.Priority == filters.Unscored {
-		c.Priority = f.sh.Score(request{c})
+		c.Priority = f.sh.Score(c.View())
 	}
-	m, ok := f.sh.Experiment(f.scope(), request{c}, c.Priority)
+	m, ok := f.sh.Experiment(f.scope(), c.View(), c.Priority)
 	if !ok {
 		return nil
 	}
@@ -152,21 +151,6 @@ func (f *filter) Apply(c *filters.Context) error {
 	}
 	return nil
 }
-
-// request adapts a Context to loadshed.Request.
-type request struct{ c *filters.Context }
-
-func (r request) Method() string { return r.c.Method }
-func (r request) Path() string   { return r.c.Path }
-func (r request) Route() string {
-	if r.c.Route == nil {
-		return ""
-	}
-	return r.c.Route.Name
-}
-func (r request) Header(name string) string { return string(r.c.RequestHeader(name)) }
-func (r request) Query(name string) string  { return string(r.c.Request.QueryArgs().Peek(name)) }
-func (r request) Identity() trust.Identity  { return r.c.Identity() }
 
 var (
 	_ filters.Filter    = (*filter)(nil)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/floodgate-dev/floodgate/filters"
 	"github.com/floodgate-dev/floodgate/loadshed"
-	"github.com/floodgate-dev/floodgate/trust"
 )
 
 // Filter names and orders: global shedding right after the request id, so
@@ -127,27 +126,6 @@ func (originReleaseFilter) Apply(c *filters.Context) error {
 	return nil
 }
 
-// request adapts a Context to loadshed.Request. It holds one pointer, so
-// passing it as an interface does not allocate.
-type request struct{ c *filters.Context }
-
-func (r request) Method() string { return r.c.Method }
-func (r request) Path() string   { return r.c.Path }
-func (r request) Route() string {
-	if r.c.Route == nil {
-		return ""
-	}
-	return r.c.Route.Name
-}
-
-func (r request) Header(name string) string { return string(r.c.RequestHeader(name)) }
-
-func (r request) Query(name string) string {
-	return string(r.c.Request.QueryArgs().Peek(name))
-}
-
-func (r request) Identity() trust.Identity { return r.c.Identity() }
-
 // globalFilter scores the request and applies chaos and the global cutoff.
 type globalFilter struct {
 	filters.Base
@@ -155,7 +133,7 @@ type globalFilter struct {
 }
 
 func (f *globalFilter) Apply(c *filters.Context) error {
-	r := request{c}
+	r := c.View()
 	// Priority and chaos headers from a client not trusted to send them
 	// are ignored here and never forwarded, so a tier behind this one
 	// cannot be steered by them either.
@@ -202,7 +180,7 @@ func (f *originFilter) Apply(c *filters.Context) error {
 	o := f.sh.Origin(name)
 	score := c.Priority
 	if score == filters.Unscored {
-		score = f.sh.Score(request{c})
+		score = f.sh.Score(c.View())
 		c.Priority = score
 	}
 	d := o.Decide(score)
