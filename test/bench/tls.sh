@@ -149,7 +149,7 @@ origins:
     max_conns_per_instance: 1024
     # The learned limit reads the saturated machine's latency as origin
     # overload and sheds a few per cent at 64 connections; off, so the
-    # figures measure TLS, not shedding (compare.sh's plain run sheds none).
+    # figures measure TLS, not shedding (compare.sh does the same).
     adaptive_limit: {enabled: false}
 routes:
   - {name: bench, match: {path_prefix: /}, origin: bench}
