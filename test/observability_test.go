@@ -34,6 +34,8 @@ routes:
     match: {path: /limited}
     static: {status: 200, body: fine}
     filters: [{name: rate_limit, options: {policy: tight}}]
+# The test's client connects directly: let it choose its request id.
+request_id: {options: {trust_from: anyone}}
 `, originAddr)
 }
 

@@ -35,16 +35,28 @@ type Options struct {
 	// Header is the header read from the client and set upstream and on
 	// the response.
 	Header string `mapstructure:"header" json:"header"`
-	// TrustIncoming keeps a valid client-supplied id; false always
-	// generates one (for edges whose clients must not choose ids).
+	// TrustIncoming keeps a valid incoming id from the sources TrustFrom
+	// names; false always generates one.
 	TrustIncoming bool `mapstructure:"trust_incoming" json:"trust_incoming"`
+	// TrustFrom is whose ids are kept: "trusted_proxies" (default: the TCP
+	// peer is in server.trusted_proxies, the rule X-Forwarded-* follows) or
+	// "anyone". An id is a key (request passports are stored by it, logs
+	// are searched by it), so an outside client does not choose it unless
+	// configured to.
+	TrustFrom string `mapstructure:"trust_from" json:"trust_from"`
 	// MaxLength is the longest client id kept; longer ones are replaced.
 	MaxLength int `mapstructure:"max_length" json:"max_length"`
 }
 
+// Values of Options.TrustFrom.
+const (
+	TrustFromTrustedProxies = "trusted_proxies"
+	TrustFromAnyone         = "anyone"
+)
+
 // Defaults returns the default options.
 func Defaults() Options {
-	return Options{Header: DefaultHeader, TrustIncoming: true, MaxLength: DefaultMaxLength}
+	return Options{Header: DefaultHeader, TrustIncoming: true, TrustFrom: TrustFromTrustedProxies, MaxLength: DefaultMaxLength}
 }
 
 // Validate checks the options.
@@ -52,6 +64,9 @@ func (o Options) Validate() error {
 	var errs []error
 	if o.Header == "" || !validHeaderName(o.Header) {
 		errs = append(errs, fmt.Errorf("header: %q is not a valid header name", o.Header))
+	}
+	if o.TrustFrom != TrustFromTrustedProxies && o.TrustFrom != TrustFromAnyone {
+		errs = append(errs, fmt.Errorf("trust_from: must be %s or %s, got %q", TrustFromTrustedProxies, TrustFromAnyone, o.TrustFrom))
 	}
 	if o.MaxLength < 1 || o.MaxLength > 1024 {
 		errs = append(errs, fmt.Errorf("max_length: must be between 1 and 1024, got %d", o.MaxLength))
@@ -73,6 +88,7 @@ type filter struct {
 	filters.Base
 	header    string
 	trust     bool
+	anyone    bool // ids from any client, not only trusted proxies
 	maxLength int
 }
 
@@ -81,6 +97,7 @@ func build(_ *filters.Env, o Options) (filters.Filter, error) {
 		Base:      filters.NewBase(FilterName, filters.Inbound, FilterOrder),
 		header:    textproto.CanonicalMIMEHeaderKey(o.Header),
 		trust:     o.TrustIncoming,
+		anyone:    o.TrustFrom == TrustFromAnyone,
 		maxLength: o.MaxLength,
 	}, nil
 }
@@ -92,7 +109,7 @@ func build(_ *filters.Env, o Options) (filters.Filter, error) {
 func (f *filter) Apply(c *filters.Context) error {
 	if c.RequestID == "" {
 		var in []byte
-		if f.trust {
+		if f.trust && (f.anyone || c.PeerTrusted()) {
 			in = c.RequestHeader(f.header) // any spelling
 		}
 		if Valid(in, f.maxLength) {

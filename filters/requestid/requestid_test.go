@@ -45,6 +45,12 @@ type server struct {
 
 func start(t *testing.T, opts map[string]any, header string) *server {
 	t.Helper()
+	return startFrom(t, opts, header, false)
+}
+
+// startFrom is start with the TCP peer trusted as a proxy (server.trusted_proxies) or not.
+func startFrom(t *testing.T, opts map[string]any, header string, peerTrusted bool) *server {
+	t.Helper()
 	f, err := filters.Default.Build(&filters.Env{Path: "filters[0]"}, FilterName, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +61,11 @@ func start(t *testing.T, opts map[string]any, header string) *server {
 	}
 	s := &server{}
 	s.url = chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
+		if peerTrusted {
+			id := c.Identity()
+			id.PeerTrusted = true
+			c.SetIdentity(id)
+		}
 		c.OnDone(func(c *filters.Context) {
 			s.mu.Lock()
 			s.logs = append(s.logs, c.RequestID)
@@ -86,7 +97,7 @@ func do(t *testing.T, s *server, header, id string) (upstream, returned string) 
 var generated = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestRequestIDOverHTTP(t *testing.T) {
-	s := start(t, nil, DefaultHeader)
+	s := startFrom(t, nil, DefaultHeader, true)
 	cases := []struct {
 		in   string
 		keep bool
@@ -129,12 +140,43 @@ func TestUntrustedAndCustomHeader(t *testing.T) {
 	}
 }
 
+// By default an id is kept only from a trusted proxy, the rule X-Forwarded-* follows;
+// trust_from: anyone keeps any client's.
+func TestIncomingIDTrustedOnlyFromTrustedProxiesByDefault(t *testing.T) {
+	const id = "3f2c1a9e-7b1d-4c7e-9a3b-0d9f8e7c6b5a"
+	for _, tc := range []struct {
+		name        string
+		opts        map[string]any
+		peerTrusted bool
+		keep        bool
+	}{
+		{"direct client, default", nil, false, false},
+		{"trusted proxy, default", nil, true, true},
+		{"direct client, trust_from anyone", map[string]any{"trust_from": "anyone"}, false, true},
+		{"trusted proxy, trust_incoming false", map[string]any{"trust_incoming": false}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startFrom(t, tc.opts, DefaultHeader, tc.peerTrusted)
+			up, back := do(t, s, DefaultHeader, id)
+			if up != back {
+				t.Fatalf("origin saw %q, client got %q", up, back)
+			}
+			if tc.keep && back != id {
+				t.Fatalf("id from a trusted source replaced by %q", back)
+			}
+			if !tc.keep && !generated.MatchString(back) {
+				t.Fatalf("id kept (%q), want a generated one", back)
+			}
+		})
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
-	_, err := filters.Default.Build(&filters.Env{Path: "filters[0]"}, FilterName, map[string]any{"header": "bad header", "max_length": 0})
+	_, err := filters.Default.Build(&filters.Env{Path: "filters[0]"}, FilterName, map[string]any{"header": "bad header", "max_length": 0, "trust_from": "everyone"})
 	if err == nil {
 		t.Fatal("bad options accepted")
 	}
-	for _, want := range []string{`filters[0].options.header: "bad header" is not a valid header name`, "max_length: must be between 1 and 1024"} {
+	for _, want := range []string{`filters[0].options.header: "bad header" is not a valid header name`, "max_length: must be between 1 and 1024", `trust_from: must be trusted_proxies or anyone, got "everyone"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%v lacks %q", err, want)
 		}
