@@ -56,8 +56,17 @@ func runRecovering(d Dispatcher, c *Context) {
 	}
 }
 
+// peerAddresser is a connection that knows its peer's address already
+// (the edge listener's connections read it once, at accept).
+type peerAddresser interface{ PeerAddr() netip.Addr }
+
 // RemoteIP is the address of the connection rc arrived on.
 func RemoteIP(rc *fasthttp.RequestCtx) netip.Addr {
+	if p, ok := rc.Conn().(peerAddresser); ok {
+		if a := p.PeerAddr(); a.IsValid() {
+			return a
+		}
+	}
 	if a, ok := rc.RemoteAddr().(*net.TCPAddr); ok {
 		return a.AddrPort().Addr().Unmap()
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -128,11 +129,23 @@ type Conn struct {
 	// deadline is the write deadline fasthttp asked for (its
 	// write_timeout), which a progress deadline never extends.
 	deadline time.Time
+	// peer is the TCP peer's address, read once: every request's trust
+	// decision starts from it, and converting net.Addr per request cost
+	// about 3 % of the gateway's CPU in a profile.
+	peer netip.Addr
 }
 
 func newConn(c net.Conn, progress time.Duration) *Conn {
-	return &Conn{Conn: c, progress: progress}
+	conn := &Conn{Conn: c, progress: progress}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		conn.peer = a.AddrPort().Addr().Unmap()
+	}
+	return conn
 }
+
+// PeerAddr is the TCP peer's address (IPv4-mapped addresses unmapped); the
+// zero Addr for a connection that is not TCP.
+func (c *Conn) PeerAddr() netip.Addr { return c.peer }
 
 // BytesRead is the number of bytes read from the client so far.
 func (c *Conn) BytesRead() int64 { return c.read.Load() }

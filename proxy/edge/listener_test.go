@@ -247,3 +247,34 @@ func TestConnCloseWrite(t *testing.T) {
 type netConnWrapper struct{ net.Conn }
 
 func (w netConnWrapper) NetConn() net.Conn { return w.Conn }
+
+// An accepted connection knows its peer's address from the start, as the
+// request driver reads it; a connection that is not TCP has none.
+func TestConnPeerAddr(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := Listen(inner, ListenerOptions{})
+	defer ln.Close()
+	client, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	want := client.LocalAddr().(*net.TCPAddr).AddrPort().Addr()
+	if got := ConnOf(server).PeerAddr(); got != want {
+		t.Fatalf("PeerAddr %v, want the client's %v", got, want)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if got := newConn(b, 0).PeerAddr(); got.IsValid() {
+		t.Fatalf("pipe connection has peer %v", got)
+	}
+}
