@@ -110,22 +110,7 @@ func TestAcceptReturnsOtherErrorsAndStopsOnClose(t *testing.T) {
 // A client that reads nothing is cut after the progress timeout; one that
 // reads slowly but steadily is not.
 func TestWriteProgressTimeout(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := Listen(inner, ListenerOptions{WriteProgressTimeout: 200 * time.Millisecond})
-	defer ln.Close()
-	client, err := net.Dial("tcp", inner.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	ln, _, server := acceptedPair(t, ListenerOptions{WriteProgressTimeout: 200 * time.Millisecond})
 	big := make([]byte, 64<<20) // far more than socket buffers hold
 	start := time.Now()
 	n, err := server.Write(big)
@@ -140,7 +125,7 @@ func TestWriteProgressTimeout(t *testing.T) {
 	// Steady reader: 4 MiB drained in small reads; every slice makes
 	// progress, so the write completes although it takes longer than the
 	// timeout in total.
-	client2, err := net.Dial("tcp", inner.Addr().String())
+	client2, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,22 +236,7 @@ func (w netConnWrapper) NetConn() net.Conn { return w.Conn }
 // An accepted connection knows its peer's address from the start, as the
 // request driver reads it; a connection that is not TCP has none.
 func TestConnPeerAddr(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := Listen(inner, ListenerOptions{})
-	defer ln.Close()
-	client, err := net.Dial("tcp", inner.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	_, client, server := acceptedPair(t, ListenerOptions{})
 	want := client.LocalAddr().(*net.TCPAddr).AddrPort().Addr()
 	if got := ConnOf(server).PeerAddr(); got != want {
 		t.Fatalf("PeerAddr %v, want the client's %v", got, want)
@@ -277,4 +247,28 @@ func TestConnPeerAddr(t *testing.T) {
 	if got := newConn(b, 0).PeerAddr(); got.IsValid() {
 		t.Fatalf("pipe connection has peer %v", got)
 	}
+}
+
+// acceptedPair opens an edge listener with opts on loopback and returns it
+// with a dialled client and the server side as the listener accepted it;
+// all three are closed when the test ends.
+func acceptedPair(t *testing.T, opts ListenerOptions) (ln *Listener, client, server net.Conn) {
+	t.Helper()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln = Listen(inner, opts)
+	t.Cleanup(func() { _ = ln.Close() })
+	client, err = net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.Close() })
+	return ln, client, server
 }
