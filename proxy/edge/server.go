@@ -16,6 +16,16 @@ import (
 // the gateway enforces server.max_body_size itself while streaming.
 const BufferedBodyLimit = 64 << 10
 
+// WriteBufferSize is the response write buffer. fasthttp sends a header and
+// a body that overflow its buffer in one writev only on a bare
+// *net.TCPConn, and the edge's connections are wrapped (edge.Conn), so a
+// response larger than the buffer costs a second write syscall: measured
+// 3.2 writes per proxied 16 KiB request against the minimal proxy's 2.1.
+// 32 KiB holds header and body of responses up to about 32 KiB in one write;
+// the buffer is taken from a pool per response and given back after it
+// (ReduceMemoryUsage), so idle connections do not hold it.
+const WriteBufferSize = 32 << 10
+
 // DefaultMaxHeaderSize is the read buffer, hence the largest request line
 // plus headers, when Limits leaves it zero (server.max_header_size's
 // default).
@@ -55,6 +65,7 @@ func NewServer(h fasthttp.RequestHandler, l Limits) *fasthttp.Server {
 		StreamRequestBody:             true,
 		MaxRequestBodySize:            BufferedBodyLimit,
 		ReadBufferSize:                l.MaxHeaderSize,
+		WriteBufferSize:               WriteBufferSize,
 		ReadTimeout:                   l.ReadHeaderTimeout,
 		IdleTimeout:                   l.IdleTimeout,
 		WriteTimeout:                  l.WriteTimeout,
