@@ -150,6 +150,18 @@ func (o *wsOrigin) awaitEnd(t *testing.T) websocket.StatusCode {
 
 // wsConfig routes /ws, /crit and /low to the WebSocket origin, /off to it
 // with WebSocket turned off, /healthz to a static answer. tunnel is the
+// startWSTunnelSetup starts a WebSocket origin and a gateway in front of it
+// with the given server.tunnel settings, and a context that ends after d
+// (cancelled when the test ends).
+func startWSTunnelSetup(t *testing.T, tunnel string, d time.Duration) (*wsOrigin, *inproc, context.Context) {
+	t.Helper()
+	o := startWSOrigin(t)
+	gw := startGateway(t, wsConfig(o.addr, tunnel, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return o, gw, ctx
+}
+
 // server.tunnel section.
 func wsConfig(originAddr, tunnel, extra string) string {
 	return fmt.Sprintf(`
@@ -253,10 +265,7 @@ func awaitNoTunnels(t *testing.T, gw *inproc) {
 // reaches the origin with its upgrade headers; the tunnel is counted while
 // open and its bytes and duration once closed; it holds no in-flight slot.
 func TestWebSocketEchoesTenThousandMessagesWithPings(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	o, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 1m}", 60*time.Second)
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	defer c.CloseNow()
 
@@ -351,10 +360,7 @@ func TestWebSocketEchoesTenThousandMessagesWithPings(t *testing.T) {
 
 // A close code goes through in both directions, with its reason.
 func TestWebSocketCloseCodesRelayedBothWays(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	o, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 1m}", 20*time.Second)
 
 	// Client to origin.
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
@@ -383,10 +389,7 @@ func TestWebSocketCloseCodesRelayedBothWays(t *testing.T) {
 // An origin's refusal of the handshake reaches the client as a normal
 // response, body and headers included; no tunnel opens.
 func TestWebSocketOriginRefusalRelayed(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	_, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 1m}", 10*time.Second)
 	_, resp, err := dialWS(t, ctx, gw.addr, "/ws/deny")
 	if err == nil || resp == nil {
 		t.Fatalf("dial succeeded or gave no response: %v", err)
@@ -414,10 +417,7 @@ func TestWebSocketOriginRefusalRelayed(t *testing.T) {
 // An origin that dies mid-tunnel (connection reset) is seen by the client
 // at once, not after the idle timeout.
 func TestWebSocketOriginCrashReachesClientPromptly(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	o, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 1m}", 20*time.Second)
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	defer c.CloseNow()
 	if err := c.Write(ctx, websocket.MessageText, []byte("crash")); err != nil {
@@ -438,10 +438,7 @@ func TestWebSocketOriginCrashReachesClientPromptly(t *testing.T) {
 // A client that vanishes (TCP closed, no close frame) ends the origin's
 // session and the tunnel.
 func TestWebSocketClientVanishing(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	o, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 1m}", 20*time.Second)
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
 		t.Fatal(err)
@@ -459,10 +456,7 @@ func TestWebSocketClientVanishing(t *testing.T) {
 // A tunnel with no traffic either way is closed after
 // server.tunnel.idle_timeout.
 func TestWebSocketIdleTimeout(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 300ms}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	o, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 300ms}", 20*time.Second)
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	defer c.CloseNow()
 	// The last byte crosses the gateway after t0, so the tunnel cannot
@@ -488,10 +482,7 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 
 // A busy tunnel is still closed at server.tunnel.max_lifetime.
 func TestWebSocketMaxLifetime(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m, max_lifetime: 400ms}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	o, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 1m, max_lifetime: 400ms}", 20*time.Second)
 	t0 := time.Now()
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	defer c.CloseNow()
@@ -735,10 +726,7 @@ routes:
 // Shutdown: the server turns not ready at once while the tunnel keeps
 // working through the drain; at the drain timeout the tunnel is closed.
 func TestWebSocketDrainClosesTunnel(t *testing.T) {
-	o := startWSOrigin(t)
-	gw := startGateway(t, wsConfig(o.addr, "{idle_timeout: 1m}", ""))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	o, gw, ctx := startWSTunnelSetup(t, "{idle_timeout: 1m}", 20*time.Second)
 	c := mustDialWS(t, ctx, gw.addr, "/ws/echo")
 	defer c.CloseNow()
 
