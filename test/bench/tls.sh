@@ -125,54 +125,19 @@ backend be
   server origin $ORIGIN
 HAP
 
-cat > "$work/floodgate.yaml" <<YAML
-# compare.sh's production-like chain (request id, priority scoring and
-# shedding, a rate-limit policy that never triggers, metrics, P2C with
-# breakers, the access log sampling 1 % of successes), with TLS on the
-# listener.
-server:
-  listen: "$FG"
-  tls:
-    certificates: [{cert_file: "$work/cert.pem", key_file: "$work/key.pem"}]
-admin: {listen: "$FG_ADMIN"}
-request_id: {options: {header: X-Request-Id, trust_incoming: false}}
-access_log: {enabled: true, options: {output: "$work/access.log", sample_successes: 0.01}}
-rate_limit:
-  policies:
-    - {name: per-client, rate: 100000000, burst: 100000000, key: [client_ip]}
-filters:
-  - {name: rate_limit, options: {policy: per-client}}
-origins:
-  bench:
-    instances: [{address: "$ORIGIN"}]
-    lb: p2c
-    max_conns_per_instance: 1024
-    # The learned limit reads the saturated machine's latency as origin
-    # overload and sheds a few per cent at 64 connections; off, so the
-    # figures measure TLS, not shedding (compare.sh does the same).
-    adaptive_limit: {enabled: false}
-routes:
-  - {name: bench, match: {path_prefix: /}, origin: bench}
-loadshed:
-  scoring:
-    default_score: 50
-    rules:
-      - {name: health, match: {paths: [/healthz]}, set: 0, stop: true}
-  global:
-    signals:
-      inflight: {enabled: true, threshold: 20000, max: 80000}
-      connections: {enabled: true, threshold: 50000, max: 100000}
-      cpu: {enabled: false}
-  origin:
-    signals:
-      inflight: {enabled: true, threshold: 5000, max: 20000}
-      error_rate: {enabled: true, threshold: 0.05, max: 0.5}
-      latency: {enabled: true, threshold: 2s, max: 10s}
-YAML
+# Floodgate: compare.sh's production-like config (request id, priority
+# scoring and shedding, a rate-limit policy that never triggers, metrics,
+# P2C with breakers, the access log sampling 1 % of successes, the origin's
+# adaptive limit off so the figures measure TLS, not shedding), taken from
+# compare.sh itself so the two benchmarks cannot drift apart. fg-plain is
+# that config on this script's ports; floodgate adds TLS on the listener.
+sed -n '/^cat > "\$work\/floodgate.yaml" <<YAML/,/^YAML/p' test/bench/compare.sh | sed '1d;$d' |
+  sed "s|\$FG_ADMIN|$FGP_ADMIN|; s|\$FG|$FGP|; s|\$work/access.log|$work/access-plain.log|; s|\$work|$work|; s|\$SAMPLE|0.01|; s|\$ORIGIN|$ORIGIN|" > "$work/fg-plain.yaml"
+sed -e "s|$FGP_ADMIN|$FG_ADMIN|" -e "s|access-plain.log|access.log|" \
+  -e "s|^server: {listen: \"$FGP\"}|server:\n  listen: \"$FG\"\n  tls:\n    certificates: [{cert_file: \"$work/cert.pem\", key_file: \"$work/key.pem\"}]|" \
+  "$work/fg-plain.yaml" > "$work/floodgate.yaml"
+grep -q 'certificates:' "$work/floodgate.yaml" || { echo "tls.sh: could not add TLS to compare.sh's config" >&2; exit 1; }
 "$work/floodgate" validate -config "$work/floodgate.yaml" >/dev/null
-# fg-plain: the same config, no TLS.
-sed -e "s|$FG_ADMIN|$FGP_ADMIN|" -e "s|$FG|$FGP|" -e '/^  tls:/d' -e '/^    certificates:/d' \
-  -e "s|$work/access.log|$work/access-plain.log|" "$work/floodgate.yaml" > "$work/fg-plain.yaml"
 "$work/floodgate" validate -config "$work/fg-plain.yaml" >/dev/null
 
 start() { # name -> sets PID[name]; waits until it answers
