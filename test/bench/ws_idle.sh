@@ -13,7 +13,7 @@
 #
 # Three processes on loopback only (ports 24110-24112): the WebSocket origin
 # (test/bench/wsorigin, github.com/coder/websocket), the gateway built from
-# ./cmd/gateway, and the holder (test/bench/wsholder) that opens the
+# ./cmd/gateway, and the holder (test/bench/holder -websocket) that opens the
 # tunnels, exchanges one message on each and keeps them idle. The script
 # stops exactly the PIDs it started.
 set -euo pipefail
@@ -34,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/" ./cmd/gateway ./test/bench/wsorigin ./test/bench/wsholder
+go build -o "$work/" ./cmd/gateway ./test/bench/wsorigin ./test/bench/holder
 
 cat >"$work/floodgate.yaml" <<YAML
 server:
@@ -75,7 +75,7 @@ PIDS+=($GWPID)
 wait_port "$GW"
 
 # Warm up: open and close some tunnels so pools and the runtime settle.
-"$work/wsholder" -addr "$GW" -n 200 -hold 0s >/dev/null
+"$work/holder" -websocket -path /ws -addr "$GW" -n 200 -hold 0s >/dev/null
 for _ in $(seq 1 100); do
   [ "$(metric 'floodgate_tunnels_open{route="ws"}')" = "0" ] && break
   sleep 0.1
@@ -86,7 +86,7 @@ heap_before=$(metric go_memstats_heap_inuse_bytes)
 stack_before=$(metric go_memstats_stack_inuse_bytes)
 gr_before=$(metric go_goroutines)
 
-"$work/wsholder" -addr "$GW" -n "$N" -hold "$HOLD" >"$work/holder.out" 2>&1 &
+"$work/holder" -websocket -path /ws -addr "$GW" -n "$N" -hold "$HOLD" >"$work/holder.out" 2>&1 &
 HOLDER=$!
 PIDS+=($HOLDER)
 for _ in $(seq 1 1200); do

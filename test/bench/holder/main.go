@@ -4,6 +4,10 @@
 // -hold elapses. The benchmark measures the server's memory while they are
 // held. One process can hold as many connections as its fd limit allows,
 // so the benchmark runs two.
+//
+// With -websocket it holds WebSocket tunnels instead (ws_idle.sh): each
+// connection does the upgrade handshake and exchanges one message, so the
+// tunnel is known to relay both ways, before it is held idle.
 package main
 
 import (
@@ -27,6 +31,7 @@ func main() {
 	path := flag.String("path", "/64", "request path")
 	parallel := flag.Int("parallel", 32, "connections being opened at once")
 	hold := flag.Duration("hold", 2*time.Minute, "stop by itself after this long")
+	websocket := flag.Bool("websocket", false, "hold WebSocket tunnels (path is the handshake's)")
 	flag.Parse()
 
 	conns := make([]net.Conn, 0, *n)
@@ -35,14 +40,16 @@ func main() {
 	var firstErr atomic.Value
 	work := make(chan struct{})
 	var wg sync.WaitGroup
-	req := []byte("GET " + *path + " HTTP/1.1\r\nHost: bench\r\n\r\n")
+	connect := openKeepAlive
+	if *websocket {
+		connect = openTunnel
+	}
 	for w := 0; w < *parallel; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			br := bufio.NewReaderSize(nil, 4096)
 			for range work {
-				c, err := open(*addr, req, br)
+				c, err := connect(*addr, *path)
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -78,24 +85,34 @@ func main() {
 	}
 }
 
-// open connects, sends one request and reads its whole answer.
-func open(addr string, req []byte, br *bufio.Reader) (net.Conn, error) {
+// openKeepAlive connects, sends one request and reads its whole answer.
+func openKeepAlive(addr, path string) (net.Conn, error) {
+	return dialAndCheck(addr, "GET "+path+" HTTP/1.1\r\nHost: bench\r\n\r\n", func(c net.Conn, br *bufio.Reader, resp *http.Response) error {
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			return fmt.Errorf("answer %d, close %v", resp.StatusCode, resp.Close)
+		}
+		return nil
+	})
+}
+
+// dialAndCheck connects, writes req, reads the response head and lets
+// check finish the exchange; the connection is returned only if check
+// accepts it.
+func dialAndCheck(addr, req string, check func(net.Conn, *bufio.Reader, *http.Response) error) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write(req); err != nil {
-		c.Close()
-		return nil, err
-	}
-	br.Reset(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err == nil && (resp.StatusCode != 200 || resp.Close) {
-			err = fmt.Errorf("answer %d, close %v", resp.StatusCode, resp.Close)
+	if _, err = io.WriteString(c, req); err == nil {
+		br := bufio.NewReaderSize(c, 4096)
+		var resp *http.Response
+		if resp, err = http.ReadResponse(br, nil); err == nil {
+			err = check(c, br, resp)
 		}
 	}
 	if err != nil {
