@@ -56,17 +56,22 @@ func (x *exchange) Fork() func(in *origins.Instance) (*fasthttp.Response, error)
 }
 
 func (x *exchange) client(in *origins.Instance) *fasthttp.HostClient {
-	k := x.key
-	if in.Origin() != x.origin {
-		// A retry or hedge sent to another origin of the group: its
-		// timeouts and pool settings.
-		if o, ok := x.e.reg.Get(in.Origin()); ok {
+	return x.e.pool.get(x.e.instanceKey(x.key, x.origin, in))
+}
+
+// instanceKey is the pool key of instance in: key (the settings of the
+// request's origin) with in's address, or, for an instance of another origin
+// of the group (a retry, hedge or fallback member), that origin's timeouts,
+// pool settings and TLS.
+func (e *forwardEndpoint) instanceKey(key poolKey, origin string, in *origins.Instance) poolKey {
+	if in.Origin() != origin {
+		if o, ok := e.reg.Get(in.Origin()); ok {
 			oc := o.Config()
-			k = x.e.poolKeyFor(&oc)
+			key = e.poolKeyFor(&oc)
 		}
 	}
-	k.addr = in.Addr()
-	return x.e.pool.get(k)
+	key.addr = in.Addr()
+	return key
 }
 
 func (x *exchange) answer(resp *fasthttp.Response, err error) (*fasthttp.Response, error) {

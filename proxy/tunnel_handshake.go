@@ -65,15 +65,7 @@ type upgradeExchange struct {
 // handshake, the response timeout on every read and write) but never
 // enters the pool.
 func (x *upgradeExchange) Send(in *origins.Instance) (*upgradeAnswer, error) {
-	k := x.key
-	if in.Origin() != x.origin {
-		// A group's fallback member: its timeouts and TLS.
-		if o, ok := x.e.reg.Get(in.Origin()); ok {
-			oc := o.Config()
-			k = x.e.poolKeyFor(&oc)
-		}
-	}
-	k.addr = in.Addr()
+	k := x.e.instanceKey(x.key, x.origin, in)
 	conn, err := x.e.pool.get(k).Dial(k.addr)
 	if err != nil {
 		return nil, err

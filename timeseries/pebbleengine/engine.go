@@ -274,24 +274,12 @@ func (e *Engine) ScanIndex(ctx context.Context, ns string, ip storage.IndexParti
 			return fn(ref), nil
 		})
 	}
-	if err := e.acquire(); err != nil {
-		return err
-	}
-	defer e.release()
 	prefix := slicePrefix(ns, ip.Slice)
 	prefix = append(prefix, tagKeyword)
 	prefix = appendEscaped(prefix, ip.Field)
 	prefix = appendU64(prefix, uint64(ip.Bucket))
 	prefix = appendEscapedBytes(prefix, m.Equals)
-	lower, upper := refBounds(prefix, r, after)
-	var series seriesNames
-	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
-		ref, err := series.parseRef(it.Key()[len(prefix):])
-		if err != nil {
-			return false, err
-		}
-		return fn(ref), nil
-	})
+	return e.scanRefs(ctx, prefix, r, after, func(ref storage.Ref, _ []byte) (bool, error) { return fn(ref), nil })
 }
 
 // refBounds are the scan bounds of keys prefix | inv(time) | esc(tsid) | esc(id) for times in
@@ -342,11 +330,16 @@ func (names *seriesNames) parseRef(rest []byte) (storage.Ref, error) {
 
 // scanIndexRows visits the index rows of one bucket in ref order with their raw values.
 func (e *Engine) scanIndexRows(ctx context.Context, ns string, slice, bucket int64, r storage.TimeRange, after *storage.Ref, visit func(storage.Ref, []byte) (bool, error)) error {
+	return e.scanRefs(ctx, indexRowPrefix(ns, slice, bucket), r, after, visit)
+}
+
+// scanRefs visits the rows under prefix whose keys end in a ref (postings,
+// index rows), in ref order, with their raw values.
+func (e *Engine) scanRefs(ctx context.Context, prefix []byte, r storage.TimeRange, after *storage.Ref, visit func(storage.Ref, []byte) (bool, error)) error {
 	if err := e.acquire(); err != nil {
 		return err
 	}
 	defer e.release()
-	prefix := indexRowPrefix(ns, slice, bucket)
 	lower, upper := refBounds(prefix, r, after)
 	var series seriesNames
 	return e.scan(ctx, lower, upper, func(it *pebble.Iterator) (bool, error) {
