@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"slices"
 	"sync"
 	"time"
 
@@ -104,41 +103,6 @@ func (b *requestBody) rewind() bool {
 	}
 	b.replay = b.prefix
 	return true
-}
-
-// readWholeBody reads a body of exactly size bytes from stream into out,
-// reusing out's pooled body buffer, and reads on to the stream's end so
-// the origin connection is returned to its pool rather than closed.
-func readWholeBody(out *fasthttp.Response, stream io.Reader, size int) error {
-	buf := out.SwapBody(nil)
-	// One spare byte past the body: the read that must find the end lands
-	// there (a stack array would escape through the interface call).
-	buf = slices.Grow(buf[:0], size+1)[:size]
-	_, err := io.ReadFull(stream, buf)
-	if err == nil {
-		probe := buf[size : size+1]
-		var n int
-		n, err = stream.Read(probe)
-		switch {
-		case err == io.EOF:
-			err = nil
-		case err == nil && n == 0:
-			_, err = stream.Read(probe) // a reader may report EOF on the next call
-			if err == io.EOF {
-				err = nil
-			}
-		case n > 0:
-			err = errors.New("origin sent more body than its Content-Length")
-		}
-	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	out.SwapBody(buf)
-	if err != nil {
-		out.ResetBody()
-	}
-	return err
 }
 
 // responseBody streams an origin's response body to the client. fasthttp

@@ -6,8 +6,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/valyala/fasthttp"
 )
 
 func TestRequestBodyEnforcesLimit(t *testing.T) {
@@ -40,21 +38,5 @@ func TestRequestBodyNotReplayableBeyondLimit(t *testing.T) {
 	io.CopyN(io.Discard, b, replayLimit+1)
 	if b.rewind() {
 		t.Fatal("rewind must refuse once more than the replay limit was consumed")
-	}
-}
-
-func TestReadWholeBody(t *testing.T) {
-	var out fasthttp.Response
-	if err := readWholeBody(&out, strings.NewReader("hello"), 5); err != nil || string(out.Body()) != "hello" {
-		t.Fatalf("exact body: %q %v", out.Body(), err)
-	}
-	out.Reset()
-	err := readWholeBody(&out, strings.NewReader("hel"), 5)
-	if !errors.Is(err, io.ErrUnexpectedEOF) || len(out.Body()) != 0 {
-		t.Fatalf("short body: %q %v, want ErrUnexpectedEOF and no body", out.Body(), err)
-	}
-	out.Reset()
-	if err := readWholeBody(&out, strings.NewReader("hello!"), 5); err == nil {
-		t.Fatal("a body longer than announced must fail")
 	}
 }

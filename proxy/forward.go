@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -196,21 +195,10 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	c.UpstreamHeaders(req.Header.Set)
 }
 
-// isGatewayOwnedRequestHeader reports headers the forwarder sets itself
-// instead of copying: framing (re-derived from the body), Host, Expect (the
-// gateway answered 100-continue itself) and the forwarding headers
-// setForwarded rebuilds.
-func isGatewayOwnedRequestHeader(k []byte) bool {
-	for _, n := range requestOwnHeaders {
-		if bytes.EqualFold(k, []byte(n)) {
-			return true
-		}
-	}
-	return false
-}
-
-func isContentLength(k []byte) bool { return bytes.EqualFold(k, []byte("Content-Length")) }
-
+// requestOwnHeaders are the headers the forwarder sets itself instead of
+// copying: framing (re-derived from the body), Host, Expect (the gateway
+// answered 100-continue itself) and the forwarding headers setForwarded
+// rebuilds.
 var requestOwnHeaders = []string{"Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-IP", "Via"}
 
 // attachBody gives req the client's body: small known-length bodies
@@ -272,10 +260,12 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	}
 	var head []byte
 	var headBuf *[]byte
-	// A body of known length up to bufferedBodyLimit is read whole below,
-	// before anything is committed; any other body's start is read here,
-	// so a failure before its first byte is still a clean 502/504.
-	if stream := resp.BodyStream(); stream != nil && !(resp.Header.ContentLength() >= 0 && resp.Header.ContentLength() <= bufferedBodyLimit) {
+	// A streamed body's start is read before anything is committed, so a
+	// failure before its first byte is still a clean 502/504. (A body of
+	// known length up to bufferedBodyLimit arrives whole: the origin
+	// transport read it before the attempt counted as answered.)
+	stream := resp.BodyStream()
+	if stream != nil {
 		headBuf = headBufPool.Get().(*[]byte)
 		n, err := readHead(stream, resp.Header.ContentLength(), *headBuf)
 		if err != nil {
@@ -301,12 +291,20 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	}
 	c.MarkResponded(status, cat)
 
-	stream := resp.BodyStream()
 	if stream == nil {
-		// HEAD, 204, 304 and 1xx have no body; a HEAD response keeps the
-		// length the origin announced.
-		if cl := resp.Header.ContentLength(); cl >= 0 && status != 204 && status != 304 {
-			out.Header.SetContentLength(cl)
+		if c.Method == fasthttp.MethodHead || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
+			// No body; a HEAD response keeps the length the origin
+			// announced.
+			if cl := resp.Header.ContentLength(); cl >= 0 && status != fasthttp.StatusNoContent && status != fasthttp.StatusNotModified {
+				out.Header.SetContentLength(cl)
+			}
+		} else {
+			// The whole body is here and the origin connection is back in
+			// its pool: hand the buffer over rather than copy it, and the
+			// answer leaves in one write with nothing to retain.
+			body := resp.SwapBody(nil)
+			resp.SwapBody(out.SwapBody(body))
+			c.BytesOut = int64(len(body))
 		}
 		fasthttp.ReleaseResponse(resp)
 		done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
@@ -316,33 +314,6 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	// whatever the client's download costs from now on.
 	done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status, HeadersOnly: true})
 	size := resp.Header.ContentLength()
-	if size >= 0 && size <= bufferedBodyLimit {
-		// A small body of known length is read whole: the origin
-		// connection goes back to the pool before the client is written
-		// to, and the answer leaves in one write with nothing to retain.
-		err := readWholeBody(out, stream, size)
-		_ = resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(resp)
-		if err != nil {
-			// Nothing has reached the client yet, so it gets a clean 502
-			// rather than a truncated body.
-			code, cat := classifyOriginError(err)
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				code, cat = http.StatusBadGateway, filters.CategoryOriginReset
-			}
-			done(origins.Result{Latency: latency, Outcome: outcomeOf(cat), Status: status})
-			if n := len(c.Attempts); n > 0 {
-				c.Attempts[n-1].Outcome = outcomeOf(cat).String()
-			}
-			c.Err = err
-			c.Log("origin failed before the first byte reached the client: " + err.Error())
-			c.Respond(code, cat, originErrorReason(cat, c.Origin))
-			return
-		}
-		c.BytesOut = int64(size)
-		done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
-		return
-	}
 	if size < 0 {
 		size = -1 // chunked, or delimited by close: re-frame as chunked
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,7 +56,7 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader, c *filters.Context) {
 		}
 	}
 	for k, v := range src.All() {
-		if !isHopByHop(k) && !containsFold(named, k) && !isGatewayOwnedRequestHeader(k) && !c.UpstreamOwns(k) {
+		if headerRoleOf(k)&(roleHopByHop|roleRequestOwned) == 0 && !containsFold(named, k) && !c.UpstreamOwns(k) {
 			dst.AddBytesKV(k, v)
 		}
 	}
@@ -72,19 +73,62 @@ func copyResponseHeaders(dst, src *fasthttp.ResponseHeader, c *filters.Context) 
 		}
 	}
 	for k, v := range src.All() {
-		if !isHopByHop(k) && !containsFold(named, k) && !isContentLength(k) && !c.OwnsResponseHeader(k) {
+		if headerRoleOf(k)&(roleHopByHop|roleContentLength) == 0 && !containsFold(named, k) && !c.OwnsResponseHeader(k) {
 			dst.AddBytesKV(k, v)
 		}
 	}
 }
 
-func isHopByHop(name []byte) bool {
-	for _, n := range hopByHop {
-		if bytes.EqualFold(name, []byte(n)) {
-			return true
+// Roles of a header name for the forwarder.
+const (
+	roleHopByHop      uint8 = 1 << iota // describes one connection: never forwarded
+	roleRequestOwned                    // set on upstream requests by the gateway itself
+	roleContentLength                   // re-derived from the body sent
+)
+
+// maxRoleNameLen is the longest name with a role, other than Proxy-*.
+const maxRoleNameLen = 20
+
+// headerRoles lists the names with a role by their length, so classifying
+// an ordinary header costs a comparison or two rather than one per entry
+// of each list: every header of every request and response passes here.
+var headerRoles = func() (byLen [maxRoleNameLen + 1][]namedRole) {
+	add := func(role uint8, names ...string) {
+		for _, n := range names {
+			list := byLen[len(n)]
+			if i := slices.IndexFunc(list, func(r namedRole) bool { return strings.EqualFold(r.name, n) }); i >= 0 {
+				list[i].role |= role
+				continue
+			}
+			byLen[len(n)] = append(list, namedRole{n, role})
 		}
 	}
-	return len(name) > 6 && bytes.EqualFold(name[:6], []byte("Proxy-"))
+	add(roleHopByHop, hopByHop...)
+	add(roleRequestOwned, requestOwnHeaders...)
+	add(roleContentLength, "Content-Length")
+	return byLen
+}()
+
+type namedRole struct {
+	name string
+	role uint8
+}
+
+// headerRoleOf returns name's roles, matched in any letter case; every
+// Proxy-* header is hop-by-hop.
+func headerRoleOf(name []byte) uint8 {
+	if len(name) > 6 && bytes.EqualFold(name[:6], []byte("Proxy-")) {
+		return roleHopByHop
+	}
+	if len(name) > maxRoleNameLen {
+		return 0
+	}
+	for _, r := range headerRoles[len(name)] {
+		if bytes.EqualFold(name, []byte(r.name)) {
+			return r.role
+		}
+	}
+	return 0
 }
 
 func containsFold(list [][]byte, name []byte) bool {

@@ -36,3 +36,21 @@ func TestCopyEndToEndDropsHopByHopInAnySpelling(t *testing.T) {
 		t.Errorf("end-to-end headers lost or reordered: %s", s)
 	}
 }
+
+func TestHeaderRolesInAnyCase(t *testing.T) {
+	want := map[string]uint8{"Content-Length": roleRequestOwned | roleContentLength, "Proxy-Anything": roleHopByHop,
+		"Content-Type": 0, "X-Forwarded-Foo": 0, "Hostname": 0, "Accept": 0, "": 0}
+	for _, n := range hopByHop {
+		want[n] |= roleHopByHop
+	}
+	for _, n := range requestOwnHeaders {
+		want[n] |= roleRequestOwned
+	}
+	for name, role := range want {
+		for _, spelled := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if got := headerRoleOf([]byte(spelled)); got != role {
+				t.Errorf("%q: role %b, want %b", spelled, got, role)
+			}
+		}
+	}
+}

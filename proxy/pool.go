@@ -48,7 +48,6 @@ func (p *clientPool) get(k poolKey) *fasthttp.HostClient {
 		Dial:                          dialer(k.addr, k.connect, k.response, k.tls),
 		MaxConns:                      k.maxConns,
 		MaxIdleConnDuration:           k.idle,
-		StreamResponseBody:            true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
@@ -61,6 +60,8 @@ func (p *clientPool) get(k poolKey) *fasthttp.HostClient {
 		MaxIdemponentCallAttempts: k.maxConns + 1,
 		RetryIfErr:                retryIfErr,
 	}
+	// Bodies stream or not per response, decided on its headers.
+	newOriginTransport(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
 	p.clients.Store(k, hc)
 	return hc
 }
