@@ -1,6 +1,7 @@
 package filters
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,21 +109,52 @@ type Context struct {
 	// identity is who the request comes from; see ClientIP.
 	identity    trust.Identity
 	passport    []Event
-	bag         []bagEntry
+	bag         []keySlot
 	respHeaders []responseHeader
 	upstream    []upstreamHeader
 	responded   bool
-	doneHooks   []func(*Context)
+	doneHooks   []doneHook
 	finished    bool
 	refs        atomic.Int32
 }
 
-type responseHeader struct{ name, value string }
+// responseHeader is a header asked for with SetResponseHeader, or with
+// SetResponseHeaderInt (number, formatted only when applied).
+type responseHeader struct {
+	name, value string
+	number      int64
+	isNumber    bool
+}
+
+// doneHook is one completion hook: fn, or withArg called with arg.
+type doneHook struct {
+	fn      func(*Context)
+	withArg func(*Context, any)
+	arg     any
+}
 
 type bagEntry struct {
 	key any
 	val any
 }
+
+// keySlot is one Key's place in a Context's bag. Its value lives in a
+// *keyValue[T] that stays with the pooled Context across requests (reset
+// clears it), so Key.Set allocates only the first time a Context meets a
+// key, never per request.
+type keySlot struct {
+	key any
+	val resetter
+}
+
+type resetter interface{ reset() }
+
+type keyValue[T any] struct {
+	v   T
+	set bool
+}
+
+func (kv *keyValue[T]) reset() { *kv = keyValue[T]{} }
 
 var contextPool = sync.Pool{New: func() any { return &Context{Priority: Unscored} }}
 
@@ -165,8 +197,9 @@ func (c *Context) reset() {
 	c.Start, c.EndpointStart, c.End = time.Time{}, time.Time{}, time.Time{}
 	c.BytesIn, c.BytesOut = 0, 0
 	c.passport = c.passport[:0]
-	clear(c.bag)
-	c.bag = c.bag[:0]
+	for i := range c.bag {
+		c.bag[i].val.reset()
+	}
 	c.respHeaders = c.respHeaders[:0]
 	c.upstream = c.upstream[:0]
 	c.responded, c.finished = false, false
@@ -264,13 +297,23 @@ func (c *Context) Passport() []Event { return c.passport }
 // (endpoint or local rejection). Inbound filters use it because the
 // endpoint owns the response headers while it runs (it copies the origin's).
 func (c *Context) SetResponseHeader(name, value string) {
+	c.setResponseHeader(responseHeader{name: name, value: value})
+}
+
+// SetResponseHeaderInt is SetResponseHeader for a decimal number; it is
+// formatted straight into the response, without a string per request.
+func (c *Context) SetResponseHeaderInt(name string, v int64) {
+	c.setResponseHeader(responseHeader{name: name, number: v, isNumber: true})
+}
+
+func (c *Context) setResponseHeader(rh responseHeader) {
 	for i := range c.respHeaders {
-		if c.respHeaders[i].name == name {
-			c.respHeaders[i].value = value
+		if c.respHeaders[i].name == rh.name {
+			c.respHeaders[i] = rh
 			return
 		}
 	}
-	c.respHeaders = append(c.respHeaders, responseHeader{name: name, value: value})
+	c.respHeaders = append(c.respHeaders, rh)
 }
 
 // ApplyResponseHeaders writes the headers asked for with SetResponseHeader
@@ -278,6 +321,11 @@ func (c *Context) SetResponseHeader(name, value string) {
 func (c *Context) ApplyResponseHeaders() {
 	h := &c.Request.Response.Header
 	for _, rh := range c.respHeaders {
+		if rh.isNumber {
+			var buf [20]byte
+			h.SetBytesV(rh.name, strconv.AppendInt(buf[:0], rh.number, 10))
+			continue
+		}
 		h.Set(rh.name, rh.value)
 	}
 	if c.Category != "" {
@@ -288,7 +336,15 @@ func (c *Context) ApplyResponseHeaders() {
 // OnDone registers fn to run once the response is complete (after the body
 // has been streamed, possibly after the handler returned). Hooks must not
 // touch c.Request: it is nil by then.
-func (c *Context) OnDone(fn func(*Context)) { c.doneHooks = append(c.doneHooks, fn) }
+func (c *Context) OnDone(fn func(*Context)) { c.doneHooks = append(c.doneHooks, doneHook{fn: fn}) }
+
+// OnDoneWith is OnDone for a hook that needs a value: fn (a function, not
+// a closure) is called with arg. A filter on the hot path uses it so that
+// registering its hook allocates nothing, where a closure capturing the
+// value would be allocated per request.
+func (c *Context) OnDoneWith(fn func(c *Context, arg any), arg any) {
+	c.doneHooks = append(c.doneHooks, doneHook{withArg: fn, arg: arg})
+}
 
 // finish runs the completion hooks once.
 func (c *Context) finish() {
@@ -299,8 +355,12 @@ func (c *Context) finish() {
 	if c.End.IsZero() {
 		c.End = time.Now()
 	}
-	for _, fn := range c.doneHooks {
-		fn(c)
+	for _, h := range c.doneHooks {
+		if h.fn != nil {
+			h.fn(c)
+		} else {
+			h.withArg(c, h.arg)
+		}
 	}
 }
 
@@ -316,23 +376,29 @@ func (k *Key[T]) Name() string { return k.name }
 
 // Set stores v under k in c.
 func (k *Key[T]) Set(c *Context, v T) {
-	for i := range c.bag {
-		if c.bag[i].key == k {
-			c.bag[i].val = v
-			return
-		}
+	kv := k.slot(c)
+	if kv == nil {
+		kv = new(keyValue[T])
+		c.bag = append(c.bag, keySlot{key: k, val: kv})
 	}
-	c.bag = append(c.bag, bagEntry{key: k, val: v})
+	kv.v, kv.set = v, true
 }
 
 // Get returns the value stored under k in c.
 func (k *Key[T]) Get(c *Context) (T, bool) {
-	for i := range c.bag {
-		if c.bag[i].key == k {
-			v, ok := c.bag[i].val.(T)
-			return v, ok
-		}
+	if kv := k.slot(c); kv != nil && kv.set {
+		return kv.v, true
 	}
 	var zero T
 	return zero, false
+}
+
+// slot is k's value holder in c, nil until k was first set on c.
+func (k *Key[T]) slot(c *Context) *keyValue[T] {
+	for i := range c.bag {
+		if c.bag[i].key == k {
+			return c.bag[i].val.(*keyValue[T])
+		}
+	}
+	return nil
 }

@@ -126,20 +126,22 @@ func TestResetClearsEverything(t *testing.T) {
 		c.ClientIP().IsValid() || c.RequestID != "" || c.Priority != zero.Priority || c.Category != "" || c.Status != 0 ||
 		c.Reason != "" || c.Err != nil || c.Origin != "" || c.Instance != "" || len(c.Attempts) != 0 ||
 		!c.Start.IsZero() || !c.EndpointStart.IsZero() || !c.End.IsZero() || c.BytesIn != 0 || c.BytesOut != 0 ||
-		len(c.Passport()) != 0 || len(c.bag) != 0 || len(c.respHeaders) != 0 || c.Responded() || c.finished || len(c.doneHooks) != 0 {
+		len(c.Passport()) != 0 || len(c.respHeaders) != 0 || c.Responded() || c.finished || len(c.doneHooks) != 0 {
 		t.Fatalf("reset left state behind: %+v", c)
 	}
 	if _, ok := userKey.Get(c); ok {
 		t.Fatal("bag value survived reset")
 	}
-	// The backing arrays are reused but hold no references for the GC.
-	for _, e := range c.bag[:cap(c.bag)] {
-		if e.key != nil || e.val != nil {
-			t.Fatalf("bag entry %+v kept after reset", e)
-		}
+	// The bag keeps its slots (so a pooled Context sets keys without
+	// allocating) but no value in them, and holds no references for the GC.
+	if kv := userKey.slot(c); kv == nil || kv.set || kv.v != "" {
+		t.Fatalf("user slot after reset: %+v", kv)
+	}
+	if kv := countKey.slot(c); kv == nil || kv.set || kv.v != 0 {
+		t.Fatalf("count slot after reset: %+v", kv)
 	}
 	for _, h := range c.doneHooks[:cap(c.doneHooks)] {
-		if h != nil {
+		if h.fn != nil || h.withArg != nil || h.arg != nil {
 			t.Fatal("hook kept after reset")
 		}
 	}
@@ -157,7 +159,7 @@ func TestPooledContextsComeBackClean(t *testing.T) {
 	// acquired context must be clean.
 	for i := 0; i < 100; i++ {
 		c := AcquireContext()
-		if c.Status != 0 || c.Responded() || len(c.Attempts) != 0 || len(c.bag) != 0 || c.Priority != Unscored {
+		if _, set := countKey.Get(c); set || c.Status != 0 || c.Responded() || len(c.Attempts) != 0 || c.Priority != Unscored {
 			t.Fatalf("acquired dirty context on iteration %d: %+v", i, c)
 		}
 		c.Status = 500
@@ -295,5 +297,34 @@ func TestServices(t *testing.T) {
 	}
 	if _, ok := NewServiceKey[int]("limit").Lookup(s); ok {
 		t.Fatal("a different key with the same name found a service")
+	}
+}
+
+func TestOnDoneWithRunsInOrderWithItsArgument(t *testing.T) {
+	c := AcquireContext()
+	var order []string
+	c.OnDone(func(*Context) { order = append(order, "plain") })
+	c.OnDoneWith(func(_ *Context, arg any) { order = append(order, *arg.(*string)) }, new("with-arg"))
+	c.Release()
+	if len(order) != 2 || order[0] != "plain" || order[1] != "with-arg" {
+		t.Fatalf("hooks ran as %v, want [plain with-arg]", order)
+	}
+}
+
+func TestKeySetOnAPooledContextDoesNotAllocate(t *testing.T) {
+	c := AcquireContext()
+	defer c.Release()
+	countKey.Set(c, 1) // the slot's first use allocates it
+	c.reset()
+	c.refs.Store(1)
+	if n := testing.AllocsPerRun(100, func() {
+		countKey.Set(c, 2)
+		if v, _ := countKey.Get(c); v != 2 {
+			t.Fatal("lost value")
+		}
+		c.reset()
+		c.refs.Store(1)
+	}); n != 0 {
+		t.Fatalf("Key.Set on a reused Context allocates %.0f times", n)
 	}
 }

@@ -2,9 +2,12 @@ package filters
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 
@@ -31,8 +34,8 @@ type Dispatcher interface {
 func Drive(rc *fasthttp.RequestCtx, d Dispatcher) {
 	c := AcquireContext()
 	c.Request = rc
-	c.Method = string(rc.Method())
-	c.Host = string(rc.Host())
+	c.Method = methodString(rc.Method())
+	c.Host = hostString(rc.Host())
 	// The peer, until the dispatcher derives the identity behind trusted
 	// proxies (trust.Derive).
 	peer := RemoteIP(rc)
@@ -41,6 +44,64 @@ func Drive(rc *fasthttp.RequestCtx, d Dispatcher) {
 	c.ApplyResponseHeaders()
 	c.Request = nil
 	c.Release()
+}
+
+// maxInternedHosts bounds hostString's table: a gateway serves few
+// distinct host names, and junk ones (any client can send any Host) must
+// not grow it without bound. Past it, a name is copied per request.
+const maxInternedHosts = 256
+
+var (
+	internedHosts   atomic.Pointer[map[string]string]
+	internedHostsMu sync.Mutex
+)
+
+// hostString returns the Host header as a string, shared between the
+// requests that send the same name rather than allocated per request. The
+// table is copied on write, so lookups take no lock.
+func hostString(b []byte) string {
+	if m := internedHosts.Load(); m != nil {
+		if s, ok := (*m)[string(b)]; ok {
+			return s
+		}
+	}
+	s := string(b)
+	internedHostsMu.Lock()
+	defer internedHostsMu.Unlock()
+	var old map[string]string
+	if m := internedHosts.Load(); m != nil {
+		old = *m
+	}
+	if len(old) >= maxInternedHosts {
+		return s
+	}
+	next := make(map[string]string, len(old)+1)
+	maps.Copy(next, old)
+	next[s] = s
+	internedHosts.Store(&next)
+	return s
+}
+
+// methodString returns the standard methods as constants, so the common
+// case costs no allocation; any other method is copied.
+func methodString(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodOptions:
+		return http.MethodOptions
+	}
+	return string(m)
 }
 
 func runRecovering(d Dispatcher, c *Context) {

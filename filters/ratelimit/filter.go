@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -134,7 +133,7 @@ func (f *limitFilter) Apply(c *filters.Context) error {
 	}
 	c.Respond(http.StatusTooManyRequests, filters.CategoryRateLimited, reason)
 	setQuota(c, d)
-	c.SetResponseHeader(HeaderRetryAfter, seconds(max(d.RetryAfter, time.Second)))
+	c.SetResponseHeaderInt(HeaderRetryAfter, ceilSeconds(max(d.RetryAfter, time.Second)))
 	return nil
 }
 
@@ -144,13 +143,15 @@ func (f *limitFilter) Apply(c *filters.Context) error {
 // They go through SetResponseHeader because the endpoint replaces the
 // response headers with the origin's.
 func setQuota(c *filters.Context, d ratelimit.Decision) {
-	c.SetResponseHeader(HeaderLimit, strconv.Itoa(d.Limit))
-	c.SetResponseHeader(HeaderRemaining, strconv.Itoa(d.Remaining))
-	c.SetResponseHeader(HeaderReset, seconds(d.Reset))
+	c.SetResponseHeaderInt(HeaderLimit, int64(d.Limit))
+	c.SetResponseHeaderInt(HeaderRemaining, int64(d.Remaining))
+	c.SetResponseHeaderInt(HeaderReset, ceilSeconds(d.Reset))
 }
 
-func seconds(d time.Duration) string {
-	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+// ceilSeconds is d in whole seconds, rounded up (a client told to wait
+// must not come back early).
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 var (

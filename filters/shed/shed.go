@@ -152,9 +152,11 @@ func (f *globalFilter) Apply(c *filters.Context) error {
 	}
 	g := f.sh.Global()
 	g.Begin()
-	c.OnDone(func(*filters.Context) { g.End() })
+	c.OnDoneWith(endGlobal, g)
 	return nil
 }
+
+func endGlobal(_ *filters.Context, g any) { g.(*loadshed.Global).End() }
 
 // originFilter applies the route's origin throttler.
 type originFilter struct {
@@ -201,11 +203,13 @@ func (f *originFilter) Apply(c *filters.Context) error {
 		slotKey.Set(c, originSlot{o: o, d: d})
 	}
 	o.Begin()
-	c.OnDone(func(c *filters.Context) {
-		releaseSlot(c)
-		o.Done(originLatency(c), c.Category.OriginFault())
-	})
+	c.OnDoneWith(endOrigin, o)
 	return nil
+}
+
+func endOrigin(c *filters.Context, o any) {
+	releaseSlot(c)
+	o.(*loadshed.Origin).Done(originLatency(c), c.Category.OriginFault())
 }
 
 // originLatency is the origin's part of the request: the time to response
