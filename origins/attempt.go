@@ -113,13 +113,17 @@ func Do[R any](o *Origin, clock Clock, req Request, x Exchange[R]) (Answer[R], e
 	if clock == nil {
 		clock = SystemClock{}
 	}
-	l := loop[R]{Origin: o, Clock: clock, req: req, x: x}
 	o.Budget().RecordRequest()
 	if req.Replayable && req.Idempotent() {
 		if d, ok := o.HedgeDelay(); ok {
-			return l.hedged(d)
+			// A hedged run's goroutines share its loop, which therefore
+			// lives on the heap; the sequential one below keeps its own on
+			// the stack.
+			h := &loop[R]{Origin: o, Clock: clock, req: req, x: x}
+			return h.hedged(d)
 		}
 	}
+	l := loop[R]{Origin: o, Clock: clock, req: req, x: x}
 	return l.sequential()
 }
 

@@ -2,7 +2,6 @@ package origins
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -10,37 +9,34 @@ import (
 // A balancer chooses the instance of one attempt among the candidates of a
 // pick (healthy, breaker closed or probing, not yet tried by the request;
 // every instance in panic mode) and admits it. eligible counts them. It is
-// chosen by name with an origin's lb key; adding one is a new file with
-// its function and one registerBalancer line in its init.
-type balancer func(o *Origin, p *policy, s *snapshot, m *pickMode, eligible int) (*Instance, func(error), error)
-
-// balancers is the registry of balancers, filled at init time.
-var balancers = map[LB]balancer{}
-
-func registerBalancer(name LB, b balancer) {
-	if _, dup := balancers[name]; dup {
-		panic(fmt.Sprintf("origins: balancer %q registered twice", name))
-	}
-	balancers[name] = b
-}
-
-func init() {
-	registerBalancer(LBP2C, (*Origin).chooseP2C)
-	registerBalancer(LBRoundRobin, func(o *Origin, _ *policy, s *snapshot, m *pickMode, _ int) (*Instance, func(error), error) {
+// chosen by name with an origin's lb key; adding one is a new file with its
+// function, a name in balancerNames and a case in (*Origin).balance.
+//
+// balance dispatches with a switch rather than a table of functions: an
+// indirect call would make the request's pickMode escape to the heap, one
+// allocation per request for nothing.
+func (o *Origin) balance(p *policy, s *snapshot, m *pickMode, eligible int) (*Instance, func(error), error) {
+	switch p.lb {
+	case LBRoundRobin:
 		return o.chooseRoundRobin(s, m)
-	})
+	default: // LBP2C; validBalancer admits no other name
+		return o.chooseP2C(p, s, m, eligible)
+	}
 }
 
-// Balancers lists the registered balancer names (the lb values a config
-// may use), sorted.
-func Balancers() []LB { return slices.Sorted(maps.Keys(balancers)) }
+// balancerNames are the lb values a config may use, sorted.
+var balancerNames = []LB{LBP2C, LBRoundRobin}
+
+// Balancers lists the balancer names (the lb values a config may use),
+// sorted.
+func Balancers() []LB { return slices.Clone(balancerNames) }
 
 func validBalancer(lb LB) error {
-	if _, ok := balancers[lb]; ok {
+	if slices.Contains(balancerNames, lb) {
 		return nil
 	}
-	names := make([]string, 0, len(balancers))
-	for _, n := range Balancers() {
+	names := make([]string, 0, len(balancerNames))
+	for _, n := range balancerNames {
 		names = append(names, string(n))
 	}
 	return fmt.Errorf("must be one of %s; got %q", strings.Join(names, ", "), lb)

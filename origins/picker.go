@@ -94,7 +94,7 @@ func (o *Origin) choose(p *policy, s *snapshot, exclude []*Instance) (*Instance,
 	if eligible == 0 {
 		return nil, nil, ErrNoHealthyInstances
 	}
-	return balancers[p.lb](o, p, s, &m, eligible)
+	return o.balance(p, s, &m, eligible)
 }
 
 // chooseP2C tries a power-of-two-choices round; if the breaker of both choices
