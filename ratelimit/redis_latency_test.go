@@ -77,17 +77,6 @@ func over(lat []time.Duration, d time.Duration) int {
 	return len(lat) - i
 }
 
-// pacedDecisions makes decisions at a steady rate over 1000 client keys
-// and returns each one's latency, sorted, and the count of fallbacks.
-func pacedDecisions(l *Limiters, perSecond int, d time.Duration) ([]time.Duration, int) {
-	r := pacedCalls(perSecond, d, func(i int) bool {
-		var buf [32]byte
-		dec, _ := l.Allow("p", fmt.Appendf(buf[:0], "client-%d", i%1000))
-		return dec.Fallback
-	})
-	return r.lat, r.failed
-}
-
 type pacedResult struct {
 	lat    []time.Duration // sorted
 	failed int
