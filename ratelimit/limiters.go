@@ -69,6 +69,10 @@ type Limiters struct {
 type spec struct {
 	Policy
 	key KeySpec
+	// gcraArgs are the GCRA script's arguments after the key (interval,
+	// burst, idle), formatted once per configuration instead of per
+	// decision.
+	gcraArgs [3]any
 }
 
 // Buckets is one policy's table of per-key buckets.
@@ -205,6 +209,7 @@ func (l *Limiters) Configure(cfg Config) error {
 	for _, p := range policies {
 		p = p.WithDefaults()
 		sp := &spec{Policy: p, key: compileKey(p.Key, p.IPv6Prefix)}
+		sp.gcraArgs = gcraArgs(p)
 		ps, ok := old[p.Name]
 		if !ok || !ps.spec.Load().key.equal(sp.key) {
 			next[p.Name] = newBuckets(l, sp)

@@ -209,20 +209,48 @@ func (r *redisBackend) noteError(err error) {
 		"error", msg, "failures_since_last_log", r.unlogged.Swap(0), "timeout", r.cfg.Timeout.String())
 }
 
-// call runs fn through the breaker with the decision timeout. An error
-// means the caller must decide locally: Redis failed, or the breaker is
-// open and did not try.
-func (r *redisBackend) call(fn func(ctx context.Context) ([4]int64, error)) ([4]int64, error) {
-	return r.breaker.Execute(func() ([4]int64, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-		defer cancel()
-		v, err := fn(ctx)
-		if err != nil {
-			r.noteError(err)
-		}
-		return v, err
+// call runs one script through the breaker within the decision timeout.
+// An error means the caller must decide locally: Redis failed, or the
+// breaker is open and did not try.
+func (r *redisBackend) call(s *redis.Script, key string, args ...any) ([4]int64, error) {
+	v, err := r.breaker.Execute(func() ([4]int64, error) {
+		return runInts(r.deadline(), r.client, s, key, args...)
 	})
+	r.noteFailure(err)
+	return v, err
 }
+
+// do is call for any command: fn gets the decision's deadline.
+func (r *redisBackend) do(fn func(ctx context.Context) ([4]int64, error)) ([4]int64, error) {
+	v, err := r.breaker.Execute(func() ([4]int64, error) { return fn(r.deadline()) })
+	r.noteFailure(err)
+	return v, err
+}
+
+func (r *redisBackend) deadline() context.Context {
+	return deadlineContext{time.Now().Add(r.cfg.Timeout)}
+}
+
+// noteFailure counts and logs err unless it is the breaker refusing
+// (nothing was tried then).
+func (r *redisBackend) noteFailure(err error) {
+	if err != nil && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+		r.noteError(err)
+	}
+}
+
+// deadlineContext is a context with a deadline and no timer: the client
+// (ContextTimeoutEnabled) turns the deadline into the connection's read and
+// write deadlines, which is what bounds a decision, and a pool wait is
+// bounded by PoolTimeout, the same timeout. context.WithTimeout would also
+// start and stop a runtime timer per decision, for a Done channel nothing
+// here waits on.
+type deadlineContext struct{ deadline time.Time }
+
+func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true }
+func (deadlineContext) Done() <-chan struct{}         { return nil }
+func (deadlineContext) Err() error                    { return nil }
+func (deadlineContext) Value(any) any                 { return nil }
 
 // key builds a Redis key: prefix, kind, policy, and the client key in a
 // hash tag, so a Redis Cluster places each client's key by the client
@@ -239,14 +267,15 @@ func (r *redisBackend) key(kind, policy string, client []byte) string {
 	return string(b)
 }
 
+// gcraArgs formats a policy's GCRA script arguments: the interval in
+// microseconds per token, the burst, and how long an idle key is kept.
+func gcraArgs(p Policy) [3]any {
+	return [3]any{strconv.FormatFloat(1e6/p.Rate, 'g', -1, 64), p.Burst, strconv.FormatInt(p.IdleTimeout.Milliseconds(), 10)}
+}
+
 // allow decides one request of policy for client in Redis.
 func (r *redisBackend) allow(policy string, sp *spec, client []byte) (Decision, error) {
-	key := r.key(redisKindRate, policy, client)
-	interval := strconv.FormatFloat(1e6/sp.Rate, 'g', -1, 64)
-	idle := strconv.FormatInt(sp.IdleTimeout.Milliseconds(), 10)
-	v, err := r.call(func(ctx context.Context) ([4]int64, error) {
-		return runInts(ctx, r.client, gcraScript, key, interval, sp.Burst, idle)
-	})
+	v, err := r.call(gcraScript, r.key(redisKindRate, policy, client), sp.gcraArgs[:]...)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -266,9 +295,7 @@ func (r *redisBackend) acquire(policy string, sp *concSpec, client []byte) (key,
 	key = r.key(redisKindConcurrency, policy, client)
 	holder = r.holderPrefix + strconv.FormatUint(r.seq.Add(1), 36)
 	lease := strconv.FormatInt(sp.Lease.Milliseconds(), 10)
-	res, err = r.call(func(ctx context.Context) ([4]int64, error) {
-		return runInts(ctx, r.client, acquireScript, key, sp.Max, lease, holder)
-	})
+	res, err = r.call(acquireScript, key, sp.Max, lease, holder)
 	if err != nil && !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
 		// The script may have run and taken a slot whose answer was lost
 		// (a timeout): give it back rather than let it sit out its lease.
@@ -280,7 +307,7 @@ func (r *redisBackend) acquire(policy string, sp *concSpec, client []byte) (key,
 
 // release gives a slot back. A failure leaves it to expire with its lease.
 func (r *redisBackend) release(key, holder string) error {
-	_, err := r.call(func(ctx context.Context) ([4]int64, error) {
+	_, err := r.do(func(ctx context.Context) ([4]int64, error) {
 		return [4]int64{}, r.client.ZRem(ctx, key, holder).Err()
 	})
 	return err
@@ -411,7 +438,7 @@ func (rn *renewer) renewDue(now time.Time) {
 	rn.mu.Unlock()
 	for key, b := range due {
 		args := append([]any{strconv.FormatInt(b.lease.Milliseconds(), 10)}, b.holders...)
-		_, err := rn.r.call(func(ctx context.Context) ([4]int64, error) {
+		_, err := rn.r.do(func(ctx context.Context) ([4]int64, error) {
 			return runInts(ctx, rn.r.client, renewScript, key, args...)
 		})
 		if err != nil {
