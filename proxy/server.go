@@ -29,8 +29,10 @@ type Server struct {
 	doneHook func(*filters.Context)
 	// shuttingDown is set by BeginShutdown (see lifecycle.go).
 	shuttingDown atomic.Bool
-	// ln is the capped, tracking listener Serve wraps (conn_limit.go).
-	ln atomic.Pointer[connListener]
+	// ln is the capped, tracking listener Serve wraps (conn_limit.go);
+	// edgeLn is the edge listener over it, which parks idle connections.
+	ln     atomic.Pointer[connListener]
+	edgeLn atomic.Pointer[edge.Listener]
 	// stopped is set by Shutdown; with ln it closes a listener whose
 	// Serve had not started yet when Shutdown ran.
 	stopped atomic.Bool
@@ -115,8 +117,15 @@ func (s *Server) Swap(snap *Snapshot) {
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
 // OpenConnections is the number of open client connections, WebSocket
-// tunnels included (a tunnel's connection has left fasthttp's count).
-func (s *Server) OpenConnections() int64 { return s.conns.Load() + s.builder.tunnels.Running() }
+// tunnels and parked idle connections included (both have left fasthttp's
+// count).
+func (s *Server) OpenConnections() int64 {
+	n := s.conns.Load() + s.builder.tunnels.Running()
+	if el := s.edgeLn.Load(); el != nil {
+		n += el.ParkedConnections()
+	}
+	return n
+}
 
 // OpenTunnels is the number of WebSocket tunnels relaying bytes.
 func (s *Server) OpenTunnels() int64 { return s.builder.tunnels.Running() }
@@ -138,7 +147,9 @@ func (s *Server) serve(ln net.Listener, store *tlsconf.Store) error {
 	if s.stopped.Load() {
 		_ = ln.Close() // Shutdown came first: return at once
 	}
-	return s.srv.Serve(edge.Listen(cl, s.listenerOptions(store)))
+	el := edge.Listen(cl, s.listenerOptions(store))
+	s.edgeLn.Store(el)
+	return s.srv.Serve(el)
 }
 
 // RefusedConnections counts connections refused at server.max_connections.
@@ -177,7 +188,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) connState(_ net.Conn, st fasthttp.ConnState) {
+func (s *Server) connState(c net.Conn, st fasthttp.ConnState) {
+	edge.NoteConnState(c, st)
 	switch st {
 	case fasthttp.StateNew:
 		s.conns.Add(1)

@@ -65,6 +65,9 @@ func (s *Server) listenerOptions(store *tlsconf.Store) edge.ListenerOptions {
 	opts := edge.ListenerOptions{
 		WriteProgressTimeout: s.snap.Load().Config.Server.WriteProgressTimeout,
 		OnAcceptError:        s.acceptError,
+		// Idle keep-alive connections leave fasthttp (and its buffers)
+		// after edge.DefaultParkIdleAfter.
+		Server: s.srv,
 	}
 	if store != nil {
 		opts.TLS = store.TLSConfig()

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Accept back-off bounds: the first retry after a resource error waits
@@ -39,6 +41,14 @@ type ListenerOptions struct {
 	// PlainHTTPAnswer is written, in plain text, to a client that sent an
 	// HTTP request to the TLS listener.
 	PlainHTTPAnswer []byte
+
+	// Server, when set, is the fasthttp server this listener feeds, and
+	// turns on idle parking (idle.go): a keep-alive connection that waits
+	// longer than ParkIdleAfter (0: DefaultParkIdleAfter) for its next
+	// request leaves fasthttp, holding no buffer, until that request
+	// comes. The server's ConnState hook must call NoteConnState.
+	Server        *fasthttp.Server
+	ParkIdleAfter time.Duration
 }
 
 // Listener wraps the client listener. Accept survives resource exhaustion
@@ -53,11 +63,17 @@ type Listener struct {
 	retries atomic.Int64
 	closed  atomic.Bool
 	wake    chan struct{}
+	// parking is nil unless ListenerOptions.Server is set.
+	parking *parking
 }
 
 // Listen wraps ln.
 func Listen(ln net.Listener, opts ListenerOptions) *Listener {
-	return &Listener{Listener: ln, opts: opts, wake: make(chan struct{})}
+	l := &Listener{Listener: ln, opts: opts, wake: make(chan struct{})}
+	if opts.Server != nil {
+		l.parking = newParking(opts.Server, opts.ParkIdleAfter)
+	}
+	return l
 }
 
 // AcceptRetries is how many times accept failed with a resource error and
@@ -71,9 +87,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		c, err := l.Listener.Accept()
 		if err == nil {
 			if l.opts.TLS != nil {
-				return newTLSConn(c, l.opts.TLS, &l.opts), nil
+				return newTLSConn(c, l.opts.TLS, &l.opts, l.parking), nil
 			}
-			return newConn(c, l.opts.WriteProgressTimeout), nil
+			return newConn(c, l.opts.WriteProgressTimeout, l.parking), nil
 		}
 		if l.closed.Load() || !isResourceError(err) {
 			return nil, err
@@ -96,10 +112,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close closes the listener and ends a back-off in progress.
+// Close closes the listener and ends a back-off in progress. Parked idle
+// connections are closed too, as fasthttp closes its idle ones at
+// shutdown.
 func (l *Listener) Close() error {
 	if l.closed.CompareAndSwap(false, true) {
 		close(l.wake)
+	}
+	if l.parking != nil {
+		l.parking.close()
 	}
 	return l.Listener.Close()
 }
@@ -133,10 +154,26 @@ type Conn struct {
 	// decision starts from it, and converting net.Addr per request cost
 	// about 3 % of the gateway's CPU in a profile.
 	peer netip.Addr
+
+	// Idle parking (idle.go); parking is nil when it is off. outer is
+	// what fasthttp serves: this Conn, or the *TLSConn over it.
+	parking *parking
+	outer   net.Conn
+	// idle is set between fasthttp's StateIdle and StateActive (the
+	// serving goroutine's own state, so not atomic); idleUntil is the
+	// idle deadline fasthttp set, parkArmed that the wait was cut short
+	// to park, parkOnClose that fasthttp's next Close parks.
+	idle        bool
+	parkArmed   bool
+	hasFirst    bool
+	first       [1]byte
+	idleUntil   time.Time
+	parkOnClose atomic.Bool
 }
 
-func newConn(c net.Conn, progress time.Duration) *Conn {
-	conn := &Conn{Conn: c, progress: progress}
+func newConn(c net.Conn, progress time.Duration, p *parking) *Conn {
+	conn := &Conn{Conn: c, progress: progress, parking: p}
+	conn.outer = conn
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		conn.peer = a.AddrPort().Addr().Unmap()
 	}
@@ -160,6 +197,14 @@ var ErrReadLimit = errors.New("edge: connection read limit reached")
 func (c *Conn) SetReadLimit(limit int64) { c.readLimit.Store(limit) }
 
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.idle || c.hasFirst {
+		return c.readIdle(p)
+	}
+	return c.read1(p)
+}
+
+// read1 is one read of the connection, counted and under the read limit.
+func (c *Conn) read1(p []byte) (int, error) {
 	if lim := c.readLimit.Load(); lim > 0 {
 		left := lim - c.read.Load()
 		if left <= 0 {
@@ -199,6 +244,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 	}
 	return written, nil
+}
+
+// SetReadDeadline applies t; while the connection waits for its next
+// request, t is the idle deadline and the wait may end earlier to park.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.idle {
+		t = c.idleDeadline(t)
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 // SetWriteDeadline records fasthttp's own deadline and applies it.

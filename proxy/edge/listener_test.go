@@ -162,7 +162,7 @@ func TestWriteProgressTimeout(t *testing.T) {
 func TestReadLimit(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
-	c := newConn(b, 0)
+	c := newConn(b, 0, nil)
 	defer c.Close()
 	go func() { _, _ = a.Write(make([]byte, 100)) }()
 	c.SetReadLimit(10)
@@ -201,7 +201,7 @@ func TestConnCloseWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newConn(netConnWrapper{accepted}, 0)
+	c := newConn(netConnWrapper{accepted}, 0, nil)
 	defer c.Close()
 	if err := c.CloseWrite(); err != nil {
 		t.Fatalf("CloseWrite: %v", err)
@@ -222,7 +222,7 @@ func TestConnCloseWrite(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if err := newConn(a, 0).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
+	if err := newConn(a, 0, nil).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("CloseWrite on a pipe: %v, want ErrUnsupported", err)
 	}
 }
@@ -244,7 +244,7 @@ func TestConnPeerAddr(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if got := newConn(b, 0).PeerAddr(); got.IsValid() {
+	if got := newConn(b, 0, nil).PeerAddr(); got.IsValid() {
 		t.Fatalf("pipe connection has peer %v", got)
 	}
 }

@@ -29,9 +29,11 @@ type TLSConn struct {
 	info *trust.TLS
 }
 
-func newTLSConn(c net.Conn, cfg *tls.Config, opts *ListenerOptions) *TLSConn {
+func newTLSConn(c net.Conn, cfg *tls.Config, opts *ListenerOptions, p *parking) *TLSConn {
 	tc := tls.Server(c, cfg)
-	return &TLSConn{Conn: newConn(tc, opts.WriteProgressTimeout), tls: tc, timeout: opts.HandshakeTimeout, opts: opts}
+	conn := &TLSConn{Conn: newConn(tc, opts.WriteProgressTimeout, p), tls: tc, timeout: opts.HandshakeTimeout, opts: opts}
+	conn.Conn.outer = conn
+	return conn
 }
 
 // Handshake runs the TLS handshake once; later calls return its result. A

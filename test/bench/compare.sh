@@ -168,7 +168,9 @@ start() { # name -> sets PID[name]; waits until it answers
     minproxy-rm) "$work/minproxy" -addr "$MINPROXY_RM" -upstream "$ORIGIN" -reduce-memory 2>"$work/minproxy-rm.log" & addr=$MINPROXY_RM ;;
     nginx) "$NGINX" -c "$work/nginx.conf" -p "$work" 2>"$work/nginx.log" & addr=$NGX ;;
     haproxy) "$HAPROXY" -db -f "$work/haproxy.cfg" 2>"$work/haproxy.log" & addr=$HAP ;;
-    floodgate) "$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2>"$work/floodgate.log" & addr=$FG ;;
+    # max_connections: the automatic cap is half the fd limit (10,000 here),
+    # and the idle phase holds more than that.
+    floodgate) FLOODGATE_SERVER_MAX_CONNECTIONS=$((HOLD_N + 500)) "$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2>"$work/floodgate.log" & addr=$FG ;;
   esac
   PID[$name]=$!
   for _ in $(seq 1 100); do
