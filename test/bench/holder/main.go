@@ -7,11 +7,14 @@
 //
 // With -websocket it holds WebSocket tunnels instead (ws_idle.sh): each
 // connection does the upgrade handshake and exchanges one message, so the
-// tunnel is known to relay both ways, before it is held idle.
+// tunnel is known to relay both ways, before it is held idle. With -tls
+// the connections speak TLS (the server's certificate is not verified:
+// loopback benchmarks only).
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -32,7 +35,14 @@ func main() {
 	parallel := flag.Int("parallel", 32, "connections being opened at once")
 	hold := flag.Duration("hold", 2*time.Minute, "stop by itself after this long")
 	websocket := flag.Bool("websocket", false, "hold WebSocket tunnels (path is the handshake's)")
+	useTLS := flag.Bool("tls", false, "connect with TLS, without verifying the server (loopback benchmarks)")
 	flag.Parse()
+	if *useTLS {
+		dial = func(addr string) (net.Conn, error) {
+			d := &net.Dialer{Timeout: 5 * time.Second}
+			return tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // loopback benchmark
+		}
+	}
 
 	conns := make([]net.Conn, 0, *n)
 	var mu sync.Mutex
@@ -99,11 +109,14 @@ func openKeepAlive(addr, path string) (net.Conn, error) {
 	})
 }
 
+// dial opens a connection to the server (TLS with -tls).
+var dial = func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }
+
 // dialAndCheck connects, writes req, reads the response head and lets
 // check finish the exchange; the connection is returned only if check
 // accepts it.
 func dialAndCheck(addr, req string, check func(net.Conn, *bufio.Reader, *http.Response) error) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := dial(addr)
 	if err != nil {
 		return nil, err
 	}
