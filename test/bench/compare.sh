@@ -11,8 +11,10 @@
 #                   processes share them; each process may open 20,000 fds)
 #   SAMPLE=0.01     access-log sampling of successes in Floodgate
 #   PHASES="idle load bench"   which parts to run
-#   PORT_BASE=23000 first of the 7 loopback ports used
+#   PORT_BASE=23000 first of the 9 loopback ports used
 #   IDLE_TARGETS="minproxy minproxy-rm nginx haproxy floodgate"
+#                   (also floodgate-tls: the same Floodgate terminating TLS,
+#                   ECDSA P-256 from openssl, held by TLS clients)
 #
 # It installs wrk, nginx and haproxy from the OS packages if missing (root),
 # builds everything, and stops exactly the processes it started (by PID) on
@@ -34,6 +36,8 @@ NGX=127.0.0.1:$((PORT_BASE + 3))
 HAP=127.0.0.1:$((PORT_BASE + 4))
 FG=127.0.0.1:$((PORT_BASE + 5))
 FG_ADMIN=127.0.0.1:$((PORT_BASE + 6))
+FG_TLS=127.0.0.1:$((PORT_BASE + 7))
+FG_TLS_ADMIN=127.0.0.1:$((PORT_BASE + 8))
 CORES=$(nproc)
 
 work=$(mktemp -d /tmp/floodgate-bench.XXXXXX)
@@ -50,6 +54,7 @@ trap 'exit 130' INT TERM
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
+[[ " ${IDLE_TARGETS:-} " != *" floodgate-tls "* ]] || command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} from the OS packages" >&2
@@ -159,6 +164,15 @@ loadshed:
       latency: {enabled: true, threshold: 2s, max: 10s}
 YAML
 "$work/floodgate" validate -config "$work/floodgate.yaml" >/dev/null
+if [[ " ${IDLE_TARGETS:-} " == *" floodgate-tls "* ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=bench.test -addext subjectAltName=DNS:bench.test -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  sed -e "s|$FG_ADMIN|$FG_TLS_ADMIN|" -e "s|$work/access.log|$work/access-tls.log|" \
+    -e "s|^server: {listen: \"$FG\"}|server:\n  listen: \"$FG_TLS\"\n  tls:\n    certificates: [{cert_file: \"$work/cert.pem\", key_file: \"$work/key.pem\"}]|" \
+    "$work/floodgate.yaml" > "$work/floodgate-tls.yaml"
+  grep -q 'certificates:' "$work/floodgate-tls.yaml" || { echo "compare.sh: could not add TLS to Floodgate's config" >&2; exit 1; }
+  "$work/floodgate" validate -config "$work/floodgate-tls.yaml" >/dev/null
+fi
 
 start() { # name -> sets PID[name]; waits until it answers
   local name=$1 addr
@@ -171,10 +185,11 @@ start() { # name -> sets PID[name]; waits until it answers
     # max_connections: the automatic cap is half the fd limit (10,000 here),
     # and the idle phase holds more than that.
     floodgate) FLOODGATE_SERVER_MAX_CONNECTIONS=$((HOLD_N + 500)) "$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2>"$work/floodgate.log" & addr=$FG ;;
+    floodgate-tls) FLOODGATE_SERVER_MAX_CONNECTIONS=$((HOLD_N + 500)) "$work/floodgate" -config "$work/floodgate-tls.yaml" -log-level warn 2>"$work/floodgate-tls.log" & addr=$FG_TLS ;;
   esac
   PID[$name]=$!
   for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "http://$addr/64" && return 0
+    curl -skf -o /dev/null "$(scheme_of "$name")://$addr/64" && return 0
     sleep 0.1
   done
   echo "$name did not come up on $addr:" >&2
@@ -190,8 +205,9 @@ stop() {
 }
 addr_of() {
   case $1 in direct) echo "$ORIGIN" ;; minproxy) echo "$MINPROXY" ;; minproxy-rm) echo "$MINPROXY_RM" ;;
-    nginx) echo "$NGX" ;; haproxy) echo "$HAP" ;; floodgate) echo "$FG" ;; esac
+    nginx) echo "$NGX" ;; haproxy) echo "$HAP" ;; floodgate) echo "$FG" ;; floodgate-tls) echo "$FG_TLS" ;; esac
 }
+scheme_of() { if [ "$1" = floodgate-tls ]; then echo https; else echo http; fi; }
 rss_kib() { # total VmRSS of pid and its children (nginx workers)
   local total=0 p v
   for p in "$1" $(pgrep -P "$1" || true); do
@@ -212,11 +228,11 @@ if [[ " $PHASES " == *" idle "* ]]; then
   for t in ${IDLE_TARGETS:-minproxy minproxy-rm nginx haproxy floodgate}; do
     start "$t"
     addr=$(addr_of "$t")
-    wrk -t1 -c8 -d1s "http://$addr/64" >/dev/null 2>&1 || true # warm up like a serving process
+    wrk -t1 -c8 -d1s "$(scheme_of "$t")://$addr/64" >/dev/null 2>&1 || true # warm up like a serving process
     sleep 1
     before=$(rss_kib "${PID[$t]}")
     for h in 1 2; do
-      "$work/holder" -addr "$addr" -n "$half" -hold 120s >"$work/hold$h.out" 2>&1 &
+      "$work/holder" -addr "$addr" -n "$half" -hold 120s $([ "$t" != floodgate-tls ] || echo -tls) >"$work/hold$h.out" 2>&1 &
       PID[hold$h]=$!
     done
     for h in 1 2; do
