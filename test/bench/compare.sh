@@ -11,7 +11,11 @@
 #                   processes share them; each process may open 20,000 fds)
 #   SAMPLE=0.01     access-log sampling of successes in Floodgate
 #   PHASES="idle load bench"   which parts to run
-#   PORT_BASE=23000 first of the 9 loopback ports used
+#   PORT_BASE=23000 first of the 11 loopback ports used
+#   LOAD_TARGETS="direct minproxy haproxy nginx floodgate"
+#                   (also floodgate-bare: Floodgate with every built-in
+#                   filter off, only the proxy endpoint; keep direct,
+#                   minproxy and haproxy, the ratios' denominators)
 #   IDLE_TARGETS="minproxy minproxy-rm nginx haproxy floodgate"
 #                   (also floodgate-tls: the same Floodgate terminating TLS,
 #                   ECDSA P-256 from openssl, held by TLS clients)
@@ -38,6 +42,8 @@ FG=127.0.0.1:$((PORT_BASE + 5))
 FG_ADMIN=127.0.0.1:$((PORT_BASE + 6))
 FG_TLS=127.0.0.1:$((PORT_BASE + 7))
 FG_TLS_ADMIN=127.0.0.1:$((PORT_BASE + 8))
+FG_BARE=127.0.0.1:$((PORT_BASE + 9))
+FG_BARE_ADMIN=127.0.0.1:$((PORT_BASE + 10))
 CORES=$(nproc)
 
 work=$(mktemp -d /tmp/floodgate-bench.XXXXXX)
@@ -164,6 +170,35 @@ loadshed:
       latency: {enabled: true, threshold: 2s, max: 10s}
 YAML
 "$work/floodgate" validate -config "$work/floodgate.yaml" >/dev/null
+# floodgate-bare (opt-in load target): the same binary and origin with every
+# built-in filter off, so only the proxy endpoint runs. Its distance to
+# minproxy is the proxy core's cost; its distance to floodgate, the chain's.
+cat > "$work/floodgate-bare.yaml" <<YAML
+server: {listen: "$FG_BARE"}
+admin: {listen: "$FG_BARE_ADMIN"}
+access_log: {enabled: false}
+request_id: {enabled: false}
+passport: {enabled: false}
+passport_header: {enabled: false}
+shed_global: {enabled: false}
+shed_origin: {enabled: false}
+shed_origin_release: {enabled: false}
+chaos_global: {enabled: false}
+chaos_origin: {enabled: false}
+metrics: {enabled: false}
+origins:
+  bench:
+    instances: [{address: "$ORIGIN"}]
+    lb: p2c
+    max_conns_per_instance: 1024
+    adaptive_limit: {enabled: false}
+routes:
+  - name: bench
+    match: {path_prefix: /}
+    origin: bench
+YAML
+"$work/floodgate" validate -config "$work/floodgate-bare.yaml" >/dev/null
+
 if [[ " ${IDLE_TARGETS:-} " == *" floodgate-tls "* ]]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=bench.test -addext subjectAltName=DNS:bench.test -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
@@ -185,6 +220,7 @@ start() { # name -> sets PID[name]; waits until it answers
     # max_connections: the automatic cap is half the fd limit (10,000 here),
     # and the idle phase holds more than that.
     floodgate) FLOODGATE_SERVER_MAX_CONNECTIONS=$((HOLD_N + 500)) "$work/floodgate" -config "$work/floodgate.yaml" -log-level warn 2>"$work/floodgate.log" & addr=$FG ;;
+    floodgate-bare) "$work/floodgate" -config "$work/floodgate-bare.yaml" -log-level warn 2>"$work/floodgate-bare.log" & addr=$FG_BARE ;;
     floodgate-tls) FLOODGATE_SERVER_MAX_CONNECTIONS=$((HOLD_N + 500)) "$work/floodgate" -config "$work/floodgate-tls.yaml" -log-level warn 2>"$work/floodgate-tls.log" & addr=$FG_TLS ;;
   esac
   PID[$name]=$!
@@ -205,7 +241,7 @@ stop() {
 }
 addr_of() {
   case $1 in direct) echo "$ORIGIN" ;; minproxy) echo "$MINPROXY" ;; minproxy-rm) echo "$MINPROXY_RM" ;;
-    nginx) echo "$NGX" ;; haproxy) echo "$HAP" ;; floodgate) echo "$FG" ;; floodgate-tls) echo "$FG_TLS" ;; esac
+    nginx) echo "$NGX" ;; haproxy) echo "$HAP" ;; floodgate) echo "$FG" ;; floodgate-tls) echo "$FG_TLS" ;; floodgate-bare) echo "$FG_BARE" ;; esac
 }
 scheme_of() { if [ "$1" = floodgate-tls ]; then echo https; else echo http; fi; }
 rss_kib() { # total VmRSS of pid and its children (nginx workers)
@@ -285,8 +321,8 @@ measure() { # target size conns round -> appends "load target round rps p50 p99 
 }
 
 if [[ " $PHASES " == *" load "* ]]; then
-  targets=(direct minproxy haproxy nginx floodgate)
-  for t in minproxy haproxy nginx floodgate; do start "$t"; done
+  read -r -a targets <<<"${LOAD_TARGETS:-direct minproxy haproxy nginx floodgate}"
+  for t in "${targets[@]}"; do [ "$t" = direct ] || start "$t"; done
   echo
   echo "Throughput: wrk -t2 -d${DUR}s, $ROUNDS interleaved rounds, loopback, $CORES cores shared by wrk, proxy and origin"
   echo "(machine load average at start: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -314,14 +350,14 @@ if [[ " $PHASES " == *" load "* ]]; then
       function mx(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
       $1 == load { rps[$2, $3] = $4; p50[$2, $3] = $5; p99[$2, $3] = $6; err[$2] += $7; cpu[$2, $3] = $8; rounds[$3] = 1; seen[$2] = 1 }
       END {
-        split("direct minproxy haproxy nginx floodgate", order, " ")
-        printf "  %-10s %24s %9s %20s %18s %18s %18s %7s %18s\n", "target", "req/s", "p50 ms", "p99 ms", "x direct", "x minproxy", "x haproxy", "errors", "cpu us/req"
-        for (k = 1; k <= 5; k++) {
+        split("direct minproxy haproxy nginx floodgate-bare floodgate", order, " ")
+        printf "  %-14s %24s %9s %20s %18s %18s %18s %7s %18s\n", "target", "req/s", "p50 ms", "p99 ms", "x direct", "x minproxy", "x haproxy", "errors", "cpu us/req"
+        for (k = 1; k <= 6; k++) {
           t = order[k]; if (!(t in seen)) continue
           n = 0; delete R; delete P5; delete P9; delete D; delete M; delete H; delete C
           for (r in rounds) { n++; R[n] = rps[t, r]; P5[n] = p50[t, r]; P9[n] = p99[t, r]; C[n] = cpu[t, r]
             D[n] = rps[t, r] / rps["direct", r]; M[n] = rps[t, r] / rps["minproxy", r]; H[n] = rps[t, r] / rps["haproxy", r] }
-          printf "  %-10s %9.0f [%6.0f-%6.0f] %9.2f %7.2f [%5.2f-%5.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %7d %6.1f [%4.1f-%5.1f]\n",
+          printf "  %-14s %9.0f [%6.0f-%6.0f] %9.2f %7.2f [%5.2f-%5.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %5.2f [%4.2f-%4.2f] %7d %6.1f [%4.1f-%5.1f]\n",
             t, med(R, n), mn(R, n), mx(R, n), med(P5, n), med(P9, n), mn(P9, n), mx(P9, n),
             med(D, n), mn(D, n), mx(D, n), med(M, n), mn(M, n), mx(M, n), med(H, n), mn(H, n), mx(H, n), err[t], med(C, n), mn(C, n), mx(C, n)
         }
@@ -331,6 +367,9 @@ if [[ " $PHASES " == *" load "* ]]; then
         n = 0; delete Q
         for (r in rounds) { n++; Q[n] = cpu["floodgate", r] / cpu["minproxy", r] }
         if (("floodgate" in seen) && ("minproxy" in seen)) printf "  floodgate CPU per request / minproxy CPU per request: %.2f [%.2f-%.2f] (the proxy process alone; robust to a busy machine)\n", med(Q, n), mn(Q, n), mx(Q, n)
+        n = 0; delete Q
+        for (r in rounds) { n++; Q[n] = cpu["floodgate-bare", r] / cpu["minproxy", r] }
+        if (("floodgate-bare" in seen) && ("minproxy" in seen)) printf "  floodgate-bare (proxy endpoint only) CPU per request / minproxy: %.2f [%.2f-%.2f]; the chain adds the rest\n", med(Q, n), mn(Q, n), mx(Q, n)
       }' "$work/results"
   done
   echo
