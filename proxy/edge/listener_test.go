@@ -272,3 +272,50 @@ func acceptedPair(t *testing.T, opts ListenerOptions) (ln *Listener, client, ser
 	t.Cleanup(func() { _ = server.Close() })
 	return ln, client, server
 }
+
+// deadlineRecorder records the write deadlines set on it.
+type deadlineRecorder struct {
+	net.Conn
+	set []time.Time
+}
+
+func (r *deadlineRecorder) SetWriteDeadline(t time.Time) error { r.set = append(r.set, t); return nil }
+func (r *deadlineRecorder) Write(p []byte) (int, error)        { return len(p), nil }
+
+func TestProgressDeadlineReArmedOnlyWhenDue(t *testing.T) {
+	rec := &deadlineRecorder{}
+	c := &Conn{Conn: rec, progress: time.Second}
+	now := time.Now()
+	if err := c.armProgress(now); err != nil || len(rec.set) != 1 {
+		t.Fatalf("first write: %d deadlines set, err %v", len(rec.set), err)
+	}
+	if d := rec.set[0].Sub(now); d < time.Second || d > 1250*time.Millisecond {
+		t.Fatalf("armed %v ahead, want between the timeout and 1.25x", d)
+	}
+	// Writes soon after keep it: it is still at least the timeout away.
+	for _, at := range []time.Duration{time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond} {
+		_ = c.armProgress(now.Add(at))
+	}
+	if len(rec.set) != 1 {
+		t.Fatalf("re-armed %d times within the slack", len(rec.set)-1)
+	}
+	// Later, it would cut a stall too soon: re-armed.
+	_ = c.armProgress(now.Add(300 * time.Millisecond))
+	if len(rec.set) != 2 {
+		t.Fatalf("not re-armed once closer than the timeout: %d", len(rec.set))
+	}
+	// fasthttp's own earlier deadline wins, and is not extended.
+	early := now.Add(2 * time.Second)
+	_ = c.SetWriteDeadline(early)
+	_ = c.armProgress(now.Add(1900 * time.Millisecond))
+	if last := rec.set[len(rec.set)-1]; !last.Equal(early) {
+		t.Fatalf("armed %v, want fasthttp's deadline %v", last, early)
+	}
+	// A far deadline of fasthttp's does not stand in for the progress one.
+	_ = c.SetWriteDeadline(now.Add(time.Hour))
+	n := len(rec.set)
+	_ = c.armProgress(now.Add(3 * time.Second))
+	if len(rec.set) != n+1 || rec.set[n].Sub(now.Add(3*time.Second)) > 1250*time.Millisecond {
+		t.Fatalf("progress deadline not armed under a far write deadline: %v", rec.set[n:])
+	}
+}
