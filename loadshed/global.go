@@ -16,10 +16,17 @@ type Global struct {
 	connGauge atomic.Pointer[func() int64]
 	cpu       cpuSampler          // ticker-only
 	sched     schedLatencySampler // ticker-only
+	// admitted counts requests admitted by Begin, so the starvation
+	// controller knows what share of the gateway's requests it refuses.
+	admitted atomic.Uint64
+	starve   starvationController // under the scope's lock
 }
 
 // Begin counts an admitted request as in flight; pair it with End.
-func (g *Global) Begin() { g.inflight.Add(1) }
+func (g *Global) Begin() {
+	g.inflight.Add(1)
+	g.admitted.Add(1)
+}
 
 // End counts a request as finished.
 func (g *Global) End() { g.inflight.Add(-1) }
@@ -59,7 +66,8 @@ func (g *Global) connections() int64 {
 
 // monitors names the global scope's signals. Open connections do not fall
 // when requests are shed (a shed client keeps its connection), so they map
-// proportionally; in-flight requests and CPU are held at their thresholds.
+// proportionally; in-flight requests are held at their threshold; CPU and
+// scheduling latency drive the starvation controller.
 func (g *Global) monitors(c *GlobalConfig) []monitor {
 	s := c.Signals
 	return []monitor{
@@ -67,19 +75,52 @@ func (g *Global) monitors(c *GlobalConfig) []monitor {
 			sample: func(time.Time) float64 { return float64(g.inflight.Load()) }},
 		{name: "connections", spec: spec(s.Connections), response: Proportional,
 			sample: func(time.Time) float64 { return float64(g.connections()) }},
-		{name: "cpu", spec: signalSpec{enabled: s.CPU.Enabled, threshold: s.CPU.Threshold, max: s.CPU.Max}, response: Hold,
+		// Not held: when the CPU is taken by neighbours, shedding cannot
+		// shorten the waits, and a held signal would walk the cutoff down to
+		// critical traffic. The starvation controller raises shedding only
+		// while it helps, and never below min_cutoff.
+		{name: "cpu", spec: signalSpec{enabled: s.CPU.Enabled, threshold: s.CPU.Threshold, max: s.CPU.Max}, response: Starvation,
 			sample: func(now time.Time) float64 { g.cpu.sample(now, &c.Signals.CPU); return g.cpu.util }},
-		// Proportional and capped at min_cutoff, not held: when the CPU is
-		// taken by neighbours, shedding cannot shorten the waits, and a held
-		// signal would walk the cutoff down to critical traffic.
-		{name: "sched_latency", spec: schedLatencySpec(s.SchedLatency, c.K), response: Proportional,
+		{name: "sched_latency", spec: schedLatencySpec(s.SchedLatency), response: Starvation,
 			sample: func(now time.Time) float64 { g.sched.sample(now, &c.Signals.SchedLatency); return g.sched.value }},
 	}
 }
 
-func schedLatencySpec(c SchedLatencySignalConfig, k float64) signalSpec {
-	return signalSpec{enabled: c.Enabled, threshold: c.Threshold.Seconds(), max: c.Max.Seconds(),
-		ceiling: levelForCutoff(c.MinCutoff, k)}
+func schedLatencySpec(c SchedLatencySignalConfig) signalSpec {
+	return signalSpec{enabled: c.Enabled, threshold: c.Threshold.Seconds(), max: c.Max.Seconds()}
+}
+
+// starvedLevel is the scope's starvation hook: the level for the cutoff the
+// starvation controller sets (dt 0: the current one, without stepping).
+func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64 {
+	c := g.cfg.Load()
+	sig := c.Signals
+	if !sig.CPU.Enabled && !sig.SchedLatency.Enabled {
+		g.starve.reset()
+		return 0
+	}
+	if dt > 0 {
+		shed, would := g.shed.load(), g.would.load()
+		refused := shed.Total() + would.Total()
+		g.starve.step(starvationInput{
+			pressure: pressure, ratio: ratio, refused: refused, decided: refused + g.admitted.Load(),
+			floor: starvationFloor(sig),
+			busy:  sig.CPU.Enabled && g.cpu.util >= sig.CPU.Threshold,
+		}, dt)
+	}
+	if !g.starve.primed {
+		return 0
+	}
+	return levelForCutoff(max(g.starve.cutoff, starvationFloor(sig)), c.K)
+}
+
+// starvationFloor is the lowest cutoff the CPU signals may set: sched_latency's min_cutoff
+// when it is on (its waits may be caused by neighbours), else 0.
+func starvationFloor(s GlobalSignals) float64 {
+	if s.SchedLatency.Enabled {
+		return s.SchedLatency.MinCutoff
+	}
+	return 0
 }
 
 func spec(c SignalConfig) signalSpec {

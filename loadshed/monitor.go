@@ -16,12 +16,19 @@ const (
 	// of a broken origin, open connections); its pressure maps straight to
 	// a level on the curve, as a floor under the controller's own level.
 	Proportional
+	// Starvation: the global scope's CPU signals (sched_latency, cpu) drive the
+	// starvation controller (starvation.go), which raises shedding only while
+	// shedding shortens the waits and never below sched_latency.min_cutoff.
+	Starvation
 )
 
 // String names the response in the admin snapshot.
 func (r Response) String() string {
-	if r == Proportional {
+	switch r {
+	case Proportional:
 		return "proportional"
+	case Starvation:
+		return "starvation"
 	}
 	return "hold"
 }
@@ -46,9 +53,6 @@ type signalSpec struct {
 	enabled   bool
 	threshold float64
 	max       float64
-	// ceiling caps the pressure (0 = no cap): a signal that may be caused by
-	// something shedding cannot fix stops at the level its ceiling allows.
-	ceiling float64
 }
 
 // signalState is a monitor's smoothing state, kept by name across ticks and
@@ -62,11 +66,7 @@ func (m *monitor) pressure(v float64) float64 {
 	if !m.spec.enabled {
 		return 0
 	}
-	x := Overload(v, m.spec.threshold, m.spec.max)
-	if c := m.spec.ceiling; c > 0 && x > c {
-		x = c
-	}
-	return x
+	return Overload(v, m.spec.threshold, m.spec.max)
 }
 
 // headroom is how far below its threshold the value sits, as a fraction of

@@ -177,8 +177,8 @@ func TestSchedLatencyNeverShedsAtOrBelowMinCutoff(t *testing.T) {
 	if d := g.Decide(50); d.Shed {
 		t.Fatalf("score 50 shed by sched_latency with min_cutoff 50: %+v", d)
 	}
-	// Back to healthy waits: shedding stops.
-	for range 40 {
+	// Back to healthy waits: shedding backs off (at most 2 points a second) and stops.
+	for range 120 {
 		hist.add(0.0005, 1000)
 		clk.advance(s, 250*time.Millisecond)
 	}

@@ -53,6 +53,11 @@ type scope struct {
 	mu      sync.Mutex
 	signals map[string]*signalState
 	ctl     controller
+	// starved, when set, gives the level the scope's Starvation signals
+	// ask for (a floor under the controller's); it is called under mu with
+	// the pressure, headroom ratio of those signals, or to read the current
+	// level without stepping (dt 0).
+	starved func(pressure, ratio float64, dt time.Duration) float64
 }
 
 func (s *scope) init(kind Scope, name string, owner *Shedder, dryRun bool) {
@@ -137,6 +142,7 @@ func (s *scope) republish(mons []monitor, cfg *ScopeConfig) {
 func (s *scope) publishLocked(mons []monitor, cfg *ScopeConfig, dt time.Duration, force bool) {
 	sigs := make([]SignalSnapshot, 0, len(mons))
 	held, floor, headroom := 0.0, 0.0, 1.0
+	starvedX, starvedRatio := 0.0, 0.0
 	for i := range mons {
 		m := &mons[i]
 		st := s.stateOf(m.name)
@@ -146,14 +152,26 @@ func (s *scope) publishLocked(mons []monitor, cfg *ScopeConfig, dt time.Duration
 		}
 		if m.spec.enabled {
 			ss.Overload = m.pressure(st.smoothed)
-			if m.response == Proportional {
+			switch m.response {
+			case Proportional:
 				floor = math.Max(floor, ss.Overload)
-			} else {
+			case Starvation:
+				starvedX = math.Max(starvedX, ss.Overload)
+				starvedRatio = math.Max(starvedRatio, ratioOf(true, st.smoothed, m.spec.threshold))
+			default:
 				held = math.Max(held, ss.Overload)
 				headroom = math.Min(headroom, m.headroom(st.smoothed))
 			}
 		}
 		sigs = append(sigs, ss)
+	}
+	overload := math.Max(math.Max(held, floor), starvedX)
+	if s.starved != nil {
+		step := dt
+		if force {
+			step = 0
+		}
+		floor = math.Max(floor, s.starved(starvedX, starvedRatio, step))
 	}
 	x := math.Max(held, floor)
 	level := s.ctl.level
@@ -179,7 +197,7 @@ func (s *scope) publishLocked(mons []monitor, cfg *ScopeConfig, dt time.Duration
 		cutoff = target
 	}
 	s.state.Store(&scopeState{
-		cutoff: cutoff, overload: x, level: level, dryRun: cfg.DryRun,
+		cutoff: cutoff, overload: overload, level: level, dryRun: cfg.DryRun,
 		partial: cfg.Controller.Mode != ModeProportional, signals: sigs,
 	})
 }

@@ -93,6 +93,7 @@ func New(cfg Config, opts ...Option) (*Shedder, error) {
 	empty := map[string]*Origin{}
 	s.origins.Store(&empty)
 	s.global.init(ScopeGlobal, "", s, cfg.Global.DryRun)
+	s.global.starved = s.global.starvedLevel
 	s.global.sched.src = o.sched
 	if o.cpu != nil {
 		s.global.cpu.src, s.global.cpu.fixed = o.cpu, true

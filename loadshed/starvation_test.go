@@ -1,0 +1,266 @@
+package loadshed
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The starvation controller against a simulated gateway: an injected clock and an injected
+// scheduling-latency histogram, requests decided by the real Global scope.
+
+// fineSchedHistogram is a cumulative wait histogram with 1 ms buckets up to 500 ms.
+type fineSchedHistogram struct {
+	mu sync.Mutex
+	h  metrics.Float64Histogram
+}
+
+func newFineSchedHistogram() *fineSchedHistogram {
+	b := []float64{0}
+	for ms := 1; ms <= 500; ms++ {
+		b = append(b, float64(ms)/1000)
+	}
+	b = append(b, math.Inf(1))
+	return &fineSchedHistogram{h: metrics.Float64Histogram{Buckets: b, Counts: make([]uint64, len(b)-1)}}
+}
+
+func (f *fineSchedHistogram) add(seconds float64, n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := min(int(seconds*1000), len(f.h.Counts)-1)
+	f.h.Counts[max(i, 0)] += n
+}
+
+func (f *fineSchedHistogram) read() *metrics.Float64Histogram {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.h
+	c.Counts = append([]uint64(nil), f.h.Counts...)
+	return &c
+}
+
+// starvationConfig is the shipped global scope with only the sched_latency signal on.
+func starvationConfig() Config {
+	cfg := Default()
+	cfg.Global.Signals.Inflight.Enabled = false
+	cfg.Global.Signals.Connections.Enabled = false
+	cfg.Global.Signals.CPU = CPUSignalConfig{Enabled: true, Threshold: 0.75, Max: 0.98, Source: "auto", SampleEvery: 250 * time.Millisecond}
+	cfg.Global.Signals.SchedLatency = SchedLatencySignalConfig{Enabled: true, Threshold: 20 * time.Millisecond,
+		Max: 100 * time.Millisecond, Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100, MinCutoff: 50}
+	return cfg
+}
+
+// simGateway is a one-core gateway: an admitted request costs admitCost of CPU, a refused
+// one refuseCost; the p99 wait grows as 1 ms / (1 - utilisation), 200 ms when saturated,
+// plus whatever the neighbours add. Its CPU use (the cpu signal) is the utilisation, at
+// most the one core.
+type simGateway struct {
+	t          *testing.T
+	s          *Shedder
+	clk        *testClock
+	hist       *fineSchedHistogram
+	cpu        *fakeCPU
+	admitCost  time.Duration
+	refuseCost time.Duration
+	neighbour  time.Duration // added to every wait
+	busy       time.Duration // CPU used in the current 250 ms period
+	sinceHist  time.Duration
+	// per-score counts since the last reset
+	sent, shed map[int]int
+	// cutoffs sampled every tick
+	cutoffs []float64
+}
+
+func newSimGateway(t *testing.T, cfg Config) *simGateway {
+	hist := newFineSchedHistogram()
+	cpu := &fakeCPU{cores: 1}
+	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read), WithCPUSource(cpu))
+	g := &simGateway{t: t, s: s, clk: clk, hist: hist, cpu: cpu, admitCost: time.Millisecond, refuseCost: 100 * time.Microsecond}
+	g.resetCounts()
+	clk.advance(s, 10*time.Millisecond) // primes the sampler
+	return g
+}
+
+func (g *simGateway) resetCounts() { g.sent, g.shed = map[int]int{}, map[int]int{} }
+
+// run sends rates (requests per second per score) for d in 10 ms ticks.
+func (g *simGateway) run(rates map[int]float64, d time.Duration) {
+	const tick = 10 * time.Millisecond
+	carry := map[int]float64{}
+	gl := g.s.Global()
+	for elapsed := time.Duration(0); elapsed < d; elapsed += tick {
+		for score, r := range rates {
+			carry[score] += r * tick.Seconds()
+			for ; carry[score] >= 1; carry[score]-- {
+				g.sent[score]++
+				if gl.Decide(score).Shed {
+					g.shed[score]++
+					g.busy += g.refuseCost
+					continue
+				}
+				gl.Begin()
+				gl.End()
+				g.busy += g.admitCost
+			}
+		}
+		g.sinceHist += tick
+		if g.sinceHist >= 250*time.Millisecond {
+			u := g.busy.Seconds() / g.sinceHist.Seconds()
+			wait := 0.2
+			if u < 0.995 {
+				wait = min(0.2, 0.001/(1-u))
+			}
+			g.hist.add(wait+g.neighbour.Seconds(), 1000)
+			g.cpu.add(min(g.busy, g.sinceHist))
+			g.busy, g.sinceHist = 0, 0
+		}
+		g.clk.advance(g.s, tick)
+		g.cutoffs = append(g.cutoffs, gl.Decide(0).Cutoff)
+	}
+}
+
+// perSecond averages the sampled cutoffs over each second.
+func perSecond(cutoffs []float64) []float64 {
+	var out []float64
+	for i := 0; i+100 <= len(cutoffs); i += 100 {
+		sum := 0.0
+		for _, c := range cutoffs[i : i+100] {
+			sum += c
+		}
+		out = append(out, sum/100)
+	}
+	return out
+}
+
+func largestMove(perSec []float64) float64 {
+	worst := 0.0
+	for i := 1; i < len(perSec); i++ {
+		worst = math.Max(worst, math.Abs(perSec[i]-perSec[i-1]))
+	}
+	return worst
+}
+
+// The experiment's traffic: critical 10 and 15 steady, five low classes that spike.
+func simTraffic(low float64) map[int]float64 {
+	return map[int]float64{10: 50, 15: 50, 45: low, 65: low, 82: low, 85: low, 95: low}
+}
+
+func TestStarvationControllerHoldsSteadyCutoffAndRecovers(t *testing.T) {
+	g := newSimGateway(t, starvationConfig())
+	g.run(simTraffic(60), 10*time.Second) // steady: 40 % busy
+	if c := g.cutoffs[len(g.cutoffs)-1]; c != 100 {
+		t.Fatalf("steady load shed: cutoff %v", c)
+	}
+	// The spike: 1.6 cores of work offered to one. Shedding 95, 85 and most of 82 fits it.
+	g.cutoffs, g.busy = nil, 0
+	g.resetCounts()
+	g.run(simTraffic(300), 60*time.Second)
+	spike := perSecond(g.cutoffs)
+	t.Logf("spike, cutoff per second: %.1f", spike)
+	if j := largestMove(spike); j > 10 {
+		t.Errorf("cutoff moved %.1f points between consecutive seconds, bound 10", j)
+	}
+	settled := spike[20:]
+	lo, hi := 100.0, 0.0
+	for _, c := range settled {
+		lo, hi = math.Min(lo, c), math.Max(hi, c)
+	}
+	if hi-lo > 10 || lo < 50 || hi > 95 {
+		t.Errorf("not settled from 20 s on: cutoff between %.1f and %.1f (want within 10 points, shedding, above min_cutoff)", lo, hi)
+	}
+	for _, score := range []int{10, 15, 45} {
+		if g.shed[score] > 0 {
+			t.Errorf("score %d shed %d times (cutoff never below 65 needed here)", score, g.shed[score])
+		}
+	}
+	if g.shed[95] < g.sent[95]*9/10 || g.shed[85] < g.shed[82] {
+		t.Errorf("bands not shed top first: %v of %v", g.shed, g.sent)
+	}
+	// Recovery: the spike ends; shedding backs off slowly and ends.
+	g.cutoffs = nil
+	g.run(simTraffic(60), 40*time.Second)
+	rec := perSecond(g.cutoffs)
+	t.Logf("recovery, cutoff per second: %.1f", rec)
+	if j := largestMove(rec); j > 10 {
+		t.Errorf("recovery moved %.1f points between consecutive seconds", j)
+	}
+	if c := g.cutoffs[len(g.cutoffs)-1]; c != 100 {
+		t.Errorf("still shedding 40 s after the spike: cutoff %v", c)
+	}
+}
+
+// Waits that shedding cannot shorten (neighbours taking the CPU) stop the controller after
+// one judged step; the cutoff goes back to where it was and never below min_cutoff.
+func TestStarvationControllerStopsWhenSheddingDoesNotHelp(t *testing.T) {
+	g := newSimGateway(t, starvationConfig())
+	g.neighbour = 80 * time.Millisecond // far past the 20 ms threshold, whatever the gateway does
+	uniform := map[int]float64{}
+	for score := 1; score <= 100; score++ {
+		uniform[score] = 3 // 300 req/s, 30 % busy: the gateway itself is fine
+	}
+	g.run(uniform, 60*time.Second)
+	per := perSecond(g.cutoffs)
+	t.Logf("cutoff per second: %.1f", per)
+	if j := largestMove(per); j > 10 {
+		t.Errorf("cutoff moved %.1f points between consecutive seconds", j)
+	}
+	for _, c := range g.cutoffs {
+		if c < 50 {
+			t.Fatalf("cutoff %.1f below min_cutoff 50", c)
+		}
+	}
+	if c := g.cutoffs[len(g.cutoffs)-1]; c < 99.9 {
+		t.Errorf("still shedding after 60 s of waits shedding did not shorten: cutoff %.1f", c)
+	}
+	shed, sent := 0, 0
+	for score, n := range g.shed {
+		shed += n
+		sent += g.sent[score]
+		if score <= 50 && n > 0 {
+			t.Errorf("score %d shed %d times, at or below min_cutoff", score, n)
+		}
+	}
+	if share := float64(shed) / float64(sent); share > 0.1 {
+		t.Errorf("shed %.1f %% of the traffic for waits it could not shorten", 100*share)
+	}
+	// The gateway's own overload on top (the waits grow by more than half) is acted on.
+	g.cutoffs = nil
+	g.neighbour = 150 * time.Millisecond
+	g.run(uniform, 5*time.Second)
+	if c := g.cutoffs[len(g.cutoffs)-1]; c > 95 {
+		t.Errorf("waits grown by 70 %%, still not shedding: cutoff %.1f", c)
+	}
+}
+
+// Whatever the signals do, the cutoff moves at most 10 points in any second and never goes
+// below the floor.
+func TestStarvationControllerStepIsBounded(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var c starvationController
+	const dt = 10 * time.Millisecond
+	var refused, decided uint64
+	history := []float64{}
+	pressure, ratio := 0.0, 0.5
+	for i := range 100_000 {
+		if i%25 == 0 { // a new sample every 250 ms, anywhere from idle to far past max
+			ratio = rng.Float64() * 8
+			pressure = math.Max(0, math.Min(1, (ratio-1)/4))
+		}
+		n := uint64(rng.IntN(50))
+		decided += n
+		refused += uint64(float64(n) * (1 - c.cutoff/100))
+		got := c.step(starvationInput{pressure: pressure, ratio: ratio, refused: refused, decided: decided, floor: 50}, dt)
+		if got < 50 || got > 100 {
+			t.Fatalf("tick %d: cutoff %v outside [50, 100]", i, got)
+		}
+		history = append(history, got)
+	}
+	for i := 100; i < len(history); i++ {
+		if d := math.Abs(history[i] - history[i-100]); d > 10+1e-9 {
+			t.Fatalf("cutoff moved %.2f points in one second (ticks %d..%d)", d, i-100, i)
+		}
+	}
+}
