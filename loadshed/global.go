@@ -20,6 +20,10 @@ type Global struct {
 	// controller knows what share of the gateway's requests it refuses.
 	admitted atomic.Uint64
 	starve   starvationController // under the scope's lock
+	// starvedWait is the gateway's own scheduling wait (ns) while it is
+	// above sched_latency's threshold, else 0. Every attempt's time to
+	// headers includes it, so origin scopes read it (see Origin.monitors).
+	starvedWait atomic.Int64
 }
 
 // Begin counts an admitted request as in flight; pair it with End.
@@ -97,7 +101,13 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 	sig := c.Signals
 	if !sig.CPU.Enabled && !sig.SchedLatency.Enabled {
 		g.starve.reset()
+		g.starvedWait.Store(0)
 		return 0
+	}
+	if w := g.sched.value; sig.SchedLatency.Enabled && w > sig.SchedLatency.Threshold.Seconds() {
+		g.starvedWait.Store(int64(w * float64(time.Second)))
+	} else {
+		g.starvedWait.Store(0)
 	}
 	if dt > 0 {
 		shed, would := g.shed.load(), g.would.load()

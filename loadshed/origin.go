@@ -56,7 +56,9 @@ func (o *Origin) maxWait(c *OriginConfig, score int) time.Duration {
 		base = 2 * lc.NoLoadRTT
 	}
 	f := float64(100-min(max(score, 0), 100)) / 100
-	return time.Duration(float64(base) * (1 + 9*f*f))
+	// A gateway short of CPU delays every answer by its own scheduling
+	// wait; a slot frees that much later through no fault of the origin.
+	return time.Duration(float64(base)*(1+9*f*f)) + time.Duration(o.owner.global.starvedWait.Load())
 }
 
 // Release frees the slot Acquire took.
@@ -125,6 +127,14 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 				u = max(u, float64(held+queued)/float64(limit))
 			} else {
 				o.gate.setLimit(0)
+			}
+			// While the gateway itself is starved of CPU, attempts await
+			// headers longer because the gateway reads them late, not
+			// because the origin queues: hold the origin's level where it
+			// is (neither raise nor release) and leave the overload to the
+			// global scope, which sheds by priority across every origin.
+			if o.owner.global.starvedWait.Load() > 0 {
+				u = min(u, s.Concurrency.Threshold)
 			}
 			return u
 		}},

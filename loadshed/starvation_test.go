@@ -264,3 +264,45 @@ func TestStarvationControllerStepIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// While the gateway itself is starved of CPU, attempts await headers longer because the
+// gateway reads the answers late: the origin scope must not read that as the origin's
+// queue. It holds its level (here: sheds nothing) and leaves the overload to the global
+// scope; once the gateway recovers, the same concurrency raises the origin's shedding.
+func TestOriginScopeHoldsWhileTheGatewayIsStarved(t *testing.T) {
+	cfg := starvationConfig()
+	cfg.Global.Signals.CPU.Enabled = false
+	hist := newFineSchedHistogram()
+	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read))
+	o := s.Origin("app")
+	clk.advance(s, 10*time.Millisecond)
+	starve := func(ticks int) {
+		for range ticks {
+			hist.add(0.06, 10)
+			clk.advance(s, 10*time.Millisecond)
+		}
+	}
+	// The gateway's waits grow first (one 250 ms sample), then its reads of the origin's
+	// answers fall behind.
+	starve(30)
+	s.SetConcurrencySource(func(string) (OriginConcurrency, bool) {
+		return OriginConcurrency{Awaiting: 300, Limit: 100, Learned: true}, true // 3x the limit
+	})
+	for range 300 { // 3 s of 60 ms waits
+		hist.add(0.06, 10)
+		clk.advance(s, 10*time.Millisecond)
+	}
+	if c := o.Decide(100).Cutoff; c != 100 {
+		t.Fatalf("origin scope shed (cutoff %.1f) for the gateway's own starvation", c)
+	}
+	if w := o.maxWait(o.cfg.Load(), 95); w < 60*time.Millisecond {
+		t.Fatalf("queue wait %s does not allow for the gateway's 60 ms scheduling wait", w)
+	}
+	for range 300 { // the gateway recovers; the origin stays past its limit
+		hist.add(0.0005, 10)
+		clk.advance(s, 10*time.Millisecond)
+	}
+	if c := o.Decide(100).Cutoff; c >= 100 {
+		t.Fatalf("origin 3x past its limit with a healthy gateway, still no shedding (cutoff %.1f)", c)
+	}
+}

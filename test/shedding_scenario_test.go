@@ -147,6 +147,9 @@ type scenario struct {
 	spike    time.Duration
 	recovery time.Duration
 	env      []string // for the gateway process
+	// globalScope: the gateway, not the origin, is the bottleneck; the steadiness target
+	// applies to the global cutoff and goodput does not apply.
+	globalScope bool
 }
 
 type phaseRun struct {
@@ -165,9 +168,14 @@ type scenarioResult struct {
 	globals  []float64 // global scope, per-second means over the spike
 	limits   []float64 // adaptive limit, per-second means over the spike
 	sched    []float64 // global sched_latency signal (ms), per-second maxima over the spike
+	cpu      []float64 // global cpu signal, per-second maxima over the spike
 	report   string
 	spikeRun phaseRun
 	steadyRn phaseRun
+	// loadAvg is /proc/loadavg's 1-minute figure at the start and the end.
+	loadAvg [2]string
+	// globalScope: the targets' cutoff is the global scope's (gateway CPU-bound case).
+	globalScope bool
 }
 
 // scenarioAdmin is the part of /admin/shed the sampler reads.
@@ -203,8 +211,8 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 	defer cancel()
 
 	type sample struct {
-		at                           time.Duration
-		origin, global, limit, sched float64
+		at                                time.Duration
+		origin, global, limit, sched, cpu float64
 	}
 	var (
 		mu      sync.Mutex
@@ -235,8 +243,11 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			}
 			s := sample{at: time.Since(start), origin: 100, global: v.Global.Cutoff}
 			for _, sig := range v.Global.Signals {
-				if sig.Name == "sched_latency" {
+				switch sig.Name {
+				case "sched_latency":
 					s.sched = sig.Value * 1000
+				case "cpu":
+					s.cpu = sig.Value
 				}
 			}
 			for _, og := range v.Origins {
@@ -251,7 +262,8 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 		}
 	}()
 
-	res := scenarioResult{sc: sc}
+	res := scenarioResult{sc: sc, globalScope: sc.globalScope}
+	res.loadAvg[0] = loadAverage()
 	var spikeStart time.Duration
 	for _, ph := range []struct {
 		name   string
@@ -302,12 +314,12 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 		if from+time.Second > spikeStart+sc.spike {
 			break
 		}
-		var so, sg, sl, ss float64
+		var so, sg, sl, ss, sc float64
 		n := 0
 		for _, s := range samples {
 			if s.at >= from && s.at < from+time.Second {
 				so, sg, sl, n = so+s.origin, sg+s.global, sl+s.limit, n+1
-				ss = max(ss, s.sched)
+				ss, sc = max(ss, s.sched), max(sc, s.cpu)
 			}
 		}
 		if n > 0 {
@@ -315,11 +327,26 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			res.globals = append(res.globals, sg/float64(n))
 			res.limits = append(res.limits, sl/float64(n))
 			res.sched = append(res.sched, ss)
+			res.cpu = append(res.cpu, sc)
 		}
 	}
 	mu.Unlock()
+	res.loadAvg[1] = loadAverage()
 	res.report = res.format()
 	return res
+}
+
+// loadAverage is the 1-minute load average, for labelling wall-clock figures.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 func pct(n, d uint64) float64 {
@@ -397,8 +424,52 @@ func (r scenarioResult) format() string {
 	for _, s := range r.classShares() {
 		fmt.Fprintf(&b, " %.0f:%.1f", s[0], s[1])
 	}
-	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f; global sched_latency max ms %.0f; adaptive limit %.1f\n",
-		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, r.sched, r.limits)
+	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; adaptive limit %.1f\n",
+		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.limits)
+	b.WriteString(r.targetTable())
+	return b.String()
+}
+
+// targetTable is issue 12's targets for this run, one row each, with the load average the
+// run saw (wall-clock figures on a busy machine are not representative).
+func (r scenarioResult) targetTable() string {
+	var b strings.Builder
+	ct := r.spikeRun.crit.Total
+	yes := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	fmt.Fprintf(&b, "targets, %s (load average %s at start, %s at end):\n| target | measured | |\n|---|---|---|\n", r.sc.name, r.loadAvg[0], r.loadAvg[1])
+	s := pct(ct.Succeeded, ct.Scheduled)
+	fmt.Fprintf(&b, "| critical success >= 99.9 %% | %.2f %% (%d/%d) | %s |\n", s, ct.Succeeded, ct.Scheduled, yes(s >= 99.9))
+	x := r.critP99Ratio()
+	fmt.Fprintf(&b, "| critical p99 <= 2x steady | %.0f -> %.0f ms (%.2fx) | %s |\n", r.steadyRn.crit.Total.P99Ms, ct.P99Ms, x, yes(x <= 2))
+	if r.globalScope {
+		fmt.Fprintf(&b, "| goodput >= 90 %% of capacity | n/a (the gateway is the bottleneck) | |\n")
+	} else {
+		g := r.goodput()
+		fmt.Fprintf(&b, "| goodput >= 90 %% of capacity | %.1f %% | %s |\n", 100*g, yes(g >= 0.9))
+	}
+	fmt.Fprintf(&b, "| bands shed in order | %s | %s |\n", r.sharesString(), yes(r.ordered(2)))
+	scope, cut := "origin", r.cutoffs
+	if r.globalScope {
+		scope, cut = "global", r.globals
+	}
+	j := settledJump(cut)
+	fmt.Fprintf(&b, "| %s cutoff move per s once settled <= 10 | %.1f | %s |\n", scope, j, yes(j <= 10))
+	return b.String()
+}
+
+func (r scenarioResult) sharesString() string {
+	var b strings.Builder
+	for i, s := range r.classShares() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.0f:%.1f", s[0], s[1])
+	}
 	return b.String()
 }
 
@@ -612,9 +683,9 @@ func TestShedExperimentGatewayCPU(t *testing.T) {
 	}
 	org := newQueueOrigin(100000, time.Microsecond, false)
 	r := runScenario(t, scenario{
-		name: "gateway CPU-bound", origin: org, critRPS: 100, lowRPS: rate / 12, spikeX: 12,
+		name: fmt.Sprintf("gateway CPU-bound, spike %.0f req/s", rate), origin: org, critRPS: 100, lowRPS: rate / 12, spikeX: 12,
 		steady: 10 * time.Second, spike: 20 * time.Second, recovery: 6 * time.Second,
-		env: []string{"GOMAXPROCS=1"},
+		env: []string{"GOMAXPROCS=1"}, globalScope: true,
 	})
 	t.Logf("\n%s", r.report)
 	ct := r.spikeRun.crit.Total
