@@ -24,6 +24,7 @@ type Global struct {
 	// above sched_latency's threshold, else 0. Every attempt's time to
 	// headers includes it, so origin scopes read it (see Origin.monitors).
 	starvedWait atomic.Int64
+	runq        RunQueueSource // ticker-only
 }
 
 // Begin counts an admitted request as in flight; pair it with End.
@@ -114,8 +115,9 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 		refused := shed.Total() + would.Total()
 		g.starve.step(starvationInput{
 			pressure: pressure, ratio: ratio, refused: refused, decided: refused + g.admitted.Load(),
-			floor: starvationFloor(sig),
-			busy:  sig.CPU.Enabled && g.cpu.util >= sig.CPU.Threshold,
+			runQueue: g.runq(),
+			floor:    starvationFloor(sig),
+			busy:     sig.CPU.Enabled && g.cpu.util >= sig.CPU.Threshold,
 		}, dt)
 	}
 	if !g.starve.primed {
@@ -145,4 +147,42 @@ func (g *Global) tick(now time.Time, dt time.Duration) {
 func (g *Global) apply(c *GlobalConfig) {
 	g.cfg.Store(c)
 	g.republish(g.monitors(c), &c.ScopeConfig)
+}
+
+// starvationSnapshot reports the starvation controller for admin (nil while it is off).
+// Called under the Shedder's lock, which serialises it with the ticker.
+func (g *Global) starvationSnapshot() *StarvationSnapshot {
+	sig := g.cfg.Load().Signals
+	if !sig.CPU.Enabled && !sig.SchedLatency.Enabled {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := &g.starve
+	state := "clear"
+	switch {
+	case c.blocked:
+		state = "blocked"
+	case c.raising:
+		state = "raising"
+	}
+	return &StarvationSnapshot{Cutoff: c.cutoff, State: state, WaitRatio: c.ratio, RunQueue: c.runQueue,
+		RefusedShare: c.share(), Floor: starvationFloor(sig)}
+}
+
+// StarvationSnapshot is the starvation controller's state.
+type StarvationSnapshot struct {
+	// Cutoff is the cutoff it asks for (the scope publishes the lowest of
+	// this and what its other signals ask for).
+	Cutoff float64 `json:"cutoff"`
+	// State is "clear" (signals below threshold, backing off), "raising"
+	// or "blocked" (shedding did not shorten the waits).
+	State string `json:"state"`
+	// WaitRatio is the worst signal over its threshold, smoothed.
+	WaitRatio float64 `json:"wait_ratio"`
+	// RunQueue is runnable goroutines per core, smoothed.
+	RunQueue float64 `json:"run_queue_per_core"`
+	// RefusedShare is the share of requests the global scope refuses.
+	RefusedShare float64 `json:"refused_share"`
+	Floor        float64 `json:"floor"`
 }

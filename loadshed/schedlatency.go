@@ -31,6 +31,20 @@ func runtimeSchedLatency() *metrics.Float64Histogram {
 	return s[0].Value.Float64Histogram()
 }
 
+// RunQueueSource reads how many goroutines are runnable, waiting for a core, per core
+// (GOMAXPROCS). The default reads the Go runtime; tests inject one.
+type RunQueueSource func() float64
+
+// runtimeRunQueue reads /sched/goroutines/runnable:goroutines over /sched/gomaxprocs:threads.
+func runtimeRunQueue() float64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}, {Name: "/sched/gomaxprocs:threads"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 || s[1].Value.Uint64() == 0 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64()) / float64(s[1].Value.Uint64())
+}
+
 // schedLatencySampler turns the cumulative histogram into a per-period quantile. It is used
 // on the ticker goroutine only.
 type schedLatencySampler struct {

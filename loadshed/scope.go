@@ -232,6 +232,9 @@ type ScopeSnapshot struct {
 	// Limit is the origin's learned concurrency limit (origin scopes with
 	// a concurrency source only).
 	Limit *LimitSnapshot `json:"adaptive_limit,omitempty"`
+	// Starvation is the global scope's starvation controller (global only,
+	// while its cpu or sched_latency signal is on).
+	Starvation *StarvationSnapshot `json:"starvation,omitempty"`
 	// Shed and WouldShed count decisions per score band since start.
 	Shed      BandCounts `json:"shed"`
 	WouldShed BandCounts `json:"would_shed"`

@@ -55,6 +55,7 @@ type options struct {
 	manual           bool
 	now              func() time.Time
 	experimentEvents func(ExperimentEvent)
+	runq             RunQueueSource
 }
 
 // WithRand replaces the random source used for chaos sampling and
@@ -69,6 +70,12 @@ func WithCPUSource(src CPUSource) Option { return func(o *options) { o.cpu = src
 // histogram (tests).
 func WithSchedLatencySource(src SchedLatencySource) Option {
 	return func(o *options) { o.sched = src }
+}
+
+// WithRunQueueSource replaces the Go runtime as the source of the runnable goroutines per
+// core (tests).
+func WithRunQueueSource(src RunQueueSource) Option {
+	return func(o *options) { o.runq = src }
 }
 
 // withManualTicks leaves the ticker goroutine off so tests drive tick with
@@ -95,6 +102,10 @@ func New(cfg Config, opts ...Option) (*Shedder, error) {
 	s.global.init(ScopeGlobal, "", s, cfg.Global.DryRun)
 	s.global.starved = s.global.starvedLevel
 	s.global.sched.src = o.sched
+	s.global.runq = o.runq
+	if s.global.runq == nil {
+		s.global.runq = runtimeRunQueue
+	}
 	if o.cpu != nil {
 		s.global.cpu.src, s.global.cpu.fixed = o.cpu, true
 	}
@@ -335,6 +346,7 @@ func (s *Shedder) Snapshot() Snapshot {
 	snap.Global.Name = "global"
 	snap.Global.Inflight = s.global.inflight.Load()
 	snap.Global.K = s.global.cfg.Load().K
+	snap.Global.Starvation = s.global.starvationSnapshot()
 	origins := *s.origins.Load()
 	snap.Origins = make([]ScopeSnapshot, 0, len(origins))
 	for _, o := range origins {

@@ -58,7 +58,7 @@ func crispConfig() Config {
 func newTestShedder(t *testing.T, cfg Config, opts ...Option) (*Shedder, *testClock) {
 	t.Helper()
 	clk := &testClock{t: time.Unix(1_700_000_000, 0)}
-	opts = append([]Option{withManualTicks(clk.now), WithCPUSource(&fakeCPU{cores: 1})}, opts...)
+	opts = append([]Option{withManualTicks(clk.now), WithCPUSource(&fakeCPU{cores: 1}), WithRunQueueSource(func() float64 { return 0 })}, opts...)
 	s, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)

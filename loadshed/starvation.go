@@ -55,6 +55,11 @@ const (
 	// as help.
 	starvationJudgeShare = 0.2
 	starvationHelpDrop   = 0.1
+	// starvationBacklog is the run queue (runnable goroutines per core, smoothed) from which
+	// the waits count as the gateway's own backlog: shedding shortens them even while the
+	// wait shows no gradient yet. A gateway starved by neighbours has few goroutines ready
+	// per core; one past its capacity has its requests' goroutines queued behind each other.
+	starvationBacklog = 4.0
 	// starvationWorseBy unblocks a blocked controller when the wait grows by this factor.
 	starvationWorseBy = 1.5
 )
@@ -75,6 +80,8 @@ type starvationInput struct {
 	// while the wait itself shows no gradient yet (a saturated scheduler's wait stays high
 	// until the demand falls below capacity).
 	busy bool
+	// runQueue is the runnable goroutines per core right now.
+	runQueue float64
 }
 
 // starvationController: see the comment at the top of the file. Used under the scope's lock.
@@ -82,7 +89,8 @@ type starvationController struct {
 	cutoff float64
 	primed bool
 
-	ratio float64 // smoothed wait ratio
+	ratio    float64 // smoothed wait ratio
+	runQueue float64 // smoothed runnable goroutines per core
 	// refusedRate and decidedRate are smoothed per-second counts; their quotient is the
 	// share of requests refused.
 	refusedRate, decidedRate float64
@@ -113,6 +121,7 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 	s := dt.Seconds()
 	a := ewmaAlpha(s, starvationSmoothing.Seconds())
 	c.ratio += a * (in.ratio - c.ratio)
+	c.runQueue += a * (in.runQueue - c.runQueue)
 	if s > 0 {
 		dr, dd := float64(in.refused-c.lastRefused), float64(in.decided-c.lastDecided)
 		if in.refused < c.lastRefused || in.decided < c.lastDecided {
@@ -143,7 +152,7 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 			c.startRaising()
 		}
 		if c.share()-c.refShare >= starvationJudgeShare {
-			if in.busy || c.ratio <= c.refRatio*(1-starvationHelpDrop) {
+			if in.busy || c.runQueue >= starvationBacklog || c.ratio <= c.refRatio*(1-starvationHelpDrop) {
 				c.startRaising() // it helped: judge the next step from here
 			} else {
 				c.raising, c.blocked, c.blockRatio = false, true, c.ratio

@@ -1,6 +1,7 @@
 package loadshed
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime/metrics"
@@ -67,7 +68,12 @@ type simGateway struct {
 	refuseCost time.Duration
 	neighbour  time.Duration // added to every wait
 	busy       time.Duration // CPU used in the current 250 ms period
-	sinceHist  time.Duration
+	lastUtil   float64       // the last period's utilisation
+	// cpuShare is the share of its work the gateway's CPU accounting sees: below 1 on a
+	// machine whose neighbours take the CPU too (the waits are long, yet the process never
+	// reaches the cpu signal's threshold).
+	cpuShare  float64
+	sinceHist time.Duration
 	// per-score counts since the last reset
 	sent, shed map[int]int
 	// cutoffs sampled every tick
@@ -77,8 +83,17 @@ type simGateway struct {
 func newSimGateway(t *testing.T, cfg Config) *simGateway {
 	hist := newFineSchedHistogram()
 	cpu := &fakeCPU{cores: 1}
-	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read), WithCPUSource(cpu))
-	g := &simGateway{t: t, s: s, clk: clk, hist: hist, cpu: cpu, admitCost: time.Millisecond, refuseCost: 100 * time.Microsecond}
+	g := &simGateway{t: t, hist: hist, cpu: cpu}
+	// The run queue: goroutines ready per core grow with the gateway's own utilisation
+	// (1 / (1 - u) - 1 for an M/M/1 queue), 50 when saturated; neighbours add none.
+	runq := func() float64 {
+		if g.lastUtil >= 0.98 {
+			return 50
+		}
+		return g.lastUtil / (1 - g.lastUtil)
+	}
+	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read), WithCPUSource(cpu), WithRunQueueSource(runq))
+	*g = simGateway{t: t, s: s, clk: clk, hist: hist, cpu: cpu, admitCost: time.Millisecond, refuseCost: 100 * time.Microsecond, cpuShare: 1}
 	g.resetCounts()
 	clk.advance(s, 10*time.Millisecond) // primes the sampler
 	return g
@@ -109,12 +124,13 @@ func (g *simGateway) run(rates map[int]float64, d time.Duration) {
 		g.sinceHist += tick
 		if g.sinceHist >= 250*time.Millisecond {
 			u := g.busy.Seconds() / g.sinceHist.Seconds()
+			g.lastUtil = u
 			wait := 0.2
 			if u < 0.995 {
 				wait = min(0.2, 0.001/(1-u))
 			}
 			g.hist.add(wait+g.neighbour.Seconds(), 1000)
-			g.cpu.add(min(g.busy, g.sinceHist))
+			g.cpu.add(time.Duration(g.cpuShare * float64(min(g.busy, g.sinceHist))))
 			g.busy, g.sinceHist = 0, 0
 		}
 		g.clk.advance(g.s, tick)
@@ -149,7 +165,14 @@ func simTraffic(low float64) map[int]float64 {
 }
 
 func TestStarvationControllerHoldsSteadyCutoffAndRecovers(t *testing.T) {
+	for _, share := range []float64{1, 0.5} {
+		t.Run(fmt.Sprintf("cpu_seen_%v", share), func(t *testing.T) { testStarvationHoldsAndRecovers(t, share) })
+	}
+}
+
+func testStarvationHoldsAndRecovers(t *testing.T, cpuShare float64) {
 	g := newSimGateway(t, starvationConfig())
+	g.cpuShare = cpuShare
 	g.run(simTraffic(60), 10*time.Second) // steady: 40 % busy
 	if c := g.cutoffs[len(g.cutoffs)-1]; c != 100 {
 		t.Fatalf("steady load shed: cutoff %v", c)

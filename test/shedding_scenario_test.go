@@ -169,6 +169,7 @@ type scenarioResult struct {
 	limits   []float64 // adaptive limit, per-second means over the spike
 	sched    []float64 // global sched_latency signal (ms), per-second maxima over the spike
 	cpu      []float64 // global cpu signal, per-second maxima over the spike
+	runq     []float64 // runnable goroutines per core (smoothed), per-second maxima
 	report   string
 	spikeRun phaseRun
 	steadyRn phaseRun
@@ -181,7 +182,10 @@ type scenarioResult struct {
 // scenarioAdmin is the part of /admin/shed the sampler reads.
 type scenarioAdmin struct {
 	Global struct {
-		Cutoff  float64 `json:"cutoff"`
+		Cutoff     float64 `json:"cutoff"`
+		Starvation *struct {
+			RunQueue float64 `json:"run_queue_per_core"`
+		} `json:"starvation"`
 		Signals []struct {
 			Name  string  `json:"name"`
 			Value float64 `json:"value"`
@@ -212,7 +216,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 
 	type sample struct {
 		at                                time.Duration
-		origin, global, limit, sched, cpu float64
+		origin, global, limit, sched, cpu, runq float64
 	}
 	var (
 		mu      sync.Mutex
@@ -242,6 +246,9 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 				continue
 			}
 			s := sample{at: time.Since(start), origin: 100, global: v.Global.Cutoff}
+			if st := v.Global.Starvation; st != nil {
+				s.runq = st.RunQueue
+			}
 			for _, sig := range v.Global.Signals {
 				switch sig.Name {
 				case "sched_latency":
@@ -314,12 +321,12 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 		if from+time.Second > spikeStart+sc.spike {
 			break
 		}
-		var so, sg, sl, ss, sc float64
+		var so, sg, sl, ss, sc, sq float64
 		n := 0
 		for _, s := range samples {
 			if s.at >= from && s.at < from+time.Second {
 				so, sg, sl, n = so+s.origin, sg+s.global, sl+s.limit, n+1
-				ss, sc = max(ss, s.sched), max(sc, s.cpu)
+				ss, sc, sq = max(ss, s.sched), max(sc, s.cpu), max(sq, s.runq)
 			}
 		}
 		if n > 0 {
@@ -328,6 +335,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			res.limits = append(res.limits, sl/float64(n))
 			res.sched = append(res.sched, ss)
 			res.cpu = append(res.cpu, sc)
+			res.runq = append(res.runq, sq)
 		}
 	}
 	mu.Unlock()
@@ -424,8 +432,8 @@ func (r scenarioResult) format() string {
 	for _, s := range r.classShares() {
 		fmt.Fprintf(&b, " %.0f:%.1f", s[0], s[1])
 	}
-	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; adaptive limit %.1f\n",
-		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.limits)
+	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; run queue per core max %.1f; adaptive limit %.1f\n",
+		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.runq, r.limits)
 	b.WriteString(r.targetTable())
 	return b.String()
 }
