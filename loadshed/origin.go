@@ -118,10 +118,11 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 			}
 			o.lastConc.Store(&oc)
 			u := oc.utilisation()
+			starved := time.Duration(o.owner.global.starvedWait.Load())
 			if c.Queue.Enabled && oc.Limit > 0 {
 				// Round down: an origin that refuses past its capacity has
 				// its limit hovering just under it.
-				limit := max(1, int(math.Floor(oc.Limit)))
+				limit := max(1, int(math.Floor(gateLimit(oc, starved))))
 				o.gate.setLimit(limit)
 				held, queued := o.gate.load()
 				u = max(u, float64(held+queued)/float64(limit))
@@ -133,7 +134,7 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 			// because the origin queues: hold the origin's level where it
 			// is (neither raise nor release) and leave the overload to the
 			// global scope, which sheds by priority across every origin.
-			if o.owner.global.starvedWait.Load() > 0 {
+			if starved > 0 {
 				u = min(u, s.Concurrency.Threshold)
 			}
 			return u
@@ -177,6 +178,21 @@ func (o *Origin) apply(c *OriginConfig, now time.Time) {
 	}
 	o.cfg.Store(c)
 	o.republish(o.monitors(c), &c.ScopeConfig)
+}
+
+// gateLimit is the number of attempts the queue lets await headers at once: the learned
+// limit, or, while the gateway itself is starved of CPU and reads every answer late by its
+// own scheduling wait, the slots the same origin concurrency then occupies (Little's law:
+// each attempt holds its slot for the origin's latency plus that wait), up to the hard cap.
+func gateLimit(oc OriginConcurrency, starved time.Duration) float64 {
+	if starved <= 0 || oc.NoLoadRTT <= 0 {
+		return oc.Limit
+	}
+	l := oc.Limit * (1 + starved.Seconds()/oc.NoLoadRTT.Seconds())
+	if oc.Cap > 0 {
+		l = min(l, max(oc.Limit, oc.Cap))
+	}
+	return l
 }
 
 // OriginConcurrency is an origin's concurrency as its registry knows it:

@@ -321,6 +321,13 @@ func TestOriginScopeHoldsWhileTheGatewayIsStarved(t *testing.T) {
 	if w := o.maxWait(o.cfg.Load(), 95); w < 60*time.Millisecond {
 		t.Fatalf("queue wait %s does not allow for the gateway's 60 ms scheduling wait", w)
 	}
+	// Each attempt holds its slot 60 ms longer than the origin's 20 ms: four times the slots.
+	if l := gateLimit(OriginConcurrency{Limit: 100, NoLoadRTT: 20 * time.Millisecond}, 60*time.Millisecond); math.Abs(l-400) > 1e-9 {
+		t.Fatalf("gate limit while starved = %v, want 400", l)
+	}
+	if l := gateLimit(OriginConcurrency{Limit: 100, NoLoadRTT: 20 * time.Millisecond, Cap: 250}, 60*time.Millisecond); l != 250 {
+		t.Fatalf("gate limit past the hard cap: %v, want 250", l)
+	}
 	for range 300 { // the gateway recovers; the origin stays past its limit
 		hist.add(0.0005, 10)
 		clk.advance(s, 10*time.Millisecond)
