@@ -159,10 +159,10 @@ type SchedLatencySignalConfig struct {
 	// MinSamples is the fewest goroutine wake-ups in a period for it to count; an idle
 	// gateway reads 0.
 	MinSamples int `mapstructure:"min_samples"`
-	// MinCutoff is the lowest cutoff this signal alone can set: scores at or below it are
-	// never shed because of it. Waits caused by neighbours on the machine do not shrink
-	// when the gateway sheds, so the signal maps in proportion up to this bound instead of
-	// being held at its threshold.
+	// MinCutoff is the lowest cutoff the starvation controller (this signal and cpu) can
+	// set: scores at or below it are never shed because of them. Waits caused by
+	// neighbours on the machine do not shrink when the gateway sheds, so they must not walk
+	// the cutoff into critical traffic (see starvation.go).
 	MinCutoff float64 `mapstructure:"min_cutoff"`
 }
 
