@@ -20,9 +20,11 @@ type Global struct {
 	// controller knows what share of the gateway's requests it refuses.
 	admitted atomic.Uint64
 	starve   starvationController // under the scope's lock
-	// starvedWait is the gateway's own scheduling wait (ns) while it is
-	// above sched_latency's threshold, else 0. Every attempt's time to
-	// headers includes it, so origin scopes read it (see Origin.monitors).
+	// starvedWait is the gateway's mean scheduling wait (ns) while its
+	// quantile is above sched_latency's threshold and its run queue shows
+	// its own backlog (starvationBacklog), else 0. Every attempt's
+	// time to headers includes about that much, so origin scopes read it
+	// (see Origin.monitors).
 	starvedWait atomic.Int64
 	runq        RunQueueSource // ticker-only
 }
@@ -105,8 +107,11 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 		g.starvedWait.Store(0)
 		return 0
 	}
-	if w := g.sched.value; sig.SchedLatency.Enabled && w > sig.SchedLatency.Threshold.Seconds() {
-		g.starvedWait.Store(int64(w * float64(time.Second)))
+	// Only the gateway's own backlog counts: a gateway starved by its
+	// neighbours leaves its origin scopes as they are (the global scope does
+	// not shed for those waits, so the origins must keep protecting themselves).
+	if w := g.sched.value; sig.SchedLatency.Enabled && w > sig.SchedLatency.Threshold.Seconds() && g.starve.runQueue >= starvationBacklog {
+		g.starvedWait.Store(max(1, int64(g.sched.mean*float64(time.Second))))
 	} else {
 		g.starvedWait.Store(0)
 	}

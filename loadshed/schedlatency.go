@@ -53,13 +53,14 @@ type schedLatencySampler struct {
 	prev   []uint64 // bucket counts at the last sample
 	primed bool
 	value  float64 // seconds; 0 below min_samples
+	mean   float64 // the period's mean wait, seconds; 0 below min_samples
 	count  uint64  // goroutine wake-ups in the last period
 }
 
 // sample updates value if cfg's period has passed since the last sample.
 func (s *schedLatencySampler) sample(now time.Time, cfg *SchedLatencySignalConfig) {
 	if !cfg.Enabled {
-		s.primed, s.value, s.count = false, 0, 0
+		s.primed, s.value, s.mean, s.count = false, 0, 0, 0
 		return
 	}
 	if s.primed && now.Sub(s.lastAt) < cfg.SampleEvery {
@@ -71,14 +72,41 @@ func (s *schedLatencySampler) sample(now time.Time, cfg *SchedLatencySignalConfi
 	}
 	h := src()
 	if h == nil || len(h.Counts) == 0 {
-		s.primed, s.value = false, 0
+		s.primed, s.value, s.mean = false, 0, 0
 		return
 	}
 	if s.primed && len(s.prev) == len(h.Counts) {
 		s.value, s.count = quantileOfDelta(h, s.prev, cfg.Quantile, uint64(cfg.MinSamples))
+		s.mean = 0
+		if s.value > 0 {
+			s.mean = meanOfDelta(h, s.prev)
+		}
 	}
 	s.prev = append(s.prev[:0], h.Counts...)
 	s.lastAt, s.primed = now, true
+}
+
+// meanOfDelta is the mean of the samples added to h since prev, each read as the middle of
+// its bucket (the lower bound for the open-ended last bucket, 0 for an empty delta).
+func meanOfDelta(h *metrics.Float64Histogram, prev []uint64) float64 {
+	var n, sum float64
+	for i, c := range h.Counts {
+		if c <= prev[i] {
+			continue
+		}
+		lo, hi := max(h.Buckets[i], 0), h.Buckets[i+1]
+		mid := lo
+		if !math.IsInf(hi, 1) {
+			mid = (lo + hi) / 2
+		}
+		k := float64(c - prev[i])
+		n += k
+		sum += k * mid
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / n
 }
 
 // quantileOfDelta is the q-quantile (0..1) of the samples added to h since prev, read as the

@@ -186,3 +186,16 @@ func TestSchedLatencyNeverShedsAtOrBelowMinCutoff(t *testing.T) {
 		t.Fatalf("still shedding after the waits recovered: %+v", d)
 	}
 }
+
+func TestMeanOfDeltaReadsBucketMiddles(t *testing.T) {
+	f := newFakeSchedHistogram()
+	prev := append([]uint64(nil), f.read().Counts...)
+	f.add(0.0005, 3) // bucket 0..1 ms: 0.5 ms each
+	f.add(0.055, 1)  // bucket 50..60 ms: 55 ms
+	if m := meanOfDelta(f.read(), prev); math.Abs(m-(3*0.0005+0.055)/4) > 1e-12 {
+		t.Fatalf("mean %v, want %v", m, (3*0.0005+0.055)/4)
+	}
+	if m := meanOfDelta(f.read(), f.read().Counts); m != 0 {
+		t.Fatalf("empty delta: mean %v, want 0", m)
+	}
+}

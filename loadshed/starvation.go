@@ -40,7 +40,7 @@ import (
 // between "shed nothing" and "shed everything".
 const (
 	starvationRaisePerSecond   = 8.0
-	starvationReleasePerSecond = 2.0
+	starvationReleasePerSecond = 4.0
 	// starvationMinRaise is the least share of the full raise speed used while a signal is
 	// above its threshold at all, so a wait just above it still moves the cutoff.
 	starvationMinRaise = 0.2

@@ -296,7 +296,8 @@ func TestOriginScopeHoldsWhileTheGatewayIsStarved(t *testing.T) {
 	cfg := starvationConfig()
 	cfg.Global.Signals.CPU.Enabled = false
 	hist := newFineSchedHistogram()
-	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read))
+	runq := 50.0 // the gateway's own backlog: 50 goroutines ready per core
+	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read), WithRunQueueSource(func() float64 { return runq }))
 	o := s.Origin("app")
 	clk.advance(s, 10*time.Millisecond)
 	starve := func(ticks int) {
@@ -334,5 +335,28 @@ func TestOriginScopeHoldsWhileTheGatewayIsStarved(t *testing.T) {
 	}
 	if c := o.Decide(100).Cutoff; c >= 100 {
 		t.Fatalf("origin 3x past its limit with a healthy gateway, still no shedding (cutoff %.1f)", c)
+	}
+}
+
+// Waits with a short run queue are the neighbours' doing: the global scope does not shed
+// for them, so the origin scopes must go on protecting their origins.
+func TestOriginScopeActsWhenNeighboursStarveTheGateway(t *testing.T) {
+	cfg := starvationConfig()
+	cfg.Global.Signals.CPU.Enabled = false
+	hist := newFineSchedHistogram()
+	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read), WithRunQueueSource(func() float64 { return 0.5 }))
+	o := s.Origin("app")
+	s.SetConcurrencySource(func(string) (OriginConcurrency, bool) {
+		return OriginConcurrency{Awaiting: 300, Limit: 100, NoLoadRTT: 20 * time.Millisecond, Learned: true}, true
+	})
+	for range 300 {
+		hist.add(0.06, 10)
+		clk.advance(s, 10*time.Millisecond)
+	}
+	if c := o.Decide(100).Cutoff; c >= 100 {
+		t.Fatalf("origin 3x past its limit, gateway starved by neighbours: no shedding (cutoff %.1f)", c)
+	}
+	if w := s.Global().starvedWait.Load(); w != 0 {
+		t.Fatalf("neighbours' waits read as the gateway's own: %s", time.Duration(w))
 	}
 }
