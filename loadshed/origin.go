@@ -34,7 +34,7 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 	o.gate.mu.Lock()
 	limit := o.gate.limit
 	o.gate.mu.Unlock()
-	maxQueue := int(c.Queue.Length*float64(limit)) + 1
+	maxQueue := max(int(c.Queue.Length*float64(limit))+1, minQueue)
 	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), maxQueue) {
 		d.Queued = true
 		return d, true
@@ -43,6 +43,12 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 	d.Shed, d.RetryAfter = true, o.owner.retryAfter()
 	return d, false
 }
+
+// minQueue is the fewest queue entries, whatever the limit: an origin whose learned limit
+// is a handful (a fast origin under light traffic) would otherwise refuse critical requests
+// that arrive together during a hiccup of a few milliseconds. Every waiter is still bounded
+// by its max wait, and the least critical is evicted first when the queue is full.
+const minQueue = 16
 
 // maxWait is how long a request of the given score may wait for a slot:
 // max_wait, or twice the origin's no-load latency if longer (an origin

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -358,5 +360,53 @@ func TestOriginScopeActsWhenNeighboursStarveTheGateway(t *testing.T) {
 	}
 	if w := s.Global().starvedWait.Load(); w != 0 {
 		t.Fatalf("neighbours' waits read as the gateway's own: %s", time.Duration(w))
+	}
+}
+
+// A learned limit of a handful (a fast origin under light traffic) still queues a burst of
+// critical requests instead of refusing them.
+func TestOriginQueueHoldsABurstOnASmallLimit(t *testing.T) {
+	cfg := starvationConfig()
+	s, clk := newTestShedder(t, cfg)
+	s.SetConcurrencySource(func(string) (OriginConcurrency, bool) {
+		return OriginConcurrency{Limit: 4, NoLoadRTT: time.Millisecond, Learned: true}, true
+	})
+	o := s.Origin("app")
+	clk.advance(s, 10*time.Millisecond)
+	var held []Decision
+	for range 4 {
+		d, ok := o.Acquire(o.Decide(15))
+		if !ok {
+			t.Fatal("refused below the limit")
+		}
+		held = append(held, d)
+	}
+	// Ten more critical requests arrive together: they wait, none is refused.
+	var wg sync.WaitGroup
+	var refused atomic.Int32
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, ok := o.Acquire(o.Decide(15))
+			if !ok {
+				refused.Add(1)
+				return
+			}
+			o.Release(d)
+		}()
+	}
+	for {
+		if _, waiting := o.gate.load(); waiting+int(refused.Load()) >= 10 {
+			break
+		}
+		runtime.Gosched()
+	}
+	for _, d := range held {
+		o.Release(d)
+	}
+	wg.Wait()
+	if n := refused.Load(); n > 0 {
+		t.Fatalf("%d of 10 critical requests refused by a queue of limit 4", n)
 	}
 }
