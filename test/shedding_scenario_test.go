@@ -215,7 +215,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 	defer cancel()
 
 	type sample struct {
-		at                                time.Duration
+		at                                      time.Duration
 		origin, global, limit, sched, cpu, runq float64
 	}
 	var (
