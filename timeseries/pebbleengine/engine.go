@@ -111,33 +111,20 @@ func (e *Engine) Apply(ctx context.Context, b *storage.Batch, d storage.Durabili
 		}
 		return nil
 	}
+	rows := rowsPool.Get().(*batchRows)
+	defer rowsPool.Put(rows)
+	rows.build(b)
 	pb := e.db.NewBatch()
 	defer pb.Close()
-	var key, val []byte
-	for i := range b.Writes {
-		w := &b.Writes[i]
-		p := w.Partition
-		key = eventKey(key[:0], b.Namespace, p, w.Event.Time, w.Event.ID)
-		val = encodeItems(val[:0], w.Event.Items)
-		if err := pb.Merge(key, val, nil); err != nil {
+	for _, r := range rows.sorted() {
+		var err error
+		if r.merge {
+			err = pb.Merge(rows.key(r), rows.value(r), nil)
+		} else {
+			err = pb.Set(rows.key(r), rows.value(r), nil)
+		}
+		if err != nil {
 			return err
-		}
-		if len(w.Index) == 0 {
-			continue
-		}
-		key = indexRowKey(key[:0], b.Namespace, p.Slice, p.Bucket, w.Event)
-		val = encodeIndexEntries(val[:0], w.Index)
-		if err := pb.Merge(key, val, nil); err != nil {
-			return err
-		}
-		for _, ix := range w.Index {
-			if ix.Kind == storage.KindInteger {
-				continue // served from the index row
-			}
-			key = postingKey(key[:0], b.Namespace, p.Slice, p.Bucket, ix, w.Event)
-			if err := pb.Set(key, nil, nil); err != nil {
-				return err
-			}
 		}
 	}
 	opts := pebble.Sync

@@ -1,0 +1,134 @@
+package pebbleengine
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floodgate-dev/floodgate/timeseries/storage"
+)
+
+// BenchmarkIngestSettled measures what fire-and-forget ingest costs the engine in the end:
+// batches of 1000 events (the queue's default) of the tsbench shape (1000 series over a day,
+// three items, a keyword and an integer index entry) applied Buffered from two writers (the
+// queue's default), then a flush and every compaction it triggers. It reports process CPU per
+// event over all of that, so memtable and compaction settings are compared on the work they
+// cause rather than on how much of it they defer past the timed window.
+//
+//	go test -run '^$' -bench BenchmarkIngestSettled -benchtime 1x ./timeseries/pebbleengine/
+//
+// TS_INGEST_EVENTS overrides the event count (default 500,000).
+func BenchmarkIngestSettled(b *testing.B) {
+	events := 500_000
+	if v, err := strconv.Atoi(os.Getenv("TS_INGEST_EVENTS")); err == nil && v > 0 {
+		events = v
+	}
+	for i := 0; i < b.N; i++ {
+		var o Options
+		if v, err := strconv.Atoi(os.Getenv("TS_MEMTABLE_MB")); err == nil {
+			o.MemTableBytes = uint64(v) << 20
+		}
+		e, err := Open(b.TempDir(), o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batches := ingestBatches(events, 1000)
+		cpu0, t0 := rusageCPU(), time.Now()
+		var wg sync.WaitGroup
+		var next sync.Mutex
+		k := 0
+		for w := 0; w < 2; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					next.Lock()
+					j := k
+					k++
+					next.Unlock()
+					if j >= len(batches) {
+						return
+					}
+					if err := e.Apply(context.Background(), batches[j], storage.Buffered); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		applied := rusageCPU() - cpu0
+		if err := e.db.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		waitCompactionsIdle(e)
+		settled := rusageCPU() - cpu0
+		m := e.db.Metrics()
+		b.ReportMetric(float64(applied.Nanoseconds())/1000/float64(events), "apply-µs/event")
+		b.ReportMetric(float64(settled.Nanoseconds())/1000/float64(events), "settled-µs/event")
+		b.ReportMetric(float64(time.Since(t0).Milliseconds()), "wall-ms")
+		b.ReportMetric(float64(m.Compact.Count), "compactions")
+		b.ReportMetric(float64(m.Total().BytesCompacted)/float64(events), "compacted-B/event")
+		if err := e.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// ingestBatches builds the data set once, outside the timed part.
+func ingestBatches(events, per int) []*storage.Batch {
+	const day = int64(24 * time.Hour / time.Millisecond)
+	now := time.Now().Truncate(24 * time.Hour).UnixMilli()
+	devices := []string{"ios", "android", "web", "tv", "car", "watch"}
+	statuses := []string{"200", "201", "404", "500", "503"}
+	payload := []byte("some opaque payload bytes of a typical event")
+	var out []*storage.Batch
+	for from := 0; from < events; from += per {
+		bt := &storage.Batch{Namespace: "demo"}
+		for i := from; i < min(from+per, events); i++ {
+			t := now - int64(i)*day/int64(events) - 1
+			tsid := "dev" + strconv.Itoa(i%1000)
+			id := "e" + strconv.Itoa(i)
+			dev, st := []byte(devices[(i*7)%len(devices)]), []byte(statuses[(i*13)%len(statuses)])
+			n, _ := strconv.ParseInt(string(st), 10, 64)
+			slice := now - day
+			bt.Writes = append(bt.Writes, storage.Write{
+				Partition: storage.Partition{Slice: slice, TimeSeriesID: tsid, Bucket: slice + (t-slice)/3_600_000*3_600_000, EventBucket: uint16(i % 4)},
+				Event: storage.Event{TimeSeriesID: tsid, Time: t, ID: id, Items: []storage.Item{
+					{Key: []byte("deviceType"), Value: dev}, {Key: []byte("status"), Value: st}, {Key: []byte("payload"), Value: payload}}},
+				Index: []storage.IndexEntry{
+					{Field: "deviceType", Kind: storage.KindKeyword, Value: dev, Raw: dev},
+					{Field: "status", Kind: storage.KindInteger, Int: n, Raw: st}},
+			})
+		}
+		out = append(out, bt)
+	}
+	return out
+}
+
+func rusageCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// waitCompactionsIdle polls until no compaction has run for a few consecutive checks (pebble
+// schedules the next one as the previous ends, so one idle sample is not enough).
+func waitCompactionsIdle(e *Engine) {
+	for idle := 0; idle < 5; {
+		m := e.db.Metrics()
+		if m.Compact.NumInProgress == 0 && m.Flush.NumInProgress == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
