@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -27,11 +28,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.PhaseTime, "phase", 5*time.Second, "duration of each latency phase")
 	fs.StringVar(&o.ProfileDir, "cpuprofile-dir", "", "write one CPU profile per phase into this directory")
 	httpToo := fs.Bool("http", true, "also ingest the same volume over HTTP through this server")
+	phases := fs.String("phases", "", "comma-separated phases to run (default all: "+strings.Join(tsbench.PhaseNames(), ",")+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *phases != "" {
+		o.Phases = strings.Split(*phases, ",")
 	}
 	if *httpToo {
 		o.ServeHTTP = serveForBench

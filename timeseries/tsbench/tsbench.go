@@ -33,6 +33,9 @@ type Options struct {
 	Batch        int           // events per async request (500)
 	PhaseTime    time.Duration // duration of each latency phase (5s)
 	ProfileDir   string        // if set, a CPU profile per phase is written here
+	// Phases, if set, runs only these phases (names as in PhaseNames), in the usual order.
+	// The latency phases then run on whatever data the chosen phases left.
+	Phases []string
 	// ServeHTTP, if set, serves svc over HTTP on loopback and returns a function that posts
 	// one request body to an operation; the ingest phase then also runs through it.
 	ServeHTTP func(svc *timeseries.Service) (post func(op string, body []byte) (int, error), stop func(), err error)
@@ -51,6 +54,11 @@ func (o *Options) defaults() {
 	if o.PhaseTime <= 0 {
 		o.PhaseTime = 5 * time.Second
 	}
+}
+
+// PhaseNames lists the phases in the order they run.
+func PhaseNames() []string {
+	return []string{"ingest", "ingesthttp", "aggregate", "diskfloor", "syncwrite", "read", "search"}
 }
 
 // Row is one line of the result table.
@@ -100,14 +108,23 @@ func Run(o Options, w io.Writer) ([]Row, error) {
 		run  func() ([]Row, error)
 	}{
 		{"ingest", b.ingest},
+		{"ingesthttp", b.ingestHTTP},
 		{"aggregate", b.aggregate},
 		{"diskfloor", b.diskFloor},
 		{"syncwrite", b.syncWrites},
 		{"read", b.reads},
 		{"search", b.search},
 	}
+	for _, name := range o.Phases {
+		if !slices.Contains(PhaseNames(), name) {
+			return nil, fmt.Errorf("unknown phase %q (phases: %v)", name, PhaseNames())
+		}
+	}
 	var rows []Row
 	for _, p := range phases {
+		if len(o.Phases) > 0 && !slices.Contains(o.Phases, p.name) {
+			continue
+		}
 		stop := b.profile(p.name)
 		r, err := p.run()
 		stop()
@@ -116,7 +133,9 @@ func Run(o Options, w io.Writer) ([]Row, error) {
 		}
 		rows = append(rows, r...)
 	}
-	rows = append(rows, Row{"disk bytes per event (after ingest)", fmt.Sprintf("%.0f B", b.diskPerEvent(dir)), "-"})
+	if b.ingested > 0 {
+		rows = append(rows, Row{"disk bytes per event (after ingest)", fmt.Sprintf("%.0f B", b.diskPerEvent(dir)), "-"})
+	}
 	fmt.Fprintf(w, "\n| measurement | figure | target |\n|---|---|---|\n")
 	defer func() {
 		fmt.Fprintf(w, "\nprocess CPU %s over %s wall: the machine gave this run %.0f%% of one core on average\n",
@@ -135,6 +154,8 @@ type bench struct {
 	now      time.Time
 	httpPost func(op string, body []byte) (int, error)
 	lastCPU  time.Duration // CPU time of the last timed phase
+	ingested int           // events written by the ingest phases
+	seeded   int           // events written to seed the read phase
 }
 
 // cpuPerOp renders the last timed phase's process CPU time per operation.
@@ -203,14 +224,11 @@ func (b *bench) batchBody(ns string, from, n int, at func(i int) time.Time, tsid
 // until the last one is written.
 func (b *bench) ingest() ([]Row, error) {
 	n := b.o.IngestEvents
-	day := int64(24 * time.Hour / time.Millisecond)
-	at := func(i int) time.Time { return b.now.Add(-time.Duration(int64(i)*day/int64(n)+1) * time.Millisecond) }
-	tsid := func(i int) string { return "dev" + strconv.Itoa(i%1000) }
+	at, tsid := b.ingestShape()
 	var bodies [][]byte
 	for from := 0; from < n; from += b.o.Batch {
 		bodies = append(bodies, b.batchBody("demo", from, min(b.o.Batch, n-from), at, tsid))
 	}
-	rows := []Row{}
 	cpu0 := cpuTime()
 	rate, retries, err := b.pushAsync(bodies, n, func(body []byte) (int, error) {
 		return b.svc.Serve(context.Background(), timeseries.OpWrite, body).Status, nil
@@ -219,27 +237,45 @@ func (b *bench) ingest() ([]Row, error) {
 		return nil, err
 	}
 	cpuPer := (cpuTime() - cpu0) / time.Duration(n)
-	rows = append(rows, Row{fmt.Sprintf("async ingest, in-process Serve (JSON decode included), %d producers", b.o.Producers),
+	b.ingested += n
+	return []Row{{fmt.Sprintf("async ingest, in-process Serve (JSON decode included), %d producers", b.o.Producers),
 		fmt.Sprintf("%.0f events/s wall; %.1f µs CPU/event = %.0f events/s per 2 dedicated cores (%d queue_full retries)",
-			rate, float64(cpuPer.Nanoseconds())/1000, 2/cpuPer.Seconds(), retries), ">= 200k events/s"})
-	if b.httpPost != nil {
-		// The same volume again over HTTP, into a fresh time range (ids differ by offset).
-		http := make([][]byte, 0, len(bodies))
-		atHTTP := func(i int) time.Time { return at(i - n) }
-		for from := n; from < 2*n; from += b.o.Batch {
-			http = append(http, b.batchBody("reads", from, min(b.o.Batch, 2*n-from), atHTTP, tsid))
-		}
-		cpu0 := cpuTime()
-		rate, retries, err := b.pushAsync(http, n, func(body []byte) (int, error) { return b.httpPost(timeseries.OpWrite, body) })
-		if err != nil {
-			return nil, err
-		}
-		cpuPer := (cpuTime() - cpu0) / time.Duration(n)
-		rows = append(rows, Row{fmt.Sprintf("async ingest over HTTP (loopback, %d client connections; client CPU included)", b.o.Producers),
-			fmt.Sprintf("%.0f events/s wall; %.1f µs CPU/event = %.0f events/s per 2 dedicated cores (%d queue_full retries)",
-				rate, float64(cpuPer.Nanoseconds())/1000, 2/cpuPer.Seconds(), retries), ">= 200k events/s"})
+			rate, float64(cpuPer.Nanoseconds())/1000, 2/cpuPer.Seconds(), retries), ">= 200k events/s"}}, nil
+}
+
+// ingestHTTP sends the same volume again over HTTP, into namespace "reads" and the day
+// before the in-process one (ids differ by offset).
+func (b *bench) ingestHTTP() ([]Row, error) {
+	if b.httpPost == nil {
+		return nil, nil
 	}
-	return rows, nil
+	n := b.o.IngestEvents
+	at, tsid := b.ingestShape()
+	http := make([][]byte, 0, n/b.o.Batch+1)
+	atHTTP := func(i int) time.Time { return at(i - n) }
+	for from := n; from < 2*n; from += b.o.Batch {
+		http = append(http, b.batchBody("reads", from, min(b.o.Batch, 2*n-from), atHTTP, tsid))
+	}
+	cpu0 := cpuTime()
+	rate, retries, err := b.pushAsync(http, n, func(body []byte) (int, error) { return b.httpPost(timeseries.OpWrite, body) })
+	if err != nil {
+		return nil, err
+	}
+	cpuPer := (cpuTime() - cpu0) / time.Duration(n)
+	b.ingested += n
+	return []Row{{fmt.Sprintf("async ingest over HTTP (loopback, %d client connections; client CPU included)", b.o.Producers),
+		fmt.Sprintf("%.0f events/s wall; %.1f µs CPU/event = %.0f events/s per 2 dedicated cores (%d queue_full retries)",
+			rate, float64(cpuPer.Nanoseconds())/1000, 2/cpuPer.Seconds(), retries), ">= 200k events/s"}}, nil
+}
+
+// ingestShape is the data set's event time and series of event i: 1000 series over the day
+// before now.
+func (b *bench) ingestShape() (at func(int) time.Time, tsid func(int) string) {
+	n := b.o.IngestEvents
+	day := int64(24 * time.Hour / time.Millisecond)
+	at = func(i int) time.Time { return b.now.Add(-time.Duration(int64(i)*day/int64(n)+1) * time.Millisecond) }
+	tsid = func(i int) string { return "dev" + strconv.Itoa(i%1000) }
+	return at, tsid
 }
 
 func (b *bench) pushAsync(bodies [][]byte, events int, send func([]byte) (int, error)) (float64, int64, error) {
@@ -408,6 +444,7 @@ func (b *bench) reads() ([]Row, error) {
 		if r := b.svc.Serve(context.Background(), timeseries.OpWriteSync, body); r.Status != 200 {
 			return nil, fmt.Errorf("seeding reads answered %d: %s", r.Status, r.Body)
 		}
+		b.seeded += 1000
 	}
 	var rows []Row
 	for _, readers := range []int{1, 4} {
@@ -459,11 +496,7 @@ func (b *bench) diskPerEvent(dir string) float64 {
 		}
 		return nil
 	})
-	events := b.o.IngestEvents
-	if b.httpPost != nil {
-		events *= 2
-	}
-	return float64(total) / float64(events+10_000)
+	return float64(total) / float64(b.ingested+b.seeded)
 }
 
 // cpuTime is the process's user plus system CPU time so far. The machine the figures are
