@@ -76,6 +76,11 @@ type QueueBuffering struct {
 	Writers int `mapstructure:"writers"`
 	// MaxBatchEvents caps one engine batch written by the queue. Default 1000.
 	MaxBatchEvents int `mapstructure:"max_batch_events"`
+	// FullWait is how long a write that does not fit waits for the writers to make room
+	// before it is refused with 503 queue_full. 0 (the default) refuses at once. A short
+	// wait paces producers at the rate the store writes instead of having them decode and
+	// re-send batches that are refused again.
+	FullWait time.Duration `mapstructure:"full_wait"`
 }
 
 // Retention decides when a slice stops taking writes and when it is dropped, both measured
@@ -124,7 +129,7 @@ func DemoNamespace() (string, NamespaceConfig) {
 			SecondsPerTimeBucket: 3600,
 			EventBuckets:         4,
 		},
-		QueueBuffering: QueueBuffering{Coalesce: 10 * time.Millisecond, BufferCapacity: 100_000, BufferBytes: 256 << 20, Writers: 2, MaxBatchEvents: 1000},
+		QueueBuffering: QueueBuffering{Coalesce: 10 * time.Millisecond, BufferCapacity: 100_000, BufferBytes: 256 << 20, Writers: 2, MaxBatchEvents: 1000, FullWait: 100 * time.Millisecond},
 		AcceptLimit:    7 * 24 * time.Hour,
 		FutureLimit:    5 * time.Minute,
 		Retention:      Retention{CloseAfter: 7 * 24 * time.Hour, DeleteAfter: 30 * 24 * time.Hour},
@@ -273,6 +278,9 @@ func (n *NamespaceConfig) Validate() error {
 	}
 	if q.MaxBatchEvents < 1 {
 		add("queue_buffering.max_batch_events: must be at least 1")
+	}
+	if q.FullWait < 0 || q.FullWait > 10*time.Second {
+		add("queue_buffering.full_wait: must be in [0, 10s]")
 	}
 	if n.AcceptLimit <= 0 {
 		add("accept_limit: must be positive")

@@ -54,6 +54,62 @@ func TestAsyncQueueFullRejectsClearlyAndWhole(t *testing.T) {
 	}
 }
 
+// TestAsyncQueueFullWaitsForRoom: with queue_buffering.full_wait a batch that does not fit
+// waits for the writer to make room and is then admitted (a client is not asked to decode and
+// re-send it); past full_wait it is refused as before.
+func TestAsyncQueueFullWaitsForRoom(t *testing.T) {
+	cfg := testConfig()
+	ns := cfg.Namespaces["ns"]
+	ns.QueueBuffering = QueueBuffering{Coalesce: time.Millisecond, BufferCapacity: 100, MaxBatchEvents: 100, FullWait: 10 * time.Second}
+	cfg.Namespaces["ns"] = ns
+	gate := &gateEngine{applyGate: make(chan struct{}), started: make(chan struct{}, 1)}
+	f := newFixture(t, cfg, func(e storage.Engine) storage.Engine { gate.Engine = e; return gate })
+
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: batchOf(50, 0)}, 202, nil)
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: batchOf(40, 50)}, 202, nil)
+	<-gate.started // 90 events held: in a stalled engine write or queued behind it
+
+	body, _ := json.Marshal(WriteRequest{Namespace: "ns", Events: batchOf(20, 200)})
+	answered := make(chan Response, 1)
+	go func() { answered <- f.svc.Serve(t.Context(), OpWrite, body) }()
+	close(gate.applyGate) // room is made; the waiting batch goes in
+	if r := <-answered; r.Status != 202 {
+		t.Fatalf("batch waiting for room: status %d %s, want 202", r.Status, r.Body)
+	}
+	waitQueuesDrained(t, f.svc)
+	got := f.readAll(ReadRequest{Namespace: "ns", TimeSeriesID: "dev1", TimeInterval: interval(baseTime.Add(-time.Hour), baseTime.Add(time.Second)), PageSize: 500})
+	if len(got) != 110 {
+		t.Fatalf("after draining: %d events, want 110", len(got))
+	}
+
+	// Past full_wait: refused whole, with the usual answer.
+	ns.QueueBuffering.FullWait = 20 * time.Millisecond
+	cfg.Namespaces["ns"] = ns
+	if err := f.svc.Reconfigure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	gate.mu.Lock()
+	gate.applyGate = make(chan struct{})
+	gate.mu.Unlock()
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: batchOf(50, 300)}, 202, nil)
+	f.mustCall(OpWrite, WriteRequest{Namespace: "ns", Events: batchOf(40, 350)}, 202, nil)
+	<-gate.started
+	start := time.Now()
+	r := f.svc.Serve(t.Context(), OpWrite, body)
+	var eb ErrorBody
+	if r.Status != 503 || json.Unmarshal(r.Body, &eb) != nil || eb.Reason != "queue_full" {
+		t.Fatalf("after full_wait: status %d %s, want 503 queue_full", r.Status, r.Body)
+	}
+	if waited := time.Since(start); waited < 20*time.Millisecond {
+		t.Fatalf("refused after %s, before full_wait (20ms)", waited)
+	}
+	if q := f.svc.QueueStats()["ns"]; q.Held != 90 {
+		t.Fatalf("queue stats %+v, want the 90 stalled events only", q)
+	}
+	close(gate.applyGate)
+	waitQueuesDrained(t, f.svc)
+}
+
 func TestCloseFlushesAsyncQueueDurably(t *testing.T) {
 	dir := t.TempDir()
 	clk := newClock(baseTime)
