@@ -2,6 +2,7 @@ package pebbleengine
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"sync"
 
@@ -60,9 +61,15 @@ func (r *batchRows) build(b *storage.Batch) {
 	}
 }
 
-// sorted returns the rows in key order. The sort is stable: two writes of one event in a
-// batch merge in the order they were written.
+// sorted returns the rows in key order; rows with equal keys keep their order (two writes
+// of one event in a batch merge in the order they were written), by their position in buf.
+// pdqsort with that tie-break costs about half of a stable sort here.
 func (r *batchRows) sorted() []batchRow {
-	slices.SortStableFunc(r.rows, func(a, b batchRow) int { return bytes.Compare(r.key(a), r.key(b)) })
+	slices.SortFunc(r.rows, func(a, b batchRow) int {
+		if c := bytes.Compare(r.key(a), r.key(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.off, b.off)
+	})
 	return r.rows
 }

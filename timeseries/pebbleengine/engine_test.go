@@ -227,16 +227,36 @@ func TestCancelledScanStopsAndClosedEngineRefuses(t *testing.T) {
 
 // Re-writing an event merges per item (the API's idempotency key is per item) and its index
 // row per field, with one row per event in the engine.
+// TestRewriteMergesItemsAndIndexRow: a re-write merges per item and per indexed field, the
+// later write winning, whether the two writes come in two batches or in one (the engine
+// sorts a batch's rows by key; equal keys must keep their order among many others).
 func TestRewriteMergesItemsAndIndexRow(t *testing.T) {
+	for _, oneBatch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("oneBatch=%v", oneBatch), func(t *testing.T) { testRewriteMerges(t, oneBatch) })
+	}
+}
+
+func testRewriteMerges(t *testing.T, oneBatch bool) {
 	e := open(t)
 	ctx := context.Background()
 	p := storage.Partition{TimeSeriesID: "s"}
+	var pending []storage.Write
+	// Other events around it, so the batch has many rows to sort.
+	for i := range 40 {
+		pending = append(pending, storage.Write{Partition: storage.Partition{TimeSeriesID: fmt.Sprint("r", i%3)},
+			Event: storage.Event{TimeSeriesID: fmt.Sprint("r", i%3), Time: int64(i), ID: fmt.Sprint("o", i), Items: []storage.Item{{Key: []byte("a"), Value: []byte("x")}}},
+			Index: []storage.IndexEntry{{Field: "a", Kind: storage.KindKeyword, Value: []byte("x"), Raw: []byte("x")}}})
+	}
 	write := func(items []storage.Item, index []storage.IndexEntry) {
 		t.Helper()
-		w := storage.Write{Partition: p, Event: storage.Event{TimeSeriesID: "s", Time: 7, ID: "e", Items: items}, Index: index}
-		if err := e.Apply(ctx, &storage.Batch{Namespace: "ns", Writes: []storage.Write{w}}, storage.Durable); err != nil {
+		pending = append(pending, storage.Write{Partition: p, Event: storage.Event{TimeSeriesID: "s", Time: 7, ID: "e", Items: items}, Index: index})
+		if oneBatch {
+			return
+		}
+		if err := e.Apply(ctx, &storage.Batch{Namespace: "ns", Writes: pending}, storage.Durable); err != nil {
 			t.Fatal(err)
 		}
+		pending = nil
 	}
 	it := func(k, v string) storage.Item { return storage.Item{Key: []byte(k), Value: []byte(v)} }
 	write([]storage.Item{it("b", "1"), it("a", "1")}, []storage.IndexEntry{
@@ -244,6 +264,11 @@ func TestRewriteMergesItemsAndIndexRow(t *testing.T) {
 		{Field: "n", Kind: storage.KindInteger, Int: 5, Raw: []byte("05")},
 	})
 	write([]storage.Item{it("a", "2"), it("c", "3")}, []storage.IndexEntry{{Field: "a", Kind: storage.KindKeyword, Value: []byte("2"), Raw: []byte("2")}})
+	if len(pending) > 0 {
+		if err := e.Apply(ctx, &storage.Batch{Namespace: "ns", Writes: pending}, storage.Durable); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ev, ok, err := e.GetEvent(ctx, "ns", p, 7, "e")
 	if err != nil || !ok {
 		t.Fatal(ok, err)
@@ -257,6 +282,9 @@ func TestRewriteMergesItemsAndIndexRow(t *testing.T) {
 	}
 	var rows []string
 	err = e.ScanIndexRows(ctx, "ns", 0, 0, storage.TimeRange{Start: 0, End: 100}, func(ref storage.Ref, es []storage.IndexEntry) bool {
+		if ref.TimeSeriesID != "s" {
+			return true
+		}
 		for _, x := range es {
 			rows = append(rows, fmt.Sprintf("%s:%s:%d:%s", x.Field, x.Value, x.Int, x.Raw))
 		}

@@ -2,7 +2,9 @@ package pebbleengine
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -131,4 +133,82 @@ func waitCompactionsIdle(e *Engine) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// BenchmarkDurableWritersAfterIngest: the engine alone, 8 writers committing fsynced batches
+// of 10 events for 3 s right after a bulk ingest (its flush and compactions still running),
+// and again once they have finished. The difference is what background compaction costs
+// the sync-write tail on this machine.
+//
+//	go test -run '^$' -bench BenchmarkDurableWritersAfterIngest -benchtime 1x ./timeseries/pebbleengine/
+func BenchmarkDurableWritersAfterIngest(b *testing.B) {
+	events := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("TS_INGEST_EVENTS")); err == nil && v > 0 {
+		events = v
+	}
+	for _, settled := range []bool{false, true} {
+		b.Run(fmt.Sprintf("settled=%v", settled), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				e, err := Open(b.TempDir(), Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, bt := range ingestBatches(events, 1000) {
+					if err := e.Apply(context.Background(), bt, storage.Buffered); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if settled {
+					if err := e.db.Flush(); err != nil {
+						b.Fatal(err)
+					}
+					waitCompactionsIdle(e)
+				}
+				lat, cpu := durableWriters(b, e, 8, 3*time.Second)
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(len(lat))/3, "commits/s")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/commit")
+				b.ReportMetric(0, "ns/op")
+				if err := e.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// durableWriters runs writers goroutines committing fsynced batches of 10 events for d and
+// returns every commit's latency and the process CPU used meanwhile.
+func durableWriters(b *testing.B, e *Engine, writers int, d time.Duration) ([]time.Duration, time.Duration) {
+	var mu sync.Mutex
+	var all []time.Duration
+	cpu0 := rusageCPU()
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var mine []time.Duration
+			for i := 0; time.Now().Before(deadline); i++ {
+				bt := ingestBatches(10, 10)[0]
+				for j := range bt.Writes {
+					bt.Writes[j].Event.ID = fmt.Sprintf("sync-%d-%d-%d", w, i, j)
+				}
+				t0 := time.Now()
+				if err := e.Apply(context.Background(), bt, storage.Durable); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	return all, rusageCPU() - cpu0
 }
