@@ -264,7 +264,10 @@ func (s *Service) Serve(ctx context.Context, operation string, body []byte) Resp
 	switch operation {
 	case OpWriteSync, OpWrite:
 		var req WriteRequest
-		if aerr = decode(body, &req); aerr == nil {
+		if !decodeWriteFast(body, &req) {
+			aerr = decode(body, &req)
+		}
+		if aerr == nil {
 			if operation == OpWriteSync {
 				out, aerr = s.writeSync(ctx, &req)
 			} else {
