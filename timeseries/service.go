@@ -44,6 +44,9 @@ type namespace struct {
 	cfg    NamespaceConfig
 	slices *sliceTable // shared by every snapshot, like queue
 	queue  *writeQueue
+	// fieldNames interns the indexed field names (each maps to itself), so an index entry
+	// names its field without a string per event.
+	fieldNames map[string]string
 }
 
 // readableFrom is the earliest slice end still open for reads at now: a slice whose end is
@@ -138,7 +141,10 @@ func (s *Service) buildState(cfg Config, prev *serviceState) (*serviceState, err
 	}
 	st := &serviceState{cfg: cfg, namespaces: make(map[string]*namespace, len(cfg.Namespaces))}
 	for name, nc := range cfg.Namespaces {
-		ns := &namespace{name: name, cfg: nc}
+		ns := &namespace{name: name, cfg: nc, fieldNames: make(map[string]string, len(nc.Index.FieldMapping))}
+		for field := range nc.Index.FieldMapping {
+			ns.fieldNames[field] = field
+		}
 		if prev != nil {
 			if old, ok := prev.namespaces[name]; ok {
 				// A new time_partition applies to slices created from now on; the slice

@@ -1,10 +1,13 @@
 package timeseries
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -106,12 +109,16 @@ func (s *Service) buildWrites(ctx context.Context, ns *namespace, req *WriteRequ
 	writes := make([]storage.Write, 0, len(req.Events))
 	// Items of the whole batch share one decode buffer and one item array: a few allocations
 	// per request instead of several per item. Paths for errors are built only on error.
-	var arena []byte
-	totalItems := 0
+	totalItems, totalB64 := 0, 0
 	for i := range req.Events {
 		totalItems += len(req.Events[i].EventItems)
+		for _, it := range req.Events[i].EventItems {
+			totalB64 += base64.StdEncoding.DecodedLen(len(it.EventItemKey)) + base64.StdEncoding.DecodedLen(len(it.EventItemValue))
+		}
 	}
+	arena := make([]byte, 0, totalB64) // exactly what the items decode into
 	itemPool := make([]storage.Item, 0, totalItems)
+	indexPool := make([]storage.IndexEntry, 0, totalItems) // at most one entry per item
 	for i := range req.Events {
 		ev := &req.Events[i]
 		path := func() string { return "events[" + strconv.Itoa(i) + "]" }
@@ -138,7 +145,7 @@ func (s *Service) buildWrites(ctx context.Context, ns *namespace, req *WriteRequ
 		if err != nil {
 			return nil, storageError(ctx, err)
 		}
-		start := len(itemPool)
+		start, indexStart := len(itemPool), len(indexPool)
 		w := storage.Write{
 			Partition: partitionIn(slice, ev.TimeSeriesID, t, ev.EventID),
 			Event:     storage.Event{TimeSeriesID: ev.TimeSeriesID, Time: t, ID: ev.EventID},
@@ -166,14 +173,21 @@ func (s *Service) buildWrites(ctx context.Context, ns *namespace, req *WriteRequ
 			}
 			itemPool = append(itemPool, storage.Item{Key: k, Value: v})
 			if ft, indexed := cfg.Index.FieldMapping[string(k)]; indexed {
-				entry, msg := indexEntry(string(k), ft, v)
+				entry, msg := indexEntry(ns.fieldNames[string(k)], ft, v)
 				if msg != "" {
 					return nil, badEvent(i, ipath()+".eventItemValue", msg)
 				}
-				w.Index = append(w.Index, entry)
+				indexPool = append(indexPool, entry)
 			}
 		}
 		w.Event.Items = itemPool[start:len(itemPool):len(itemPool)]
+		if len(indexPool) > indexStart {
+			w.Index = indexPool[indexStart:len(indexPool):len(indexPool)]
+		}
+		// Stored rows hold items sorted by key and index entries by field; in that order
+		// already, the engine encodes them without copying and sorting each event.
+		slices.SortFunc(w.Event.Items, func(a, b storage.Item) int { return bytes.Compare(a.Key, b.Key) })
+		slices.SortFunc(w.Index, func(a, b storage.IndexEntry) int { return strings.Compare(a.Field, b.Field) })
 		writes = append(writes, w)
 	}
 	return writes, nil

@@ -195,7 +195,8 @@ func encodeIndexEntries(dst []byte, entries []storage.IndexEntry) []byte {
 		entries = slices.Clone(entries)
 		slices.SortStableFunc(entries, func(a, b storage.IndexEntry) int { return strings.Compare(a.Field, b.Field) })
 	}
-	var v []byte
+	var scratch [64]byte // an entry's encoding, usually without a heap allocation
+	v := scratch[:0]
 	for i, e := range entries {
 		if i+1 < len(entries) && entries[i+1].Field == e.Field {
 			continue
