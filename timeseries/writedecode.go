@@ -53,12 +53,6 @@ func (d *fastDecoder) consume(c byte) bool {
 	return false
 }
 
-// peek skips whitespace and reports whether the next byte is c, without consuming it.
-func (d *fastDecoder) peek(c byte) bool {
-	d.space()
-	return d.i < len(d.s) && d.s[d.i] == c
-}
-
 // str reads a string of printable ASCII without escapes.
 func (d *fastDecoder) str() (string, bool) {
 	if !d.consume('"') {
