@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/floodgate-dev/floodgate/timeseries/storage"
 )
 
@@ -164,7 +166,16 @@ func BenchmarkDurableWritersAfterIngest(b *testing.B) {
 					}
 					waitCompactionsIdle(e)
 				}
+				var statsMu sync.Mutex
+				var stats []pebble.BatchCommitStats
+				e.onCommit = func(s pebble.BatchCommitStats) {
+					statsMu.Lock()
+					stats = append(stats, s)
+					statsMu.Unlock()
+				}
 				lat, cpu := durableWriters(b, e, 8, 3*time.Second)
+				e.onCommit = nil
+				reportSlowestCommits(b, stats)
 				slices.Sort(lat)
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
@@ -211,4 +222,28 @@ func durableWriters(b *testing.B, e *Engine, writers int, d time.Duration) ([]ti
 	}
 	wg.Wait()
 	return all, rusageCPU() - cpu0
+}
+
+// reportSlowestCommits breaks down the slowest 1 % of commits by pebble's own accounting:
+// waiting for the WAL sync, write stalls, WAL rotation, and the rest (applying to the
+// memtable and waiting for a CPU), in ms averaged over those commits.
+func reportSlowestCommits(b *testing.B, stats []pebble.BatchCommitStats) {
+	if len(stats) < 100 {
+		return
+	}
+	slices.SortFunc(stats, func(x, y pebble.BatchCommitStats) int { return int(y.TotalDuration - x.TotalDuration) })
+	tail := stats[:len(stats)/100]
+	var total, syncWait, stall, rotation time.Duration
+	for _, s := range tail {
+		total += s.TotalDuration
+		syncWait += s.CommitWaitDuration
+		stall += s.MemTableWriteStallDuration + s.L0ReadAmpWriteStallDuration
+		rotation += s.WALRotationDuration
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(len(tail)) }
+	b.ReportMetric(ms(total), "slow1%-total-ms")
+	b.ReportMetric(ms(syncWait), "slow1%-syncwait-ms")
+	b.ReportMetric(ms(stall), "slow1%-stall-ms")
+	b.ReportMetric(ms(rotation), "slow1%-walrotate-ms")
+	b.ReportMetric(ms(total-syncWait-stall-rotation), "slow1%-rest-ms")
 }
