@@ -14,6 +14,11 @@ import "strings"
 // out so a queued event does not keep its whole request alive.
 func decodeWriteFast(body []byte, req *WriteRequest) bool {
 	d := fastDecoder{s: string(body)}
+	// Capacity hints (a miscount only costs an append's growth): one "eventId" per event
+	// and one "eventItemKey" per item in the usual body, capped by what a body of this size
+	// can hold so a body of repeated names does not allocate more than decoding it would.
+	d.eventsHint = min(strings.Count(d.s, `"eventId"`), len(d.s)/64)
+	d.pool = make([]EventItem, 0, min(strings.Count(d.s, `"eventItemKey"`), len(d.s)/40))
 	if !d.writeRequest(req) {
 		*req = WriteRequest{}
 		return false
@@ -27,9 +32,10 @@ func decodeWriteFast(body []byte, req *WriteRequest) bool {
 }
 
 type fastDecoder struct {
-	s    string
-	i    int
-	pool []EventItem // backs every event's EventItems
+	s          string
+	i          int
+	eventsHint int         // expected events, to size WriteRequest.Events
+	pool       []EventItem // backs every event's EventItems
 }
 
 func (d *fastDecoder) space() {
@@ -114,7 +120,7 @@ func (d *fastDecoder) events(req *WriteRequest) bool {
 	if !d.consume('[') {
 		return false
 	}
-	req.Events = []EventRecord{}
+	req.Events = make([]EventRecord, 0, d.eventsHint)
 	if d.consume(']') {
 		return true
 	}
