@@ -64,6 +64,7 @@ type queueChunk struct {
 	bytes  int64   // their sum
 }
 
+// queueSlot is where a pending event sits: its chunk and its position in it.
 type queueSlot struct {
 	chunk *queueChunk
 	pos   int
