@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkIngestSettled -benchtime 1x ./timeseries/pebbleengine/
 //
-// TS_INGEST_EVENTS overrides the event count (default 500,000).
+// TS_INGEST_EVENTS overrides the event count (default 500,000), TS_MEMTABLE_MB the memtable
+// size (default 32).
 func BenchmarkIngestSettled(b *testing.B) {
 	events := 500_000
 	if v, err := strconv.Atoi(os.Getenv("TS_INGEST_EVENTS")); err == nil && v > 0 {
@@ -43,20 +45,12 @@ func BenchmarkIngestSettled(b *testing.B) {
 		batches := ingestBatches(events, 1000)
 		cpu0, t0 := rusageCPU(), time.Now()
 		var wg sync.WaitGroup
-		var next sync.Mutex
-		k := 0
+		var next atomic.Int64
 		for w := 0; w < 2; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for {
-					next.Lock()
-					j := k
-					k++
-					next.Unlock()
-					if j >= len(batches) {
-						return
-					}
+				for j := int(next.Add(1)) - 1; j < len(batches); j = int(next.Add(1)) - 1 {
 					if err := e.Apply(context.Background(), batches[j], storage.Buffered); err != nil {
 						b.Error(err)
 						return
