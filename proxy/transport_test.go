@@ -284,3 +284,25 @@ func TestReadChunkSizeBounds(t *testing.T) {
 }
 
 func itoa(n int) string { return string(fasthttp.AppendUint(nil, n)) }
+
+func TestTransportDoesNotPoolClosingOrUpgradedConnections(t *testing.T) {
+	o := newScriptedOrigin(t,
+		"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	hc := o.client(t)
+	if got, _ := drain(t, originExchange(t, hc, "GET")); got != "ok" {
+		t.Fatalf("first body %q", got)
+	}
+	resp := originExchange(t, hc, "GET")
+	if resp.StatusCode() != 101 {
+		t.Fatalf("status %d, want 101", resp.StatusCode())
+	}
+	drain(t, resp)
+	if got, _ := drain(t, originExchange(t, hc, "GET")); got != "ok" {
+		t.Fatalf("last body %q", got)
+	}
+	if n := o.accepted.Load(); n != 3 {
+		t.Fatalf("%d connections for three exchanges, want 3: neither a closing nor an upgraded connection is reused", n)
+	}
+}
