@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/floodgate-dev/floodgate/internal/deadline"
 	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
@@ -64,27 +65,10 @@ type upstreamConn struct {
 	raw net.Conn
 }
 
-// deadlineSlack is how far past the timeout a per-operation deadline may
-// be set, so it need not be re-armed on every read and write: a deadline
-// still at least timeout away is left alone. A stalled exchange is then
-// cut between timeout and timeout*(1+1/deadlineSlack) after its last
-// progress, and a busy connection re-arms its timer a few times per
-// timeout instead of twice per request.
-const deadlineSlack = 4
-
-// extend returns the deadline to arm for an operation starting at now, or
-// the zero time when the current one (cur) is still far enough away.
-func (c *upstreamConn) extend(now, cur time.Time) time.Time {
-	if cur.Sub(now) >= c.timeout {
-		return time.Time{}
-	}
-	return now.Add(c.timeout + c.timeout/deadlineSlack)
-}
-
 func (c *upstreamConn) Read(p []byte) (int, error) {
 	now := time.Now()
 	if c.timeout > 0 {
-		if d := c.extend(now, c.readDeadline); !d.IsZero() {
+		if d, ok := deadline.Due(now, c.readDeadline, c.timeout, time.Time{}); ok {
 			if err := c.Conn.SetReadDeadline(d); err != nil {
 				return 0, err
 			}
@@ -108,7 +92,7 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		}
 	}
 	if c.timeout > 0 {
-		if d := c.extend(now, c.writeDeadline); !d.IsZero() {
+		if d, ok := deadline.Due(now, c.writeDeadline, c.timeout, time.Time{}); ok {
 			if err := c.Conn.SetWriteDeadline(d); err != nil {
 				return 0, err
 			}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/floodgate-dev/floodgate/internal/deadline"
 )
 
 // Accept back-off bounds: the first retry after a resource error waits
@@ -244,25 +246,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// progressSlack is how far past the progress timeout the armed deadline
-// may lie, so that it need not be re-armed before every write: one still
-// at least the timeout away is kept. A client that stops reading is then
-// cut between 1x and 1.25x the timeout after its last progress, and a busy
-// connection re-arms its timer a few times per timeout rather than once
-// per response (each re-arm is a runtime timer update).
-const progressSlack = 4
-
 // armProgress makes sure a write starting at now is cut if it makes no
-// progress for the progress timeout, never later than fasthttp's own
-// write deadline.
+// progress for the progress timeout (between 1x and 1.25x of it, see
+// package deadline), never later than fasthttp's own write deadline.
 func (c *Conn) armProgress(now time.Time) error {
-	d := now.Add(c.progress + c.progress/progressSlack)
-	if !c.deadline.IsZero() && c.deadline.Before(d) {
-		d = c.deadline
-	}
-	// What is armed may stay if it lies between now + the timeout and d:
-	// it then cuts a stall no sooner than the timeout and no later than d.
-	if !c.armed.IsZero() && !c.armed.After(d) && (c.armed.Sub(now) >= c.progress || c.armed.Equal(d)) {
+	d, ok := deadline.Due(now, c.armed, c.progress, c.deadline)
+	if !ok {
 		return nil
 	}
 	c.armed = d
