@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"testing"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/floodgate-dev/floodgate/config"
-	"github.com/floodgate-dev/floodgate/proxy"
 )
 
 // benchChainConfig is the production-like chain of test/bench/compare.sh:
@@ -75,25 +71,9 @@ func newChainBench(tb testing.TB, bodySize int) *chainBench {
 	served := make(chan struct{})
 	go func() { defer close(served); _ = origin.Serve(ln) }()
 
-	cfg, err := config.Parse([]byte(fmt.Sprintf(benchChainConfig, filepath.Join(tb.TempDir(), "access.log"), ln.Addr().String())), "bench")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rt, err := newRuntime(logger, cfg, false)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	snap, err := rt.build(cfg)
-	var srv *proxy.Server
-	if err == nil {
-		err = rt.activate(cfg, func() { srv = proxy.NewServer(rt.builder, snap, logger) })
-	}
-	if err != nil {
-		rt.close()
-		tb.Fatal(err)
-	}
-	rt.attach(srv)
+	a, _ := startAppWith(tb, fmt.Sprintf(benchChainConfig, filepath.Join(tb.TempDir(), "access.log"), ln.Addr().String()))
+	a.rt.attach(a.server)
+	srv := a.server
 	b := &chainBench{handler: srv.Handler(), out: bufio.NewWriterSize(io.Discard, 16<<10)}
 	var req fasthttp.Request
 	req.SetRequestURI(fmt.Sprintf("/%d", bodySize))
@@ -102,7 +82,6 @@ func newChainBench(tb testing.TB, bodySize int) *chainBench {
 	req.Header.Set("Accept", "*/*")
 	b.ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
 	b.close = func() {
-		rt.close()
 		_ = origin.Shutdown()
 		<-served
 	}

@@ -46,9 +46,17 @@ routes:
 `
 
 func startApp(t *testing.T) *app {
+	a, _ := startAppWith(t, reloadBefore)
+	return a
+}
+
+// startAppWith wires an app from configText as main does (runtime, first
+// snapshot, activation), without listening; it returns the parsed config
+// too.
+func startAppWith(t testing.TB, configText string) (*app, *config.Config) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg, err := config.ParseWithEnv([]byte(reloadBefore), "before.yaml", nil)
+	cfg, err := config.ParseWithEnv([]byte(configText), "test.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +73,7 @@ func startApp(t *testing.T) *app {
 	if err := rt.activate(cfg, func() { a.server = proxy.NewServer(rt.builder, snap, logger) }); err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return a, cfg
 }
 
 // TestReloadFailingLateChangesNothing: a reload whose config builds (routes,

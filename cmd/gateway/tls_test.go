@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/floodgate-dev/floodgate/config"
 	"github.com/floodgate-dev/floodgate/internal/testpki"
-	"github.com/floodgate-dev/floodgate/proxy"
 )
 
 // The gateway's TLS wiring: the listener serves the configured
@@ -41,24 +38,8 @@ routes:
   - {name: ok, match: {path_prefix: /}, static: {status: 200, body: ok}}
 `, cert, key)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg, err := config.ParseWithEnv([]byte(yaml(c1, k1)), "tls.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := newRuntime(logger, cfg, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rt.close)
-	a := &app{logger: logger, rt: rt}
-	snap, err := rt.build(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.activate(cfg, func() { a.server = proxy.NewServer(rt.builder, snap, logger) }); err != nil {
-		t.Fatal(err)
-	}
+	a, cfg := startAppWith(t, yaml(c1, k1))
+	rt := a.rt
 	if err := rt.startTLS(cfg.Server.TLS, a.server); err != nil {
 		t.Fatal(err)
 	}
