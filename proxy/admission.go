@@ -135,6 +135,22 @@ func parseTarget(uri []byte) (target, string) {
 	return t, ""
 }
 
+// rawQuery is the query of a request target as sent (without '?'), cut
+// at a fragment; nil when there is none. A target's authority can hold
+// neither '?' nor '#' (admit refused it otherwise), so the first of them
+// ends the path for origin and absolute form alike.
+func rawQuery(uri []byte) []byte {
+	i := bytes.IndexAny(uri, "?#")
+	if i < 0 || uri[i] == '#' {
+		return nil
+	}
+	q := uri[i+1:]
+	if j := bytes.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	return q
+}
+
 // validHost reports whether v is a valid Host value (RFC 9110 7.2: uri-host
 // [":" port]): a bracketed IPv6 literal, or a reg-name / IPv4 address of
 // unreserved characters, percent-escapes and sub-delims; the port is digits.

@@ -28,13 +28,13 @@ type exchange struct {
 func (x *exchange) Send(in *origins.Instance) (*fasthttp.Response, error) {
 	hc := x.client(in)
 	resp := fasthttp.AcquireResponse()
-	err := hc.Do(x.req, resp)
+	err := sendToOrigin(hc, x.req, resp)
 	// fasthttp cannot retry a streamed body; on a stale pooled
 	// connection nothing reached the origin, so replay it here.
 	for tries := 0; err != nil && x.body != nil && errors.Is(err, errStaleConn) && tries <= x.key.maxConns && x.body.rewind(); tries++ {
 		x.c.Log("stale pooled connection, resending")
 		x.req.SetBodyStream(x.body, x.c.Request.Request.Header.ContentLength())
-		err = hc.Do(x.req, resp)
+		err = sendToOrigin(hc, x.req, resp)
 	}
 	if x.body != nil {
 		x.c.BytesIn = x.body.n
@@ -51,7 +51,7 @@ func (x *exchange) Fork() func(in *origins.Instance) (*fasthttp.Response, error)
 	return func(in *origins.Instance) (*fasthttp.Response, error) {
 		defer fasthttp.ReleaseRequest(own)
 		resp := fasthttp.AcquireResponse()
-		return x.answer(resp, x.client(in).Do(own, resp))
+		return x.answer(resp, sendToOrigin(x.client(in), own, resp))
 	}
 }
 

@@ -177,12 +177,12 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 
 	var uriBuf [256]byte // the header copies it; longer URIs grow onto the heap
 	uri := append(uriBuf[:0], c.UpstreamPath...)
-	if q := in.URI().QueryString(); len(q) > 0 {
+	if q := rawQuery(in.Header.RequestURI()); len(q) > 0 {
 		uri = append(uri, '?')
 		uri = append(uri, q...)
 	}
-	req.Header.SetRequestURIBytes(uri)
-	req.URI().DisablePathNormalizing = true
+	// Sent as built: sendToOrigin never parses it back into a URI, so no
+	// path normalization can undo the route's.
 	req.SetRequestURIBytes(uri)
 	host := in.Header.Host()
 	if e.hostOver != "" {

@@ -165,7 +165,7 @@ func (s *shadowing) exchange(req *fasthttp.Request, cfg shadow.Config) (shadow.A
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 	start := time.Now()
-	err = hc.Do(req, resp)
+	err = sendToOrigin(hc, req, resp)
 	latency := time.Since(start)
 	if err != nil {
 		_, cat := classifyOriginError(err)
