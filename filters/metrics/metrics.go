@@ -42,6 +42,11 @@ type Metrics struct {
 	shadow    *shadowMetrics
 	chaos     *chaosMetrics
 
+	// requestSeries and attemptSeries keep the per-request series by
+	// label values, so the hot path skips WithLabelValues.
+	requestSeries seriesCache[requestLabels, requestSeries]
+	attemptSeries seriesCache[attemptLabels, attemptSeries]
+
 	// observe is ObserveRequest as a func value made once, so installing
 	// it as a completion hook does not allocate per request.
 	observe func(*filters.Context)

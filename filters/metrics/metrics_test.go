@@ -285,6 +285,13 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 			}
 		}
 	}
+	// An instance that comes back is counted afresh, in a series the
+	// registry exports (not in one the cache kept from before).
+	m.ObserveOriginAttempt("users", "10.0.0.1:80", "connect_error", time.Millisecond)
+	fams = scrape(t, cl, admin)
+	if got := value(t, fams, "floodgate_origin_requests_total", map[string]string{"origin": "users", "instance": "10.0.0.1:80", "outcome": "connect_error"}); got != 1 {
+		t.Fatalf("returning instance counted %v, want 1", got)
+	}
 }
 
 func TestCodeClass(t *testing.T) {

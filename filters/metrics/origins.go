@@ -10,8 +10,25 @@ import (
 // outcome (a short snake_case word such as success, connect_error,
 // timeout, reset, status_5xx, canceled) and its duration.
 func (m *Metrics) ObserveOriginAttempt(origin, instance, outcome string, d time.Duration) {
-	m.originRequests.WithLabelValues(origin, instance, outcome).Inc()
-	m.originLatency.WithLabelValues(origin).Observe(d.Seconds())
+	s := m.attemptSeries.get(attemptLabels{origin, instance, outcome}, m.newAttemptSeries)
+	s.requests.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+// attemptLabels and attemptSeries are an attempt's label values and the
+// series it updates (seriesCache).
+type attemptLabels struct{ origin, instance, outcome string }
+
+type attemptSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+func (m *Metrics) newAttemptSeries(l attemptLabels) attemptSeries {
+	return attemptSeries{
+		requests: m.originRequests.WithLabelValues(l.origin, l.instance, l.outcome),
+		latency:  m.originLatency.WithLabelValues(l.origin),
+	}
 }
 
 // IncRetry counts a retry attempt to origin.
@@ -24,7 +41,9 @@ func (m *Metrics) IncHedge(origin string) { m.hedges.WithLabelValues(origin).Inc
 // that left its origin (discovery churn would otherwise grow the series
 // forever). Gauges need no cleanup: they are read from the source.
 func (m *Metrics) ForgetInstance(origin, instance string) {
-	m.originRequests.DeletePartialMatch(prometheus.Labels{"origin": origin, "instance": instance})
+	m.attemptSeries.forget(func(l attemptLabels) bool { return l.origin == origin && l.instance == instance }, func() {
+		m.originRequests.DeletePartialMatch(prometheus.Labels{"origin": origin, "instance": instance})
+	})
 }
 
 // Breaker states as exported by floodgate_origin_breaker_state.

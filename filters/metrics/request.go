@@ -3,6 +3,8 @@ package metrics
 import (
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/floodgate-dev/floodgate/filters"
 )
 
@@ -42,8 +44,25 @@ func (m *Metrics) ObserveRequest(c *filters.Context) {
 	if end.IsZero() {
 		end = time.Now()
 	}
-	m.requests.WithLabelValues(route, CodeClass(c.Status), category).Inc()
-	m.requestDuration.WithLabelValues(route).Observe(end.Sub(c.Start).Seconds())
+	s := m.requestSeries.get(requestLabels{route, CodeClass(c.Status), category}, m.newRequestSeries)
+	s.requests.Inc()
+	s.duration.Observe(end.Sub(c.Start).Seconds())
+}
+
+// requestLabels and requestSeries are a request's label values and the
+// series it updates (seriesCache).
+type requestLabels struct{ route, codeClass, category string }
+
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *Metrics) newRequestSeries(l requestLabels) requestSeries {
+	return requestSeries{
+		requests: m.requests.WithLabelValues(l.route, l.codeClass, l.category),
+		duration: m.requestDuration.WithLabelValues(l.route),
+	}
 }
 
 // Hook returns ObserveRequest as a completion hook for c.OnDone, made once
