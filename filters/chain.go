@@ -152,6 +152,13 @@ const (
 func (s *step) run(c *Context, at time.Duration) time.Duration {
 	responded := c.responded
 	ran, err := s.apply(c)
+	if !ran && err == nil {
+		// Only the predicate ran, in nanoseconds: the step is recorded at
+		// the previous one's end without a clock read of its own (a third
+		// of a typical chain's steps are skipped, on every request).
+		c.logStep(s.f.Name(), StepSkipped, at, 0)
+		return at
+	}
 	end := time.Since(c.Start)
 	if err != nil {
 		fe := asError(s.f.Name(), err)
@@ -161,10 +168,7 @@ func (s *step) run(c *Context, at time.Duration) time.Duration {
 		return end
 	}
 	decision := StepContinued
-	switch {
-	case !ran:
-		decision = StepSkipped
-	case c.responded && !responded:
+	if c.responded && !responded {
 		decision = StepResponded
 	}
 	c.logStep(s.f.Name(), decision, at, end-at)
