@@ -200,8 +200,14 @@ func (s *Server) connState(c net.Conn, st fasthttp.ConnState) {
 
 // headerReceived gives the body its own deadline: ReadTimeout covers only
 // the header so a slow-header client is cut off quickly, while a large
-// upload gets server.body_timeout.
-func (s *Server) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+// upload gets server.body_timeout. A request without a body (no
+// Content-Length or a zero one, not chunked: RFC 9112 6.3) reads nothing
+// more before its next request, whose wait re-arms the deadline, so it
+// keeps the header's and spares the socket a timer change.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if cl := h.ContentLength(); cl == 0 || cl == -2 {
+		return fasthttp.RequestConfig{}
+	}
 	return fasthttp.RequestConfig{ReadTimeout: s.snap.Load().Config.Server.BodyTimeout}
 }
 

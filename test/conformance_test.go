@@ -372,6 +372,41 @@ func TestSlowHeaderSenderIsCutOff(t *testing.T) {
 	}
 }
 
+// A request without a body keeps the header's read deadline while its
+// origin works (nothing is read from the client then): an answer slower
+// than read_header_timeout still reaches the client, and the connection
+// serves the next request under a fresh idle deadline.
+func TestBodilessRequestOutlivesHeaderTimeout(t *testing.T) {
+	o := startOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/o/slow" {
+			time.Sleep(700 * time.Millisecond) // the slow origin under test
+		}
+		echoHandler(ctx)
+	})
+	gw := startGateway(t, strings.Replace(baseConfig(o.addr, ""), "read_header_timeout: 2s", "read_header_timeout: 300ms", 1))
+	conn, err := net.Dial("tcp", gw.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for _, path := range []string{"/o/slow", "/o/next"} {
+		if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("%s: status %d, close %v", path, resp.StatusCode, resp.Close)
+		}
+	}
+}
+
 // Upgrade is hop-by-hop, but it is never stripped from a request that
 // asks for it: a WebSocket handshake reaches the origin with Upgrade and
 // Connection (websocket_test.go), and any other use of Upgrade is refused

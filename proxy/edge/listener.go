@@ -267,9 +267,18 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// SetWriteDeadline records fasthttp's own deadline and applies it.
+// SetWriteDeadline records fasthttp's own deadline (write_timeout, set on
+// every request). With a progress timeout every Write arms the socket
+// itself, never later than this deadline (armProgress), so the socket is
+// left alone here: a timer change per request showed in profiles. Callers
+// set a write deadline before writing on the same goroutine, never to
+// interrupt a Write blocked elsewhere.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.deadline, c.armed = t, t
+	c.deadline = t
+	if c.progress > 0 {
+		return nil
+	}
+	c.armed = t
 	return c.Conn.SetWriteDeadline(t)
 }
 

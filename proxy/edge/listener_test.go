@@ -282,6 +282,25 @@ type deadlineRecorder struct {
 func (r *deadlineRecorder) SetWriteDeadline(t time.Time) error { r.set = append(r.set, t); return nil }
 func (r *deadlineRecorder) Write(p []byte) (int, error)        { return len(p), nil }
 
+// fasthttp's write_timeout still cuts a write to a client that reads
+// nothing, when it comes before the progress timeout: the deadline is
+// recorded, and the write arms it.
+func TestWriteDeadlineCutsBeforeProgressTimeout(t *testing.T) {
+	_, _, server := acceptedPair(t, ListenerOptions{WriteProgressTimeout: time.Minute})
+	if err := server.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n, err := server.Write(make([]byte, 64<<20))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("write to a client that never reads: n=%d err=%v, want a timeout", n, err)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Errorf("cut after %v, by the progress timeout rather than the write deadline", el)
+	}
+}
+
 func TestProgressDeadlineReArmedOnlyWhenDue(t *testing.T) {
 	rec := &deadlineRecorder{}
 	c := &Conn{Conn: rec, progress: time.Second}
@@ -306,7 +325,11 @@ func TestProgressDeadlineReArmedOnlyWhenDue(t *testing.T) {
 	}
 	// fasthttp's own earlier deadline wins, and is not extended.
 	early := now.Add(2 * time.Second)
+	before := len(rec.set)
 	_ = c.SetWriteDeadline(early)
+	if len(rec.set) != before {
+		t.Fatal("fasthttp's write deadline reached the socket before a write needed it")
+	}
 	_ = c.armProgress(now.Add(1900 * time.Millisecond))
 	if last := rec.set[len(rec.set)-1]; !last.Equal(early) {
 		t.Fatalf("armed %v, want fasthttp's deadline %v", last, early)
