@@ -111,11 +111,18 @@ type Context struct {
 	passport    []Event
 	bag         []keySlot
 	respHeaders []responseHeader
-	upstream    []upstreamHeader
-	responded   bool
-	doneHooks   []doneHook
-	finished    bool
-	refs        atomic.Int32
+	// ownedAbsent, when ownedAbsentKnown, counts the leading respHeaders
+	// the response is known not to hold, nor the status header: the
+	// endpoint skipped them copying an origin's headers
+	// (OwnedHeadersSkipped), so ApplyResponseHeaders adds them without
+	// searching for an existing one to replace.
+	ownedAbsent      int
+	ownedAbsentKnown bool
+	upstream         []upstreamHeader
+	responded        bool
+	doneHooks        []doneHook
+	finished         bool
+	refs             atomic.Int32
 }
 
 // responseHeader is a header asked for with SetResponseHeader, or with
@@ -201,6 +208,7 @@ func (c *Context) reset() {
 		c.bag[i].val.reset()
 	}
 	c.respHeaders = c.respHeaders[:0]
+	c.ownedAbsent, c.ownedAbsentKnown = 0, false
 	c.upstream = c.upstream[:0]
 	c.responded, c.finished = false, false
 	clear(c.doneHooks)
@@ -216,6 +224,7 @@ func (c *Context) Responded() bool { return c.responded }
 // still run.
 func (c *Context) Respond(status int, category Category, reason string) {
 	resp := &c.Request.Response
+	c.ownedAbsentKnown = false
 	if c.responded {
 		// Replacing an answer (an outbound filter failed after the
 		// endpoint): its headers describe a body that is no longer sent.
@@ -320,17 +329,40 @@ func (c *Context) setResponseHeader(rh responseHeader) {
 // and the status category; the gateway calls it once the chain has run.
 func (c *Context) ApplyResponseHeaders() {
 	h := &c.Request.Response.Header
-	for _, rh := range c.respHeaders {
+	for i, rh := range c.respHeaders {
+		absent := c.ownedAbsentKnown && i < c.ownedAbsent
 		if rh.isNumber {
 			var buf [20]byte
-			h.SetBytesV(rh.name, strconv.AppendInt(buf[:0], rh.number, 10))
+			v := strconv.AppendInt(buf[:0], rh.number, 10)
+			if absent {
+				h.AddBytesV(rh.name, v)
+			} else {
+				h.SetBytesV(rh.name, v)
+			}
 			continue
 		}
-		h.Set(rh.name, rh.value)
+		if absent {
+			h.Add(rh.name, rh.value)
+		} else {
+			h.Set(rh.name, rh.value)
+		}
 	}
 	if c.Category != "" {
-		h.Set(StatusHeader, string(c.Category))
+		if c.ownedAbsentKnown {
+			h.Add(StatusHeader, string(c.Category))
+		} else {
+			h.Set(StatusHeader, string(c.Category))
+		}
 	}
+}
+
+// OwnedHeadersSkipped tells the Context that the response holds none of
+// the headers the gateway owns so far (OwnsResponseHeader): an endpoint
+// calls it once it has copied an origin's headers without them. Setting
+// them then needs no search for one to replace; a later Respond forgets
+// it.
+func (c *Context) OwnedHeadersSkipped() {
+	c.ownedAbsent, c.ownedAbsentKnown = len(c.respHeaders), true
 }
 
 // OnDone registers fn to run once the response is complete (after the body

@@ -1,17 +1,17 @@
 package filters
 
 import (
-	"github.com/floodgate-dev/floodgate/trust"
-
 	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/routing"
+	"github.com/floodgate-dev/floodgate/trust"
 )
 
 func TestAcquireContextIsFresh(t *testing.T) {
@@ -248,6 +248,51 @@ func TestResponseHeaders(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("X-Shed-Scope appears %d times", n)
+	}
+}
+
+// After the endpoint skipped the owned headers copying an origin's, the
+// ones known then are added; one a filter asks for later still replaces
+// what the response holds, and a local answer after that forgets the mark.
+func TestResponseHeadersAfterOwnedHeadersSkipped(t *testing.T) {
+	count := func(h *fasthttp.ResponseHeader, name string) (n int, last string) {
+		for k, v := range h.All() {
+			if strings.EqualFold(string(k), name) {
+				n, last = n+1, string(v)
+			}
+		}
+		return n, last
+	}
+	c := AcquireContext()
+	defer c.Release()
+	var rc fasthttp.RequestCtx
+	c.Request = &rc
+	c.SetResponseHeader("X-Request-Id", "abc")
+	c.SetResponseHeaderInt("RateLimit-Remaining", 7)
+	rc.Response.Header.Set("X-Late", "from-origin") // copied: not owned yet
+	c.MarkResponded(http.StatusOK, CategorySuccess)
+	c.OwnedHeadersSkipped()
+	c.SetResponseHeader("X-Late", "from-outbound-filter")
+	c.ApplyResponseHeaders()
+	h := &rc.Response.Header
+	for name, want := range map[string]string{"X-Request-Id": "abc", "RateLimit-Remaining": "7", "X-Late": "from-outbound-filter", StatusHeader: "success"} {
+		if n, v := count(h, name); n != 1 || v != want {
+			t.Errorf("%s: %d values, last %q; want one, %q", name, n, v, want)
+		}
+	}
+
+	c2 := AcquireContext()
+	defer c2.Release()
+	var rc2 fasthttp.RequestCtx
+	c2.Request = &rc2
+	c2.SetResponseHeader("Retry-After", "2")
+	c2.MarkResponded(http.StatusOK, CategorySuccess)
+	c2.OwnedHeadersSkipped()
+	c2.Respond(http.StatusServiceUnavailable, CategoryOriginReset, "replaced")
+	rc2.Response.Header.Set("Retry-After", "9") // as a local answer might
+	c2.ApplyResponseHeaders()
+	if n, v := count(&rc2.Response.Header, "Retry-After"); n != 1 || v != "2" {
+		t.Errorf("Retry-After after Respond: %d values, last %q", n, v)
 	}
 }
 

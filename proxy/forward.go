@@ -282,6 +282,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	// from the origin (they would appear twice).
 	resp.Header.SetNoDefaultContentType(true)
 	copyResponseHeaders(&out.Header, &resp.Header, c)
+	c.OwnedHeadersSkipped()
 	out.Header.Add("Via", e.viaHop)
 
 	cat := filters.CategorySuccess
