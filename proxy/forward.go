@@ -173,7 +173,7 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	// A body without Content-Type reaches the origin without one.
 	req.Header.SetNoDefaultContentType(true)
 	req.Header.SetMethodBytes(in.Header.Method())
-	copyRequestHeaders(&req.Header, &in.Header, c)
+	sent := copyRequestHeaders(&req.Header, &in.Header, c)
 
 	var uriBuf [256]byte // the header copies it; longer URIs grow onto the heap
 	uri := append(uriBuf[:0], c.UpstreamPath...)
@@ -191,7 +191,7 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 		req.Header.SetHostBytes(host)
 	}
 	var scratch [4][]byte
-	setForwarded(&req.Header, &in.Header, c.PeerIP(), c.PeerTrusted(), forwardedProto(c), host, e.via, scratch[:0])
+	setForwarded(&req.Header, &in.Header, sent, c.PeerIP(), c.PeerTrusted(), forwardedProto(c), host, e.via, scratch[:0])
 	c.UpstreamHeaders(req.Header.Set)
 }
 

@@ -47,7 +47,10 @@ func connectionTokens(v []byte, dst [][]byte) [][]byte {
 // selectively, rather than copying everything and deleting, matters:
 // fasthttp's delete reorders headers. Each copy function ranges over its
 // concrete header type so the iterator inlines and nothing is allocated.
-func copyRequestHeaders(dst, src *fasthttp.RequestHeader, c *filters.Context) {
+//
+// It returns which forwarding headers src carries (forwardingSent), so
+// setForwarded looks up only those.
+func copyRequestHeaders(dst, src *fasthttp.RequestHeader, c *filters.Context) (sent forwardingSent) {
 	var buf [4][]byte
 	named := buf[:0]
 	for k, v := range src.All() {
@@ -56,10 +59,46 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader, c *filters.Context) {
 		}
 	}
 	for k, v := range src.All() {
-		if headerRoleOf(k)&(roleHopByHop|roleRequestOwned) == 0 && !containsFold(named, k) && !c.UpstreamOwns(k) {
+		role := headerRoleOf(k)
+		if role&roleRequestOwned != 0 {
+			sent |= forwardingBit(k)
+		}
+		if role&(roleHopByHop|roleRequestOwned) == 0 && !containsFold(named, k) && !c.UpstreamOwns(k) {
 			dst.AddBytesKV(k, v)
 		}
 	}
+	return sent
+}
+
+// forwardingSent records which of the forwarding headers setForwarded
+// extends or replaces a client's request carries.
+type forwardingSent uint8
+
+const (
+	sentXForwardedFor forwardingSent = 1 << iota
+	sentForwarded
+	sentXRealIP
+	sentXForwardedProto
+	sentXForwardedHost
+	sentVia
+)
+
+// forwardingNames maps each forwarding header to its bit.
+var forwardingNames = [...]struct {
+	name string
+	bit  forwardingSent
+}{
+	{"X-Forwarded-For", sentXForwardedFor}, {"Forwarded", sentForwarded}, {"X-Real-IP", sentXRealIP},
+	{"X-Forwarded-Proto", sentXForwardedProto}, {"X-Forwarded-Host", sentXForwardedHost}, {"Via", sentVia},
+}
+
+func forwardingBit(name []byte) forwardingSent {
+	for _, f := range forwardingNames {
+		if len(name) == len(f.name) && bytes.EqualFold(name, []byte(f.name)) {
+			return f.bit
+		}
+	}
+	return 0
 }
 
 // copyResponseHeaders is copyRequestHeaders for an origin's response;
@@ -174,49 +213,57 @@ func peekFold(h *fasthttp.RequestHeader, name string, dst [][]byte) [][]byte {
 // anyone else they are replaced, because a client could otherwise claim any
 // address it likes. Forwarded and X-Real-IP are written only when the
 // client sent them, so the gateway adds no header an origin did not see
-// before; X-Forwarded-For always names the peer.
-func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, peer netip.Addr, trusted bool, proto, host []byte, via string, scratch [][]byte) {
+// before; X-Forwarded-For always names the peer. sent says which of them
+// in carries (copyRequestHeaders): only those are looked up, and since out
+// carries none, each is added without a search for one to replace.
+func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, sent forwardingSent, peer netip.Addr, trusted bool, proto, host []byte, via string, scratch [][]byte) {
+	lookup := func(bit forwardingSent, name string) [][]byte {
+		if sent&bit == 0 {
+			return nil
+		}
+		return peekFold(in, name, scratch[:0])
+	}
 	// Values are built in a stack buffer: the header copies them.
 	var buf [128]byte
 	xff := buf[:0]
 	if trusted {
-		if prev := peekFold(in, "X-Forwarded-For", scratch[:0]); len(prev) > 0 {
+		if prev := lookup(sentXForwardedFor, "X-Forwarded-For"); len(prev) > 0 {
 			xff = append(bytes.Join(prev, []byte(", ")), ", "...)
 		}
 	}
 	xff = peer.AppendTo(xff)
-	out.SetBytesV("X-Forwarded-For", xff)
+	out.AddBytesV("X-Forwarded-For", xff)
 
-	if prev := peekFold(in, "Forwarded", scratch[:0]); len(prev) > 0 {
+	if prev := lookup(sentForwarded, "Forwarded"); len(prev) > 0 {
 		elem := forwardedElement(peer, string(proto), string(host))
 		if trusted {
 			elem = string(bytes.Join(prev, []byte(", "))) + ", " + elem
 		}
-		out.Set("Forwarded", elem)
+		out.Add("Forwarded", elem)
 	}
-	if prev := peekFold(in, "X-Real-IP", scratch[:0]); len(prev) > 0 {
+	if prev := lookup(sentXRealIP, "X-Real-IP"); len(prev) > 0 {
 		if trusted {
-			out.SetBytesV("X-Real-IP", prev[0])
+			out.AddBytesV("X-Real-IP", prev[0])
 		} else {
-			out.Set("X-Real-IP", peer.String())
+			out.Add("X-Real-IP", peer.String())
 		}
 	}
 
 	if trusted {
-		if v := peekFold(in, "X-Forwarded-Proto", scratch[:0]); len(v) > 0 {
+		if v := lookup(sentXForwardedProto, "X-Forwarded-Proto"); len(v) > 0 {
 			proto = v[0]
 		}
-		if v := peekFold(in, "X-Forwarded-Host", scratch[:0]); len(v) > 0 {
+		if v := lookup(sentXForwardedHost, "X-Forwarded-Host"); len(v) > 0 {
 			host = v[0]
 		}
 	}
-	out.SetBytesV("X-Forwarded-Proto", proto)
+	out.AddBytesV("X-Forwarded-Proto", proto)
 	if len(host) > 0 {
-		out.SetBytesV("X-Forwarded-Host", host)
+		out.AddBytesV("X-Forwarded-Host", host)
 	}
 
 	hop := buf[:0]
-	if prev := peekFold(in, "Via", scratch[:0]); len(prev) > 0 {
+	if prev := lookup(sentVia, "Via"); len(prev) > 0 {
 		hop = append(bytes.Join(prev, []byte(", ")), ", "...)
 	}
 	if in.IsHTTP11() {
@@ -225,7 +272,7 @@ func setForwarded(out *fasthttp.RequestHeader, in *fasthttp.RequestHeader, peer 
 		hop = append(hop, "1.0 "...)
 	}
 	hop = append(hop, via...)
-	out.SetBytesV("Via", hop)
+	out.AddBytesV("Via", hop)
 }
 
 // forwardedElement is this hop's RFC 7239 element: for=peer, host, proto.
