@@ -56,7 +56,7 @@ func (x *exchange) Fork() func(in *origins.Instance) (*fasthttp.Response, error)
 }
 
 func (x *exchange) client(in *origins.Instance) *fasthttp.HostClient {
-	return x.e.pool.get(x.e.instanceKey(x.key, x.origin, in))
+	return x.e.pool.forInstance(in, x.e.instanceKey(x.key, x.origin, in))
 }
 
 // instanceKey is the pool key of instance in: key (the settings of the

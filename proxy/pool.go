@@ -3,11 +3,14 @@ package proxy
 import (
 	"errors"
 	"io"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/tlsconf"
 )
 
@@ -30,6 +33,58 @@ type poolKey struct {
 type clientPool struct {
 	mu      sync.Mutex
 	clients sync.Map // poolKey -> *fasthttp.HostClient
+	// byInstance remembers each instance's client with the key it was
+	// found under (forInstance): hashing a poolKey, strings and TLS
+	// settings included, on every attempt showed in profiles. Copied on
+	// write under mu; bounded by maxRememberedInstances.
+	byInstance atomic.Pointer[map[*origins.Instance]instanceClient]
+}
+
+type instanceClient struct {
+	key poolKey
+	hc  *fasthttp.HostClient
+}
+
+// maxRememberedInstances bounds byInstance: instances come and go with
+// discovery, and one that left without its address being closed would
+// otherwise stay remembered.
+const maxRememberedInstances = 4096
+
+// forInstance is get(k) for an attempt to in, remembered per instance.
+func (p *clientPool) forInstance(in *origins.Instance, k poolKey) *fasthttp.HostClient {
+	if m := p.byInstance.Load(); m != nil {
+		if e, ok := (*m)[in]; ok && e.key == k {
+			return e.hc
+		}
+	}
+	hc := p.get(k)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var next map[*origins.Instance]instanceClient
+	if old := p.byInstance.Load(); old != nil && len(*old) < maxRememberedInstances {
+		next = make(map[*origins.Instance]instanceClient, len(*old)+1)
+		maps.Copy(next, *old)
+	} else {
+		next = make(map[*origins.Instance]instanceClient, 1)
+	}
+	next[in] = instanceClient{key: k, hc: hc}
+	p.byInstance.Store(&next)
+	return hc
+}
+
+// forgetInstances drops the remembered clients that match; callers hold mu.
+func (p *clientPool) forgetInstances(match func(poolKey) bool) {
+	old := p.byInstance.Load()
+	if old == nil {
+		return
+	}
+	next := make(map[*origins.Instance]instanceClient, len(*old))
+	for in, e := range *old {
+		if !match(e.key) {
+			next[in] = e
+		}
+	}
+	p.byInstance.Store(&next)
 }
 
 func newClientPool() *clientPool { return &clientPool{} }
@@ -79,6 +134,7 @@ func (p *clientPool) closeAddr(addr string) {
 		}
 		return true
 	})
+	p.forgetInstances(func(k poolKey) bool { return k.addr == addr })
 }
 
 func (p *clientPool) closeAll() {
@@ -89,6 +145,7 @@ func (p *clientPool) closeAll() {
 		p.clients.Delete(k)
 		return true
 	})
+	p.byInstance.Store(nil)
 }
 
 // retryIfErr decides fasthttp's in-client retries. A stale pooled connection
