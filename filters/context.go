@@ -109,7 +109,7 @@ type Context struct {
 	// identity is who the request comes from; see ClientIP.
 	identity    trust.Identity
 	passport    []Event
-	bag         []keySlot
+	bag         []resetter // by Key.id; nil until the key is first set
 	respHeaders []responseHeader
 	// ownedAbsent, when ownedAbsentKnown, counts the leading respHeaders
 	// the response is known not to hold, nor the status header: the
@@ -149,11 +149,6 @@ type bagEntry struct {
 // *keyValue[T] that stays with the pooled Context across requests (reset
 // clears it), so Key.Set allocates only the first time a Context meets a
 // key, never per request.
-type keySlot struct {
-	key any
-	val resetter
-}
-
 type resetter interface{ reset() }
 
 type keyValue[T any] struct {
@@ -204,8 +199,10 @@ func (c *Context) reset() {
 	c.Start, c.EndpointStart, c.End = time.Time{}, time.Time{}, time.Time{}
 	c.BytesIn, c.BytesOut = 0, 0
 	c.passport = c.passport[:0]
-	for i := range c.bag {
-		c.bag[i].val.reset()
+	for _, kv := range c.bag {
+		if kv != nil {
+			kv.reset()
+		}
 	}
 	c.respHeaders = c.respHeaders[:0]
 	c.ownedAbsent, c.ownedAbsentKnown = 0, false
@@ -398,10 +395,22 @@ func (c *Context) finish() {
 
 // Key is a typed slot in a Context's small value bag, for custom filters
 // to pass data along the chain without string keys or type assertions.
-type Key[T any] struct{ name string }
+// Each key has its own index in every Context's bag, so a lookup is one
+// slice access (the bag was searched by comparing interfaces, several
+// times per request on the hot path).
+type Key[T any] struct {
+	name string
+	id   int
+}
 
-// NewKey creates a key; create keys once (package-level) and reuse them.
-func NewKey[T any](name string) *Key[T] { return &Key[T]{name: name} }
+// keyCount numbers the keys made so far: the next key's index.
+var keyCount atomic.Int64
+
+// NewKey creates a key; create keys once (package-level) and reuse them:
+// each key takes a slot in the bag of every Context that sets it.
+func NewKey[T any](name string) *Key[T] {
+	return &Key[T]{name: name, id: int(keyCount.Add(1) - 1)}
+}
 
 // Name returns the key's name.
 func (k *Key[T]) Name() string { return k.name }
@@ -411,7 +420,10 @@ func (k *Key[T]) Set(c *Context, v T) {
 	kv := k.slot(c)
 	if kv == nil {
 		kv = new(keyValue[T])
-		c.bag = append(c.bag, keySlot{key: k, val: kv})
+		if k.id >= len(c.bag) {
+			c.bag = append(c.bag, make([]resetter, k.id+1-len(c.bag))...)
+		}
+		c.bag[k.id] = kv
 	}
 	kv.v, kv.set = v, true
 }
@@ -427,9 +439,9 @@ func (k *Key[T]) Get(c *Context) (T, bool) {
 
 // slot is k's value holder in c, nil until k was first set on c.
 func (k *Key[T]) slot(c *Context) *keyValue[T] {
-	for i := range c.bag {
-		if c.bag[i].key == k {
-			return c.bag[i].val.(*keyValue[T])
+	if k.id < len(c.bag) {
+		if kv := c.bag[k.id]; kv != nil {
+			return kv.(*keyValue[T])
 		}
 	}
 	return nil
