@@ -58,6 +58,9 @@ type upstreamConn struct {
 	// lastRead is when the last response byte arrived: the start of the
 	// connection's idle time.
 	lastRead time.Time
+	// wroteAt is when the last write started; the read that follows it
+	// uses it instead of a clock read of its own.
+	wroteAt time.Time
 	// readDeadline and writeDeadline are the deadlines currently armed.
 	readDeadline, writeDeadline time.Time
 	// raw is the TCP connection under a TLS one (the socket alive probes);
@@ -66,7 +69,13 @@ type upstreamConn struct {
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
-	now := time.Now()
+	// The first read after a request starts microseconds after its write:
+	// the write's clock reading serves it (an earlier now only arms the
+	// deadline and dates the read a little early, both on the safe side).
+	now := c.wroteAt
+	if c.readSinceWrite || now.IsZero() {
+		now = time.Now()
+	}
 	if c.timeout > 0 {
 		if d, ok := deadline.Due(now, c.readDeadline, c.timeout, time.Time{}); ok {
 			if err := c.Conn.SetReadDeadline(d); err != nil {
@@ -85,6 +94,7 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
 	now := time.Now()
+	c.wroteAt = now
 	if c.readSinceWrite {
 		c.readSinceWrite = false
 		if now.Sub(c.lastRead) >= c.probeAfter && !alive(c.socket()) {
