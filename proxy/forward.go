@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -80,15 +81,18 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	}
 	key := e.poolKeyFor(&oc)
 
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	e.buildRequest(c, req)
 	var body *requestBody
-	if err := e.attachBody(c, req, &body); err != nil {
-		return err
-	}
-	if body != nil {
-		defer releaseRequestBody(body)
+	req := &c.Request.Request
+	if !e.forwardInPlace(c) {
+		req = fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		e.buildRequest(c, req)
+		if err := e.attachBody(c, req, &body); err != nil {
+			return err
+		}
+		if body != nil {
+			defer releaseRequestBody(body)
+		}
 	}
 	if e.shadow != nil {
 		e.shadow.copyFor(c, req, body != nil)
@@ -176,14 +180,7 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	sent := copyRequestHeaders(&req.Header, &in.Header, c)
 
 	var uriBuf [256]byte // the header copies it; longer URIs grow onto the heap
-	uri := append(uriBuf[:0], c.UpstreamPath...)
-	if q := rawQuery(in.Header.RequestURI()); len(q) > 0 {
-		uri = append(uri, '?')
-		uri = append(uri, q...)
-	}
-	// Sent as built: sendToOrigin never parses it back into a URI, so no
-	// path normalization can undo the route's.
-	req.SetRequestURIBytes(uri)
+	req.SetRequestURIBytes(upstreamURI(c, uriBuf[:0]))
 	host := in.Header.Host()
 	if e.hostOver != "" {
 		req.Header.SetHost(e.hostOver)
@@ -193,6 +190,57 @@ func (e *forwardEndpoint) buildRequest(c *filters.Context, req *fasthttp.Request
 	var scratch [4][]byte
 	setForwarded(&req.Header, &in.Header, sent, c.PeerIP(), c.PeerTrusted(), forwardedProto(c), host, e.via, scratch[:0])
 	c.UpstreamHeaders(req.Header.Set)
+}
+
+// upstreamURI appends the request target sent upstream to dst: the
+// route's rewritten path and the client's raw query. It is sent as built:
+// sendToOrigin never parses it back into a URI, so no path normalization
+// can undo the route's.
+func upstreamURI(c *filters.Context, dst []byte) []byte {
+	dst = append(dst, c.UpstreamPath...)
+	if q := rawQuery(c.Request.Request.Header.RequestURI()); len(q) > 0 {
+		dst = append(dst, '?')
+		dst = append(dst, q...)
+	}
+	return dst
+}
+
+// forwardInPlace turns the client's request into the upstream one when
+// nothing in it has to be removed, and reports whether it did: no body, a
+// keep-alive HTTP/1.1 request, and no header that is hop-by-hop (a
+// Connection header included), set by the gateway (X-Forwarded-*, Via,
+// Expect, ...) or dropped or set by a filter. Then the upstream request
+// is the client's with the target rewritten and headers only added, which
+// is what buildRequest would produce, without copying every header into a
+// new request (each copy is validated again by fasthttp). Anything else
+// takes buildRequest. After the exchange the client's request carries the
+// upstream target and the forwarding headers; nothing reads it then but
+// the log, which uses the Context's copies.
+func (e *forwardEndpoint) forwardInPlace(c *filters.Context) bool {
+	in := &c.Request.Request
+	h := &in.Header
+	if h.ContentLength() != -2 || in.IsBodyStream() || len(in.Body()) > 0 || h.ConnectionClose() || !h.IsHTTP11() {
+		return false
+	}
+	for k := range h.All() {
+		if role := headerRoleOf(k); role&roleHopByHop != 0 || role&roleRequestOwned != 0 && !bytes.EqualFold(k, []byte("Host")) || c.UpstreamOwns(k) {
+			return false
+		}
+	}
+	var uriBuf [256]byte
+	uri := upstreamURI(c, uriBuf[:0])
+	h.DisableNormalizing()
+	h.SetNoDefaultContentType(true)
+	// The forwarding headers name the client's Host, so they are written
+	// before a host override replaces it.
+	var scratch [4][]byte
+	setForwarded(h, h, 0, c.PeerIP(), c.PeerTrusted(), forwardedProto(c), h.Host(), e.via, scratch[:0])
+	if e.hostOver != "" {
+		h.SetHost(e.hostOver)
+	}
+	in.SetRequestURIBytes(uri)
+	c.UpstreamHeaders(h.Set)
+	return true
 }
 
 // requestOwnHeaders are the headers the forwarder sets itself instead of
