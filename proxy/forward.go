@@ -323,13 +323,7 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 		}
 		head = (*headBuf)[:n]
 	}
-	out.SetStatusCode(status)
-	out.Header.DisableNormalizing()
-	// Forward the origin's headers as sent: no default Content-Type for an
-	// answer that has none, none of the gateway's own response headers
-	// from the origin (they would appear twice).
-	resp.Header.SetNoDefaultContentType(true)
-	copyResponseHeaders(&out.Header, &resp.Header, c)
+	forwardResponseHead(out, resp, c, true)
 	c.OwnedHeadersSkipped()
 	out.Header.Add("Via", e.viaHop)
 
@@ -368,6 +362,23 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	}
 	c.Retain()
 	out.SetBodyStream(&responseBody{src: stream, head: head, headBuf: headBuf, resp: resp, c: c, onError: midBodyError, done: done, latency: latency, status: status}, size)
+}
+
+// forwardResponseHead gives out the origin's status line and headers as
+// sent: its reason phrase, no default Content-Type for an answer that has
+// none, none of the gateway's own response headers from the origin (they
+// would appear twice), nothing hop-by-hop. whole allows the wholesale copy
+// where it applies (always, but for the test that pins both ways to the
+// same bytes).
+func forwardResponseHead(out, resp *fasthttp.Response, c *filters.Context, whole bool) {
+	resp.Header.SetNoDefaultContentType(true)
+	if whole && copyResponseHeadersWhole(&out.Header, &resp.Header, c) {
+		return
+	}
+	out.SetStatusCode(resp.StatusCode())
+	out.Header.SetStatusMessage(resp.Header.StatusMessage())
+	out.Header.DisableNormalizing()
+	copyResponseHeaders(&out.Header, &resp.Header, c)
 }
 
 // midBodyError records an origin failure after the status line was sent:

@@ -118,6 +118,31 @@ func copyResponseHeaders(dst, src *fasthttp.ResponseHeader, c *filters.Context) 
 	}
 }
 
+// copyResponseHeadersWhole copies the origin's whole header block (status
+// included) to dst when nothing in it is to be left out: no hop-by-hop
+// header, no header the gateway owns, a keep-alive HTTP/1.1 answer. That
+// is what copyResponseHeaders would produce, without passing every header
+// through fasthttp's setters again (each validates its value). Content-Length
+// comes along and is set again from the body sent (or, for HEAD, from the
+// origin's); a 204 or 304 has no body to set it from, so it is copied
+// header by header. It reports whether it copied; if not, dst is untouched.
+func copyResponseHeadersWhole(dst, src *fasthttp.ResponseHeader, c *filters.Context) bool {
+	switch status := src.StatusCode(); {
+	case src.ConnectionClose() || !src.IsHTTP11():
+		return false
+	case status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified:
+		// No body to set Content-Length again from: the copy drops it.
+		return false
+	}
+	for k := range src.All() {
+		if headerRoleOf(k)&roleHopByHop != 0 || c.OwnsResponseHeader(k) {
+			return false
+		}
+	}
+	src.CopyTo(dst)
+	return true
+}
+
 // Roles of a header name for the forwarder.
 const (
 	roleHopByHop      uint8 = 1 << iota // describes one connection: never forwarded
