@@ -75,6 +75,10 @@ func NewServer(h fasthttp.RequestHandler, l Limits) *fasthttp.Server {
 		ReduceMemoryUsage:             true,
 		TCPKeepalive:                  true,
 		SecureErrorLogMessage:         true,
+		// fasthttp would read the clock for RequestCtx.Time before every
+		// handler call; the gateway times requests itself (filters.Context)
+		// and never asks, so it is read only if someone does.
+		LazyRequestTime: true,
 
 		// A hijacked connection (a WebSocket tunnel) is closed by its
 		// owner, so fasthttp releases the request context and read buffer
