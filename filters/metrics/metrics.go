@@ -44,8 +44,8 @@ type Metrics struct {
 
 	// requestSeries and attemptSeries keep the per-request series by
 	// label values, so the hot path skips WithLabelValues.
-	requestSeries seriesCache[requestLabels, requestSeries]
-	attemptSeries seriesCache[attemptLabels, attemptSeries]
+	requestSeries seriesCache[requestLabels, countedSeries]
+	attemptSeries seriesCache[attemptLabels, countedSeries]
 
 	// observe is ObserveRequest as a func value made once, so installing
 	// it as a completion hook does not allocate per request.

@@ -11,24 +11,15 @@ import (
 // timeout, reset, status_5xx, canceled) and its duration.
 func (m *Metrics) ObserveOriginAttempt(origin, instance, outcome string, d time.Duration) {
 	s := m.attemptSeries.get(attemptLabels{origin, instance, outcome}, m.newAttemptSeries)
-	s.requests.Inc()
-	s.latency.Observe(d.Seconds())
+	s.count.Inc()
+	s.observe.Observe(d.Seconds())
 }
 
-// attemptLabels and attemptSeries are an attempt's label values and the
-// series it updates (seriesCache).
+// attemptLabels are an attempt's label values (seriesCache).
 type attemptLabels struct{ origin, instance, outcome string }
 
-type attemptSeries struct {
-	requests prometheus.Counter
-	latency  prometheus.Observer
-}
-
-func (m *Metrics) newAttemptSeries(l attemptLabels) attemptSeries {
-	return attemptSeries{
-		requests: m.originRequests.WithLabelValues(l.origin, l.instance, l.outcome),
-		latency:  m.originLatency.WithLabelValues(l.origin),
-	}
+func (m *Metrics) newAttemptSeries(l attemptLabels) countedSeries {
+	return countedSeries{m.originRequests.WithLabelValues(l.origin, l.instance, l.outcome), m.originLatency.WithLabelValues(l.origin)}
 }
 
 // IncRetry counts a retry attempt to origin.

@@ -3,8 +3,6 @@ package metrics
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/floodgate-dev/floodgate/filters"
 )
 
@@ -45,24 +43,15 @@ func (m *Metrics) ObserveRequest(c *filters.Context) {
 		end = time.Now()
 	}
 	s := m.requestSeries.get(requestLabels{route, CodeClass(c.Status), category}, m.newRequestSeries)
-	s.requests.Inc()
-	s.duration.Observe(end.Sub(c.Start).Seconds())
+	s.count.Inc()
+	s.observe.Observe(end.Sub(c.Start).Seconds())
 }
 
-// requestLabels and requestSeries are a request's label values and the
-// series it updates (seriesCache).
+// requestLabels are a request's label values (seriesCache).
 type requestLabels struct{ route, codeClass, category string }
 
-type requestSeries struct {
-	requests prometheus.Counter
-	duration prometheus.Observer
-}
-
-func (m *Metrics) newRequestSeries(l requestLabels) requestSeries {
-	return requestSeries{
-		requests: m.requests.WithLabelValues(l.route, l.codeClass, l.category),
-		duration: m.requestDuration.WithLabelValues(l.route),
-	}
+func (m *Metrics) newRequestSeries(l requestLabels) countedSeries {
+	return countedSeries{m.requests.WithLabelValues(l.route, l.codeClass, l.category), m.requestDuration.WithLabelValues(l.route)}
 }
 
 // Hook returns ObserveRequest as a completion hook for c.OnDone, made once

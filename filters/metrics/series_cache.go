@@ -3,7 +3,16 @@ package metrics
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// countedSeries is a counter and a histogram updated together (a request,
+// an attempt), found by one lookup.
+type countedSeries struct {
+	count   prometheus.Counter
+	observe prometheus.Observer
+}
 
 // seriesCache keeps the children of metric vectors the hot path updates on
 // every request, by their label values. A vector's WithLabelValues checks
