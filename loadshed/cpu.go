@@ -178,6 +178,8 @@ type cpuSampler struct {
 	primed   bool
 	util     float64
 	err      error
+	// seq counts the utilisation samples taken, so a reader knows a new period ended.
+	seq uint64
 }
 
 // sample updates util if cfg's period has passed.
@@ -212,6 +214,7 @@ func (c *cpuSampler) sample(now time.Time, cfg *CPUSignalConfig) {
 		if wall > 0 && cores > 0 {
 			u := (used - c.lastUsed).Seconds() / (wall * cores)
 			c.util = min(max(u, 0), 1)
+			c.seq++
 		}
 	}
 	c.lastAt, c.lastUsed, c.primed = now, used, true

@@ -20,6 +20,14 @@ type Global struct {
 	// controller knows what share of the gateway's requests it refuses.
 	admitted atomic.Uint64
 	starve   starvationController // under the scope's lock
+	// decided counts the requests DecideGlobal judged, per score: the demand
+	// the starvation controller's onset sizes its cut from.
+	decided scoreCounters
+	// onsetSeq, onsetDecided and onsetRefused are the cpu sample and the
+	// counts at the end of the last period (ticker-only).
+	onsetSeq     uint64
+	onsetDecided [topScore + 1]uint64
+	onsetRefused uint64
 	// starvedWait is the gateway's mean scheduling wait (ns) while its
 	// quantile is above sched_latency's threshold and its run queue shows
 	// its own backlog (starvationBacklog), else 0. Every attempt's
@@ -62,7 +70,10 @@ func (g *Global) Inflight() int64 { return g.inflight.Load() }
 
 // Decide checks score against the global cutoff. It does not apply chaos;
 // use Shedder.DecideGlobal for that. Lock-free and allocation-free.
-func (g *Global) Decide(score int) Decision { return g.decide(score) }
+func (g *Global) Decide(score int) Decision {
+	g.decided.inc(score)
+	return g.decide(score)
+}
 
 func (g *Global) connections() int64 {
 	if fn := g.connGauge.Load(); fn != nil {
@@ -118,17 +129,37 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 	if dt > 0 {
 		shed, would := g.shed.load(), g.would.load()
 		refused := shed.Total() + would.Total()
-		g.starve.step(starvationInput{
+		in := starvationInput{
 			pressure: pressure, ratio: ratio, refused: refused, decided: refused + g.admitted.Load(),
 			runQueue: g.runq(),
 			floor:    starvationFloor(sig),
 			busy:     sig.CPU.Enabled && g.cpu.util >= sig.CPU.Threshold,
-		}, dt)
+		}
+		g.onsetEvidence(&in.onset, shed.Total()+g.owner.chaos.load().Total(), sig.CPU)
+		g.starve.step(in, dt)
 	}
 	if !g.starve.primed {
 		return 0
 	}
 	return levelForCutoff(max(g.starve.cutoff, starvationFloor(sig)), c.K)
+}
+
+// onsetEvidence fills ev when the cpu signal has ended a period since the last call: the
+// period's utilisation and the requests decided and refused (shed, not dry-run) in it.
+func (g *Global) onsetEvidence(ev *onsetEvidence, shed uint64, cpu CPUSignalConfig) {
+	if !cpu.Enabled || g.cpu.seq == g.onsetSeq {
+		return
+	}
+	fresh := g.onsetSeq != 0
+	g.onsetSeq = g.cpu.seq
+	for i := range g.decided {
+		n := g.decided[i].Load()
+		ev.decided[i] = float64(n - g.onsetDecided[i])
+		g.onsetDecided[i] = n
+	}
+	ev.refused = float64(shed - g.onsetRefused)
+	g.onsetRefused = shed
+	ev.fresh, ev.util, ev.target = fresh, g.cpu.util, cpu.Threshold
 }
 
 // starvationFloor is the lowest cutoff the CPU signals may set: sched_latency's min_cutoff
@@ -166,13 +197,15 @@ func (g *Global) starvationSnapshot() *StarvationSnapshot {
 	c := &g.starve
 	state := "clear"
 	switch {
+	case c.inOnset:
+		state = "onset"
 	case c.blocked:
 		state = "blocked"
 	case c.raising:
 		state = "raising"
 	}
 	return &StarvationSnapshot{Cutoff: c.cutoff, State: state, WaitRatio: c.ratio, RunQueue: c.runQueue,
-		RefusedShare: c.share(), Floor: starvationFloor(sig)}
+		RefusedShare: c.share(), Floor: starvationFloor(sig), Onsets: c.onsets}
 }
 
 // StarvationSnapshot is the starvation controller's state.
@@ -180,8 +213,10 @@ type StarvationSnapshot struct {
 	// Cutoff is the cutoff it asks for (the scope publishes the lowest of
 	// this and what its other signals ask for).
 	Cutoff float64 `json:"cutoff"`
-	// State is "clear" (signals below threshold, backing off), "raising"
-	// or "blocked" (shedding did not shorten the waits).
+	// State is "clear" (signals below threshold, backing off), "onset"
+	// (sizing the cut from evidence at the start of an overload of the
+	// gateway's own CPU), "raising" or "blocked" (shedding did not shorten
+	// the waits).
 	State string `json:"state"`
 	// WaitRatio is the worst signal over its threshold, smoothed.
 	WaitRatio float64 `json:"wait_ratio"`
@@ -190,4 +225,6 @@ type StarvationSnapshot struct {
 	// RefusedShare is the share of requests the global scope refuses.
 	RefusedShare float64 `json:"refused_share"`
 	Floor        float64 `json:"floor"`
+	// Onsets counts the overloads whose cut was sized from evidence.
+	Onsets uint64 `json:"onsets"`
 }

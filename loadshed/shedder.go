@@ -202,6 +202,7 @@ func (s *Shedder) Global() *Global { return &s.global }
 func (s *Shedder) DecideGlobal(r Request, score int) Decision {
 	c := s.cur.Load()
 	if s.chaosHit(c, r, score) {
+		s.global.decided.inc(score)
 		s.chaos.inc(score)
 		st := s.global.state.Load()
 		return Decision{
@@ -209,7 +210,7 @@ func (s *Shedder) DecideGlobal(r Request, score int) Decision {
 			Cutoff: st.cutoff, Overload: st.overload, RetryAfter: s.retryAfter(),
 		}
 	}
-	return s.global.decide(score)
+	return s.global.Decide(score)
 }
 
 func (s *Shedder) chaosHit(c *compiled, r Request, score int) bool {

@@ -82,6 +82,8 @@ type starvationInput struct {
 	busy bool
 	// runQueue is the runnable goroutines per core right now.
 	runQueue float64
+	// onset is the last cpu period's evidence, for sizing the cut at an onset (onset.go).
+	onset onsetEvidence
 }
 
 // starvationController: see the comment at the top of the file. Used under the scope's lock.
@@ -102,6 +104,17 @@ type starvationController struct {
 	refShare   float64
 	blocked    bool
 	blockRatio float64
+
+	// inOnset: the cut is being sized from evidence (onset.go); onsetElapsed is how long
+	// for. armed: an onset may start, which needs onsetRearm of being clear at cutoff 100
+	// (clearFor), and is possible only in the first onsetFor of an overload (overFor).
+	inOnset      bool
+	onsetElapsed float64
+	armed        bool
+	clearFor     float64
+	overFor      float64
+	// onsets counts the onsets so far (admin).
+	onsets uint64
 }
 
 // share is the smoothed share of requests refused.
@@ -117,6 +130,7 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 	if !c.primed {
 		c.cutoff, c.ratio, c.primed = 100, in.ratio, true
 		c.lastRefused, c.lastDecided = in.refused, in.decided
+		c.armed = true
 	}
 	s := dt.Seconds()
 	a := ewmaAlpha(s, starvationSmoothing.Seconds())
@@ -132,12 +146,26 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 	}
 	c.lastRefused, c.lastDecided = in.refused, in.decided
 
+	if in.pressure > 0 || c.cutoff < 100 {
+		c.clearFor = 0
+	} else if c.clearFor += s; c.clearFor >= onsetRearm {
+		c.armed = true
+	}
+	if in.pressure > 0 {
+		if c.overFor += s; c.overFor > onsetFor {
+			c.armed = false // the start of this overload is past: follow it smoothly
+		}
+	} else {
+		c.overFor = 0
+	}
 	switch {
 	case in.pressure <= 0:
 		// Clear: back off, and forget any judgement (the next overload starts afresh).
-		c.raising, c.blocked = false, false
+		c.raising, c.blocked, c.inOnset = false, false, false
 		headroom := max(0, 1-c.ratio)
 		c.cutoff += starvationReleasePerSecond * s * min(1, headroom/starvationReleaseFullBelow)
+	case c.inOnset || (c.armed && in.busy && in.onset.fresh && !c.blocked):
+		c.stepOnset(in, s)
 	case c.blocked:
 		if c.ratio > c.blockRatio*starvationWorseBy {
 			c.blocked = false
@@ -163,6 +191,30 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 	}
 	c.cutoff = max(in.floor, min(100, c.cutoff))
 	return c.cutoff
+}
+
+// stepOnset sizes the cut from the last cpu period's evidence (onset.go) and moves the
+// cutoff there at once, only ever down, until the evidence shows no more excess, onsetFor
+// has passed or the floor is reached; then it judges from there like a raise.
+func (c *starvationController) stepOnset(in starvationInput, s float64) {
+	if !c.inOnset {
+		c.inOnset, c.onsetElapsed, c.armed = true, 0, false
+		c.onsets++
+		c.raising, c.blocked = false, false
+	}
+	c.onsetElapsed += s
+	done := c.onsetElapsed >= onsetFor
+	if in.onset.fresh {
+		if cut, ok := onsetCutoff(&in.onset, starvationRefusalCost); ok {
+			c.cutoff = min(c.cutoff, max(in.floor, cut))
+		} else {
+			done = true // the admitted work fits
+		}
+	}
+	if done || c.cutoff <= in.floor {
+		c.inOnset = false
+		c.startRaising()
+	}
 }
 
 // startRaising takes the current point as the reference the next judgement compares with.

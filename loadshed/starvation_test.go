@@ -185,8 +185,27 @@ func testStarvationHoldsAndRecovers(t *testing.T, cpuShare float64) {
 	g.run(simTraffic(300), 60*time.Second)
 	spike := perSecond(g.cutoffs)
 	t.Logf("spike, cutoff per second: %.1f", spike)
-	if j := largestMove(spike); j > 10 {
-		t.Errorf("cutoff moved %.1f points between consecutive seconds, bound 10", j)
+	settledFrom := 0
+	if cpuShare == 1 {
+		// The gateway's own CPU is saturated and its accounting sees it: the onset sizes the
+		// cut from that evidence and is there within a second (95, 85 and most of 82 shed).
+		settledFrom = 2
+		reached := -1
+		for i, c := range g.cutoffs {
+			if c <= 70 {
+				reached = i
+				break
+			}
+		}
+		if reached < 0 || reached > 100 {
+			t.Errorf("onset: cutoff reached 70 after %d ticks of 10 ms, want within 1 s", reached)
+		}
+		if n := g.s.Global().starve.onsets; n != 1 {
+			t.Errorf("%d onsets in one overload, want 1", n)
+		}
+	}
+	if j := largestMove(spike[settledFrom:]); j > 10 {
+		t.Errorf("cutoff moved %.1f points between consecutive seconds once settled, bound 10", j)
 	}
 	settled := spike[20:]
 	lo, hi := 100.0, 0.0
@@ -260,33 +279,139 @@ func TestStarvationControllerStopsWhenSheddingDoesNotHelp(t *testing.T) {
 	}
 }
 
-// Whatever the signals do, the cutoff moves at most 10 points in any second and never goes
-// below the floor.
+// Whatever the signals do, the cutoff never goes below the floor, moves at most 10 points
+// in any second outside an onset, only ever falls during an onset, and a new onset needs
+// onsetRearm of quiet at cutoff 100 since the last one (no cycle of jumps).
 func TestStarvationControllerStepIsBounded(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var c starvationController
 	const dt = 10 * time.Millisecond
 	var refused, decided uint64
 	history := []float64{}
-	pressure, ratio := 0.0, 0.5
+	onsetTick := []bool{}
+	pressure, ratio, util := 0.0, 0.5, 0.0
+	quiet := false
+	quietAt100 := 0 // consecutive ticks clear at cutoff 100
+	lastOnset, lastOnsetQuiet := -1, 0
 	for i := range 100_000 {
+		var ev onsetEvidence
 		if i%25 == 0 { // a new sample every 250 ms, anywhere from idle to far past max
+			if rng.Float64() < 0.01 {
+				quiet = !quiet // regimes: spells (25 s on average) of quiet and of overload
+			}
 			ratio = rng.Float64() * 8
+			if quiet {
+				ratio = rng.Float64()
+			}
 			pressure = math.Max(0, math.Min(1, (ratio-1)/4))
+			util = rng.Float64()
+			ev = onsetEvidence{fresh: true, util: util, target: 0.75}
+			for s := range ev.decided {
+				ev.decided[s] = float64(rng.IntN(20))
+			}
+			ev.refused = float64(rng.IntN(500))
 		}
 		n := uint64(rng.IntN(50))
 		decided += n
 		refused += uint64(float64(n) * (1 - c.cutoff/100))
-		got := c.step(starvationInput{pressure: pressure, ratio: ratio, refused: refused, decided: decided, floor: 50}, dt)
+		before, wasOnset, onsets := c.cutoff, c.inOnset, c.onsets
+		got := c.step(starvationInput{pressure: pressure, ratio: ratio, refused: refused, decided: decided, floor: 50,
+			busy: util >= 0.75, onset: ev}, dt)
 		if got < 50 || got > 100 {
 			t.Fatalf("tick %d: cutoff %v outside [50, 100]", i, got)
 		}
-		history = append(history, got)
-	}
-	for i := 100; i < len(history); i++ {
-		if d := math.Abs(history[i] - history[i-100]); d > 10+1e-9 {
-			t.Fatalf("cutoff moved %.2f points in one second (ticks %d..%d)", d, i-100, i)
+		started := c.onsets > onsets
+		if started {
+			if lastOnset >= 0 && lastOnsetQuiet < int(onsetRearm*100) {
+				t.Fatalf("tick %d: onset after only %d ticks quiet at cutoff 100 since the onset at tick %d", i, lastOnsetQuiet, lastOnset)
+			}
+			lastOnset, lastOnsetQuiet = i, 0
 		}
+		if (c.inOnset || wasOnset || started) && i > 0 && got > before {
+			t.Fatalf("tick %d: the onset raised the cutoff from %.2f to %.2f", i, before, got)
+		}
+		if pressure <= 0 && got >= 100 {
+			quietAt100++
+		} else {
+			quietAt100 = 0
+		}
+		lastOnsetQuiet = max(lastOnsetQuiet, quietAt100)
+		history = append(history, got)
+		onsetTick = append(onsetTick, c.inOnset || wasOnset || started)
+	}
+	onsets := 0
+	for i := 100; i < len(history); i++ {
+		if onsetTick[i] && !onsetTick[i-1] {
+			onsets++
+		}
+		jumped := false
+		for j := i - 100; j <= i; j++ {
+			jumped = jumped || onsetTick[j]
+		}
+		if d := math.Abs(history[i] - history[i-100]); d > 10+1e-9 && !jumped {
+			t.Fatalf("cutoff moved %.2f points in one second outside an onset (ticks %d..%d)", d, i-100, i)
+		}
+	}
+	if onsets < 3 {
+		t.Fatalf("%d onsets in 100,000 random ticks: the test exercises too few", onsets)
+	}
+	t.Logf("%d onsets", onsets)
+}
+
+// The onset of a far larger overload than shedding above min_cutoff can relieve: the cutoff
+// is at the floor within a second, never below it, and stays there without swinging.
+func TestStarvationOnsetStopsAtTheFloor(t *testing.T) {
+	g := newSimGateway(t, starvationConfig())
+	g.run(simTraffic(60), 10*time.Second)
+	g.cutoffs = nil
+	g.resetCounts()
+	g.run(simTraffic(1000), 20*time.Second) // 5,100 req/s: score 45 alone needs the whole core
+	per := perSecond(g.cutoffs)
+	t.Logf("cutoff per second: %.1f", per)
+	for i, c := range g.cutoffs {
+		if c < 50 {
+			t.Fatalf("tick %d: cutoff %.1f below min_cutoff 50", i, c)
+		}
+	}
+	if per[1] > 50.5 {
+		t.Errorf("cutoff %.1f in the second second, want at the floor (50) within a second", per[1])
+	}
+	if j := largestMove(per[2:]); j > 1 {
+		t.Errorf("cutoff moved %.1f points between seconds at the floor", j)
+	}
+	for _, score := range []int{10, 15, 45} {
+		if g.shed[score] > 0 {
+			t.Errorf("score %d shed %d times, at or below min_cutoff", score, g.shed[score])
+		}
+	}
+}
+
+// onsetCutoff admits the lowest scores whose work fits the target utilisation.
+func TestOnsetCutoffSizesTheCut(t *testing.T) {
+	ev := onsetEvidence{fresh: true, util: 1, target: 0.75}
+	ev.decided[10], ev.decided[45], ev.decided[95] = 100, 300, 600
+	// Work 1,000 proxied requests at utilisation 1, so 750 fit; admitting a and refusing
+	// the rest at half the cost: a + 0.5 (1000 - a) = 750, a = 500: all of 10 and 45, a
+	// sixth of 95 (cutoff 94 + 1/6).
+	got, ok := onsetCutoff(&ev, 0.5)
+	if !ok || math.Abs(got-(94+1.0/6)) > 1e-9 {
+		t.Fatalf("onsetCutoff = %v, %v; want 94.1667, true", got, ok)
+	}
+	// A quarter of them already refused: the work was 850, so 637.5 fit: a = 275.
+	ev.refused = 300
+	if got, ok := onsetCutoff(&ev, 0.5); !ok || math.Abs(got-(44+175.0/300)) > 1e-9 {
+		t.Fatalf("with refusals: onsetCutoff = %v, %v; want 44.583, true", got, ok)
+	}
+	// No excess: nothing to size.
+	ev.util = 0.7
+	if _, ok := onsetCutoff(&ev, 0.5); ok {
+		t.Fatal("sized a cut below the target utilisation")
+	}
+	// More than refusing everything can relieve: everything but score 0 goes.
+	ev = onsetEvidence{fresh: true, util: 1, target: 0.3}
+	ev.decided[0], ev.decided[95] = 10, 1000
+	if got, ok := onsetCutoff(&ev, 0.5); !ok || got != 0 {
+		t.Fatalf("onsetCutoff = %v, %v; want 0 (the controller's floor then applies)", got, ok)
 	}
 }
 
