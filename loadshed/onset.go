@@ -10,7 +10,11 @@ import "sync/atomic"
 //
 //   - the CPU the gateway used over the last cpu sample (utilisation u of its cores), and
 //     what it decided in the same period: how many requests of each score, how many of
-//     them it refused;
+//     them it refused. When its run queue shows its own backlog at the onset
+//     (starvationBacklog or more runnable goroutines per core), it used all the CPU it
+//     could get, whatever share of the cores that was (neighbours such as the load
+//     generator take the rest): that share is its capacity for the rest of the onset, and
+//     u is measured against it;
 //   - the cost of a refusal relative to a proxied request (starvationRefusalCost, measured
 //     by TestShedExperimentRejectionCost): a refused request is still read, parsed, scored
 //     and answered.
@@ -46,6 +50,9 @@ type onsetEvidence struct {
 	// util is the gateway's CPU utilisation (0..1 of its cores) over the period, target the
 	// utilisation to size for (the cpu signal's threshold).
 	util, target float64
+	// backlog: the run queue showed the gateway's own backlog at the sample, so it used all
+	// the CPU it could get.
+	backlog bool
 	// decided counts the requests judged per score over the period; refused how many of
 	// them were refused (shed by the global scope or by chaos; dry-run would-sheds were
 	// served, so they are not).
@@ -54,7 +61,7 @@ type onsetEvidence struct {
 }
 
 // onsetCutoff sizes the cutoff that brings the gateway's work to the target utilisation,
-// from one period's evidence. ok is false when the evidence shows no excess (or none to
+// from one period's evidence (util already measured against the CPU the gateway can get). ok is false when the evidence shows no excess (or none to
 // size from). The cutoff admits scores from 0 up, with the band straddling a fractional
 // cutoff admitted in proportion (as the scope does in hold mode).
 func onsetCutoff(ev *onsetEvidence, refusalCost float64) (cutoff float64, ok bool) {

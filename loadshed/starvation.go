@@ -110,6 +110,9 @@ type starvationController struct {
 	// (clearFor), and is possible only in the first onsetFor of an overload (overFor).
 	inOnset      bool
 	onsetElapsed float64
+	// onsetCPU is the utilisation the gateway could get during this onset: 1 (all its
+	// cores), or what it used at the onset when its run queue showed its own backlog.
+	onsetCPU float64
 	armed        bool
 	clearFor     float64
 	overFor      float64
@@ -164,7 +167,7 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 		c.raising, c.blocked, c.inOnset = false, false, false
 		headroom := max(0, 1-c.ratio)
 		c.cutoff += starvationReleasePerSecond * s * min(1, headroom/starvationReleaseFullBelow)
-	case c.inOnset || (c.armed && in.busy && in.onset.fresh && !c.blocked):
+	case c.inOnset || (c.armed && (in.busy || in.onset.backlog) && in.onset.fresh && !c.blocked):
 		c.stepOnset(in, s)
 	case c.blocked:
 		if c.ratio > c.blockRatio*starvationWorseBy {
@@ -201,11 +204,17 @@ func (c *starvationController) stepOnset(in starvationInput, s float64) {
 		c.inOnset, c.onsetElapsed, c.armed = true, 0, false
 		c.onsets++
 		c.raising, c.blocked = false, false
+		c.onsetCPU = 1
+		if in.onset.backlog && in.onset.util > 0 {
+			c.onsetCPU = min(1, in.onset.util)
+		}
 	}
 	c.onsetElapsed += s
 	done := c.onsetElapsed >= onsetFor
 	if in.onset.fresh {
-		if cut, ok := onsetCutoff(&in.onset, starvationRefusalCost); ok {
+		ev := in.onset
+		ev.util /= c.onsetCPU
+		if cut, ok := onsetCutoff(&ev, starvationRefusalCost); ok {
 			c.cutoff = min(c.cutoff, max(in.floor, cut))
 		} else {
 			done = true // the admitted work fits
