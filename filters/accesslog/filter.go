@@ -41,12 +41,18 @@ type Options struct {
 	SampleSuccesses float64 `mapstructure:"sample_successes" json:"sample_successes"`
 	// Passport adds the request's event timeline to failure lines.
 	Passport bool `mapstructure:"passport" json:"passport"`
+	// ShedLinesPerSecond caps the lines of requests refused by load
+	// shedding (local_shed_*) per second; the rest are counted, and the
+	// next line logged carries that count (sheds_not_logged). Under
+	// overload the gateway refuses thousands a second, and a line each
+	// would cost more CPU than the refusal itself. 0 logs none of them.
+	ShedLinesPerSecond int `mapstructure:"shed_lines_per_second" json:"shed_lines_per_second"`
 }
 
 // Defaults returns the default options: every request to stdout, with
 // the passport on failures.
 func Defaults() Options {
-	return Options{Output: Stdout, SampleSuccesses: 1, Passport: true}
+	return Options{Output: Stdout, SampleSuccesses: 1, Passport: true, ShedLinesPerSecond: 100}
 }
 
 // Validate checks the options.
@@ -58,6 +64,9 @@ func (o Options) Validate() error {
 	if math.IsNaN(o.SampleSuccesses) || o.SampleSuccesses < 0 || o.SampleSuccesses > 1 {
 		errs = append(errs, fmt.Errorf("sample_successes: must be between 0 and 1, got %v", o.SampleSuccesses))
 	}
+	if o.ShedLinesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("shed_lines_per_second: must be 0 or more, got %d", o.ShedLinesPerSecond))
+	}
 	return errors.Join(errs...)
 }
 
@@ -66,6 +75,7 @@ type filter struct {
 	h        slog.Handler
 	sample   float64
 	passport bool
+	sheds    shedLines
 	hook     func(*filters.Context)
 }
 
@@ -83,6 +93,7 @@ func build(env *filters.Env, o Options) (filters.Filter, error) {
 		h:        slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}),
 		sample:   o.SampleSuccesses,
 		passport: o.Passport,
+		sheds:    shedLines{perSecond: int64(o.ShedLinesPerSecond)},
 	}
 	f.hook = f.log
 	return f, nil
@@ -109,6 +120,14 @@ func (f *filter) log(c *filters.Context) {
 	end := c.End
 	if end.IsZero() {
 		end = time.Now()
+	}
+	var notLogged int64
+	if isShed(c.Category) {
+		ok, skipped := f.sheds.take(end)
+		if !ok {
+			return
+		}
+		notLogged = skipped
 	}
 	level := slog.LevelInfo
 	switch {
@@ -158,6 +177,9 @@ func (f *filter) log(c *filters.Context) {
 	)
 	if c.Reason != "" {
 		r.AddAttrs(slog.String("reason", clip(c.Reason)))
+	}
+	if notLogged > 0 {
+		r.AddAttrs(slog.Int64("sheds_not_logged", notLogged))
 	}
 	if c.Err != nil {
 		r.AddAttrs(slog.String("error", clip(c.Err.Error())))
