@@ -59,6 +59,13 @@ type chainBench struct {
 
 func newChainBench(tb testing.TB, bodySize int) *chainBench {
 	tb.Helper()
+	return newChainBenchConfig(tb, bodySize, benchChainConfig)
+}
+
+// newChainBenchConfig is newChainBench with another config (a format with
+// the access log's path and the origin's address, like benchChainConfig).
+func newChainBenchConfig(tb testing.TB, bodySize int, configFormat string) *chainBench {
+	tb.Helper()
 	body := make([]byte, bodySize)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,7 +78,7 @@ func newChainBench(tb testing.TB, bodySize int) *chainBench {
 	served := make(chan struct{})
 	go func() { defer close(served); _ = origin.Serve(ln) }()
 
-	a, _ := startAppWith(tb, fmt.Sprintf(benchChainConfig, filepath.Join(tb.TempDir(), "access.log"), ln.Addr().String()))
+	a, _ := startAppWith(tb, fmt.Sprintf(configFormat, filepath.Join(tb.TempDir(), "access.log"), ln.Addr().String()))
 	a.rt.attach(a.server)
 	srv := a.server
 	b := &chainBench{handler: srv.Handler(), out: bufio.NewWriterSize(io.Discard, 16<<10)}

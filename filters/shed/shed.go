@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/floodgate-dev/floodgate/filters"
@@ -249,6 +248,9 @@ func logDecision(c *filters.Context, n *decisionNotes, d loadshed.Decision) {
 		filters.Value{Name: "overload", V: math.Round(d.Overload*1000) / 1000})
 }
 
+// reasonPrefix starts the body of a shed request's 503.
+const reasonPrefix = "shed under load ("
+
 func reject(c *filters.Context, d loadshed.Decision) {
 	cat := filters.CategoryShedGlobal
 	switch d.Scope {
@@ -257,10 +259,15 @@ func reject(c *filters.Context, d loadshed.Decision) {
 	case loadshed.ScopeChaos:
 		cat = filters.CategoryShedChaos
 	}
-	header := d.HeaderValue()
-	c.Respond(http.StatusServiceUnavailable, cat, "shed under load ("+header+")")
-	c.SetResponseHeader(HeaderShed, header)
-	c.SetResponseHeader("Retry-After", strconv.Itoa(d.RetryAfter))
+	// One string holds the reason and, inside it, the header's value: a
+	// refusal under overload should cost as little as it can.
+	var buf [96]byte
+	b := append(buf[:0], reasonPrefix...)
+	b = append(d.AppendHeader(b), ')')
+	reason := string(b)
+	c.Respond(http.StatusServiceUnavailable, cat, reason)
+	c.SetResponseHeader(HeaderShed, reason[len(reasonPrefix):len(reason)-1])
+	c.SetResponseHeaderInt("Retry-After", int64(d.RetryAfter))
 	// The body was not read; closing is cheaper than draining it for a
 	// client we are turning away.
 	if c.Request.Request.Header.ContentLength() != 0 {
