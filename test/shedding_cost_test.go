@@ -24,9 +24,25 @@ import (
 func TestShedExperimentRejectionCost(t *testing.T) {
 	experimentOn(t, "TestShedExperimentRejectionCost")
 	o := startOrigin(t, newQueueOrigin(100000, time.Microsecond, false).handle)
+	// Two gateways: the experiments' config (access log off), and the access log as
+	// shipped (its defaults: every success, every failure but sheds past
+	// shed_lines_per_second, with the passport), written to a file.
+	for _, accessLog := range []bool{false, true} {
+		name := "access log off"
+		if accessLog {
+			name = "access log as shipped"
+		}
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) { rejectionCost(t, o.addr, accessLog) })
+	}
+}
+
+func rejectionCost(t *testing.T, originAddr string, accessLog bool) {
 	var doc map[string]any
-	if err := yaml.Unmarshal([]byte(exampleGatewayConfig(t, o.addr)), &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(exampleGatewayConfig(t, originAddr)), &doc); err != nil {
 		t.Fatal(err)
+	}
+	if accessLog {
+		doc["access_log"] = map[string]any{"enabled": true, "options": map[string]any{"output": filepath.Join(t.TempDir(), "access.log")}}
 	}
 	chaos := doc["loadshed"].(map[string]any)["chaos"].(map[string]any)
 	chaos["enabled"], chaos["min_score"], chaos["max_score"], chaos["fraction"] = true, 90, 100, 1.0
@@ -68,6 +84,6 @@ func TestShedExperimentRejectionCost(t *testing.T) {
 		}
 	}
 	pr, rf := perReq[classes[0].what], perReq[classes[1].what]
-	t.Logf("load average %s; µs CPU per request, proxied %.1f / %.1f / %.1f, refused %.1f / %.1f / %.1f; refused / proxied %.2f / %.2f / %.2f",
-		loadAverage(), pr[0], pr[1], pr[2], rf[0], rf[1], rf[2], rf[0]/pr[0], rf[1]/pr[1], rf[2]/pr[2])
+	t.Logf("access log on: %v; load average %s; µs CPU per request, proxied %.1f / %.1f / %.1f, refused %.1f / %.1f / %.1f; refused / proxied %.2f / %.2f / %.2f",
+		accessLog, loadAverage(), pr[0], pr[1], pr[2], rf[0], rf[1], rf[2], rf[0]/pr[0], rf[1]/pr[1], rf[2]/pr[2])
 }
