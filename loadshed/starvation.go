@@ -113,9 +113,9 @@ type starvationController struct {
 	// onsetCPU is the utilisation the gateway could get during this onset: 1 (all its
 	// cores), or what it used at the onset when its run queue showed its own backlog.
 	onsetCPU float64
-	armed        bool
-	clearFor     float64
-	overFor      float64
+	armed    bool
+	clearFor float64
+	overFor  float64
 	// onsets counts the onsets so far (admin).
 	onsets uint64
 }
