@@ -10,11 +10,10 @@ import "sync/atomic"
 //
 //   - the CPU the gateway used over the last cpu sample (utilisation u of its cores), and
 //     what it decided in the same period: how many requests of each score, how many of
-//     them it refused. When its run queue shows its own backlog at the onset
-//     (starvationBacklog or more runnable goroutines per core), it used all the CPU it
-//     could get, whatever share of the cores that was (neighbours such as the load
-//     generator take the rest): that share is its capacity for the rest of the onset, and
-//     u is measured against it;
+//     them it refused. When its run queue shows its own backlog (starvationBacklog or
+//     more runnable goroutines per core), it used all the CPU it could get, whatever share
+//     of the cores that was (neighbours such as the load generator take the rest): u
+//     counts as 1;
 //   - the cost of a refusal relative to a proxied request (starvationRefusalCost, measured
 //     by TestShedExperimentRejectionCost): a refused request is still read, parsed, scored
 //     and answered.
@@ -24,9 +23,10 @@ import "sync/atomic"
 // of that work. It admits the lowest scores whose rate a fits
 // a + refusalCost x (decided - a) <= W x T / u, and refuses the rest. While the CPU is
 // saturated the decided rate understates the demand (requests wait unread), so the sizing
-// is repeated on each new cpu sample during the onset (onsetFor at most), always downwards:
-// each cut frees CPU, more of the waiting requests are read, and the next sample shows
-// more of the demand. Then the onset ends and the controller moves smoothly again.
+// is repeated on each new cpu sample during the onset (onsetFor at most), always downwards,
+// while the gateway is still saturated and its backlog is not draining: each cut frees
+// CPU, more of the waiting requests are read, and the next sample shows more of the
+// demand. Then the onset ends and the controller moves smoothly again.
 const (
 	// starvationRefusalCost is a refused request's CPU as a share of a proxied one. Measured
 	// 0.46-0.67 (TestShedExperimentRejectionCost, one core, loopback clients): the request

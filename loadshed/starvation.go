@@ -62,6 +62,8 @@ const (
 	starvationBacklog = 4.0
 	// starvationWorseBy unblocks a blocked controller when the wait grows by this factor.
 	starvationWorseBy = 1.5
+	// onsetDraining: a run queue below this share of the last period's is draining.
+	onsetDraining = 0.9
 )
 
 // starvationInput is one tick's view of the controller's signals.
@@ -110,12 +112,14 @@ type starvationController struct {
 	// (clearFor), and is possible only in the first onsetFor of an overload (overFor).
 	inOnset      bool
 	onsetElapsed float64
-	// onsetCPU is the utilisation the gateway could get during this onset: 1 (all its
-	// cores), or what it used at the onset when its run queue showed its own backlog.
-	onsetCPU float64
-	armed    bool
-	clearFor float64
-	overFor  float64
+	// onsetRunQueue is the run queue when the onset last cut (below onsetDraining of it,
+	// the backlog is draining: the cut works); onsetSettling: a cut was made at the last
+	// cpu period, so the next one is not judged (it began before the cut).
+	onsetRunQueue float64
+	onsetSettling bool
+	armed         bool
+	clearFor      float64
+	overFor       float64
 	// onsets counts the onsets so far (admin).
 	onsets uint64
 }
@@ -197,27 +201,41 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 }
 
 // stepOnset sizes the cut from the last cpu period's evidence (onset.go) and moves the
-// cutoff there at once, only ever down, until the evidence shows no more excess, onsetFor
-// has passed or the floor is reached; then it judges from there like a raise.
+// cutoff there at once, only ever down; then, skipping the period that began before the
+// cut, it cuts again only while the gateway is still busy and its backlog has not fallen
+// since the last cut (a backlog that shrinks means the cut is working; cutting more on it
+// would overshoot, and the smooth raise that follows the onset covers a cut too small). The onset ends when the
+// work fits (no backlog, CPU below the threshold), onsetFor has passed or the floor is
+// reached; then it judges from there like a raise.
 func (c *starvationController) stepOnset(in starvationInput, s float64) {
-	if !c.inOnset {
+	first := !c.inOnset
+	if first {
 		c.inOnset, c.onsetElapsed, c.armed = true, 0, false
 		c.onsets++
 		c.raising, c.blocked = false, false
-		c.onsetCPU = 1
-		if in.onset.backlog && in.onset.util > 0 {
-			c.onsetCPU = min(1, in.onset.util)
-		}
 	}
 	c.onsetElapsed += s
 	done := c.onsetElapsed >= onsetFor
-	if in.onset.fresh {
-		ev := in.onset
-		ev.util /= c.onsetCPU
-		if cut, ok := onsetCutoff(&ev, starvationRefusalCost); ok {
-			c.cutoff = min(c.cutoff, max(in.floor, cut))
-		} else {
+	if ev := in.onset; ev.fresh {
+		draining := !first && in.runQueue < onsetDraining*c.onsetRunQueue
+		settling := c.onsetSettling
+		c.onsetSettling = false
+		switch {
+		case !ev.backlog && !in.busy:
 			done = true // the admitted work fits
+		case draining || settling:
+			// The last cut is working, or the period just ended began before it (its
+			// CPU and counts are partly from before the cut): judge on the next one.
+		default:
+			c.onsetSettling, c.onsetRunQueue = true, in.runQueue
+			if ev.backlog {
+				ev.util = 1 // it used all the CPU it could get (onset.go)
+			}
+			if cut, ok := onsetCutoff(&ev, starvationRefusalCost); ok {
+				c.cutoff = min(c.cutoff, max(in.floor, cut))
+			} else {
+				done = true
+			}
 		}
 	}
 	if done || c.cutoff <= in.floor {

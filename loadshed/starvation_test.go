@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"runtime/metrics"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,9 +58,11 @@ func starvationConfig() Config {
 }
 
 // simGateway is a one-core gateway: an admitted request costs admitCost of CPU, a refused
-// one refuseCost; the p99 wait grows as 1 ms / (1 - utilisation), 200 ms when saturated,
-// plus whatever the neighbours add. Its CPU use (the cpu signal) is the utilisation, at
-// most the one core.
+// one refuseCost. Requests are read and decided as the core gets to them: past its
+// capacity the rest wait unread (a backlog, as in a real server, where a saturated
+// gateway decides only what it can read). The p99 wait grows as 1 ms / (1 - utilisation),
+// 200 ms with a backlog, plus whatever the neighbours add. Its CPU use (the cpu signal) is
+// the utilisation, at most the one core.
 type simGateway struct {
 	t          *testing.T
 	s          *Shedder
@@ -71,6 +74,8 @@ type simGateway struct {
 	neighbour  time.Duration // added to every wait
 	busy       time.Duration // CPU used in the current 250 ms period
 	lastUtil   float64       // the last period's utilisation
+	// backlog holds the requests that arrived and are not read yet, per score.
+	backlog map[int]int
 	// cpuShare is the share of its work the gateway's CPU accounting sees: below 1 on a
 	// machine whose neighbours take the CPU too (the waits are long, yet the process never
 	// reaches the cpu signal's threshold).
@@ -87,15 +92,16 @@ func newSimGateway(t *testing.T, cfg Config) *simGateway {
 	cpu := &fakeCPU{cores: 1}
 	g := &simGateway{t: t, hist: hist, cpu: cpu}
 	// The run queue: goroutines ready per core grow with the gateway's own utilisation
-	// (1 / (1 - u) - 1 for an M/M/1 queue), 50 when saturated; neighbours add none.
+	// (1 / (1 - u) - 1 for an M/M/1 queue), 50 with a backlog; neighbours add none.
 	runq := func() float64 {
-		if g.lastUtil >= 0.98 {
+		if g.backlogged() {
 			return 50
 		}
-		return g.lastUtil / (1 - g.lastUtil)
+		return min(50, g.lastUtil/(1-min(g.lastUtil, 0.99)))
 	}
 	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read), WithCPUSource(cpu), WithRunQueueSource(runq))
-	*g = simGateway{t: t, s: s, clk: clk, hist: hist, cpu: cpu, admitCost: time.Millisecond, refuseCost: 100 * time.Microsecond, cpuShare: 1}
+	*g = simGateway{t: t, s: s, clk: clk, hist: hist, cpu: cpu, admitCost: time.Millisecond, refuseCost: 100 * time.Microsecond,
+		cpuShare: 1, backlog: map[int]int{}}
 	g.resetCounts()
 	clk.advance(s, 10*time.Millisecond) // primes the sampler
 	return g
@@ -103,32 +109,64 @@ func newSimGateway(t *testing.T, cfg Config) *simGateway {
 
 func (g *simGateway) resetCounts() { g.sent, g.shed = map[int]int{}, map[int]int{} }
 
+// backlogged: more than one tick's worth of requests waits unread.
+func (g *simGateway) backlogged() bool {
+	n := 0
+	for _, c := range g.backlog {
+		n += c
+	}
+	return n > 10
+}
+
 // run sends rates (requests per second per score) for d in 10 ms ticks.
 func (g *simGateway) run(rates map[int]float64, d time.Duration) {
 	const tick = 10 * time.Millisecond
 	carry := map[int]float64{}
 	gl := g.s.Global()
+	scores := make([]int, 0, len(rates))
+	for score := range rates {
+		scores = append(scores, score)
+	}
+	sort.Ints(scores)
+	for i, score := range scores { // spread the scores' arrivals over the ticks
+		carry[score] = float64(i) / float64(len(scores))
+	}
 	for elapsed := time.Duration(0); elapsed < d; elapsed += tick {
-		for score, r := range rates {
-			carry[score] += r * tick.Seconds()
+		for _, score := range scores {
+			carry[score] += rates[score] * tick.Seconds()
 			for ; carry[score] >= 1; carry[score]-- {
 				g.sent[score]++
-				if gl.Decide(score).Shed {
-					g.shed[score]++
-					g.busy += g.refuseCost
+				g.backlog[score]++
+			}
+		}
+		// The core reads what it can this tick, a request of each waiting score in turn.
+		budget := tick
+		for progress := true; progress && budget > 0; {
+			progress = false
+			for _, score := range scores {
+				if g.backlog[score] == 0 || budget <= 0 {
 					continue
 				}
-				gl.Begin()
-				gl.End()
-				g.busy += g.admitCost
+				g.backlog[score]--
+				progress = true
+				cost := g.admitCost
+				if gl.Decide(score).Shed {
+					g.shed[score]++
+					cost = g.refuseCost
+				} else {
+					gl.Begin()
+					gl.End()
+				}
+				g.busy += cost
+				budget -= cost
 			}
 		}
 		g.sinceHist += tick
 		if g.sinceHist >= 250*time.Millisecond {
-			u := g.busy.Seconds() / g.sinceHist.Seconds()
+			u := min(1, g.busy.Seconds()/g.sinceHist.Seconds())
 			g.lastUtil = u
 			wait := 0.2
-			if u < 0.995 {
+			if !g.backlogged() && u < 0.995 {
 				wait = min(0.2, 0.001/(1-u))
 			}
 			g.hist.add(wait+g.neighbour.Seconds(), 1000)
