@@ -136,7 +136,6 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 			busy:     sig.CPU.Enabled && g.cpu.util >= sig.CPU.Threshold,
 		}
 		g.onsetEvidence(&in.onset, shed.Total()+g.owner.chaos.load().Total(), sig.CPU)
-		in.onset.backlog = in.runQueue >= starvationBacklog
 		g.starve.step(in, dt)
 	}
 	if !g.starve.primed {

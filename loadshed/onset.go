@@ -50,8 +50,8 @@ type onsetEvidence struct {
 	// util is the gateway's CPU utilisation (0..1 of its cores) over the period, target the
 	// utilisation to size for (the cpu signal's threshold).
 	util, target float64
-	// backlog: the run queue showed the gateway's own backlog at the sample, so it used all
-	// the CPU it could get.
+	// backlog: the run queue showed the gateway's own backlog over the period (its mean,
+	// set by the controller), so it used all the CPU it could get.
 	backlog bool
 	// decided counts the requests judged per score over the period; refused how many of
 	// them were refused (shed by the global scope or by chaos; dry-run would-sheds were

@@ -117,9 +117,12 @@ type starvationController struct {
 	// cpu period, so the next one is not judged (it began before the cut).
 	onsetRunQueue float64
 	onsetSettling bool
-	armed         bool
-	clearFor      float64
-	overFor       float64
+	// periodRunQueue and periodTicks sum the run queue over the current cpu period.
+	periodRunQueue float64
+	periodTicks    int
+	armed          bool
+	clearFor       float64
+	overFor        float64
 	// onsets counts the onsets so far (admin).
 	onsets uint64
 }
@@ -152,6 +155,14 @@ func (c *starvationController) step(in starvationInput, dt time.Duration) float6
 		c.decidedRate += a * (dd/s - c.decidedRate)
 	}
 	c.lastRefused, c.lastDecided = in.refused, in.decided
+	// The onset judges the run queue over the cpu period, not one noisy snapshot.
+	c.periodRunQueue += in.runQueue
+	c.periodTicks++
+	if in.onset.fresh {
+		in.runQueue = c.periodRunQueue / float64(c.periodTicks)
+		in.onset.backlog = in.runQueue >= starvationBacklog
+		c.periodRunQueue, c.periodTicks = 0, 0
+	}
 
 	if in.pressure > 0 || c.cutoff < 100 {
 		c.clearFor = 0

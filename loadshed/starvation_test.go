@@ -328,7 +328,7 @@ func TestStarvationControllerStepIsBounded(t *testing.T) {
 	var refused, decided uint64
 	history := []float64{}
 	onsetTick := []bool{}
-	pressure, ratio, util := 0.0, 0.5, 0.0
+	pressure, ratio, util, runQueue := 0.0, 0.5, 0.0, 0.0
 	quiet := false
 	quietAt100 := 0 // consecutive ticks clear at cutoff 100
 	lastOnset, lastOnsetQuiet := -1, 0
@@ -344,7 +344,8 @@ func TestStarvationControllerStepIsBounded(t *testing.T) {
 			}
 			pressure = math.Max(0, math.Min(1, (ratio-1)/4))
 			util = rng.Float64()
-			ev = onsetEvidence{fresh: true, util: util, target: 0.75, backlog: rng.IntN(2) == 0}
+			ev = onsetEvidence{fresh: true, util: util, target: 0.75}
+			runQueue = float64(rng.IntN(2) * 8) // the gateway's own backlog, or none
 			for s := range ev.decided {
 				ev.decided[s] = float64(rng.IntN(20))
 			}
@@ -355,7 +356,7 @@ func TestStarvationControllerStepIsBounded(t *testing.T) {
 		refused += uint64(float64(n) * (1 - c.cutoff/100))
 		before, wasOnset, onsets := c.cutoff, c.inOnset, c.onsets
 		got := c.step(starvationInput{pressure: pressure, ratio: ratio, refused: refused, decided: decided, floor: 50,
-			busy: util >= 0.75, runQueue: map[bool]float64{true: 8}[ev.backlog], onset: ev}, dt)
+			busy: util >= 0.75, runQueue: runQueue, onset: ev}, dt)
 		if got < 50 || got > 100 {
 			t.Fatalf("tick %d: cutoff %v outside [50, 100]", i, got)
 		}
