@@ -61,6 +61,11 @@ type GradientLimit struct {
 	// refLimit and refRTT are the limit and latency when the current run
 	// of decreases began (refLimit 0: not decreasing).
 	refLimit, refRTT float64
+	// serving bounds the limit while the origin is saturated (0: not
+	// engaged); calm counts consecutive windows at no-load latency while
+	// engaged. See updateServing.
+	serving float64
+	calm    int
 }
 
 // dropMemory is how long after a drop the limit grows slowly.
@@ -71,8 +76,14 @@ func NewGradientLimit(cfg AdaptiveLimitConfig) *GradientLimit {
 	return &GradientLimit{cfg: cfg, limit: float64(cfg.Initial)}
 }
 
-// Limit implements LimitAlgorithm.
-func (g *GradientLimit) Limit() float64 { return g.limit }
+// Limit implements LimitAlgorithm: the gradient's limit, or while the
+// origin is saturated the lower serving bound (see updateServing).
+func (g *GradientLimit) Limit() float64 {
+	if g.serving > 0 {
+		return math.Min(g.limit, g.serving)
+	}
+	return g.limit
+}
 
 // NoLoadRTT implements LimitAlgorithm.
 func (g *GradientLimit) NoLoadRTT() time.Duration {
@@ -81,22 +92,100 @@ func (g *GradientLimit) NoLoadRTT() time.Duration {
 
 // Update implements LimitAlgorithm.
 func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, dropped int, maxInFlight int64) float64 {
-	c := g.cfg
 	dt := 0.0
 	if !g.last.IsZero() {
 		dt = now.Sub(g.last).Seconds()
 	}
 	g.last = now
+	past, rebased := g.updateGradient(now, dt, rtt, samples, dropped, maxInFlight)
+	g.updateServing(dt, rtt, samples, maxInFlight, past, rebased)
+	return g.Limit()
+}
+
+// The serving bound (updateServing): headroom over the origin's serving
+// concurrency, and when the origin counts as no longer queueing.
+const (
+	servingHeadroom  = 1.1  // x the serving concurrency...
+	servingExtra     = 1.0  // ...plus one request
+	servingSmoothing = 0.5  // share of a binding window's estimate applied
+	servingCalmRatio = 1.05 // window mean within this of no-load: nothing queues
+	servingCalmFor   = 3    // consecutive such windows release the bound
+)
+
+// updateServing keeps the origin's own queue short while it is saturated.
+// The gradient settles where the origin's time to headers is Tolerance x
+// its no-load latency (plus Slack), so a saturated origin holds about
+// Tolerance - 1 of its serving concurrency in its own queue, first come
+// first served, where the gateway's priority order cannot reach: at
+// 10 x 20 ms the limit sat at 14-15 against 10 slots and every critical
+// request paid ~10 ms there. The concurrency the origin actually serves
+// is, by Little's law, its completions per second x its no-load latency;
+// while saturated the limit is bounded by that x servingHeadroom +
+// servingExtra (10 slots: 12), so the excess waits in the gateway's queue,
+// ordered by priority, and the origin still always has the next request
+// at hand (goodput is kept).
+//
+// Hysteresis: the bound engages only in a window whose latency is past
+// the tolerance (the origin queues, so the completions are its capacity),
+// is re-estimated only in windows whose peak concurrency reached it (so
+// the completions are not merely the demand), moves down no faster than
+// the gradient may, and is released after
+// servingCalmFor consecutive windows at no-load latency (the origin no
+// longer queues: demand fell, or the bound sits below the origin's
+// capacity, whose completions then re-estimate it upward by 10 % and one
+// request per window until it queues again). It is also released whenever
+// the gradient finds that latency is not queueing (rebased).
+func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int, maxInFlight int64, past, rebased bool) {
+	if rebased {
+		g.serving, g.calm = 0, 0
+		return
+	}
+	if dt <= 0 || rtt <= 0 || g.noLoad == 0 || samples <= 0 {
+		return
+	}
+	want := servingHeadroom*float64(samples)/dt*g.noLoad + servingExtra
+	// Never faster down than the gradient itself may shrink (at most
+	// halving the gap, smoothed), so a latency that is not queueing (a
+	// slower network) throttles no harder than the gradient already does
+	// until it is found out (rebased).
+	slowest := 1 - 0.5*g.cfg.Smoothing
+	if g.serving == 0 {
+		if past {
+			g.serving, g.calm = g.clamp(math.Max(want, slowest*g.limit)), 0
+		}
+		return
+	}
+	if rtt.Seconds() <= servingCalmRatio*g.noLoad {
+		if g.calm++; g.calm >= servingCalmFor {
+			g.serving, g.calm = 0, 0
+		}
+		return
+	}
+	g.calm = 0
+	if float64(maxInFlight) >= math.Floor(g.Limit()) {
+		next := g.serving + servingSmoothing*(want-g.serving)
+		g.serving = g.clamp(math.Max(next, slowest*g.serving))
+	}
+	g.serving = math.Min(g.serving, g.limit)
+}
+
+// updateGradient moves the gradient limit. past says the window's latency
+// was past the tolerance (the origin queues); rebased that the no-load
+// latency was re-learned because shrinking did not help.
+func (g *GradientLimit) updateGradient(now time.Time, dt float64, rtt time.Duration, samples, dropped int, maxInFlight int64) (past, rebased bool) {
+	c := g.cfg
 	if dropped > 0 && float64(dropped) >= c.DropRatio*float64(samples) {
 		g.limit = g.clamp(g.limit * c.Backoff)
 		g.lastDrop = now
-		return g.limit
+		return false, false
 	}
 	short := rtt.Seconds()
 	if short <= 0 {
-		return g.limit
+		return false, false
 	}
-	light := float64(maxInFlight)*2 < g.limit
+	// Light: traffic used less than half of what it was allowed (the
+	// serving bound, while engaged).
+	light := float64(maxInFlight)*2 < g.Limit()
 	switch {
 	case g.noLoad == 0:
 		g.noLoad = short
@@ -124,7 +213,12 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 			if floor := 2 * float64(maxInFlight); floor < g.limit {
 				g.limit = g.clamp(g.limit + c.Smoothing*(floor-g.limit))
 			}
-			return g.limit
+			return false, false
+		}
+		if g.serving > 0 {
+			// The serving bound holds the latency within the tolerance on
+			// purpose; that is no evidence for a larger limit.
+			return false, false
 		}
 		// Probe upward by a share of a queue's worth: Smoothing x
 		// sqrt(limit), so a small origin grows by under a request per
@@ -140,7 +234,7 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 			step = math.Min(step, dt)
 		}
 		g.limit = g.clamp(g.limit + step)
-		return g.limit
+		return false, false
 	}
 	// Past the tolerance: shrink, but check that shrinking helps. Queueing
 	// at the origin falls with concurrency; a slow network or a gateway
@@ -156,8 +250,9 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 		g.noLoad = short / c.Tolerance
 		g.limit = g.refLimit
 		g.refLimit = 0
+		return true, true
 	}
-	return g.limit
+	return true, false
 }
 
 func (g *GradientLimit) clamp(l float64) float64 {

@@ -24,23 +24,38 @@ func queueingOriginRTT(service time.Duration, servers, inflight int) time.Durati
 
 // runLimiter offers demand concurrent requests, admitting at most the
 // current limit (as the shedder does), for the given number of windows, and
-// returns the final limit.
+// returns the final limit. The origin answers at the rate its concurrency
+// and latency allow (Little's law: n / rtt per second), so a window lasts
+// until it holds min_samples answers.
 func runLimiter(l *AdaptiveLimiter, clk *limiterClock, service time.Duration, servers, demand, windows int) float64 {
 	for range windows {
-		n := min(demand, int(math.Round(l.Limit())))
-		rtt := queueingOriginRTT(service, servers, n)
-		clk.t = clk.t.Add(l.cfg.Window)
-		// Enough answers to close the window, all at this concurrency.
-		for sent := 0; sent < max(n, l.cfg.MinSamples); sent += n {
-			for range n {
-				l.Start()
-			}
-			for range n {
-				l.Observe(rtt, false, false)
-			}
-		}
+		runWindow(l, clk, min(demand, int(math.Floor(l.Limit()))), queueingOriginRTT(service, servers, min(demand, int(math.Floor(l.Limit())))))
 	}
 	return l.Limit()
+}
+
+// runWindow holds n attempts in flight, each answered after rtt, until the
+// limiter closes a window; the clock moves as the answers come.
+func runWindow(l *AdaptiveLimiter, clk *limiterClock, n int, rtt time.Duration) {
+	n = max(n, 1)
+	answers := max(l.cfg.MinSamples, int(math.Round(float64(n)*l.cfg.Window.Seconds()/rtt.Seconds())))
+	span := max(l.cfg.Window, time.Duration(float64(answers)*float64(rtt)/float64(n)))
+	step := (span + time.Duration(answers) - 1) / time.Duration(answers)
+	before := l.updates.Load()
+	for range n {
+		l.Start()
+	}
+	for i := 0; l.updates.Load() == before; i++ {
+		if i > 10*answers {
+			panic("window never closed")
+		}
+		clk.t = clk.t.Add(step)
+		l.Observe(rtt, false, false)
+		l.Start()
+	}
+	for range n {
+		l.Observe(0, false, true)
+	}
 }
 
 // The limit settles near the concurrency the origin sustains, whatever
@@ -211,5 +226,91 @@ func TestAdaptiveLimitIgnoresLatencyConcurrencyDoesNotExplain(t *testing.T) {
 	}
 	if got := l.Limit(); got < 0.5*before {
 		t.Fatalf("limit fell from %.1f to %.1f on latency concurrency does not explain", before, got)
+	}
+}
+
+// servingHeadroomFor is the most the serving bound lets a saturated origin
+// of the given slots hold: its slots x servingHeadroom + servingExtra.
+func servingHeadroomFor(servers int) float64 {
+	return float64(servers)*servingHeadroom + servingExtra
+}
+
+// A saturated origin that serves a fixed number of requests at once and
+// queues the rest first come first served holds no more than the headroom
+// in its own queue: the limit settles at its slots x 1.1 + 1, not where
+// its latency reaches the tolerance (1.25-1.5 x its slots), and never below
+// its slots (goodput). It stays there window after window (no
+// oscillation).
+func TestServingBoundKeepsOriginQueueShort(t *testing.T) {
+	for _, c := range []struct {
+		servers int
+		service time.Duration
+	}{{5, 100 * time.Millisecond}, {10, 20 * time.Millisecond}, {10, 5 * time.Millisecond}, {50, 100 * time.Millisecond}, {25, 5 * time.Millisecond}, {500, 100 * time.Millisecond}} {
+		clk := &limiterClock{t: time.Unix(0, 0)}
+		l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+		runLimiter(l, clk, c.service, c.servers, max(1, c.servers/2), 100)
+		runLimiter(l, clk, c.service, c.servers, 12*c.servers, 100) // 10 s or more of overload
+		hi := servingHeadroomFor(c.servers)
+		lo, top := math.Inf(1), 0.0
+		for range 100 {
+			got := runLimiter(l, clk, c.service, c.servers, 12*c.servers, 1)
+			lo, top = math.Min(lo, got), math.Max(top, got)
+		}
+		t.Logf("%3d slots x %v: limit %.1f-%.1f (bound %.1f)", c.servers, c.service, lo, top, hi)
+		if top > hi+0.01 {
+			t.Errorf("%d slots x %v: limit up to %.1f, past the slots plus headroom (%.1f)", c.servers, c.service, top, hi)
+		}
+		if lo < float64(c.servers) {
+			t.Errorf("%d slots x %v: limit down to %.1f, below the slots: goodput lost", c.servers, c.service, lo)
+		}
+	}
+}
+
+// When the overload ends the bound lets go: demand below the origin's
+// capacity is never throttled, and within a second the limit is the
+// gradient's again (at least twice what traffic uses, as for any lightly
+// loaded origin), so a burst of ordinary traffic does not queue.
+func TestServingBoundReleasedWhenDemandFalls(t *testing.T) {
+	const servers, service = 10, 20 * time.Millisecond
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	runLimiter(l, clk, service, servers, 5, 100)
+	runLimiter(l, clk, service, servers, 120, 200)
+	if l.Limit() > servingHeadroomFor(servers)+0.01 {
+		t.Fatalf("saturated: limit %.1f, want the serving bound", l.Limit())
+	}
+	const demand = 6
+	for w := range 10 {
+		if got := runLimiter(l, clk, service, servers, demand, 1); got < demand {
+			t.Fatalf("window %d after the overload: limit %.1f throttles a demand of %d", w, got, demand)
+		}
+	}
+	if got := l.Limit(); got < 1.5*demand {
+		t.Fatalf("1 s after the overload: limit %.1f, want the gradient's (>= %v)", got, 1.5*demand)
+	}
+}
+
+// Light load never engages the bound for long: one slow window (a hiccup
+// at the origin) under light traffic must not leave the limit at what that
+// traffic happened to use (the completions then are the demand, not the
+// origin's capacity), and the limit never falls below the demand.
+func TestServingBoundDoesNotCollapseUnderLightLoad(t *testing.T) {
+	for _, c := range []struct {
+		servers, demand int
+		service         time.Duration
+	}{{10, 3, 20 * time.Millisecond}, {100, 20, 5 * time.Millisecond}, {5, 2, 100 * time.Millisecond}} {
+		clk := &limiterClock{t: time.Unix(0, 0)}
+		l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+		runLimiter(l, clk, c.service, c.servers, c.demand, 100)
+		before := l.Limit()
+		runWindow(l, clk, c.demand, 3*c.service) // the hiccup
+		for w := range 20 {
+			if got := runLimiter(l, clk, c.service, c.servers, c.demand, 1); got < float64(c.demand) {
+				t.Fatalf("%d slots, demand %d: window %d after a hiccup, limit %.1f throttles the demand", c.servers, c.demand, w, got)
+			}
+		}
+		if got := l.Limit(); got < 0.9*before {
+			t.Errorf("%d slots, demand %d: limit %.1f two seconds after a hiccup, was %.1f", c.servers, c.demand, got, before)
+		}
 	}
 }
