@@ -66,6 +66,12 @@ type GradientLimit struct {
 	// engaged. See updateServing.
 	serving float64
 	calm    int
+	// rate is the smoothed answers per second of the windows that
+	// reached the bound, peakRate its highest since the bound engaged:
+	// the origin's capacity as shown, which the bound is computed from.
+	rate, peakRate float64
+	// fed is the least bound found to keep the origin fed (0: none yet).
+	fed float64
 }
 
 // dropMemory is how long after a drop the limit grows slowly.
@@ -105,9 +111,15 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 // The serving bound (updateServing): headroom over the origin's serving
 // concurrency, and when the origin counts as no longer queueing.
 const (
-	servingHeadroom  = 1.1  // x the serving concurrency...
-	servingExtra     = 1.0  // ...plus one request
-	servingSmoothing = 0.5  // share of a binding window's estimate applied
+	servingHeadroom  = 1.1 // x the serving concurrency...
+	servingExtra     = 1.0 // ...plus one request
+	servingSmoothing = 0.5 // share of a binding window's estimate applied
+	// servingRateSmoothing is the share of a window's answer rate taken
+	// into the smoothed rate.
+	servingRateSmoothing = 0.3
+	// servingUnderfed: a smoothed rate below this share of the peak with
+	// the bound in use means the origin is under-fed.
+	servingUnderfed  = 0.95
 	servingCalmRatio = 1.05 // window mean within this of no-load: nothing queues
 	servingCalmFor   = 3    // consecutive such windows release the bound
 )
@@ -125,16 +137,27 @@ const (
 // ordered by priority, and the origin still always has the next request
 // at hand (goodput is kept).
 //
-// Hysteresis: the bound engages only in a window whose latency is past
-// the tolerance (the origin queues, so the completions are its capacity),
-// is re-estimated only in windows whose peak concurrency reached it (so
-// the completions are not merely the demand), moves down no faster than
-// the gradient may, and is released after
-// servingCalmFor consecutive windows at no-load latency (the origin no
-// longer queues: demand fell, or the bound sits below the origin's
-// capacity, whose completions then re-estimate it upward by 10 % and one
-// request per window until it queues again). It is also released whenever
-// the gradient finds that latency is not queueing (rebased).
+// The rate is the origin's capacity as shown: the answers per second of
+// the window that engaged the bound (its latency past the tolerance: the
+// origin queues, so it answers as fast as it can), then the highest
+// smoothed rate of the windows whose peak concurrency reached the bound
+// (windows below it measure the demand, not the origin). It never follows
+// a falling rate down: with every slot of the bound in use, fewer answers
+// mean the attempts spend longer outside the origin (a busier gateway, a
+// slower network), and following them cut a 10 x 5 ms origin to half its
+// capacity (5.6 slots) when the spike made the gateway read answers later
+// (FLOODGATE_EXPERIMENT_CAPACITY=2000). Instead, a smoothed rate 5 %
+// under the peak with the bound in use adds one request per window. The
+// bound moves down no faster than the gradient may, the gradient does not
+// probe upward meanwhile (the bound holds its latency down on purpose),
+// and the lower of the two is the limit, so an origin that really lost
+// capacity is still followed down by the gradient.
+//
+// Hysteresis: the bound engages only in a window past the tolerance, and
+// is released after servingCalmFor consecutive windows at no-load latency
+// (within servingCalmRatio: the origin no longer queues, the demand fell
+// or the bound sits below the origin's capacity), or when the gradient
+// finds that latency is not queueing (rebased).
 func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int, maxInFlight int64, past, rebased bool) {
 	if rebased {
 		g.serving, g.calm = 0, 0
@@ -143,7 +166,7 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 	if dt <= 0 || rtt <= 0 || g.noLoad == 0 || samples <= 0 {
 		return
 	}
-	want := servingHeadroom*float64(samples)/dt*g.noLoad + servingExtra
+	rate := float64(samples) / dt
 	// Never faster down than the gradient itself may shrink (at most
 	// halving the gap, smoothed), so a latency that is not queueing (a
 	// slower network) throttles no harder than the gradient already does
@@ -151,7 +174,8 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 	slowest := 1 - 0.5*g.cfg.Smoothing
 	if g.serving == 0 {
 		if past {
-			g.serving, g.calm = g.clamp(math.Max(want, slowest*g.limit)), 0
+			g.rate, g.peakRate, g.fed, g.calm = rate, rate, 0, 0
+			g.serving = g.clamp(math.Max(g.servingFor(rate), slowest*g.limit))
 		}
 		return
 	}
@@ -163,10 +187,31 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 	}
 	g.calm = 0
 	if float64(maxInFlight) >= math.Floor(g.Limit()) {
-		next := g.serving + servingSmoothing*(want-g.serving)
-		g.serving = g.clamp(math.Max(next, slowest*g.serving))
+		g.rate += servingRateSmoothing * (rate - g.rate)
+		g.peakRate = math.Max(g.peakRate, g.rate)
+		if g.rate < servingUnderfed*g.peakRate {
+			// Every slot of the bound in use, yet fewer answers than the
+			// origin has shown it gives: the attempts spend longer
+			// outside the origin (a busier gateway reads its answers
+			// later), not in its queue. Feed it one more, and never go
+			// below that again while engaged (else the bound saws between
+			// the rate's estimate and the fed concurrency).
+			g.serving++
+			g.fed = g.serving
+			g.limit = math.Max(g.limit, math.Min(g.serving, float64(g.cfg.Max)))
+		} else {
+			next := g.serving + servingSmoothing*(g.servingFor(g.peakRate)-g.serving)
+			g.serving = math.Max(math.Max(next, slowest*g.serving), g.fed)
+		}
+		g.serving = g.clamp(g.serving)
 	}
 	g.serving = math.Min(g.serving, g.limit)
+}
+
+// servingFor is the bound for an origin answering rate requests a second:
+// its serving concurrency by Little's law, with the headroom.
+func (g *GradientLimit) servingFor(rate float64) float64 {
+	return servingHeadroom*rate*g.noLoad + servingExtra
 }
 
 // updateGradient moves the gradient limit. past says the window's latency

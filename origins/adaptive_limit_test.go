@@ -314,3 +314,40 @@ func TestServingBoundDoesNotCollapseUnderLightLoad(t *testing.T) {
 		}
 	}
 }
+
+// The collapse seen at 2,000 req/s: the spike makes the gateway read the
+// origin's answers later, so every attempt spends longer outside the
+// origin and its time to headers rises although the origin queues less.
+// Here the origin (10 x 5 ms) is measured with 0.5 ms of gateway overhead,
+// then overloaded while the overhead is 2.5 ms: the bound must keep the
+// origin fed (>= 90 % of its capacity) instead of following the falling
+// answer rate down (it fell to 5.6 slots, half the capacity).
+func TestServingBoundKeepsOriginFedWhenGatewaySlows(t *testing.T) {
+	const servers, service = 10, 5 * time.Millisecond
+	// Attempts cycle through overhead + origin: the origin answers at most
+	// servers / service a second; Little's law gives the time to headers.
+	answers := func(n int, overhead time.Duration) (rate float64, rtt time.Duration) {
+		rate = math.Min(float64(n)/(service+overhead).Seconds(), servers/service.Seconds())
+		return rate, time.Duration(float64(n) / rate * float64(time.Second))
+	}
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	for range 100 {
+		_, rtt := answers(5, 500*time.Microsecond)
+		runWindow(l, clk, 5, rtt)
+	}
+	var served float64
+	for w := range 300 {
+		n := min(120, int(math.Floor(l.Limit())))
+		rate, rtt := answers(n, 2500*time.Microsecond)
+		runWindow(l, clk, n, rtt)
+		if w >= 200 {
+			served += rate / 100
+		}
+	}
+	capacity := servers / service.Seconds()
+	t.Logf("limit %.1f, origin answers %.0f/s of %.0f", l.Limit(), served, capacity)
+	if served < 0.9*capacity {
+		t.Fatalf("origin fed %.0f %% of its capacity (limit %.1f)", 100*served/capacity, l.Limit())
+	}
+}
