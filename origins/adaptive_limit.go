@@ -66,10 +66,13 @@ type GradientLimit struct {
 	// engaged. See updateServing.
 	serving float64
 	calm    int
-	// rate is the smoothed answers per second of the windows that
-	// reached the bound, peakRate its highest since the bound engaged:
-	// the origin's capacity as shown, which the bound is computed from.
-	rate, peakRate float64
+	// blockN answers in blockT seconds of windows that reached the bound
+	// make a block; peakRate is the highest block rate since the bound
+	// engaged: the origin's capacity as shown, which the bound is
+	// computed from.
+	blockN   int
+	blockT   float64
+	peakRate float64
 	// fed is the least bound found to keep the origin fed (0: none yet).
 	fed float64
 }
@@ -111,15 +114,14 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 // The serving bound (updateServing): headroom over the origin's serving
 // concurrency, and when the origin counts as no longer queueing.
 const (
-	servingHeadroom  = 1.1 // x the serving concurrency...
-	servingExtra     = 1.0 // ...plus one request
-	servingSmoothing = 0.5 // share of a binding window's estimate applied
-	// servingRateSmoothing is the share of a window's answer rate taken
-	// into the smoothed rate.
-	servingRateSmoothing = 0.3
-	// servingUnderfed: a smoothed rate below this share of the peak with
-	// the bound in use means the origin is under-fed.
-	servingUnderfed  = 0.95
+	servingHeadroom = 1.1 // x the serving concurrency...
+	servingExtra    = 1.0 // ...plus one request
+	// servingBlock is how long the windows that reached the bound are
+	// counted together for one answer rate.
+	servingBlock = time.Second
+	// servingUnderfed: a block rate below this share of the best with the
+	// bound in use means the origin is under-fed.
+	servingUnderfed  = 0.9
 	servingCalmRatio = 1.05 // window mean within this of no-load: nothing queues
 	servingCalmFor   = 3    // consecutive such windows release the bound
 )
@@ -139,19 +141,19 @@ const (
 //
 // The rate is the origin's capacity as shown: the answers per second of
 // the window that engaged the bound (its latency past the tolerance: the
-// origin queues, so it answers as fast as it can), then the highest
-// smoothed rate of the windows whose peak concurrency reached the bound
-// (windows below it measure the demand, not the origin). It never follows
-// a falling rate down: with every slot of the bound in use, fewer answers
-// mean the attempts spend longer outside the origin (a busier gateway, a
-// slower network), and following them cut a 10 x 5 ms origin to half its
-// capacity (5.6 slots) when the spike made the gateway read answers later
-// (FLOODGATE_EXPERIMENT_CAPACITY=2000). Instead, a smoothed rate 5 %
-// under the peak with the bound in use adds one request per window. The
-// bound moves down no faster than the gradient may, the gradient does not
-// probe upward meanwhile (the bound holds its latency down on purpose),
-// and the lower of the two is the limit, so an origin that really lost
-// capacity is still followed down by the gradient.
+// origin queues, so it answers as fast as it can), then the best rate of
+// the servingBlock blocks of windows whose peak concurrency reached the
+// bound (windows below it measure the demand, not the origin). It never
+// follows a falling rate down: with every slot of the bound in use, fewer
+// answers mean the attempts spend longer outside the origin (a busier
+// gateway, a slower network), and following them cut a 10 x 5 ms origin
+// to half its capacity (5.6 slots) when the spike made the gateway read
+// answers later (FLOODGATE_EXPERIMENT_CAPACITY=2000). Instead, a block
+// 10 % under the best with the bound in use adds one request. The bound
+// moves down no faster than the gradient may, the gradient does not probe
+// upward meanwhile (the bound holds its latency down on purpose), and the
+// lower of the two is the limit, so an origin that really lost capacity
+// is still followed down by the gradient.
 //
 // Hysteresis: the bound engages only in a window past the tolerance, and
 // is released after servingCalmFor consecutive windows at no-load latency
@@ -174,7 +176,7 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 	slowest := 1 - 0.5*g.cfg.Smoothing
 	if g.serving == 0 {
 		if past {
-			g.rate, g.peakRate, g.fed, g.calm = rate, rate, 0, 0
+			g.peakRate, g.fed, g.calm, g.blockN, g.blockT = 0, 0, 0, 0, 0
 			g.serving = g.clamp(math.Max(g.servingFor(rate), slowest*g.limit))
 		}
 		return
@@ -187,9 +189,19 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 	}
 	g.calm = 0
 	if float64(maxInFlight) >= math.Floor(g.Limit()) {
-		g.rate += servingRateSmoothing * (rate - g.rate)
-		g.peakRate = math.Max(g.peakRate, g.rate)
-		if g.rate < servingUnderfed*g.peakRate {
+		// The answer rate is judged over a block of such windows: one
+		// window's count is too noisy (at 500 req/s about 50 answers, so
+		// the best of many windows overstated the rate, and comparisons
+		// with it read noise as an under-fed origin).
+		g.blockN += samples
+		g.blockT += dt
+		if g.blockT < servingBlock.Seconds() {
+			return
+		}
+		rate := float64(g.blockN) / g.blockT
+		g.blockN, g.blockT = 0, 0
+		g.peakRate = math.Max(g.peakRate, rate)
+		if rate < servingUnderfed*g.peakRate {
 			// Every slot of the bound in use, yet fewer answers than the
 			// origin has shown it gives: the attempts spend longer
 			// outside the origin (a busier gateway reads its answers
@@ -200,8 +212,7 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 			g.fed = g.serving
 			g.limit = math.Max(g.limit, math.Min(g.serving, float64(g.cfg.Max)))
 		} else {
-			next := g.serving + servingSmoothing*(g.servingFor(g.peakRate)-g.serving)
-			g.serving = math.Max(math.Max(next, slowest*g.serving), g.fed)
+			g.serving = math.Max(math.Max(g.servingFor(g.peakRate), slowest*g.serving), g.fed)
 		}
 		g.serving = g.clamp(g.serving)
 	}
