@@ -150,7 +150,8 @@ const (
 // to half its capacity (5.6 slots) when the spike made the gateway read
 // answers later (FLOODGATE_EXPERIMENT_CAPACITY=2000). Instead, a block
 // 10 % under the best with the bound in use adds one request. The bound
-// moves down no faster than the gradient may, the gradient does not probe
+// moves down no faster than the gradient may (10 % a window when it
+// engages, then at most halving per block), the gradient does not probe
 // upward meanwhile (the bound holds its latency down on purpose), and the
 // lower of the two is the limit, so an origin that really lost capacity
 // is still followed down by the gradient.
@@ -212,7 +213,10 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 			g.fed = g.serving
 			g.limit = math.Max(g.limit, math.Min(g.serving, float64(g.cfg.Max)))
 		} else {
-			g.serving = math.Max(math.Max(g.servingFor(g.peakRate), slowest*g.serving), g.fed)
+			// At most halving per block: a block is ten windows, and the
+			// gradient releases the bound (rebased) within five if the
+			// latency is not queueing.
+			g.serving = math.Max(math.Max(g.servingFor(g.peakRate), 0.5*g.serving), g.fed)
 		}
 		g.serving = g.clamp(g.serving)
 	}
