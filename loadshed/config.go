@@ -228,8 +228,7 @@ type OriginConfig struct {
 
 // QueueConfig: with the origin's learned limit of requests awaiting
 // headers reached, a request waits up to MaxWait in a queue of at most
-// Length x the requests the origin answers in the base wait (at least
-// twice the limit; see Origin.queueLength) ordered by score (most critical first); the least
+// Length x limit entries ordered by score (most critical first); the least
 // critical is refused when the queue is full, and a request that waited
 // MaxWait is refused (shed, 503). Score 0 never waits.
 type QueueConfig struct {

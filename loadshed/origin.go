@@ -34,31 +34,14 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 	o.gate.mu.Lock()
 	limit := o.gate.limit
 	o.gate.mu.Unlock()
-	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), o.queueLength(c, limit)) {
+	maxQueue := max(int(c.Queue.Length*float64(limit))+1, minQueue)
+	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), maxQueue) {
 		d.Queued = true
 		return d, true
 	}
 	o.shed.inc(d.Score)
 	d.Shed, d.RetryAfter = true, o.owner.retryAfter()
 	return d, false
-}
-
-// queueLength is how many requests may wait for a slot: Length x the
-// requests the origin answers within the base wait (Little's law: limit /
-// no-load latency a second, for max_wait or twice the no-load latency,
-// whichever is longer: at least twice the limit), at least minQueue. The
-// queue holds what the origin would otherwise have queued itself: while
-// it is saturated its limit is bounded near its serving concurrency
-// (origins/adaptive_limit.go), so a burst (a pause of the gateway's
-// scheduler, arrivals bunching) waits here rather than in the origin, and
-// a queue of Length x limit entries overflowed in such bursts, refusing
-// critical requests (29 at 2,000 req/s with a limit of 12 and 16 entries).
-func (o *Origin) queueLength(c *OriginConfig, limit int) int {
-	answers := float64(limit)
-	if lc := o.lastConc.Load(); lc != nil && lc.NoLoadRTT > 0 {
-		answers *= float64(max(c.Queue.MaxWait, 2*lc.NoLoadRTT)) / float64(lc.NoLoadRTT)
-	}
-	return max(int(c.Queue.Length*answers)+1, minQueue)
 }
 
 // minQueue is the fewest queue entries, whatever the limit: an origin whose learned limit
