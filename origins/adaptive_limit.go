@@ -162,6 +162,9 @@ const (
 // or the bound sits below the origin's capacity), or when the gradient
 // finds that latency is not queueing (rebased).
 func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int, maxInFlight int64, past, rebased bool) {
+	if !g.cfg.ServingBound {
+		return
+	}
 	if rebased {
 		g.serving, g.calm = 0, 0
 		return

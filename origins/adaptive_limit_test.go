@@ -229,6 +229,13 @@ func TestAdaptiveLimitIgnoresLatencyConcurrencyDoesNotExplain(t *testing.T) {
 	}
 }
 
+// servingBoundConfig is the shipped configuration with the serving bound on.
+func servingBoundConfig() AdaptiveLimitConfig {
+	c := DefaultAdaptiveLimitConfig()
+	c.ServingBound = true
+	return c
+}
+
 // servingHeadroomFor is the most the serving bound lets a saturated origin
 // of the given slots hold: its slots x servingHeadroom + servingExtra.
 func servingHeadroomFor(servers int) float64 {
@@ -247,7 +254,7 @@ func TestServingBoundKeepsOriginQueueShort(t *testing.T) {
 		service time.Duration
 	}{{5, 100 * time.Millisecond}, {10, 20 * time.Millisecond}, {10, 5 * time.Millisecond}, {50, 100 * time.Millisecond}, {25, 5 * time.Millisecond}, {500, 100 * time.Millisecond}} {
 		clk := &limiterClock{t: time.Unix(0, 0)}
-		l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+		l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
 		runLimiter(l, clk, c.service, c.servers, max(1, c.servers/2), 100)
 		runLimiter(l, clk, c.service, c.servers, 12*c.servers, 100) // 10 s or more of overload
 		hi := servingHeadroomFor(c.servers)
@@ -273,7 +280,7 @@ func TestServingBoundKeepsOriginQueueShort(t *testing.T) {
 func TestServingBoundReleasedWhenDemandFalls(t *testing.T) {
 	const servers, service = 10, 20 * time.Millisecond
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
 	runLimiter(l, clk, service, servers, 5, 100)
 	runLimiter(l, clk, service, servers, 120, 200)
 	if l.Limit() > servingHeadroomFor(servers)+0.01 {
@@ -300,7 +307,7 @@ func TestServingBoundDoesNotCollapseUnderLightLoad(t *testing.T) {
 		service         time.Duration
 	}{{10, 3, 20 * time.Millisecond}, {100, 20, 5 * time.Millisecond}, {5, 2, 100 * time.Millisecond}} {
 		clk := &limiterClock{t: time.Unix(0, 0)}
-		l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+		l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
 		runLimiter(l, clk, c.service, c.servers, c.demand, 100)
 		before := l.Limit()
 		runWindow(l, clk, c.demand, 3*c.service) // the hiccup
@@ -331,7 +338,7 @@ func TestServingBoundKeepsOriginFedWhenGatewaySlows(t *testing.T) {
 		return rate, time.Duration(float64(n) / rate * float64(time.Second))
 	}
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
 	for range 100 {
 		_, rtt := answers(5, 500*time.Microsecond)
 		runWindow(l, clk, 5, rtt)

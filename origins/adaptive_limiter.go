@@ -39,6 +39,12 @@ type AdaptiveLimitConfig struct {
 	// NoLoadDrift is the time constant with which the learned no-load
 	// latency follows a slower origin upward.
 	NoLoadDrift time.Duration `mapstructure:"no_load_drift"`
+	// ServingBound (off by default: experimental) bounds a saturated
+	// origin's limit by the concurrency it serves (Little's law), so its
+	// own first-come-first-served queue stays short; see
+	// GradientLimit.updateServing and loadshed/SHEDDING.md for why it is
+	// not on by default.
+	ServingBound bool `mapstructure:"serving_bound"`
 }
 
 // DefaultAdaptiveLimitConfig returns the shipped defaults.
