@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Thread sleeps and wake-ups per request: minproxy, Floodgate with every
+# built-in filter off (floodgate-bare) and Floodgate with compare.sh's
+# production-like chain, in interleaved rounds of wrk -t1 at 64 B on
+# loopback. Per request it prints the process's CPU time and its context
+# switches (voluntary + nonvoluntary, summed over all its threads from
+# /proc/PID/task/*/status): where the chain's cost grows with contention,
+# this shows it (docs/PERFORMANCE.md, "The chain under contention").
+#
+#   bash test/bench/ctxsw.sh        # ROUNDS=3 DUR=4 CONNS=64 PORT_BASE=23400
+#
+# Needs wrk (compare.sh installs it). Stops exactly the PIDs it started.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-4}
+CONNS=${CONNS:-64}
+PORT_BASE=${PORT_BASE:-23400}
+ORIGIN=127.0.0.1:$PORT_BASE
+command -v wrk >/dev/null || { echo "ctxsw.sh: wrk is missing (bash test/bench/compare.sh installs it)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/floodgate-ctxsw.XXXXXX)
+declare -A PID=() ADDR=()
+cleanup() {
+  for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
+  for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+go build -o "$work/" ./test/bench/origin ./test/bench/minproxy
+go build -o "$work/floodgate" ./cmd/gateway
+# compare.sh's two Floodgate configs, on this script's ports.
+config() { # heredoc-name listen admin out
+  sed -n "/^cat > \"\\\$work\\/$1.yaml\" <<YAML/,/^YAML/p" test/bench/compare.sh | sed '1d;$d' |
+    sed "s|\$FG_BARE_ADMIN|$3|; s|\$FG_BARE|$2|; s|\$FG_ADMIN|$3|; s|\$FG|$2|; s|\$work/access.log|$work/access.log|; s|\$SAMPLE|0.01|; s|\$ORIGIN|$ORIGIN|" > "$work/$4.yaml"
+  "$work/floodgate" validate -config "$work/$4.yaml" >/dev/null
+}
+config floodgate "127.0.0.1:$((PORT_BASE + 2))" "127.0.0.1:$((PORT_BASE + 3))" full
+config floodgate-bare "127.0.0.1:$((PORT_BASE + 4))" "127.0.0.1:$((PORT_BASE + 5))" bare
+
+"$work/origin" -addr "$ORIGIN" 2>"$work/origin.log" & PID[origin]=$!
+"$work/minproxy" -addr "127.0.0.1:$((PORT_BASE + 1))" -upstream "$ORIGIN" 2>"$work/minproxy.log" & PID[minproxy]=$!
+ADDR[minproxy]=127.0.0.1:$((PORT_BASE + 1))
+for t in bare full; do
+  "$work/floodgate" -config "$work/$t.yaml" -log-level warn 2>"$work/$t.log" & PID[$t]=$!
+done
+ADDR[full]=127.0.0.1:$((PORT_BASE + 2))
+ADDR[bare]=127.0.0.1:$((PORT_BASE + 4))
+for t in minproxy bare full; do
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://${ADDR[$t]}/64" && break; sleep 0.1; done
+  curl -sf -o /dev/null "http://${ADDR[$t]}/64" || { echo "ctxsw.sh: $t did not come up" >&2; cat "$work/$t.log" >&2 || true; exit 1; }
+done
+
+TICK=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+echo "wrk -t1 -c$CONNS -d${DUR}s, 64 B; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq 1 "$ROUNDS"); do
+  for t in minproxy bare full; do
+    c0=$(ticks "${PID[$t]}"); s0=$(switches "${PID[$t]}")
+    out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" "http://${ADDR[$t]}/64" 2>&1)
+    c1=$(ticks "${PID[$t]}"); s1=$(switches "${PID[$t]}")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    awk -v r="$r" -v t="$t" -v n="$reqs" -v c="$((c1 - c0))" -v s="$((s1 - s0))" -v hz="$TICK" \
+      'BEGIN { printf "  round %d %-9s %8d requests  cpu %6.1f us/req  context switches %.3f /req\n", r, t, n, c / hz * 1e6 / n, s / n }'
+  done
+done
