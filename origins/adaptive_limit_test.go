@@ -172,11 +172,11 @@ func TestOriginConcurrencyTracksHeadersAndCap(t *testing.T) {
 	if c := o.Concurrency(); c.Awaiting != 1 || c.InFlight != 1 || c.Cap != 16 || c.Limit != 16 {
 		t.Fatalf("after pick: %+v", c)
 	}
-	done(Result{Latency: time.Millisecond, Status: 200, HeadersOnly: true})
+	done.Done(Result{Latency: time.Millisecond, Status: 200, HeadersOnly: true})
 	if c := o.Concurrency(); c.Awaiting != 0 || c.InFlight != 1 {
 		t.Fatalf("streaming body: %+v", c)
 	}
-	done(Result{Latency: time.Millisecond, Status: 200})
+	done.Done(Result{Latency: time.Millisecond, Status: 200})
 	if c := o.Concurrency(); c.Awaiting != 0 || c.InFlight != 0 {
 		t.Fatalf("done: %+v", c)
 	}

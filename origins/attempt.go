@@ -89,9 +89,10 @@ func (SystemClock) After(d time.Duration) (<-chan time.Time, func() bool) {
 // Answer is the response the client gets.
 type Answer[R any] struct {
 	Response R
-	// Done reports the attempt's final outcome to its instance; the caller
-	// calls it once the response is complete (its body streamed).
-	Done func(Result)
+	// Done reports the attempt's final outcome to its instance: the
+	// caller calls Done.Done once the response is complete (its body
+	// streamed), and only once (see Ticket).
+	Done Ticket
 	// Latency is the attempt's time to response headers.
 	Latency time.Duration
 }
@@ -141,7 +142,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 	tried := triedBuf[:0]
 	var lastErr error
 	var next *Instance // picked for a retry before the failed answer was discarded
-	var nextDone func(Result)
+	var nextDone Ticket
 	for n := 1; ; n++ {
 		in, done := next, nextDone
 		if in == nil {
@@ -153,7 +154,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 				return Answer[R]{}, &PickError{Err: err}
 			}
 		}
-		next, nextDone = nil, nil
+		next, nextDone = nil, Ticket{}
 		tried = append(tried, in)
 		start := l.Clock.Now()
 		resp, err := x.Send(in)
@@ -161,7 +162,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 		a := Attempt{Origin: in.Origin(), Instance: in.Addr(), Start: start, Duration: latency, Retry: n > 1}
 		if err != nil {
 			a.Outcome = x.Failure(err)
-			done(Result{Latency: latency, Outcome: a.Outcome})
+			done.Done(Result{Latency: latency, Outcome: a.Outcome})
 			x.Attempted(a)
 			lastErr = err
 			if req.Replayable && l.retryable(req, n, a.Outcome, 0) && l.spendRetry(a.Outcome.String()) {
@@ -177,12 +178,12 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 			// client gets this answer rather than a synthetic one.
 			if nextIn, nextDn, perr := l.pick(tried, true); perr == nil {
 				if l.spendRetry(a.Outcome.String()) {
-					done(Result{Latency: latency, Outcome: a.Outcome, Status: a.Status})
+					done.Done(Result{Latency: latency, Outcome: a.Outcome, Status: a.Status})
 					x.Discard(resp)
 					next, nextDone = nextIn, nextDn
 					continue
 				}
-				nextDn(Result{Outcome: OutcomeCanceled})
+				nextDn.Done(Result{Outcome: OutcomeCanceled})
 			}
 		}
 		return Answer[R]{Response: resp, Done: done, Latency: latency}, nil
@@ -192,7 +193,7 @@ func (l *loop[R]) sequential() (Answer[R], error) {
 // raced is one attempt's end in a hedged request.
 type raced[R any] struct {
 	in      *Instance
-	done    func(Result)
+	done    Ticket
 	resp    R
 	err     error
 	start   time.Time
@@ -224,12 +225,12 @@ func (l *loop[R]) hedged(delay time.Duration) (Answer[R], error) {
 			return err
 		}
 		if hedge && !l.Origin.Budget().TryRetry() {
-			done(Result{Outcome: OutcomeCanceled})
+			done.Done(Result{Outcome: OutcomeCanceled})
 			x.Note("hedge skipped: retry budget exhausted")
 			return errDenied
 		}
 		if retry && !l.spendRetry("a failed attempt") {
-			done(Result{Outcome: OutcomeCanceled})
+			done.Done(Result{Outcome: OutcomeCanceled})
 			return errDenied
 		}
 		tried = append(tried, in)
@@ -264,7 +265,7 @@ func (l *loop[R]) hedged(delay time.Duration) (Answer[R], error) {
 			a := Attempt{Origin: r.in.Origin(), Instance: r.in.Addr(), Start: r.start, Duration: r.latency, Hedge: r.hedge, Retry: r.retry}
 			if r.err != nil {
 				a.Outcome = x.Failure(r.err)
-				r.done(Result{Latency: r.latency, Outcome: a.Outcome})
+				r.done.Done(Result{Latency: r.latency, Outcome: a.Outcome})
 				x.Attempted(a)
 				lastErr = r.err
 				if pending == 0 && fallback == nil && l.retryable(req, attempts, a.Outcome, 0) && launch(false, true) == nil {
@@ -285,8 +286,10 @@ func (l *loop[R]) hedged(delay time.Duration) (Answer[R], error) {
 			if fallback != nil {
 				l.discard(*fallback, OutcomeCanceled)
 			}
-			r.done(Result{Latency: r.latency, Outcome: a.Outcome, Status: a.Status})
-			r.done = func(Result) {}
+			// Reported now; the zero Ticket stands in for it wherever
+			// the fallback goes (discarded, or the client's answer).
+			r.done.Done(Result{Latency: r.latency, Outcome: a.Outcome, Status: a.Status})
+			r.done = Ticket{}
 			fallback = &r
 			lastErr = nil
 			if pending == 0 && l.retryable(req, attempts, a.Outcome, a.Status) && launch(false, true) == nil {
@@ -308,7 +311,7 @@ func (l *loop[R]) abandon(results <-chan raced[R], pending int) {
 	for ; pending > 0; pending-- {
 		r := <-results
 		if r.err != nil {
-			r.done(Result{Latency: r.latency, Outcome: l.x.Failure(r.err)})
+			r.done.Done(Result{Latency: r.latency, Outcome: l.x.Failure(r.err)})
 			continue
 		}
 		l.discard(r, OutcomeForStatus(l.x.Status(r.resp)))
@@ -317,7 +320,7 @@ func (l *loop[R]) abandon(results <-chan raced[R], pending int) {
 
 // discard frees an answered attempt that will not be used.
 func (l *loop[R]) discard(r raced[R], outcome Outcome) {
-	r.done(Result{Latency: r.latency, Outcome: outcome, Status: l.x.Status(r.resp)})
+	r.done.Done(Result{Latency: r.latency, Outcome: outcome, Status: l.x.Status(r.resp)})
 	l.x.Discard(r.resp)
 }
 
@@ -325,7 +328,7 @@ func (l *loop[R]) discard(r raced[R], outcome Outcome) {
 // the origin req.CrossTo names when it has an instance to give, else, like
 // a first attempt, to an untried instance of the request's origin; a first
 // attempt the origin cannot place goes to req.Fallback.
-func (l *loop[R]) pick(tried []*Instance, extra bool) (*Instance, func(Result), error) {
+func (l *loop[R]) pick(tried []*Instance, extra bool) (*Instance, Ticket, error) {
 	if extra && l.req.CrossTo != nil {
 		if o := l.req.CrossTo(l.Origin); o != nil && o != l.Origin {
 			if in, done, err := o.Pick(tried); err == nil {

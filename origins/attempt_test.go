@@ -129,7 +129,7 @@ func TestDoRetriesAFailedStatusOnAnotherInstance(t *testing.T) {
 	if err != nil || ans.Response != 200 {
 		t.Fatalf("answer %d, %v; want the retry's 200", ans.Response, err)
 	}
-	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	ans.Done.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 	if len(x.sent) != 2 || x.sent[0] == x.sent[1] {
 		t.Fatalf("sent to %v; want two different instances", x.sent)
 	}
@@ -154,7 +154,7 @@ func TestDoPassesTheLastFailedAnswerThrough(t *testing.T) {
 	if err != nil || ans.Response != 503 || len(x.sent) != 1 || x.retries != 0 {
 		t.Fatalf("answer %d, %v after %v (%d retries)", ans.Response, err, x.sent, x.retries)
 	}
-	ans.Done(Result{Outcome: OutcomeStatus5xx, Status: 503})
+	ans.Done.Done(Result{Outcome: OutcomeStatus5xx, Status: 503})
 	if o.InFlight() != 0 {
 		t.Errorf("in flight %d", o.InFlight())
 	}
@@ -217,7 +217,7 @@ func TestDoPickError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer done(Result{Outcome: OutcomeCanceled})
+	defer done.Done(Result{Outcome: OutcomeCanceled})
 	_, err = Do[int](o, newManualClock(), Request{Method: "GET", Replayable: true}, newScripted(answer{status: 200}))
 	var pe *PickError
 	if !errors.As(err, &pe) || !errors.Is(err, ErrOriginConcurrency) {
@@ -261,7 +261,7 @@ func TestDoHedgeRace(t *testing.T) {
 	if !slices.ContainsFunc(x.notes, func(n string) bool { return strings.HasPrefix(n, "hedged to a second instance after 50ms") }) {
 		t.Errorf("notes %v", x.notes)
 	}
-	r.ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	r.ans.Done.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 	if o.InFlight() != 1 {
 		t.Errorf("in flight %d; the abandoned first attempt is still running", o.InFlight())
 	}
@@ -290,7 +290,7 @@ func TestDoRetriesCrossToTheGroupsNextOrigin(t *testing.T) {
 	if err != nil || ans.Response != 200 {
 		t.Fatalf("answer %d, %v", ans.Response, err)
 	}
-	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	ans.Done.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 	if len(x.attempts) != 2 || x.attempts[1].Origin != "west" || x.attempts[1].Instance != "west-a:1" || !x.attempts[1].Retry {
 		t.Fatalf("attempts %+v, want the retry on west", x.attempts)
 	}
@@ -305,7 +305,7 @@ func TestDoRetriesCrossToTheGroupsNextOrigin(t *testing.T) {
 	if err != nil || ans.Response != 200 || len(x.sent) != 2 || !strings.HasPrefix(x.sent[1], "east-") || x.sent[0] == x.sent[1] {
 		t.Fatalf("answer %d, %v, sent %v; want the retry on the other east instance", ans.Response, err, x.sent)
 	}
-	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	ans.Done.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 }
 
 // TestDoHedgeCrossesToTheGroupsNextOrigin: with CrossTo set, the hedge
@@ -337,7 +337,7 @@ func TestDoHedgeCrossesToTheGroupsNextOrigin(t *testing.T) {
 		t.Fatalf("hedged to %s, want west-a:1", hedge)
 	}
 	ans := <-out
-	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	ans.Done.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 	releaseFirst()
 	eventually(t, 5*time.Second, "the abandoned attempt to be reported", func() bool { return east.InFlight() == 0 })
 	x.mu.Lock()
@@ -362,7 +362,7 @@ func TestDoFirstAttemptFallsBackWhenTheOriginIsEmpty(t *testing.T) {
 	if err != nil || ans.Response != 200 || len(x.sent) != 1 || x.sent[0] != "west-a:1" || x.retries != 0 {
 		t.Fatalf("answer %d, %v, sent %v, retries %d", ans.Response, err, x.sent, x.retries)
 	}
-	ans.Done(Result{Outcome: OutcomeSuccess, Status: 200})
+	ans.Done.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 	// Without a fallback the pick error stands.
 	if _, err := Do[int](east, newManualClock(), Request{Method: "GET"}, newScripted(answer{status: 200})); !errors.Is(err, ErrNoHealthyInstances) {
 		t.Fatalf("err %v, want no healthy instances", err)

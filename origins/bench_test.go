@@ -28,7 +28,7 @@ func BenchmarkPickDone(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					done(Result{Outcome: OutcomeSuccess, Latency: time.Millisecond})
+					done.Done(Result{Outcome: OutcomeSuccess, Latency: time.Millisecond})
 				}
 			})
 		})

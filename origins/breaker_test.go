@@ -34,7 +34,7 @@ func failUntilOpen(t *testing.T, o *Origin, in *Instance) {
 		if err != nil || got != in {
 			t.Fatalf("pick: %v %v", got, err)
 		}
-		done(Result{Outcome: OutcomeConnectError})
+		done.Done(Result{Outcome: OutcomeConnectError})
 	}
 }
 
@@ -65,7 +65,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	if err != nil || in != bad || bad.BreakerState() != BreakerHalfOpen {
 		t.Fatalf("probe pick: %v %v %v", in, err, bad.BreakerState())
 	}
-	done(Result{Outcome: OutcomeTimeout})
+	done.Done(Result{Outcome: OutcomeTimeout})
 	if bad.BreakerState() != BreakerOpen {
 		t.Fatalf("failed probe must reopen, got %v", bad.BreakerState())
 	}
@@ -80,8 +80,8 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	if _, _, err := o.Pick(others); !errors.Is(err, ErrNoHealthyInstances) {
 		t.Fatalf("third half-open probe must be refused: %v", err)
 	}
-	p1(Result{Outcome: OutcomeSuccess})
-	p2(Result{Outcome: OutcomeSuccess})
+	p1.Done(Result{Outcome: OutcomeSuccess})
+	p2.Done(Result{Outcome: OutcomeSuccess})
 	if bad.BreakerState() != BreakerClosed {
 		t.Fatalf("two good probes must close, got %v", bad.BreakerState())
 	}

@@ -96,7 +96,7 @@ func TestConsulDropToZeroKeepsLastSet(t *testing.T) {
 	if _, done, err := o.Pick(nil); err != nil {
 		t.Fatalf("the kept set must serve: %v", err)
 	} else {
-		done(Result{Outcome: OutcomeSuccess})
+		done.Done(Result{Outcome: OutcomeSuccess})
 	}
 	// A real, non-empty change is applied as usual.
 	fake.SetPassing("web", "b", true)

@@ -123,7 +123,7 @@ func TestConsulOutageKeepsLastSet(t *testing.T) {
 	if _, done, err := o.Pick(nil); err != nil {
 		t.Fatalf("must keep serving during the outage: %v", err)
 	} else {
-		done(Result{Outcome: OutcomeSuccess})
+		done.Done(Result{Outcome: OutcomeSuccess})
 	}
 	// A change made while Consul is down shows up after it recovers.
 	reg(fake, "c", "10.0.0.3", "prod")

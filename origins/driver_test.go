@@ -182,7 +182,7 @@ func (d *driver) do(method string) reqResult {
 	x := &httpExchange{timeout: d.o.Config().Timeouts.Response}
 	ans, err := Do[int](d.o, nil, Request{Method: method, Replayable: true}, x)
 	if err == nil {
-		ans.Done(Result{Latency: ans.Latency, Outcome: OutcomeForStatus(ans.Response), Status: ans.Response})
+		ans.Done.Done(Result{Latency: ans.Latency, Outcome: OutcomeForStatus(ans.Response), Status: ans.Response})
 	}
 	return reqResult{latency: time.Since(start), status: ans.Response, err: err, attempts: x.attempts}
 }

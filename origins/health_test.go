@@ -38,7 +38,7 @@ func TestHealthChecksEjectAndRestore(t *testing.T) {
 		if err != nil || got == in {
 			t.Fatalf("unhealthy instance picked (%v)", err)
 		}
-		done(Result{Outcome: OutcomeSuccess})
+		done.Done(Result{Outcome: OutcomeSuccess})
 	}
 	flaky.health.Store(200)
 	eventually(t, 5*time.Second, "instance healthy again", func() bool { return in.Healthy() })

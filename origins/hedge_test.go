@@ -25,7 +25,7 @@ func TestHedgeDelayPolicies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			done(Result{Outcome: OutcomeSuccess, Status: 200, Latency: lat})
+			done.Done(Result{Outcome: OutcomeSuccess, Status: 200, Latency: lat})
 		}
 	}
 	feed(50, 10*time.Millisecond)
@@ -43,7 +43,7 @@ func TestHedgeDelayPolicies(t *testing.T) {
 	// the hedge delay down to nothing.
 	for i := 0; i < 1000; i++ {
 		_, done, _ := o.Pick(nil)
-		done(Result{Outcome: OutcomeConnectError, Latency: time.Microsecond})
+		done.Done(Result{Outcome: OutcomeConnectError, Latency: time.Microsecond})
 	}
 	if d2, _ := o.HedgeDelay(); d2 != d {
 		t.Fatalf("failures changed the hedge delay: %v -> %v", d, d2)

@@ -16,8 +16,8 @@ func TestInstancesKeepIdentityAcrossSwaps(t *testing.T) {
 	a, b := byAddr(o, "10.0.0.1:80"), byAddr(o, "10.0.0.2:80")
 
 	// Hold an attempt on a so its drain waits for it.
-	var inA func(Result)
-	for inA == nil {
+	var inA Ticket
+	for inA.Instance() == nil {
 		in, done, err := o.Pick(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -25,7 +25,7 @@ func TestInstancesKeepIdentityAcrossSwaps(t *testing.T) {
 		if in == a {
 			inA = done
 		} else {
-			done(Result{Outcome: OutcomeSuccess})
+			done.Done(Result{Outcome: OutcomeSuccess})
 		}
 	}
 	b.ewma.observe(o.now(), 12345, o.pol.Load().tau)
@@ -52,9 +52,9 @@ func TestInstancesKeepIdentityAcrossSwaps(t *testing.T) {
 		if err != nil || in == a {
 			t.Fatalf("retired instance picked (%v)", err)
 		}
-		done(Result{Outcome: OutcomeSuccess})
+		done.Done(Result{Outcome: OutcomeSuccess})
 	}
-	inA(Result{Outcome: OutcomeSuccess})
+	inA.Done(Result{Outcome: OutcomeSuccess})
 	select {
 	case <-a.Drained():
 	default:

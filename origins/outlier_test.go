@@ -59,7 +59,7 @@ func attempt(t *testing.T, o *Origin, addr string, r Result) {
 	if err != nil || in.Addr() != addr {
 		t.Fatalf("pick of %s: got %v, %v", addr, in, err)
 	}
-	done(r)
+	done.Done(r)
 }
 
 func others(o *Origin, addr string) []*Instance {
@@ -78,7 +78,7 @@ func pickable(o *Origin, addr string) bool {
 	if err != nil {
 		return false
 	}
-	done(Result{Outcome: OutcomeCanceled})
+	done.Done(Result{Outcome: OutcomeCanceled})
 	return in.Addr() == addr
 }
 
@@ -107,7 +107,7 @@ func TestOutlierConsecutive5xxEjectsForAGrowingTimeAndReadmits(t *testing.T) {
 		if in.Addr() == bad {
 			t.Fatalf("pick %d chose the ejected instance", i)
 		}
-		done(Result{Outcome: OutcomeSuccess, Status: 200})
+		done.Done(Result{Outcome: OutcomeSuccess, Status: 200})
 	}
 	if c := o.OutlierCounts(); c.Ejected != 1 || c.Ejections[EjectConsecutive5xx] != 1 {
 		t.Fatalf("counts %+v", c)

@@ -2,14 +2,13 @@ package origins
 
 import (
 	"slices"
-	"sync/atomic"
-	"time"
 )
 
 // Pick chooses an instance for one attempt and admits it through the origin's
 // concurrency cap and the instance's breaker. Instances in exclude (those already
-// tried by this request) are never returned. On success the caller must call done
-// exactly once when the attempt ends, with its outcome; later calls are ignored.
+// tried by this request) are never returned. On success the caller must report the
+// attempt's end through the Ticket's Done exactly once, with its outcome, and not use
+// the Ticket afterwards (see Ticket).
 //
 // Errors: ErrOriginConcurrency when max_concurrency is reached; ErrNoHealthyInstances
 // when no instance is left to try.
@@ -23,33 +22,19 @@ import (
 // fewer than panic_threshold percent of all instances, every instance is a candidate
 // (Envoy's panic mode), because spreading load over suspect instances beats failing
 // every request.
-func (o *Origin) Pick(exclude []*Instance) (*Instance, func(Result), error) {
+func (o *Origin) Pick(exclude []*Instance) (*Instance, Ticket, error) {
 	p := o.pol.Load()
 	if n := o.inflight.Add(1); p.maxConc > 0 && n > p.maxConc {
 		o.inflight.Add(-1)
-		return nil, nil, ErrOriginConcurrency
+		return nil, Ticket{}, ErrOriginConcurrency
 	}
 	in, brkDone, err := o.choose(p, o.snap.Load(), exclude)
 	if err != nil {
 		o.inflight.Add(-1)
-		return nil, nil, err
+		return nil, Ticket{}, err
 	}
-	start := time.Now()
 	o.limit.Start()
-	var once, answered atomic.Bool
-	done := func(r Result) {
-		if r.Latency <= 0 {
-			r.Latency = time.Since(start)
-		}
-		if answered.CompareAndSwap(false, true) {
-			o.limit.Observe(r.Latency, droppedOutcome(r), r.Outcome == OutcomeCanceled)
-		}
-		if r.HeadersOnly || !once.CompareAndSwap(false, true) {
-			return
-		}
-		o.finish(in, brkDone, r)
-	}
-	return in, done, nil
+	return in, acquireTicket(o, in, brkDone), nil
 }
 
 // pickMode says how candidates are filtered for one pick.

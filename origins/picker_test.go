@@ -15,7 +15,7 @@ func pickN(t *testing.T, o *Origin, n int, res Result) map[string]int {
 			t.Fatalf("pick %d: %v", i, err)
 		}
 		got[in.Addr()]++
-		done(res)
+		done.Done(res)
 	}
 	return got
 }
@@ -41,8 +41,8 @@ func TestP2CPicksTheLessLoadedOfItsTwoDraws(t *testing.T) {
 	if got := []string{busy.Addr(), other.Addr()}; !(got[0] == "10.0.0.1:80" && got[1] == "10.0.0.2:80") && !(got[0] == "10.0.0.2:80" && got[1] == "10.0.0.1:80") {
 		t.Fatalf("picks outside the two drawn candidates: %v", got)
 	}
-	doneBusy(Result{Outcome: OutcomeSuccess})
-	doneOther(Result{Outcome: OutcomeSuccess})
+	doneBusy.Done(Result{Outcome: OutcomeSuccess})
+	doneOther.Done(Result{Outcome: OutcomeSuccess})
 }
 
 func TestPickErrors(t *testing.T) {
@@ -71,8 +71,8 @@ func TestExcludeNeverReturnsTriedInstance(t *testing.T) {
 		if err != nil || second == first {
 			t.Fatalf("retry went to the same instance (%v)", err)
 		}
-		d1(Result{Outcome: OutcomeSuccess})
-		d2(Result{Outcome: OutcomeSuccess})
+		d1.Done(Result{Outcome: OutcomeSuccess})
+		d2.Done(Result{Outcome: OutcomeSuccess})
 	}
 }
 
@@ -88,17 +88,16 @@ func TestConcurrencyCap(t *testing.T) {
 	if _, _, err := o.Pick(nil); !errors.Is(err, ErrOriginConcurrency) {
 		t.Fatalf("third concurrent pick: %v", err)
 	}
-	d1(Result{Outcome: OutcomeSuccess})
-	d1(Result{Outcome: OutcomeSuccess}) // a second call must be ignored
+	d1.Done(Result{Outcome: OutcomeSuccess})
 	if o.InFlight() != 1 {
-		t.Fatalf("double done changed in-flight: %d", o.InFlight())
+		t.Fatalf("in-flight after one done: %d", o.InFlight())
 	}
 	_, d3, err := o.Pick(nil)
 	if err != nil {
 		t.Fatalf("after done: %v", err)
 	}
-	d2(Result{Outcome: OutcomeSuccess})
-	d3(Result{Outcome: OutcomeSuccess})
+	d2.Done(Result{Outcome: OutcomeSuccess})
+	d3.Done(Result{Outcome: OutcomeSuccess})
 	if o.InFlight() != 0 {
 		t.Fatalf("in-flight leak %d", o.InFlight())
 	}
@@ -108,7 +107,7 @@ func TestP2CRespectsWeightsAndInFlight(t *testing.T) {
 	cfg := staticConfig()
 	cfg.Instances = []InstanceConfig{{Address: "10.0.0.1:80", Weight: 3}, {Address: "10.0.0.2:80", Weight: 1}}
 	o := testOrigin(t, cfg, nil)
-	var dones []func(Result)
+	var dones []Ticket
 	got := map[string]int{}
 	for i := 0; i < 40; i++ {
 		in, d, err := o.Pick(nil)
@@ -123,7 +122,7 @@ func TestP2CRespectsWeightsAndInFlight(t *testing.T) {
 		t.Fatalf("weight 3 instance got %d of 40, want ~30", a)
 	}
 	for _, d := range dones {
-		d(Result{Outcome: OutcomeSuccess, Latency: 30 * time.Millisecond})
+		d.Done(Result{Outcome: OutcomeSuccess, Latency: 30 * time.Millisecond})
 	}
 }
 
@@ -141,9 +140,9 @@ func TestFastFailuresRaiseScore(t *testing.T) {
 		}
 		counts[in]++
 		if in == bad {
-			done(Result{Outcome: OutcomeStatus5xx, Status: 500, Latency: 100 * time.Microsecond})
+			done.Done(Result{Outcome: OutcomeStatus5xx, Status: 500, Latency: 100 * time.Microsecond})
 		} else {
-			done(Result{Outcome: OutcomeSuccess, Status: 200, Latency: 2 * time.Millisecond})
+			done.Done(Result{Outcome: OutcomeSuccess, Status: 200, Latency: 2 * time.Millisecond})
 		}
 	}
 	if counts[bad] > 5 {
@@ -199,7 +198,7 @@ func TestCanceledDoesNotCountAgainstInstance(t *testing.T) {
 		if err != nil || got != in {
 			t.Fatal(err)
 		}
-		done(Result{Outcome: OutcomeCanceled, Latency: time.Minute})
+		done.Done(Result{Outcome: OutcomeCanceled, Latency: time.Minute})
 	}
 	if in.BreakerState() != BreakerClosed || in.Failures() != 0 {
 		t.Fatalf("canceled attempts counted: %v failures=%d", in.BreakerState(), in.Failures())
@@ -238,14 +237,14 @@ func TestLoneHalfOpenInstanceServesInPanicMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done(Result{Outcome: OutcomeReset}) // opens the breaker
+	done.Done(Result{Outcome: OutcomeReset}) // opens the breaker
 	in := byAddr(o, "10.0.0.1:80")
 	eventually(t, 2*time.Second, "open timeout", func() bool { return in.eligible(o.now()) })
 	_, probeDone, err := o.Pick(nil) // the half-open probe, still in flight
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer probeDone(Result{Outcome: OutcomeSuccess})
+	defer probeDone.Done(Result{Outcome: OutcomeSuccess})
 	if st := in.BreakerState(); st != BreakerHalfOpen {
 		t.Fatalf("breaker %v, want half-open", st)
 	}
@@ -253,5 +252,5 @@ func TestLoneHalfOpenInstanceServesInPanicMode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second pick while the probe is out: %v (want panic mode to serve)", err)
 	}
-	d2(Result{Outcome: OutcomeSuccess})
+	d2.Done(Result{Outcome: OutcomeSuccess})
 }

@@ -124,7 +124,7 @@ type responseBody struct {
 	// done reports the attempt to its instance once the body is complete,
 	// so the instance counts as busy while it streams; latency is the time
 	// to the response headers, which is what load balancing compares.
-	done    func(origins.Result)
+	done    attemptEnd
 	latency time.Duration
 	status  int
 	readErr error
@@ -170,9 +170,8 @@ func (b *responseBody) CloseWithError(writeErr error) error {
 		if b.readErr != nil {
 			outcome = origins.OutcomeReset
 		}
-		if b.done != nil {
-			b.done(origins.Result{Latency: b.latency, Outcome: outcome, Status: b.status})
-		}
+		b.done.Done(origins.Result{Latency: b.latency, Outcome: outcome, Status: b.status})
+		b.done = attemptEnd{}
 		if b.headBuf != nil {
 			headBufPool.Put(b.headBuf)
 		}
@@ -180,4 +179,21 @@ func (b *responseBody) CloseWithError(writeErr error) error {
 		c.Release()
 	})
 	return nil
+}
+
+// attemptEnd is where a response handed to the client reports its
+// attempt's end: the attempt's Ticket (reported once, see origins.Ticket)
+// and, for a declined WebSocket handshake, the connection to close after
+// the final report. The zero attemptEnd reports nothing.
+type attemptEnd struct {
+	ticket origins.Ticket
+	after  func() // nil, or run after the final report
+}
+
+// Done reports r through the Ticket, then runs after once r is final.
+func (a attemptEnd) Done(r origins.Result) {
+	a.ticket.Done(r)
+	if !r.HeadersOnly && a.after != nil {
+		a.after()
+	}
 }

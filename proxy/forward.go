@@ -102,7 +102,7 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	if err != nil {
 		return x.failure(err)
 	}
-	e.writeResponse(c, ans.Response, ans.Done, ans.Latency)
+	e.writeResponse(c, ans.Response, attemptEnd{ticket: ans.Done}, ans.Latency)
 	return nil
 }
 
@@ -298,7 +298,7 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 // headers (minus hop-by-hop), a small body of known length whole, and any
 // other body as a stream so neither a large download nor an event stream is
 // buffered.
-func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response, done func(origins.Result), latency time.Duration) {
+func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Response, done attemptEnd, latency time.Duration) {
 	out := &c.Request.Response
 	status := resp.StatusCode()
 	if status == http.StatusSwitchingProtocols {
@@ -350,12 +350,12 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 			c.BytesOut = int64(len(body))
 		}
 		fasthttp.ReleaseResponse(resp)
-		done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
+		done.Done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
 		return
 	}
 	// Headers are here: the origin's part (its time to headers) is done,
 	// whatever the client's download costs from now on.
-	done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status, HeadersOnly: true})
+	done.Done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status, HeadersOnly: true})
 	size := resp.Header.ContentLength()
 	if size < 0 {
 		size = -1 // chunked, or delimited by close: re-frame as chunked

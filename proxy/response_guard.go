@@ -56,7 +56,7 @@ func readHead(stream io.Reader, size int, buf []byte) (int, error) {
 // refuseResponse turns an origin answer the client must not get into a
 // 502/504: the instance is charged with the failure, the attempt's outcome
 // in the request's story is corrected, and the connection is not pooled.
-func (e *forwardEndpoint) refuseResponse(c *filters.Context, resp *fasthttp.Response, done func(origins.Result), latency time.Duration, err error) {
+func (e *forwardEndpoint) refuseResponse(c *filters.Context, resp *fasthttp.Response, done attemptEnd, latency time.Duration, err error) {
 	status, cat := http.StatusBadGateway, filters.CategoryOriginBadResponse
 	if !errors.Is(err, errUnsolicitedUpgrade) {
 		status, cat = classifyOriginError(err)
@@ -68,7 +68,7 @@ func (e *forwardEndpoint) refuseResponse(c *filters.Context, resp *fasthttp.Resp
 	code := resp.StatusCode()
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
-	done(origins.Result{Latency: latency, Outcome: outcome, Status: code})
+	done.Done(origins.Result{Latency: latency, Outcome: outcome, Status: code})
 	if n := len(c.Attempts); n > 0 {
 		c.Attempts[n-1].Outcome = outcome.String()
 	}

@@ -169,7 +169,7 @@ func (s *shadowing) exchange(req *fasthttp.Request, cfg shadow.Config) (shadow.A
 	latency := time.Since(start)
 	if err != nil {
 		_, cat := classifyOriginError(err)
-		done(origins.Result{Latency: latency, Outcome: outcomeOf(cat)})
+		done.Done(origins.Result{Latency: latency, Outcome: outcomeOf(cat)})
 		return shadow.Answer{}, false
 	}
 	status := resp.StatusCode()
@@ -179,7 +179,7 @@ func (s *shadowing) exchange(req *fasthttp.Request, cfg shadow.Config) (shadow.A
 		_, _ = io.CopyN(io.Discard, &deadlineReader{r: stream, until: start.Add(cfg.Timeout)}, maxShadowDrain)
 		_ = resp.CloseBodyStream()
 	}
-	done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
+	done.Done(origins.Result{Latency: latency, Outcome: origins.OutcomeForStatus(status), Status: status})
 	return shadow.Answer{Status: status, Latency: latency}, true
 }
 

@@ -159,23 +159,17 @@ func (e *forwardEndpoint) applyUpgrade(c *filters.Context, o *origins.Origin, oc
 	a := ans.Response
 	if a.resp.StatusCode() != http.StatusSwitchingProtocols {
 		c.Log("origin declined the WebSocket handshake")
-		done := func(r origins.Result) {
-			ans.Done(r)
-			if !r.HeadersOnly {
-				a.close()
-			}
-		}
-		e.writeResponse(c, a.resp, done, ans.Latency)
+		e.writeResponse(c, a.resp, attemptEnd{ticket: ans.Done, after: a.close}, ans.Latency)
 		return nil
 	}
 	if !responseIsWebSocket(&a.resp.Header) {
-		e.refuseResponse(c, a.resp, ans.Done, ans.Latency, errWrongUpgrade)
+		e.refuseResponse(c, a.resp, attemptEnd{ticket: ans.Done}, ans.Latency, errWrongUpgrade)
 		a.close()
 		return nil
 	}
 	// The attempt is over: the instance's in-flight count and the breaker
 	// see a successful exchange; the tunnel is a connection, not a request.
-	ans.Done(origins.Result{Latency: ans.Latency, Outcome: origins.OutcomeSuccess, Status: http.StatusSwitchingProtocols})
+	ans.Done.Done(origins.Result{Latency: ans.Latency, Outcome: origins.OutcomeSuccess, Status: http.StatusSwitchingProtocols})
 
 	out := &c.Request.Response
 	out.SetStatusCode(http.StatusSwitchingProtocols)
