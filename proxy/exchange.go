@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,6 +23,38 @@ type exchange struct {
 	// origin is the request's origin (a group's active one when sent); key
 	// is for its instances.
 	origin string
+	// forked: a hedged run forked attempts, which may still use the
+	// exchange after origins.Do returned, so it is not pooled.
+	forked bool
+}
+
+// exchangePool keeps exchanges of sequential runs: origins.Do takes an
+// interface, so each would otherwise be allocated.
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+// acquireExchange returns a pooled exchange set to x. Its owner, the
+// request's forwarder, releases it once origins.Do has returned and the
+// failure (if any) is mapped.
+func acquireExchange(x exchange) *exchange {
+	p := exchangePool.Get().(*exchange)
+	*p = x
+	return p
+}
+
+// release returns x to the pool unless a hedged run forked attempts that
+// may still use it (losers finish after Do returns: Fork's send, Failure,
+// Status and Discard in the abandoning goroutine); then the garbage
+// collector takes it once they are done. A race-detector build zeroes it
+// and leaves it to the collector too, so a use after release fails on a
+// nil field at once instead of reading the next request's exchange.
+func (x *exchange) release() {
+	if x.forked {
+		return
+	}
+	*x = exchange{}
+	if !raceEnabled {
+		exchangePool.Put(x)
+	}
 }
 
 // Send makes one attempt with the client's request.
@@ -46,6 +79,7 @@ func (x *exchange) Send(in *origins.Instance) (*fasthttp.Response, error) {
 // attempt: the client's request is released as soon as the race is
 // decided, possibly before a losing attempt has started.
 func (x *exchange) Fork() func(in *origins.Instance) (*fasthttp.Response, error) {
+	x.forked = true
 	own := fasthttp.AcquireRequest()
 	x.req.CopyTo(own)
 	return func(in *origins.Instance) (*fasthttp.Response, error) {

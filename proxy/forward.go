@@ -97,7 +97,8 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 	if e.shadow != nil {
 		e.shadow.copyFor(c, req, body != nil)
 	}
-	x := &exchange{e: e, c: c, req: req, body: body, key: key, origin: o.Name()}
+	x := acquireExchange(exchange{e: e, c: c, req: req, body: body, key: key, origin: o.Name()})
+	defer x.release()
 	ans, err := origins.Do(o, nil, origins.Request{Method: c.Method, RouteIdempotent: e.idempotent, Replayable: body == nil, CrossTo: cross, Fallback: fallback}, x)
 	if err != nil {
 		return x.failure(err)
