@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/floodgate-dev/floodgate/internal/racebuild"
 )
 
 // Ticket is one admitted attempt, handed out by Pick: its holder reports the
@@ -133,7 +135,7 @@ func (t *ticket) observe(r *Result) {
 
 func ticketMisused() {
 	ticketMisuses.Add(1)
-	if raceEnabled {
+	if racebuild.Enabled {
 		panic("origins: attempt reported through a Ticket after its final report")
 	}
 }

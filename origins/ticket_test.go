@@ -3,6 +3,8 @@ package origins
 import (
 	"sync"
 	"testing"
+
+	"github.com/floodgate-dev/floodgate/internal/racebuild"
 )
 
 // intentionalMisuses counts the misuses the tests below commit on purpose;
@@ -23,8 +25,8 @@ func misuse(t *testing.T, fn func()) {
 	if got := TicketMisuses() - before; got != 1 {
 		t.Fatalf("misuses counted: %d, want 1", got)
 	}
-	if panicked != raceEnabled {
-		t.Fatalf("panicked %v, want %v (race build %v)", panicked, raceEnabled, raceEnabled)
+	if panicked != racebuild.Enabled {
+		t.Fatalf("panicked %v, want %v (race build %v)", panicked, racebuild.Enabled, racebuild.Enabled)
 	}
 }
 

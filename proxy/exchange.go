@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/floodgate-dev/floodgate/filters"
+	"github.com/floodgate-dev/floodgate/internal/racebuild"
 	"github.com/floodgate-dev/floodgate/origins"
 	"github.com/floodgate-dev/floodgate/tlsconf"
 )
@@ -52,7 +53,7 @@ func (x *exchange) release() {
 		return
 	}
 	*x = exchange{}
-	if !raceEnabled {
+	if !racebuild.Enabled {
 		exchangePool.Put(x)
 	}
 }
