@@ -79,7 +79,11 @@ type Context struct {
 	Method string
 	Host   string
 
+	// RequestID is the request's id. Set through SetRequestID, it may
+	// live in the Context's own buffer (idBuf): valid until the Context is
+	// released, so whatever keeps it longer must copy it (strings.Clone).
 	RequestID string
+	idBuf     [requestIDBufSize]byte
 
 	// Priority is the request's score, 0 (most critical) .. 100, or
 	// Unscored.
@@ -192,6 +196,7 @@ func (c *Context) reset() {
 	c.Path, c.UpstreamPath, c.Method, c.Host = "", "", "", ""
 	c.identity = trust.Identity{}
 	c.RequestID = ""
+	c.poisonRequestID()
 	c.Priority = Unscored
 	c.Category, c.Status, c.Reason, c.Err = "", 0, "", nil
 	c.Origin, c.Instance = "", ""

@@ -57,7 +57,9 @@ func serveAs(t *testing.T, ring *Ring, opts map[string]any, tlsNames []string) s
 	n := 0
 	return chaintest.Serve(t, chain, chaintest.Options{Prepare: func(c *filters.Context) {
 		n++
-		c.RequestID = "req-" + string(rune('a'+n-1))
+		// As the request_id filter sets it: a view of the Context's own
+		// buffer, which the next request reuses.
+		c.SetRequestID([]byte("req-" + string(rune('a'+n-1))))
 		if tlsNames != nil {
 			id := c.Identity()
 			id.TLS = &trust.TLS{Names: tlsNames}
@@ -119,6 +121,21 @@ func TestTrustedCallerGetsThePassportUntrustedIsStripped(t *testing.T) {
 	}
 	if held, _ := ring.Stats(); held != 1 {
 		t.Errorf("ring holds %d entries, want 1", held)
+	}
+}
+
+// The ring keeps its own copy of each id: the Context's id buffer is
+// reused (poisoned, under -race) once its request is done.
+func TestRingKeepsIDsPastTheirContexts(t *testing.T) {
+	ring := NewRing()
+	url := serve(t, ring, map[string]any{"trusted_cidrs": []any{"127.0.0.0/8"}})
+	for range 3 {
+		get(t, url, "x-floodgate-debug", "passport")
+	}
+	for _, id := range []string{"req-a", "req-b", "req-c"} {
+		if e, ok := ring.Get(id); !ok || e.RequestID != id {
+			t.Errorf("ring entry for %s: %+v %v", id, e.RequestID, ok)
+		}
 	}
 }
 

@@ -112,11 +112,11 @@ func (f *filter) Apply(c *filters.Context) error {
 		if f.trust && (f.anyone || c.PeerTrusted()) {
 			in = c.RequestHeader(f.header) // any spelling
 		}
-		if Valid(in, f.maxLength) {
-			c.RequestID = string(in)
-		} else {
-			c.RequestID = New()
+		if !Valid(in, f.maxLength) {
+			var buf [2 * idBytes]byte
+			in = AppendNew(buf[:0])
 		}
+		c.SetRequestID(in)
 	}
 	// The origin gets exactly this id: the client's own copies, in any
 	// spelling, are replaced rather than forwarded beside it.
@@ -141,18 +141,28 @@ func Valid(id []byte, maxLength int) bool {
 	return true
 }
 
+// idBytes is the random part of a generated id.
+const idBytes = 16
+
 // New returns a fresh id: 16 random bytes in hex. The top-level math/rand/v2
 // source is a per-thread ChaCha8 seeded from the OS, so this is lock-free
 // and unpredictable enough for correlation ids (they are not secrets).
 func New() string {
-	var b [16]byte
+	var buf [2 * idBytes]byte
+	return string(AppendNew(buf[:0]))
+}
+
+// AppendNew appends a fresh id (as New) to dst: the filter's way, without
+// a string of its own.
+func AppendNew(dst []byte) []byte {
+	var b [idBytes]byte
 	for i := 0; i < len(b); i += 8 {
 		v := rand.Uint64()
 		for j := range 8 {
 			b[i+j] = byte(v >> (8 * j))
 		}
 	}
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 var _ filters.Filter = (*filter)(nil)

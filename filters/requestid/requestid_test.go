@@ -68,7 +68,9 @@ func startFrom(t *testing.T, opts map[string]any, header string, peerTrusted boo
 		}
 		c.OnDone(func(c *filters.Context) {
 			s.mu.Lock()
-			s.logs = append(s.logs, c.RequestID)
+			// Kept past the request: a copy (the Context's id buffer
+			// is reused, and poisoned under -race).
+			s.logs = append(s.logs, strings.Clone(c.RequestID))
 			s.mu.Unlock()
 		})
 	}}) + "/"
