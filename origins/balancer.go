@@ -15,7 +15,7 @@ import (
 // balance dispatches with a switch rather than a table of functions: an
 // indirect call would make the request's pickMode escape to the heap, one
 // allocation per request for nothing.
-func (o *Origin) balance(p *policy, s *snapshot, m *pickMode, eligible int) (*Instance, func(error), error) {
+func (o *Origin) balance(p *policy, s *snapshot, m *pickMode, eligible int) (*Instance, breakerSlot, error) {
 	switch p.lb {
 	case LBRoundRobin:
 		return o.chooseRoundRobin(s, m)

@@ -81,8 +81,8 @@ func TestGroupVerdictRules(t *testing.T) {
 	cfg.Breaker = BreakerConfig{ConsecutiveFailures: 1, Interval: time.Minute, OpenTimeout: time.Minute, HalfOpenMax: 1}
 	o := testOrigin(t, cfg, nil)
 	openBreaker := func(in *Instance) {
-		done := in.brk.Load().admit()
-		done(errAttemptFailed)
+		slot, _ := in.brk.Load().admit()
+		slot.report(errAttemptFailed)
 	}
 	ins := o.Instances()
 	if v := o.failoverVerdict(o.now(), 0.5); v != "" {

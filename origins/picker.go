@@ -28,13 +28,13 @@ func (o *Origin) Pick(exclude []*Instance) (*Instance, Ticket, error) {
 		o.inflight.Add(-1)
 		return nil, Ticket{}, ErrOriginConcurrency
 	}
-	in, brkDone, err := o.choose(p, o.snap.Load(), exclude)
+	in, slot, err := o.choose(p, o.snap.Load(), exclude)
 	if err != nil {
 		o.inflight.Add(-1)
 		return nil, Ticket{}, err
 	}
 	o.limit.Start()
-	return in, acquireTicket(o, in, brkDone), nil
+	return in, acquireTicket(o, in, slot), nil
 }
 
 // pickMode says how candidates are filtered for one pick.
@@ -51,10 +51,10 @@ func (m *pickMode) candidate(in *Instance) bool {
 	return m.panic || in.eligible(m.now)
 }
 
-func (o *Origin) choose(p *policy, s *snapshot, exclude []*Instance) (*Instance, func(error), error) {
+func (o *Origin) choose(p *policy, s *snapshot, exclude []*Instance) (*Instance, breakerSlot, error) {
 	n := len(s.list)
 	if n == 0 {
-		return nil, nil, ErrNoHealthyInstances
+		return nil, breakerSlot{}, ErrNoHealthyInstances
 	}
 	m := pickMode{now: o.now(), exclude: exclude}
 	eligible, open := 0, 0
@@ -77,7 +77,7 @@ func (o *Origin) choose(p *policy, s *snapshot, exclude []*Instance) (*Instance,
 		}
 	}
 	if eligible == 0 {
-		return nil, nil, ErrNoHealthyInstances
+		return nil, breakerSlot{}, ErrNoHealthyInstances
 	}
 	return o.balance(p, s, &m, eligible)
 }
@@ -85,7 +85,7 @@ func (o *Origin) choose(p *policy, s *snapshot, exclude []*Instance) (*Instance,
 // chooseP2C tries a power-of-two-choices round; if the breaker of both choices
 // refuses (half-open and saturated: the lock-free pre-check cannot see that), it
 // falls back to trying every candidate from a random start.
-func (o *Origin) chooseP2C(p *policy, s *snapshot, m *pickMode, eligible int) (*Instance, func(error), error) {
+func (o *Origin) chooseP2C(p *policy, s *snapshot, m *pickMode, eligible int) (*Instance, breakerSlot, error) {
 	var a, b *Instance
 	if eligible == 1 {
 		a = nthCandidate(s, m, 0)
@@ -111,7 +111,7 @@ func (o *Origin) chooseP2C(p *policy, s *snapshot, m *pickMode, eligible int) (*
 	return o.scanAdmit(s, m, o.intN(len(s.list)), a, b)
 }
 
-func (o *Origin) chooseRoundRobin(s *snapshot, m *pickMode) (*Instance, func(error), error) {
+func (o *Origin) chooseRoundRobin(s *snapshot, m *pickMode) (*Instance, breakerSlot, error) {
 	// Only first attempts advance the rotation: if retries and hedges did
 	// too, the rotation would fall into step with them (with two instances
 	// and one dead, every first attempt would go to the dead one). They scan
@@ -125,7 +125,7 @@ func (o *Origin) chooseRoundRobin(s *snapshot, m *pickMode) (*Instance, func(err
 	return o.scanAdmit(s, m, int(next%uint64(len(s.list))), nil, nil)
 }
 
-func (o *Origin) scanAdmit(s *snapshot, m *pickMode, start int, skipA, skipB *Instance) (*Instance, func(error), error) {
+func (o *Origin) scanAdmit(s *snapshot, m *pickMode, start int, skipA, skipB *Instance) (*Instance, breakerSlot, error) {
 	n := len(s.list)
 	for k := 0; k < n; k++ {
 		in := s.list[(start+k)%n]
@@ -136,7 +136,7 @@ func (o *Origin) scanAdmit(s *snapshot, m *pickMode, start int, skipA, skipB *In
 			return in, d, nil
 		}
 	}
-	return nil, nil, ErrNoHealthyInstances
+	return nil, breakerSlot{}, ErrNoHealthyInstances
 }
 
 // nthCandidate returns the k-th (0-based) candidate in snapshot order.
@@ -167,25 +167,23 @@ func (o *Origin) score(p *policy, in *Instance, now int64) float64 {
 
 // admit takes the instance's breaker slot and counts the attempt in flight. In panic
 // mode a refusing breaker is bypassed: the attempt then goes unrecorded by it.
-func (o *Origin) admit(in *Instance, panicMode bool) (func(error), bool) {
-	d := in.brk.Load().admit()
-	if d == nil && !panicMode {
-		return nil, false
+func (o *Origin) admit(in *Instance, panicMode bool) (breakerSlot, bool) {
+	slot, ok := in.brk.Load().admit()
+	if !ok && !panicMode {
+		return breakerSlot{}, false
 	}
 	in.inflight.Add(1)
 	if in.retired.Load() {
 		// Lost a race with SetInstances: the instance left after we loaded the snapshot.
 		in.inflight.Add(-1)
 		in.maybeDrained()
-		if d != nil {
-			d(errAttemptCanceled)
-		}
-		return nil, false
+		slot.report(errAttemptCanceled)
+		return breakerSlot{}, false
 	}
-	return d, true
+	return slot, true
 }
 
-func (o *Origin) finish(in *Instance, brkDone func(error), r Result) {
+func (o *Origin) finish(in *Instance, brk breakerSlot, r Result) {
 	p := o.pol.Load()
 	now := o.now()
 	failed := r.Outcome.Failed()
@@ -205,16 +203,14 @@ func (o *Origin) finish(in *Instance, brkDone func(error), r Result) {
 			o.outliers.observe(p.outlier, in, r, now)
 		}
 	}
-	if brkDone != nil {
-		var err error
-		switch {
-		case r.Outcome == OutcomeCanceled:
-			err = errAttemptCanceled
-		case failed:
-			err = errAttemptFailed
-		}
-		brkDone(err)
+	var err error
+	switch {
+	case r.Outcome == OutcomeCanceled:
+		err = errAttemptCanceled
+	case failed:
+		err = errAttemptFailed
 	}
+	brk.report(err)
 	in.inflight.Add(-1)
 	o.inflight.Add(-1)
 	in.maybeDrained()

@@ -36,7 +36,7 @@ type ticket struct {
 	state atomic.Uint64
 	o     *Origin
 	in    *Instance
-	brk   func(error) // the breaker's slot; nil when panic mode bypassed it
+	brk   breakerSlot // zero when panic mode bypassed the breaker
 	start time.Time
 }
 
@@ -56,12 +56,12 @@ var ticketMisuses atomic.Int64
 // assert it stays 0.
 func TicketMisuses() int64 { return ticketMisuses.Load() }
 
-func acquireTicket(o *Origin, in *Instance, brk func(error)) Ticket {
+func acquireTicket(o *Origin, in *Instance, brk breakerSlot) Ticket {
 	return ticketPool.Get().(*ticket).issue(o, in, brk)
 }
 
 // issue hands out t, fresh from the pool, for one attempt.
-func (t *ticket) issue(o *Origin, in *Instance, brk func(error)) Ticket {
+func (t *ticket) issue(o *Origin, in *Instance, brk breakerSlot) Ticket {
 	t.o, t.in, t.brk = o, in, brk
 	t.start = time.Now()
 	return Ticket{t: t, gen: t.state.Load() >> ticketGenShift}
@@ -121,7 +121,7 @@ func (k Ticket) Done(r Result) {
 
 // retire ends generation gen: every handle issued in it goes stale.
 func (t *ticket) retire(gen uint64) {
-	t.o, t.in, t.brk, t.start = nil, nil, nil, time.Time{}
+	t.o, t.in, t.brk, t.start = nil, nil, breakerSlot{}, time.Time{}
 	t.state.Store((gen + 1) << ticketGenShift)
 }
 
