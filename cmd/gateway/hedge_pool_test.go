@@ -48,7 +48,7 @@ func TestHedgedLoserOutlivesItsRequest(t *testing.T) {
 		}
 		ctx.SetBodyString("ok")
 	}
-	addrs := make([]any, 2)
+	addrs := make([]string, 2)
 	for i := range addrs {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -60,7 +60,7 @@ func TestHedgedLoserOutlivesItsRequest(t *testing.T) {
 		t.Cleanup(func() { _ = srv.Shutdown(); <-served })
 		addrs[i] = ln.Addr().String()
 	}
-	a, _ := startAppWith(t, fmt.Sprintf(hedgedConfig, addrs...))
+	a, _ := startAppWith(t, fmt.Sprintf(hedgedConfig, addrs[0], addrs[1]))
 	a.rt.attach(a.server)
 	o, ok := a.rt.origins.Get("pool")
 	if !ok {
