@@ -67,10 +67,11 @@ func (t *ticket) issue(o *Origin, in *Instance, brk breakerSlot) Ticket {
 	return Ticket{t: t, gen: t.state.Load() >> ticketGenShift}
 }
 
-// Instance is the instance the attempt was admitted to (nil for the zero
-// Ticket). Like Done, it must not be called after the final report.
+// Instance is the instance the attempt was admitted to: nil for the zero
+// Ticket, and nil once the final report was made (the state may be another
+// attempt's by then).
 func (k Ticket) Instance() *Instance {
-	if k.t == nil {
+	if k.t == nil || k.t.state.Load()>>ticketGenShift != k.gen {
 		return nil
 	}
 	return k.t.in

@@ -39,6 +39,9 @@ func TestTicketSecondFinalReportIsDropped(t *testing.T) {
 	}
 	d1.Done(Result{Outcome: OutcomeSuccess})
 	misuse(t, func() { d1.Done(Result{Outcome: OutcomeStatus5xx, Status: 500}) })
+	if d1.Instance() != nil {
+		t.Fatalf("a reported Ticket still names instance %v", d1.Instance())
+	}
 	if o.InFlight() != 0 || in.InFlight() != 0 || in.Requests() != 1 || in.Failures() != 0 {
 		t.Fatalf("a second report counted: origin in flight %d, instance in flight %d, requests %d, failures %d",
 			o.InFlight(), in.InFlight(), in.Requests(), in.Failures())
