@@ -314,6 +314,10 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 	// known length up to bufferedBodyLimit arrives whole: the origin
 	// transport read it before the attempt counted as answered.)
 	stream := resp.BodyStream()
+	whole, _ := stream.(*pooledBody)
+	if whole != nil {
+		stream = nil
+	}
 	if stream != nil {
 		headBuf = headBufPool.Get().(*[]byte)
 		n, err := readHead(stream, resp.Header.ContentLength(), *headBuf)
@@ -342,10 +346,14 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 			if cl := resp.Header.ContentLength(); cl >= 0 && status != fasthttp.StatusNoContent && status != fasthttp.StatusNotModified {
 				out.Header.SetContentLength(cl)
 			}
-		} else {
+		} else if whole != nil {
 			// The whole body is here and the origin connection is back in
-			// its pool: hand the buffer over rather than copy it, and the
-			// answer leaves in one write with nothing to retain.
+			// its pool: lend the buffer to the client's response rather
+			// than copy it; it returns to its pool once written.
+			c.BytesOut = int64(lendBody(c.Request, whole))
+		} else if len(resp.Body()) > 0 {
+			// A body set some other way (no origin transport read it):
+			// hand it over the same way, without a copy.
 			body := resp.SwapBody(nil)
 			resp.SwapBody(out.SwapBody(body))
 			c.BytesOut = int64(len(body))

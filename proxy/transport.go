@@ -33,8 +33,9 @@ type pooledConn interface{ Conn() net.Conn }
 
 // originTransport is the RoundTripper of every origin HostClient. It reads
 // the response headers before deciding how to read the body: a body of
-// known length up to bufferedBodyLimit is read whole into the response and
-// the connection goes back to the pool at once; any other body streams
+// known length up to bufferedBodyLimit is read whole into a pooled buffer
+// the response carries as its body stream (body_pool.go), and the
+// connection goes back to the pool at once; any other body streams
 // through a pooled originBody that hands the connection back when it is
 // closed. fasthttp's own transport must choose streaming for every
 // response of a client before seeing any, and allocates a stream wrapper
@@ -92,18 +93,33 @@ func (t *originTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Re
 		return false, nil
 	}
 	size := resp.Header.ContentLength()
-	if size >= 0 && size <= bufferedBodyLimit {
-		err := resp.ReadBody(br, size)
+	if size == 0 {
+		if br.Buffered() > 0 {
+			hc.ReleaseReader(br)
+			t.discard(cc)
+			return false, errBodyBeyondLength
+		}
+		hc.ReleaseReader(br)
+		t.done(cc, reuse)
+		return false, nil
+	}
+	if size > 0 && size <= bufferedBodyLimit {
+		pb := acquirePooledBody(size)
+		_, err := io.ReadFull(br, pb.buf)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // an announced body that never started is cut short too
+		}
 		if err == nil && br.Buffered() > 0 {
 			err, reuse = errBodyBeyondLength, false
 		}
 		hc.ReleaseReader(br)
 		if err != nil {
+			pb.release()
 			t.discard(cc)
-			resp.ResetBody()
 			return !errors.Is(err, errBodyBeyondLength), err
 		}
 		t.done(cc, reuse)
+		resp.SetBodyStream(pb, size)
 		return false, nil
 	}
 	b := t.bodies.Get().(*originBody[C])
