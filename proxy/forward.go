@@ -209,8 +209,8 @@ func upstreamURI(c *filters.Context, dst []byte) []byte {
 // forwardInPlace turns the client's request into the upstream one when
 // nothing in it has to be removed, and reports whether it did: no body, a
 // keep-alive HTTP/1.1 request, and no header that is hop-by-hop (a
-// Connection header included), set by the gateway (X-Forwarded-*, Via,
-// Expect, ...) or dropped or set by a filter. Then the upstream request
+// Connection header other than "keep-alive" included), set by the gateway
+// (X-Forwarded-*, Via, Expect, ...) or dropped or set by a filter. Then the upstream request
 // is the client's with the target rewritten and headers only added, which
 // is what buildRequest would produce, without copying every header into a
 // new request (each copy is validated again by fasthttp). Anything else
@@ -223,8 +223,12 @@ func (e *forwardEndpoint) forwardInPlace(c *filters.Context) bool {
 	if h.ContentLength() != -2 || in.IsBodyStream() || len(in.Body()) > 0 || h.ConnectionClose() || !h.IsHTTP11() {
 		return false
 	}
-	for k := range h.All() {
-		if role := headerRoleOf(k); role&roleHopByHop != 0 || role&roleRequestOwned != 0 && !bytes.EqualFold(k, []byte("Host")) || c.UpstreamOwns(k) {
+	for k, v := range h.All() {
+		role := headerRoleOf(k)
+		if role&roleHopByHop != 0 && isKeepAliveOnly(k, v) {
+			continue
+		}
+		if role&roleHopByHop != 0 || role&roleRequestOwned != 0 && !bytes.EqualFold(k, []byte("Host")) || c.UpstreamOwns(k) {
 			return false
 		}
 	}
@@ -242,6 +246,18 @@ func (e *forwardEndpoint) forwardInPlace(c *filters.Context) bool {
 	in.SetRequestURIBytes(uri)
 	c.UpstreamHeaders(h.Set)
 	return true
+}
+
+// isKeepAliveOnly reports a "Connection: keep-alive" header, which browsers
+// and most HTTP libraries send on every HTTP/1.1 request. It names no other
+// header to remove, and keep-alive is the gateway's own option for the
+// upstream hop too, so forwarding it as is is what RFC 9110 (section 7.6.1)
+// allows: the intermediary replacing the client's connection options with
+// its own. Any other Connection value, or a Keep-Alive header, still takes
+// the copy, which drops them (deleting a header in place would reorder the
+// others: fasthttp moves the last header into the gap).
+func isKeepAliveOnly(name, value []byte) bool {
+	return bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(bytes.TrimSpace(value), []byte("keep-alive"))
 }
 
 // requestOwnHeaders are the headers the forwarder sets itself instead of

@@ -73,11 +73,46 @@ func TestForwardInPlaceSendsWhatACopyWould(t *testing.T) {
 	}
 }
 
+// A "Connection: keep-alive" (what browsers and most libraries send) does
+// not stop forwarding in place: the upstream request is the copy's, with
+// that header where the client put it (the gateway's own option for the
+// upstream hop; the copy drops it).
+func TestForwardInPlaceKeepsAPlainKeepAlive(t *testing.T) {
+	e := &forwardEndpoint{via: "floodgate"}
+	for _, conn := range []string{"keep-alive", "Keep-Alive", " keep-alive "} {
+		raw := "GET /a?q=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\nConnection:" + conn + "\r\nX-Dup: 1\r\nX-Dup: 2\r\n\r\n"
+		copied := contextFor(t, raw, "/a")
+		req := fasthttp.AcquireRequest()
+		e.buildRequest(copied, req)
+		var body *requestBody
+		if err := e.attachBody(copied, req, &body); err != nil || body != nil {
+			t.Fatalf("attachBody: %v", err)
+		}
+		want := wire(t, req)
+		fasthttp.ReleaseRequest(req)
+
+		inPlace := contextFor(t, raw, "/a")
+		if !e.forwardInPlace(inPlace) {
+			t.Fatalf("Connection: %q: not forwarded in place", conn)
+		}
+		got := wire(t, &inPlace.Request.Request)
+		line := "Connection: " + strings.TrimSpace(conn) + "\r\n"
+		if !strings.Contains(got, line) {
+			t.Fatalf("Connection: %q: the header is not forwarded as sent:\n%s", conn, got)
+		}
+		if strings.Replace(got, line, "", 1) != want {
+			t.Errorf("Connection: %q: in place (less the Connection line):\n%s\ncopied:\n%s", conn, got, want)
+		}
+	}
+}
+
 // Requests with something to remove, or a body, are copied instead.
 func TestForwardInPlaceDeclines(t *testing.T) {
 	e := &forwardEndpoint{via: "floodgate"}
 	for name, raw := range map[string]string{
-		"connection header":      "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+		"connection option":      "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\r\n",
+		"connection upgrade":     "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n\r\n",
+		"keep-alive header":      "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n",
 		"connection close":       "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
 		"HTTP/1.0":               "GET / HTTP/1.0\r\nHost: h\r\n\r\n",
 		"client X-Forwarded-For": "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
