@@ -11,6 +11,9 @@
 #   ROUNDS=6        interleaved rounds (which build goes first alternates)
 #   DUR=5           seconds per wrk measurement
 #   SIZE=64 CONNS=64  response body bytes and wrk connections
+#   WARM_SIZE=      if set, each measurement follows DUR seconds (unmeasured)
+#                   of WARM_SIZE-byte bodies, as compare.sh alternates 64 B
+#                   and 16 KiB phases: what a mix of sizes does to the pools
 #   PORT_BASE=23100 first of the 5 loopback ports used
 #
 # CPU per request is utime + stime of the gateway process from /proc over a
@@ -69,18 +72,29 @@ done
 TICK=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 : > "$work/results"
+# Bytes allocated and GC cycles so far, from the gateway's own metrics.
+heap() { # build
+  local admin=$((PORT_BASE + 2))
+  [ "$1" = new ] && admin=$((PORT_BASE + 4))
+  curl -sf "http://127.0.0.1:$admin/metrics" |
+    awk '/^go_memstats_alloc_bytes_total / {a = $2} /^go_gc_duration_seconds_count / {g = $2} END {printf "%.0f %d\n", a, g}'
+}
 measure() { # build round
-  local c0 c1 out reqs rps cpu
+  local c0 c1 out reqs rps cpu a0 g0 a1 g1
+  if [ -n "${WARM_SIZE:-}" ]; then wrk -t2 -c"$CONNS" -d"${DUR}s" "http://${ADDR[$1]}/$WARM_SIZE" >/dev/null 2>&1; fi
+  read -r a0 g0 < <(heap "$1")
   c0=$(ticks "${PID[$1]}")
   out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" "http://${ADDR[$1]}/$SIZE" 2>&1)
   c1=$(ticks "${PID[$1]}")
+  read -r a1 g1 < <(heap "$1")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   cpu=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0) ? (b - a) / t * 1e6 / n : 0 }')
   echo "$1 $2 $rps $cpu" >> "$work/results"
-  printf '  round %d %-4s %10.0f req/s  cpu %6.1f us/req  (load %s)\n' "$2" "$1" "$rps" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)"
+  printf '  round %d %-4s %10.0f req/s  cpu %6.1f us/req  %7.0f B allocated/req  %3d GCs  (load %s)\n' "$2" "$1" "$rps" "$cpu" \
+    "$(awk -v a="$a0" -v b="$a1" -v n="$reqs" 'BEGIN { print (n > 0) ? (b - a) / n : 0 }')" "$((g1 - g0))" "$(cut -d' ' -f1 /proc/loadavg)"
 }
-echo "A/B: base = $BASE ($(git rev-parse --short "$BASE")), new = working tree; wrk -t2 -c$CONNS -d${DUR}s, ${SIZE} B bodies, $ROUNDS rounds"
+echo "A/B: base = $BASE ($(git rev-parse --short "$BASE")), new = working tree; wrk -t2 -c$CONNS -d${DUR}s, ${SIZE} B bodies${WARM_SIZE:+, each after ${DUR}s of $WARM_SIZE B}, $ROUNDS rounds"
 for r in $(seq 1 "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then measure base "$r"; measure new "$r"; else measure new "$r"; measure base "$r"; fi
 done
