@@ -20,7 +20,11 @@ import (
 // answers allocated 11-18 KB each and the gateway collected garbage every
 // 60 ms (docs/PERFORMANCE.md). A size class always returns to its own pool.
 //
-// Ownership: the transport puts the buffer in the origin response as its
+// Client request bodies read whole (the same size limit) use these pools
+// too: the forwarder sends the buffer as the upstream request's raw body
+// and releases it after the exchange.
+//
+// Ownership of a response body: the transport puts the buffer in the origin response as its
 // body stream (pooledBody), so every path that releases or closes that
 // response without using the body gives the buffer back. The forwarder
 // takes it out of the origin response and lends it to the client's
@@ -51,9 +55,9 @@ func bodyClass(n int) int {
 
 // pooledBody states.
 const (
-	bodyInResponse = iota // the origin response's body stream: Close gives it back
-	bodyLent              // taken for the client's response: lentBody.Close gives it back
-	bodyFree              // in its pool: any late Close is a no-op
+	bodyHeld = iota // held by its taker; as an origin response's body stream, its Close gives it back
+	bodyLent        // taken for the client's response: lentBody.Close gives it back
+	bodyFree        // in its pool: any late Close is a no-op
 )
 
 // pooledBody is one buffered body. While it is an origin response's body
@@ -74,7 +78,7 @@ func acquirePooledBody(n int) *pooledBody {
 	if pb == nil {
 		pb = &pooledBody{buf: make([]byte, 0, 1<<(c+minBodyClassShift))}
 	}
-	pb.buf, pb.off, pb.state, pb.out = pb.buf[:n], 0, bodyInResponse, nil
+	pb.buf, pb.off, pb.state, pb.out = pb.buf[:n], 0, bodyHeld, nil
 	return pb
 }
 
@@ -98,7 +102,7 @@ func (pb *pooledBody) Read(p []byte) (int, error) {
 // Close is the origin response letting go of its body stream: the buffer
 // goes back to its pool, unless the forwarder took it.
 func (pb *pooledBody) Close() error {
-	if pb.state == bodyInResponse {
+	if pb.state == bodyHeld {
 		pb.release()
 	}
 	return nil

@@ -87,7 +87,14 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 		req = fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(req)
 		e.buildRequest(c, req)
-		if err := e.attachBody(c, req, &body); err != nil {
+		var whole *pooledBody
+		err := e.attachBody(c, req, &body, &whole)
+		if whole != nil {
+			// After the exchange: nothing sends req again once Do has
+			// returned (a hedged attempt sends its own copy).
+			defer whole.release()
+		}
+		if err != nil {
 			return err
 		}
 		if body != nil {
@@ -267,8 +274,10 @@ func isKeepAliveOnly(name, value []byte) bool {
 var requestOwnHeaders = []string{"Host", "Content-Length", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-IP", "Via"}
 
 // attachBody gives req the client's body: small known-length bodies
-// buffered (so they are retryable), everything else streamed.
-func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, out **requestBody) error {
+// buffered (so they are retryable; in a pooled buffer, *whole, which the
+// caller releases after the exchange, for the reason body_pool.go gives),
+// everything else streamed (*out).
+func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, out **requestBody, whole **pooledBody) error {
 	in := &c.Request.Request
 	cl := in.Header.ContentLength()
 	if cl == -2 {
@@ -293,12 +302,14 @@ func (e *forwardEndpoint) attachBody(c *filters.Context, req *fasthttp.Request, 
 		return nil
 	}
 	if cl > 0 && cl <= bufferedBodyLimit {
-		buf := req.BodyWriter()
-		n, err := io.CopyN(buf, stream, int64(cl))
-		c.BytesIn = n
+		pb := acquirePooledBody(cl)
+		*whole = pb
+		n, err := io.ReadFull(stream, pb.buf)
+		c.BytesIn = int64(n)
 		if err != nil {
 			return clientBodyError(err)
 		}
+		req.SetBodyRaw(pb.buf)
 		return nil
 	}
 	b := acquireRequestBody(stream, e.maxBody)

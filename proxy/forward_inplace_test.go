@@ -57,7 +57,7 @@ func TestForwardInPlaceSendsWhatACopyWould(t *testing.T) {
 		defer fasthttp.ReleaseRequest(req)
 		e.buildRequest(copied, req)
 		var body *requestBody
-		if err := e.attachBody(copied, req, &body); err != nil || body != nil {
+		if err := e.attachBody(copied, req, &body, new(*pooledBody)); err != nil || body != nil {
 			t.Fatalf("attachBody: %v", err)
 		}
 		want := wire(t, req)
@@ -85,7 +85,7 @@ func TestForwardInPlaceKeepsAPlainKeepAlive(t *testing.T) {
 		req := fasthttp.AcquireRequest()
 		e.buildRequest(copied, req)
 		var body *requestBody
-		if err := e.attachBody(copied, req, &body); err != nil || body != nil {
+		if err := e.attachBody(copied, req, &body, new(*pooledBody)); err != nil || body != nil {
 			t.Fatalf("attachBody: %v", err)
 		}
 		want := wire(t, req)
