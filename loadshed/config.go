@@ -159,11 +159,10 @@ type SchedLatencySignalConfig struct {
 	// MinSamples is the fewest goroutine wake-ups in a period for it to count; an idle
 	// gateway reads 0.
 	MinSamples int `mapstructure:"min_samples"`
-	// MinCutoff is the lowest cutoff the starvation controller (this signal and cpu) can
-	// set: scores at or below it are never shed because of them. Waits caused by
-	// neighbours on the machine do not shrink when the gateway sheds, so they must not walk
-	// the cutoff into critical traffic (see starvation.go).
-	MinCutoff float64 `mapstructure:"min_cutoff"`
+	// MinCutoff is the former place of GlobalConfig.MinCutoff (global.min_cutoff), still
+	// read when that is not given. It bounds the starvation controller whichever of its
+	// signals drives it, this one or cpu, and whether or not this one is enabled.
+	MinCutoff *float64 `mapstructure:"min_cutoff"`
 }
 
 // GlobalSignals are the gateway-wide overload signals.
@@ -177,7 +176,32 @@ type GlobalSignals struct {
 // GlobalConfig configures the global scope.
 type GlobalConfig struct {
 	ScopeConfig `mapstructure:",squash"`
-	Signals     GlobalSignals `mapstructure:"signals"`
+	// MinCutoff is the lowest cutoff the starvation controller (the cpu and sched_latency
+	// signals) can set: scores at or below it are never shed because of them, whichever
+	// of the two drives it. Waits caused by neighbours on the machine do not shrink when
+	// the gateway sheds, and the CPU a refusal still costs can keep a gateway saturated
+	// whatever it refuses, so neither must walk the cutoff into critical traffic (see
+	// starvation.go). nil: signals.sched_latency.min_cutoff if given (its former place),
+	// else DefaultMinCutoff. Read it through StarvationFloor.
+	MinCutoff *float64      `mapstructure:"min_cutoff"`
+	Signals   GlobalSignals `mapstructure:"signals"`
+}
+
+// DefaultMinCutoff is global.min_cutoff when neither it nor its former key is given.
+const DefaultMinCutoff = 50.0
+
+// StarvationFloor is the lowest cutoff the starvation controller may set: global.min_cutoff,
+// else signals.sched_latency.min_cutoff, else DefaultMinCutoff. It does not depend on which
+// starvation signals are enabled: with sched_latency off (the built-in default) the cpu
+// signal alone must not cut deeper than with both on.
+func (g *GlobalConfig) StarvationFloor() float64 {
+	switch {
+	case g.MinCutoff != nil:
+		return *g.MinCutoff
+	case g.Signals.SchedLatency.MinCutoff != nil:
+		return *g.Signals.SchedLatency.MinCutoff
+	}
+	return DefaultMinCutoff
 }
 
 // ErrorRateSignalConfig is the fraction of failed requests (0..1) over a
@@ -297,7 +321,7 @@ func Default() Config {
 				// machine (config/example.yaml turns it on).
 				SchedLatency: SchedLatencySignalConfig{
 					Enabled: false, Threshold: 20 * time.Millisecond, Max: 100 * time.Millisecond,
-					Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100, MinCutoff: 50,
+					Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100,
 				},
 			},
 		},
@@ -536,6 +560,18 @@ func (g GlobalConfig) validate(path string, errs *errList) {
 		}
 	}
 	g.Signals.SchedLatency.validate(sp+".sched_latency", errs)
+	// The floor is checked whether or not sched_latency is enabled: it bounds cpu too.
+	validCutoff := func(key string, v *float64) {
+		if v != nil && !(*v >= 0 && *v <= 100) {
+			errs.add(key, "must be between 0 and 100, got %v", *v)
+		}
+	}
+	validCutoff(path+".min_cutoff", g.MinCutoff)
+	old := g.Signals.SchedLatency.MinCutoff
+	validCutoff(sp+".sched_latency.min_cutoff", old)
+	if g.MinCutoff != nil && old != nil && *g.MinCutoff != *old {
+		errs.add(path+".min_cutoff", "is %v but %s.sched_latency.min_cutoff (its former place) is %v: give one", *g.MinCutoff, sp, *old)
+	}
 }
 
 func (c SchedLatencySignalConfig) validate(path string, errs *errList) {
@@ -556,9 +592,6 @@ func (c SchedLatencySignalConfig) validate(path string, errs *errList) {
 	}
 	if c.MinSamples < 0 {
 		errs.add(path+".min_samples", "must not be negative, got %d", c.MinSamples)
-	}
-	if !(c.MinCutoff >= 0 && c.MinCutoff <= 100) {
-		errs.add(path+".min_cutoff", "must be between 0 and 100, got %v", c.MinCutoff)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/viper"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -96,5 +98,61 @@ func TestChaosFractionOnlyNeedsNoTrustedCIDRs(t *testing.T) {
 	cfg.Chaos.Fraction = 0.01
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("fraction-only chaos with the default header: %v", err)
+	}
+}
+
+// global.min_cutoff is the floor of the starvation controller; its former key
+// (signals.sched_latency.min_cutoff) still works, even with sched_latency off, and
+// the two may not disagree. Errors name the key.
+func TestGlobalMinCutoffKeys(t *testing.T) {
+	decode := func(t *testing.T, doc string) (Config, error) {
+		t.Helper()
+		v := viper.New()
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(strings.NewReader(doc)); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Default()
+		if err := v.Unmarshal(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		return cfg, cfg.Validate()
+	}
+	for _, tc := range []struct {
+		name, doc string
+		floor     float64
+		err       []string
+	}{
+		{"default", "interval: 10ms", DefaultMinCutoff, nil},
+		{"new key", "global: {min_cutoff: 30}", 30, nil},
+		{"new key zero", "global: {min_cutoff: 0}", 0, nil},
+		{"former key, signal off", "global: {signals: {sched_latency: {min_cutoff: 40}}}", 40, nil},
+		{"both agree", "global: {min_cutoff: 40, signals: {sched_latency: {enabled: true, min_cutoff: 40}}}", 40, nil},
+		{"both disagree", "global: {min_cutoff: 30, signals: {sched_latency: {min_cutoff: 40}}}", 0,
+			[]string{"global.min_cutoff: is 30 but global.signals.sched_latency.min_cutoff (its former place) is 40"}},
+		{"out of range", "global: {min_cutoff: 120}", 0, []string{"global.min_cutoff: must be between 0 and 100, got 120"}},
+		{"former out of range", "global: {signals: {sched_latency: {min_cutoff: -1}}}", 0,
+			[]string{"global.signals.sched_latency.min_cutoff: must be between 0 and 100, got -1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := decode(t, tc.doc)
+			if tc.err == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := cfg.Global.StarvationFloor(); got != tc.floor {
+					t.Fatalf("floor %v, want %v", got, tc.floor)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.err {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("missing %q in %v", w, err)
+				}
+			}
+		})
 	}
 }

@@ -132,7 +132,7 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 		in := starvationInput{
 			pressure: pressure, ratio: ratio, refused: refused, decided: refused + g.admitted.Load(),
 			runQueue: g.runq(),
-			floor:    starvationFloor(sig),
+			floor:    c.StarvationFloor(),
 			busy:     sig.CPU.Enabled && g.cpu.util >= sig.CPU.Threshold,
 		}
 		g.onsetEvidence(&in.onset, shed.Total()+g.owner.chaos.load().Total(), sig.CPU)
@@ -141,7 +141,7 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 	if !g.starve.primed {
 		return 0
 	}
-	return levelForCutoff(max(g.starve.cutoff, starvationFloor(sig)), c.K)
+	return levelForCutoff(max(g.starve.cutoff, c.StarvationFloor()), c.K)
 }
 
 // onsetEvidence fills ev when the cpu signal has ended a period since the last call: the
@@ -162,15 +162,6 @@ func (g *Global) onsetEvidence(ev *onsetEvidence, shed uint64, cpu CPUSignalConf
 	ev.fresh, ev.util, ev.target = fresh, g.cpu.util, cpu.Threshold
 }
 
-// starvationFloor is the lowest cutoff the CPU signals may set: sched_latency's min_cutoff
-// when it is on (its waits may be caused by neighbours), else 0.
-func starvationFloor(s GlobalSignals) float64 {
-	if s.SchedLatency.Enabled {
-		return s.SchedLatency.MinCutoff
-	}
-	return 0
-}
-
 func spec(c SignalConfig) signalSpec {
 	return signalSpec{enabled: c.Enabled, threshold: c.Threshold, max: c.Max}
 }
@@ -188,7 +179,8 @@ func (g *Global) apply(c *GlobalConfig) {
 // starvationSnapshot reports the starvation controller for admin (nil while it is off).
 // Called under the Shedder's lock, which serialises it with the ticker.
 func (g *Global) starvationSnapshot() *StarvationSnapshot {
-	sig := g.cfg.Load().Signals
+	cfg := g.cfg.Load()
+	sig := cfg.Signals
 	if !sig.CPU.Enabled && !sig.SchedLatency.Enabled {
 		return nil
 	}
@@ -205,7 +197,7 @@ func (g *Global) starvationSnapshot() *StarvationSnapshot {
 		state = "raising"
 	}
 	return &StarvationSnapshot{Cutoff: c.cutoff, State: state, WaitRatio: c.ratio, RunQueue: c.runQueue,
-		RefusedShare: c.share(), Floor: starvationFloor(sig), Onsets: c.onsets}
+		RefusedShare: c.share(), Floor: cfg.StarvationFloor(), Onsets: c.onsets}
 }
 
 // StarvationSnapshot is the starvation controller's state.

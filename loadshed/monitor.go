@@ -18,7 +18,7 @@ const (
 	Proportional
 	// Starvation: the global scope's CPU signals (sched_latency, cpu) drive the
 	// starvation controller (starvation.go), which raises shedding only while
-	// shedding shortens the waits and never below sched_latency.min_cutoff.
+	// shedding shortens the waits and never below global.min_cutoff.
 	Starvation
 )
 

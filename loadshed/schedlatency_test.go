@@ -137,7 +137,7 @@ func TestRuntimeSchedLatencyHistogramIsReadable(t *testing.T) {
 func TestSchedLatencyConfigErrorsNameTheKey(t *testing.T) {
 	cfg := Default()
 	cfg.Global.Signals.SchedLatency = SchedLatencySignalConfig{Enabled: true, Threshold: 50 * time.Millisecond,
-		Max: 10 * time.Millisecond, Quantile: 1.5, SampleEvery: time.Millisecond, MinSamples: -1, MinCutoff: 101}
+		Max: 10 * time.Millisecond, Quantile: 1.5, SampleEvery: time.Millisecond, MinSamples: -1, MinCutoff: new(101.0)}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("bad sched_latency accepted")
@@ -157,7 +157,7 @@ func TestSchedLatencyNeverShedsAtOrBelowMinCutoff(t *testing.T) {
 	cfg.Global.Signals.Inflight.Enabled = false
 	cfg.Global.Signals.CPU.Enabled = false
 	cfg.Global.Signals.SchedLatency = SchedLatencySignalConfig{Enabled: true, Threshold: 20 * time.Millisecond,
-		Max: 100 * time.Millisecond, Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100, MinCutoff: 50}
+		Max: 100 * time.Millisecond, Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100}
 	hist := newFakeSchedHistogram()
 	s, clk := newTestShedder(t, cfg, WithSchedLatencySource(hist.read))
 	g := s.Global()

@@ -19,7 +19,7 @@ import (
 //
 //   - Raise: while the worst signal is above its threshold, the cutoff falls by up to
 //     starvationRaisePerSecond points a second (in proportion to the pressure, at least a
-//     fifth of it), never below the floor (sched_latency.min_cutoff).
+//     fifth of it), never below the floor (global.min_cutoff).
 //   - Judge: the controller remembers the smoothed wait and the share of requests it refused
 //     when it started raising. Once it refuses starvationJudgeShare more of the gateway's
 //     requests than then, shedding must have helped: the wait fell by starvationHelpDrop, or

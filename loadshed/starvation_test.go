@@ -53,7 +53,7 @@ func starvationConfig() Config {
 	cfg.Global.Signals.Connections.Enabled = false
 	cfg.Global.Signals.CPU = CPUSignalConfig{Enabled: true, Threshold: 0.75, Max: 0.98, Source: "auto", SampleEvery: 250 * time.Millisecond}
 	cfg.Global.Signals.SchedLatency = SchedLatencySignalConfig{Enabled: true, Threshold: 20 * time.Millisecond,
-		Max: 100 * time.Millisecond, Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100, MinCutoff: 50}
+		Max: 100 * time.Millisecond, Quantile: 0.99, SampleEvery: 250 * time.Millisecond, MinSamples: 100}
 	return cfg
 }
 
@@ -423,6 +423,52 @@ func TestStarvationOnsetStopsAtTheFloor(t *testing.T) {
 		if g.shed[score] > 0 {
 			t.Errorf("score %d shed %d times, at or below min_cutoff", score, g.shed[score])
 		}
+	}
+}
+
+// The floor is global.min_cutoff whichever starvation signal drives the controller. With the
+// built-in defaults sched_latency is off; the cpu signal alone once had a floor of 0 and,
+// since the onset, cut a saturated gateway to any score at once (cutoff 49 seen in a test
+// under -race). Here a one-core gateway far past its capacity, under the built-in defaults,
+// with only sched_latency, and with both, never sheds at or below 50; and a configured
+// floor of 30 is honoured the same way.
+func TestStarvationFloorIsTheSameWhicheverSignalDrivesIt(t *testing.T) {
+	cpuOnly := Default() // as built in: cpu on, sched_latency off
+	schedOnly := starvationConfig()
+	schedOnly.Global.Signals.CPU.Enabled = false
+	both := starvationConfig()
+	floor30 := Default()
+	floor30.Global.MinCutoff = new(30.0)
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		floor float64
+	}{{"defaults_cpu_only", cpuOnly, 50}, {"sched_latency_only", schedOnly, 50}, {"both", both, 50}, {"cpu_only_floor_30", floor30, 30}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newSimGateway(t, tc.cfg)
+			g.run(simTraffic(60), 5*time.Second)
+			g.resetCounts()
+			g.run(simTraffic(1000), 20*time.Second) // 5,100 req/s to one core
+			low := 100.0
+			for _, c := range g.cutoffs {
+				low = math.Min(low, c)
+			}
+			t.Logf("lowest cutoff %.1f; shed %v of %v", low, g.shed, g.sent)
+			if low < tc.floor-1e-9 {
+				t.Errorf("cutoff fell to %.1f, below the floor %v", low, tc.floor)
+			}
+			if low > tc.floor+1 {
+				t.Errorf("lowest cutoff %.1f: the overload never drove it to the floor %v, so the test proves nothing", low, tc.floor)
+			}
+			for score := range g.shed {
+				if float64(score) <= tc.floor && g.shed[score] > 0 {
+					t.Errorf("score %d shed %d times, at or below the floor %v", score, g.shed[score], tc.floor)
+				}
+			}
+			if got := g.s.Global().starvationSnapshot().Floor; got != tc.floor {
+				t.Errorf("admin snapshot floor %v, want %v", got, tc.floor)
+			}
+		})
 	}
 }
 
