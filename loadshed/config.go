@@ -185,6 +185,21 @@ type GlobalConfig struct {
 	// else DefaultMinCutoff. Read it through StarvationFloor.
 	MinCutoff *float64      `mapstructure:"min_cutoff"`
 	Signals   GlobalSignals `mapstructure:"signals"`
+	// StarvedRefusals shapes the answer to a request the global scope refuses while the
+	// gateway's own work is what starves its CPU (see refusal.go).
+	StarvedRefusals StarvedRefusalConfig `mapstructure:"starved_refusals"`
+}
+
+// StarvedRefusalConfig: while the starvation controller sheds because of the gateway's own
+// work (its CPU at the cpu threshold or its run queue long), a refusal still costs about
+// half a proxied request, and a client that is refused at once sends its next request at
+// once. Delay holds the refusal's answer (at most MaxDelayed at once; beyond, answered at
+// once), so a client with a bounded number of connections sends fewer requests the gateway
+// must read and refuse; Close closes the client's connection after the answer.
+type StarvedRefusalConfig struct {
+	Delay      time.Duration `mapstructure:"delay"`
+	MaxDelayed int           `mapstructure:"max_delayed"`
+	Close      bool          `mapstructure:"close"`
 }
 
 // DefaultMinCutoff is global.min_cutoff when neither it nor its former key is given.
@@ -309,7 +324,8 @@ func Default() Config {
 			PriorityHeader: PriorityHeaderConfig{Name: "X-Floodgate-Priority"},
 		},
 		Global: GlobalConfig{
-			ScopeConfig: global,
+			ScopeConfig:     global,
+			StarvedRefusals: StarvedRefusalConfig{MaxDelayed: 4096},
 			Signals: GlobalSignals{
 				Inflight:    SignalConfig{Enabled: true, Threshold: 2000, Max: 8000},
 				Connections: SignalConfig{Enabled: true, Threshold: 20000, Max: 50000},
@@ -567,6 +583,12 @@ func (g GlobalConfig) validate(path string, errs *errList) {
 		}
 	}
 	validCutoff(path+".min_cutoff", g.MinCutoff)
+	if r := g.StarvedRefusals; r.Delay < 0 || r.Delay > 5*time.Second {
+		errs.add(path+".starved_refusals.delay", "must be in 0..5s, got %s", r.Delay)
+	}
+	if r := g.StarvedRefusals; r.MaxDelayed < 0 || r.MaxDelayed > 1_000_000 {
+		errs.add(path+".starved_refusals.max_delayed", "must be in 0..1000000, got %d", r.MaxDelayed)
+	}
 	old := g.Signals.SchedLatency.MinCutoff
 	validCutoff(sp+".sched_latency.min_cutoff", old)
 	if g.MinCutoff != nil && old != nil && *g.MinCutoff != *old {

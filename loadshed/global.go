@@ -35,6 +35,10 @@ type Global struct {
 	// (see Origin.monitors).
 	starvedWait atomic.Int64
 	runq        RunQueueSource // ticker-only
+	// selfStarved: the starvation controller sheds and the gateway's own work is the
+	// cause (refusal.go); held counts refusals being held.
+	selfStarved atomic.Bool
+	held        atomic.Int64
 }
 
 // Begin counts an admitted request as in flight; pair it with End.
@@ -116,6 +120,7 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 	if !sig.CPU.Enabled && !sig.SchedLatency.Enabled {
 		g.starve.reset()
 		g.starvedWait.Store(0)
+		g.selfStarved.Store(false)
 		return 0
 	}
 	// Only the gateway's own backlog counts: a gateway starved by its
@@ -137,6 +142,7 @@ func (g *Global) starvedLevel(pressure, ratio float64, dt time.Duration) float64
 		}
 		g.onsetEvidence(&in.onset, shed.Total()+g.owner.chaos.load().Total(), sig.CPU)
 		g.starve.step(in, dt)
+		g.selfStarved.Store(g.starve.cutoff < 100 && (in.busy || g.starve.runQueue >= starvationBacklog))
 	}
 	if !g.starve.primed {
 		return 0

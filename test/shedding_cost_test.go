@@ -53,17 +53,7 @@ func rejectionCost(t *testing.T, originAddr string, accessLog bool) {
 	path := filepath.Join(t.TempDir(), "floodgate.yaml")
 	writeFile(t, path, string(out))
 	p := startProcess(t, path, "GOMAXPROCS=1")
-	cpu := func() time.Duration {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 on
-		ut, _ := strconv.ParseInt(f[11], 10, 64)                 // utime, field 14
-		st, _ := strconv.ParseInt(f[12], 10, 64)                 // stime, field 15
-		return time.Duration(ut+st) * 10 * time.Millisecond      // USER_HZ = 100
-	}
+	cpu := func() time.Duration { return processCPU(t, p.cmd.Process.Pid) }
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	classes := []struct{ what, class string }{
@@ -86,4 +76,18 @@ func rejectionCost(t *testing.T, originAddr string, accessLog bool) {
 	pr, rf := perReq[classes[0].what], perReq[classes[1].what]
 	t.Logf("access log on: %v; load average %s; µs CPU per request, proxied %.1f / %.1f / %.1f, refused %.1f / %.1f / %.1f; refused / proxied %.2f / %.2f / %.2f",
 		accessLog, loadAverage(), pr[0], pr[1], pr[2], rf[0], rf[1], rf[2], rf[0]/pr[0], rf[1]/pr[1], rf[2]/pr[2])
+}
+
+// processCPU is the user+system CPU time process pid has used (/proc/<pid>/stat).
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 on
+	ut, _ := strconv.ParseInt(f[11], 10, 64)                 // utime, field 14
+	st, _ := strconv.ParseInt(f[12], 10, 64)                 // stime, field 15
+	return time.Duration(ut+st) * 10 * time.Millisecond      // USER_HZ = 100
 }

@@ -15,6 +15,8 @@ import (
 
 // loadgenReport is the part of cmd/loadgen's -json report used here.
 type loadgenReport struct {
+	// cpu is the CPU time the loadgen process used (it shares the machine with the gateway).
+	cpu          time.Duration
 	AchievedRate float64 `json:"achieved_rate_per_s"`
 	MaxLagMs     float64 `json:"max_lag_ms"`
 	Classes      []struct {
@@ -56,5 +58,6 @@ func runLoadgen(ctx context.Context, bin, target string, rate float64, d time.Du
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		return nil, fmt.Errorf("loadgen output: %v: %s", err, stdout.String())
 	}
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return &r, nil
 }

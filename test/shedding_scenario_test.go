@@ -159,6 +159,17 @@ type phaseRun struct {
 	served    int64
 	refused   int64
 	peak      int64
+	// gwCPU is the CPU time the gateway process used in the phase.
+	gwCPU time.Duration
+}
+
+// cpuPerRequest is the gateway's CPU time per request the clients sent in the phase (µs).
+func (ph phaseRun) cpuPerRequest() float64 {
+	n := ph.crit.Total.Sent + ph.low.Total.Sent
+	if n == 0 {
+		return math.NaN()
+	}
+	return float64(ph.gwCPU) / float64(time.Microsecond) / float64(n)
 }
 
 type scenarioResult struct {
@@ -287,6 +298,11 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 		s0, r0 := sc.origin.served.Load(), sc.origin.refused.Load()
 		sc.origin.peak.Store(sc.origin.cur.Load())
 		run := phaseRun{name: ph.name, length: ph.d}
+		cpu0 := processCPU(t, p.cmd.Process.Pid)
+		if dir := os.Getenv("FLOODGATE_EXPERIMENT_PROFILE"); dir != "" && ph.name == "spike" {
+			// A CPU profile of the gateway over the spike's middle (from 5 s in, 10 s).
+			go profileGateway(t, c, p.adminAddr, filepath.Join(dir, strings.NewReplacer(" ", "_", ",", "", "/", "_").Replace(sc.name)+".pprof"))
+		}
 		var wg sync.WaitGroup
 		var critErr, lowErr error
 		wg.Add(2)
@@ -303,6 +319,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			t.Fatalf("%s, phase %s: %v %v", sc.name, ph.name, critErr, lowErr)
 		}
 		run.served, run.refused = sc.origin.served.Load()-s0, sc.origin.refused.Load()-r0
+		run.gwCPU = processCPU(t, p.cmd.Process.Pid) - cpu0
 		run.peak = sc.origin.peak.Load()
 		res.phases = append(res.phases, run)
 		switch ph.name {
@@ -342,6 +359,24 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 	res.loadAvg[1] = loadAverage()
 	res.report = res.format()
 	return res
+}
+
+// profileGateway saves a 10 s CPU profile of the gateway, taken from 5 s on, to path.
+func profileGateway(t *testing.T, c *http.Client, adminAddr, path string) {
+	time.Sleep(5 * time.Second) // into the spike: the profile is of the settled overload
+	req, _ := http.NewRequest(http.MethodGet, "http://"+adminAddr+"/debug/pprof/profile?seconds=10", nil)
+	req.Header.Set("Authorization", "Bearer "+shedAdminToken)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Logf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	t.Logf("profile of the spike: %s (%v)", path, err)
 }
 
 // loadAverage is the 1-minute load average, for labelling wall-clock figures.
@@ -417,13 +452,15 @@ func (r scenarioResult) format() string {
 		sc.name, cap(sc.origin.slots), sc.origin.service, sc.origin.capacityRPS(),
 		map[bool]string{true: "refuses past capacity", false: "queues past capacity"}[sc.origin.refuse],
 		sc.critRPS, sc.lowRPS, sc.lowRPS*sc.spikeX)
-	fmt.Fprintf(&b, "| phase | critical success | critical p50 / p99 ms | low ok / shed / err %% | origin served req/s | origin peak conc. | refused |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| phase | critical success | critical p50 / p99 ms | low ok / shed / err %% | low sent / dropped by the client req/s | origin served req/s | origin peak conc. | refused | gateway CPU (cores), µs per request sent | load generators' CPU (cores) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range r.phases {
 		ct, lt := ph.crit.Total, ph.low.Total
-		fmt.Fprintf(&b, "| %s | %.2f %% (%d/%d) | %.0f / %.0f | %.1f / %.1f / %.1f | %.0f | %d | %d |\n", ph.name,
+		fmt.Fprintf(&b, "| %s | %.2f %% (%d/%d) | %.0f / %.0f | %.1f / %.1f / %.1f | %.0f / %.0f | %.0f | %d | %d | %.2f, %.0f | %.2f |\n", ph.name,
 			pct(ct.Succeeded, ct.Scheduled), ct.Succeeded, ct.Scheduled, ct.P50Ms, ct.P99Ms,
 			pct(lt.Succeeded, lt.Scheduled), pct(lt.Shed, lt.Scheduled), pct(lt.Errors+lt.Dropped, lt.Scheduled),
-			float64(ph.served)/ph.length.Seconds(), ph.peak, ph.refused)
+			float64(lt.Sent)/ph.length.Seconds(), float64(lt.Dropped)/ph.length.Seconds(),
+			float64(ph.served)/ph.length.Seconds(), ph.peak, ph.refused, ph.gwCPU.Seconds()/ph.length.Seconds(), ph.cpuPerRequest(),
+			(ph.crit.cpu+ph.low.cpu).Seconds()/ph.length.Seconds())
 		if len(ct.ErrorKinds) > 0 || ct.Shed > 0 {
 			fmt.Fprintf(&b, "  %s critical lost: shed %d %v, errors %v\n", ph.name, ct.Shed, ct.ShedByScope, ct.ErrorKinds)
 		}

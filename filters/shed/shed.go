@@ -143,6 +143,9 @@ func (f *globalFilter) Apply(c *filters.Context) error {
 	logDecision(c, &globalNotes, d)
 	if d.Shed {
 		reject(c, d)
+		if d.Scope == loadshed.ScopeGlobal {
+			pushBack(c, f.sh.Global())
+		}
 		return nil
 	}
 	if d.WouldShed {
@@ -272,6 +275,27 @@ func reject(c *filters.Context, d loadshed.Decision) {
 	// client we are turning away.
 	if c.Request.Request.Header.ContentLength() != 0 {
 		c.Request.SetConnectionClose()
+	}
+}
+
+// pushBack applies global.starved_refusals to a refusal of the global scope: while the
+// gateway's own work starves its CPU, the answer is held (bounded in time and in number) so
+// a client with a bounded number of connections sends fewer requests to refuse, and/or the
+// connection is closed after it (loadshed/refusal.go).
+func pushBack(c *filters.Context, g *loadshed.Global) {
+	delay, hold, closeConn := g.StarvedRefusal()
+	if closeConn {
+		c.Request.SetConnectionClose()
+	}
+	if !hold {
+		return
+	}
+	defer g.ReleaseHeld()
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.Request.Done(): // the server is shutting down
 	}
 }
 

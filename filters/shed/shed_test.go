@@ -657,3 +657,63 @@ func TestGroupRouteIsShedByItsActiveOrigin(t *testing.T) {
 	active.Store("west")
 	assertOK(t, do(t, c, url+"/low"))
 }
+
+// busyCPU is a CPU source whose process uses all of its one core.
+type busyCPU struct{ start time.Time }
+
+func (b busyCPU) CPUTime() (time.Duration, float64, error) { return time.Since(b.start), 1, nil }
+func (busyCPU) Name() string                               { return "busy" }
+
+// While the gateway's own work starves its CPU (the cpu signal at 100 %, a long run
+// queue), a global refusal is held for starved_refusals.delay and closes its connection;
+// admitted requests are not touched.
+func TestStarvedRefusalIsHeldAndClosesConnection(t *testing.T) {
+	cfg := loadshed.Default()
+	cfg.Interval = 5 * time.Millisecond
+	cfg.Scoring = testConfig().Scoring
+	cfg.Global.Signals.Inflight.Enabled = false
+	cfg.Global.Signals.CPU.SampleEvery = 20 * time.Millisecond
+	const delay = 150 * time.Millisecond
+	cfg.Global.StarvedRefusals = loadshed.StarvedRefusalConfig{Delay: delay, MaxDelayed: 10, Close: true}
+	sh, err := loadshed.New(cfg, loadshed.WithCPUSource(busyCPU{time.Now()}), loadshed.WithRunQueueSource(func() float64 { return 50 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sh.Close)
+	ep := newEndpoint()
+	url := startServer(t, buildChain(t, NewGlobal(sh), ep))
+	c := newClient(t)
+	// Whole bands only: a cutoff in (89, 90) would admit part of score 90.
+	eventually(t, "the starvation controller sheds all of score 90", func() bool { return sh.Global().Decide(scoreLow).Cutoff < scoreLow-1 })
+
+	start := time.Now()
+	req, err := http.NewRequest(http.MethodGet, url+"/low", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(HeaderShed) == "" {
+		t.Fatalf("status %d, %s %q: want a global shed", resp.StatusCode, HeaderShed, resp.Header.Get(HeaderShed))
+	}
+	if took < delay {
+		t.Errorf("refusal answered after %v, want held for %v", took, delay)
+	}
+	if !resp.Close {
+		t.Error("refusal did not close the connection (close: true)")
+	}
+	eventually(t, "the hold is released", func() bool { return sh.Global().Held() == 0 })
+	// Critical traffic is admitted and never held.
+	start = time.Now()
+	if r := do(t, c, url+"/crit"); r.status != http.StatusOK {
+		t.Fatalf("critical request: status %d", r.status)
+	}
+	if took := time.Since(start); took >= delay {
+		t.Errorf("admitted request took %v, as long as a held refusal", took)
+	}
+}
