@@ -203,7 +203,8 @@ func (g *Global) starvationSnapshot() *StarvationSnapshot {
 		state = "raising"
 	}
 	return &StarvationSnapshot{Cutoff: c.cutoff, State: state, WaitRatio: c.ratio, RunQueue: c.runQueue,
-		RefusedShare: c.share(), Floor: cfg.StarvationFloor(), Onsets: c.onsets}
+		RefusedShare: c.share(), Floor: cfg.StarvationFloor(), Onsets: c.onsets,
+		SelfStarved: g.selfStarved.Load(), HeldRefusals: g.held.Load()}
 }
 
 // StarvationSnapshot is the starvation controller's state.
@@ -225,4 +226,8 @@ type StarvationSnapshot struct {
 	Floor        float64 `json:"floor"`
 	// Onsets counts the overloads whose cut was sized from evidence.
 	Onsets uint64 `json:"onsets"`
+	// SelfStarved: it sheds because of the gateway's own work, so global.starved_refusals
+	// applies; HeldRefusals is how many refusals are being held now.
+	SelfStarved  bool  `json:"self_starved"`
+	HeldRefusals int64 `json:"held_refusals"`
 }

@@ -32,6 +32,9 @@ func TestStarvedRefusalOnlyForTheGatewaysOwnOverload(t *testing.T) {
 	if !holds[0] || !holds[1] || holds[2] || gl.Held() != 2 {
 		t.Fatalf("holds %v with max_delayed 2 (%d held); want the first two only", holds, gl.Held())
 	}
+	if snap := gl.starvationSnapshot(); !snap.SelfStarved || snap.HeldRefusals != 2 {
+		t.Fatalf("admin snapshot self_starved %v held_refusals %d; want true, 2", snap.SelfStarved, snap.HeldRefusals)
+	}
 	gl.ReleaseHeld()
 	if _, ok, _ := gl.StarvedRefusal(); !ok {
 		t.Fatal("a released hold was not granted again")

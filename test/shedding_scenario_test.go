@@ -181,6 +181,7 @@ type scenarioResult struct {
 	sched    []float64 // global sched_latency signal (ms), per-second maxima over the spike
 	cpu      []float64 // global cpu signal, per-second maxima over the spike
 	runq     []float64 // runnable goroutines per core (smoothed), per-second maxima
+	held     []int64   // refusals held (global.starved_refusals), per-second maxima
 	report   string
 	spikeRun phaseRun
 	steadyRn phaseRun
@@ -196,6 +197,7 @@ type scenarioAdmin struct {
 		Cutoff     float64 `json:"cutoff"`
 		Starvation *struct {
 			RunQueue float64 `json:"run_queue_per_core"`
+			Held     int64   `json:"held_refusals"`
 		} `json:"starvation"`
 		Signals []struct {
 			Name  string  `json:"name"`
@@ -228,6 +230,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 	type sample struct {
 		at                                      time.Duration
 		origin, global, limit, sched, cpu, runq float64
+		held                                    int64
 	}
 	var (
 		mu      sync.Mutex
@@ -258,7 +261,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			}
 			s := sample{at: time.Since(start), origin: 100, global: v.Global.Cutoff}
 			if st := v.Global.Starvation; st != nil {
-				s.runq = st.RunQueue
+				s.runq, s.held = st.RunQueue, st.Held
 			}
 			for _, sig := range v.Global.Signals {
 				switch sig.Name {
@@ -339,11 +342,12 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			break
 		}
 		var so, sg, sl, ss, sc, sq float64
+		var sh int64
 		n := 0
 		for _, s := range samples {
 			if s.at >= from && s.at < from+time.Second {
 				so, sg, sl, n = so+s.origin, sg+s.global, sl+s.limit, n+1
-				ss, sc, sq = max(ss, s.sched), max(sc, s.cpu), max(sq, s.runq)
+				ss, sc, sq, sh = max(ss, s.sched), max(sc, s.cpu), max(sq, s.runq), max(sh, s.held)
 			}
 		}
 		if n > 0 {
@@ -353,6 +357,7 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 			res.sched = append(res.sched, ss)
 			res.cpu = append(res.cpu, sc)
 			res.runq = append(res.runq, sq)
+			res.held = append(res.held, sh)
 		}
 	}
 	mu.Unlock()
@@ -469,8 +474,8 @@ func (r scenarioResult) format() string {
 	for _, s := range r.classShares() {
 		fmt.Fprintf(&b, " %.0f:%.1f", s[0], s[1])
 	}
-	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; run queue per core max %.1f; adaptive limit %.1f\n",
-		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.runq, r.limits)
+	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; run queue per core max %.1f; held refusals max %d; adaptive limit %.1f\n",
+		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.runq, r.held, r.limits)
 	b.WriteString(r.targetTable())
 	return b.String()
 }
