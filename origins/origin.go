@@ -154,6 +154,13 @@ func (o *Origin) Name() string { return o.name }
 // Config returns the configuration in force.
 func (o *Origin) Config() OriginConfig { return o.pol.Load().cfg }
 
+// ConfigRef is the configuration in force without a copy, for the request
+// path: the struct is large, and a copy in the forwarder's frame made every
+// serving goroutine's stack outgrow 8 KiB (an idle fasthttp worker then
+// holds 16 KiB). The pointed-to configuration is immutable (a reload
+// installs a new one) and must not be modified.
+func (o *Origin) ConfigRef() *OriginConfig { return &o.pol.Load().cfg }
+
 // Budget is the origin's retry budget, shared by retries and hedges.
 func (o *Origin) Budget() *Budget { return o.budget.Load() }
 

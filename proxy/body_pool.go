@@ -35,7 +35,7 @@ import (
 // handed it to fasthttp, and then it is left to the garbage collector.
 
 const (
-	minBodyClassShift = 9  // 512 B
+	minBodyClassShift = 6  // 64 B
 	maxBodyClassShift = 16 // 64 KiB
 	bodyClasses       = maxBodyClassShift - minBodyClassShift + 1
 )

@@ -101,8 +101,7 @@ func (x *exchange) client(in *origins.Instance) *fasthttp.HostClient {
 func (e *forwardEndpoint) instanceKey(key poolKey, origin string, in *origins.Instance) poolKey {
 	if in.Origin() != origin {
 		if o, ok := e.reg.Get(in.Origin()); ok {
-			oc := o.Config()
-			key = e.poolKeyFor(&oc)
+			key = e.poolKeyFor(o.ConfigRef())
 		}
 	}
 	key.addr = in.Addr()

@@ -70,16 +70,16 @@ func (e *forwardEndpoint) Apply(c *filters.Context) error {
 		return err
 	}
 	c.Origin = o.Name()
-	oc := o.Config()
+	oc := o.ConfigRef()
 	// The shadow mark is the gateway's to set: a client sending it must
 	// not pass its request (or a tunnel's handshake) off as mirrored
 	// traffic.
 	c.DropUpstreamHeader(shadow.Header)
 	if isUpgradeRequest(&c.Request.Request.Header) {
 		// Dispatch let through only a WebSocket handshake.
-		return e.applyUpgrade(c, o, &oc, fallback)
+		return e.applyUpgrade(c, o, oc, fallback)
 	}
-	key := e.poolKeyFor(&oc)
+	key := e.poolKeyFor(oc)
 
 	var body *requestBody
 	req := &c.Request.Request

@@ -86,8 +86,7 @@ func (e *forwardEndpoint) closeIdleUpgraded(origin, instance string) {
 	if !ok || instance == "" {
 		return
 	}
-	oc := o.Config()
-	k := e.poolKeyFor(&oc)
+	k := e.poolKeyFor(o.ConfigRef())
 	k.addr = instance
 	e.pool.get(k).CloseIdleConnections()
 }

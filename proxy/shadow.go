@@ -159,7 +159,7 @@ func (s *shadowing) exchange(req *fasthttp.Request, cfg shadow.Config) (shadow.A
 	if err != nil {
 		return shadow.Answer{}, false
 	}
-	oc := o.Config()
+	oc := o.ConfigRef()
 	hc := s.pool.get(poolKey{addr: in.Addr(), connect: min(oc.Timeouts.Connect, cfg.Timeout), response: cfg.Timeout,
 		idle: oc.IdleConnTimeout, maxConns: oc.MaxConnsPerInstance})
 	resp := fasthttp.AcquireResponse()
