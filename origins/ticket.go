@@ -1,6 +1,7 @@
 package origins
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,15 @@ var ticketMisuses atomic.Int64
 // already made its final report. Each is a bug in the Ticket's holder; tests
 // assert it stays 0.
 func TicketMisuses() int64 { return ticketMisuses.Load() }
+
+// CheckNoTicketMisuse is TicketMisuses as a test-binary check: an error
+// if any report arrived through a stale Ticket.
+func CheckNoTicketMisuse() error {
+	if n := TicketMisuses(); n != 0 {
+		return fmt.Errorf("attempt tickets misused %d times", n)
+	}
+	return nil
+}
 
 func acquireTicket(o *Origin, in *Instance, brk breakerSlot) Ticket {
 	return ticketPool.Get().(*ticket).issue(o, in, brk)

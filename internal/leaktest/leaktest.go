@@ -3,6 +3,8 @@
 package leaktest
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -30,4 +32,25 @@ func VerifyTestMain(m *testing.M, extra ...goleak.Option) {
 // Find reports leaked goroutines, for TestMains that need cleanup first.
 func Find(extra ...goleak.Option) error {
 	return goleak.Find(append(append([]goleak.Option(nil), Housekeeping...), extra...)...)
+}
+
+// RunTestMain runs the package's tests, then fails the package if check
+// reports a problem (an invariant the tests must leave intact, such as
+// origins' count of misused attempt tickets) or, after that, if a
+// goroutine leaked. It does not return.
+func RunTestMain(m *testing.M, check func() error, extra ...goleak.Option) {
+	code := m.Run()
+	if code == 0 && check != nil {
+		if err := check(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		if err := Find(extra...); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
