@@ -58,9 +58,12 @@ type GradientLimit struct {
 	// so it hovers just under the concurrency where drops begin instead of
 	// probing back into them.
 	lastDrop time.Time
-	// refLimit and refRTT are the limit and latency when the current run
-	// of decreases began (refLimit 0: not decreasing).
+	// refLimit is the limit when the current run of decreases began
+	// (0: not decreasing); refRTT the highest latency seen in the run, and
+	// refAt when it was seen: the check that shrinking helps waits until
+	// the requests queued at the origin then have drained.
 	refLimit, refRTT float64
+	refAt            time.Time
 	// serving bounds the limit while the origin is saturated (0: not
 	// engaged); calm counts consecutive windows at no-load latency while
 	// engaged. See updateServing.
@@ -302,14 +305,24 @@ func (g *GradientLimit) updateGradient(now time.Time, dt float64, rtt time.Durat
 	// Past the tolerance: shrink, but check that shrinking helps. Queueing
 	// at the origin falls with concurrency; a slow network or a gateway
 	// short of CPU does not. If the limit fell by 40 % and the latency by
-	// less than 10 %, the latency is not the origin's queue: take it as the
-	// new no-load latency and restore the limit, leaving the gateway's own
-	// overload to the global scope.
+	// less than 10 % from its peak in the run, the latency is not the
+	// origin's queue: take it as the new no-load latency and restore the
+	// limit, leaving the gateway's own overload to the global scope.
+	// The requests already queued at the origin keep the latency rising for
+	// about one latency after the limit starts to fall, so the latency is
+	// compared with its peak, not with its value when the run began, and
+	// only once twice the peak latency has passed since: reading that lag
+	// as "shrinking does not help" ratcheted the no-load latency and the
+	// limit up without end
+	// (TestAdaptiveLimitWaitsForTheOriginQueueToDrainBeforeRebasing).
 	if g.refLimit == 0 {
-		g.refLimit, g.refRTT = g.limit, short
+		g.refLimit, g.refRTT, g.refAt = g.limit, short, now
+	} else if short > g.refRTT {
+		g.refRTT, g.refAt = short, now
 	}
 	g.limit = g.clamp(g.limit + c.Smoothing*(g.limit*gradient-g.limit))
-	if g.limit <= 0.6*g.refLimit && short >= 0.9*g.refRTT {
+	drained := now.Sub(g.refAt).Seconds() >= 2*g.refRTT
+	if drained && g.limit <= 0.6*g.refLimit && short >= 0.9*g.refRTT {
 		g.noLoad = short / c.Tolerance
 		g.limit = g.refLimit
 		g.refLimit = 0

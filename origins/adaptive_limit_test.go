@@ -358,3 +358,54 @@ func TestServingBoundKeepsOriginFedWhenGatewaySlows(t *testing.T) {
 		t.Fatalf("origin fed %.0f %% of its capacity (limit %.1f)", 100*served/capacity, l.Limit())
 	}
 }
+
+// An origin's queue drains only as fast as it serves: after the limit
+// shrinks, the requests already queued there keep the latency up for about
+// one latency more. The check that shrinking helps (else the latency is
+// taken as the new no-load latency, see updateGradient) must wait for
+// that, or it reads the lag as "shrinking does not help", raises the
+// no-load latency and restores the limit, and the limit ratchets up
+// without end. Measured before the fix: a 5-slot, 100 ms origin with
+// tolerance 1.1 drove the limit from 7 to 163 in 20 s and its critical p99
+// to 31x (FLOODGATE_ORIGINS_USERS_ADAPTIVE_LIMIT_TOLERANCE=1.1 with the
+// queueing experiment at capacity 50).
+func TestAdaptiveLimitWaitsForTheOriginQueueToDrainBeforeRebasing(t *testing.T) {
+	const service, servers, demand = 100 * time.Millisecond, 5, 60
+	for _, tolerance := range []float64{1.1, 1.25} {
+		cfg := DefaultAdaptiveLimitConfig()
+		cfg.Tolerance = tolerance
+		clk := &limiterClock{t: time.Unix(0, 0)}
+		l := NewAdaptiveLimiter(cfg, clk.now)
+		// The latency a window sees is that of the concurrency admitted
+		// one latency earlier: the origin's FIFO queue delays the effect
+		// of every change of the limit by the time it takes to drain.
+		var admitted []int
+		highest := 0.0
+		for w := range 600 {
+			// 10 s of light traffic to learn the no-load latency, then the
+			// spike.
+			offered := 3
+			if w >= 100 {
+				offered = demand
+			}
+			n := min(offered, int(math.Floor(l.Limit())))
+			admitted = append(admitted, n)
+			rtt := queueingOriginRTT(service, servers, admitted[0])
+			lag := int(math.Ceil(rtt.Seconds() / cfg.Window.Seconds()))
+			if len(admitted) > lag {
+				admitted = admitted[len(admitted)-lag:]
+			}
+			runWindow(l, clk, n, rtt)
+			if w >= 100 {
+				highest = math.Max(highest, l.Limit())
+			}
+		}
+		if got := l.Limit(); got > 3*servers || highest > 6*servers {
+			t.Errorf("tolerance %.2f: limit %.1f at the end, %.1f at most, for an origin of %d slots (no-load estimate %v): it ratcheted up",
+				tolerance, got, highest, servers, l.NoLoadRTT())
+		}
+		if got := l.Limit(); got < servers {
+			t.Errorf("tolerance %.2f: limit %.1f below the origin's %d slots", tolerance, got, servers)
+		}
+	}
+}
