@@ -9,6 +9,14 @@
 #
 #   bash test/bench/ctxsw.sh        # ROUNDS=3 DUR=4 CONNS=64 PORT_BASE=23400
 #
+# With SCHED=1 (needs perf and the sched tracepoints; run as root) each
+# measurement also records the scheduler system-wide (perf record -a) and
+# prints, per request of the target: its syscalls, how often its threads
+# were switched out asleep or preempted while runnable, how often they were
+# woken, and how many wake-ups they issued (each socket write that finds
+# the peer asleep is one): where the extra kernel time of a slower proxy
+# goes (docs/PERFORMANCE.md, sixth session).
+#
 # Needs wrk (compare.sh installs it). Stops exactly the PIDs it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,11 +28,12 @@ ORIGIN=127.0.0.1:$PORT_BASE
 command -v wrk >/dev/null || { echo "ctxsw.sh: wrk is missing (bash test/bench/compare.sh installs it)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/floodgate-ctxsw.XXXXXX)
+trace=$(mktemp /tmp/floodgate-ctxsw-sched.XXXXXX)
 declare -A PID=() ADDR=()
 cleanup() {
   for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
   for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
-  rm -rf "$work"
+  rm -rf "$work" "$trace"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -57,13 +66,40 @@ TICK=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 echo "wrk -t1 -c$CONNS -d${DUR}s, 64 B; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# sched_events PID REQUESTS: the SCHED=1 line for the trace in $trace.
+# The trace is written outside $work: the gateway watches its config's
+# directory for live reload, and perf writing there would wake the watcher
+# on every write and count as the gateway's.
+sched_events() {
+  local tids
+  tids=$(ls /proc/"$1"/task | tr '\n' ' ')
+  perf script -i "$trace" -F pid,event,trace 2>/dev/null | awk -v p="$1" -v n="$2" -v tids="$tids" '
+    BEGIN { split(tids, a, " "); for (i in a) mine[a[i]] = 1 }
+    $1 == p && $2 ~ /sys_enter/ { sc++ }
+    $1 == p && $2 ~ /sched_switch/ { if ($0 ~ /prev_state=R/) pre++; else slept++ }
+    $2 ~ /sched_wakeup/ {
+      if ($1 == p) issued++
+      if (match($0, / pid=[0-9]+/) && (substr($0, RSTART + 5, RLENGTH - 5) in mine)) woken++
+    }
+    END { printf "      sched: syscalls %.2f, switched out asleep %.3f, preempted %.3f, woken %.3f, wake-ups issued %.3f per request\n", sc / n, slept / n, pre / n, woken / n, issued / n }'
+}
 for r in $(seq 1 "$ROUNDS"); do
   for t in minproxy bare full; do
+    if [ "${SCHED:-0}" = 1 ]; then
+      perf record -q -a -e sched:sched_switch -e sched:sched_wakeup -e raw_syscalls:sys_enter -o "$trace" -- sleep $((DUR + 1)) >/dev/null 2>&1 &
+      PID[perf]=$!
+      sleep 0.3
+    fi
     c0=$(ticks "${PID[$t]}"); s0=$(switches "${PID[$t]}")
     out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" "http://${ADDR[$t]}/64" 2>&1)
     c1=$(ticks "${PID[$t]}"); s1=$(switches "${PID[$t]}")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     awk -v r="$r" -v t="$t" -v n="$reqs" -v c="$((c1 - c0))" -v s="$((s1 - s0))" -v hz="$TICK" \
       'BEGIN { printf "  round %d %-9s %8d requests  cpu %6.1f us/req  context switches %.3f /req\n", r, t, n, c / hz * 1e6 / n, s / n }'
+    if [ "${SCHED:-0}" = 1 ]; then
+      wait "${PID[perf]}" 2>/dev/null || true
+      unset 'PID[perf]'
+      sched_events "${PID[$t]}" "$reqs"
+    fi
   done
 done
