@@ -379,8 +379,9 @@ func (e *forwardEndpoint) writeResponse(c *filters.Context, resp *fasthttp.Respo
 			// than copy it; it returns to its pool once written.
 			c.BytesOut = int64(lendBody(c.Request, whole))
 		} else if len(resp.Body()) > 0 {
-			// A body set some other way (no origin transport read it):
-			// hand it over the same way, without a copy.
+			// A body the origin transport did not read (an answer read by
+			// fasthttp itself, such as a declined WebSocket handshake's):
+			// hand its buffer over without a copy.
 			body := resp.SwapBody(nil)
 			resp.SwapBody(out.SwapBody(body))
 			c.BytesOut = int64(len(body))

@@ -29,17 +29,10 @@ SIZE=${SIZE:-64}
 CONNS=${CONNS:-64}
 PORT_BASE=${PORT_BASE:-23100}
 ORIGIN=127.0.0.1:$PORT_BASE
-command -v wrk >/dev/null || { echo "ab.sh: wrk is missing (bash test/bench/compare.sh installs it)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/floodgate-ab.XXXXXX)
-declare -A PID=()
-cleanup() {
-  for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
-  for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source test/bench/lib.sh
+bench_need wrk ab
+bench_init ab
 
 mkdir "$work/base-src"
 git archive "$BASE" | tar -x -C "$work/base-src"
@@ -49,8 +42,7 @@ go build -o "$work/" ./test/bench/origin
 
 # compare.sh's Floodgate config, one copy per build on its own ports.
 config() { # name listen admin
-  sed -n '/^cat > "\$work\/floodgate.yaml" <<YAML/,/^YAML/p' test/bench/compare.sh | sed '1d;$d' |
-    sed "s|\$FG_ADMIN|$3|; s|\$FG|$2|; s|\$work/access.log|$work/access-$1.log|; s|\$SAMPLE|0.01|; s|\$ORIGIN|$ORIGIN|" > "$work/$1.yaml"
+  fg_config floodgate "$2" "$3" "$work/$1.yaml" "$work/access-$1.log"
   "$work/$1" validate -config "$work/$1.yaml" >/dev/null
 }
 config base "127.0.0.1:$((PORT_BASE + 1))" "127.0.0.1:$((PORT_BASE + 2))"
@@ -70,7 +62,6 @@ for b in base new; do
 done
 
 TICK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 : > "$work/results"
 # Bytes allocated and GC cycles so far, from the gateway's own metrics.
 heap() { # build

@@ -25,25 +25,19 @@ DUR=${DUR:-4}
 CONNS=${CONNS:-64}
 PORT_BASE=${PORT_BASE:-23400}
 ORIGIN=127.0.0.1:$PORT_BASE
-command -v wrk >/dev/null || { echo "ctxsw.sh: wrk is missing (bash test/bench/compare.sh installs it)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/floodgate-ctxsw.XXXXXX)
+source test/bench/lib.sh
+bench_need wrk ctxsw
+bench_init ctxsw
 trace=$(mktemp /tmp/floodgate-ctxsw-sched.XXXXXX)
-declare -A PID=() ADDR=()
-cleanup() {
-  for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
-  for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
-  rm -rf "$work" "$trace"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH_TMP+=("$trace" "$trace.old") # perf renames an existing output to .old
+declare -A ADDR=()
 
 go build -o "$work/" ./test/bench/origin ./test/bench/minproxy
 go build -o "$work/floodgate" ./cmd/gateway
 # compare.sh's two Floodgate configs, on this script's ports.
 config() { # heredoc-name listen admin out
-  sed -n "/^cat > \"\\\$work\\/$1.yaml\" <<YAML/,/^YAML/p" test/bench/compare.sh | sed '1d;$d' |
-    sed "s|\$FG_BARE_ADMIN|$3|; s|\$FG_BARE|$2|; s|\$FG_ADMIN|$3|; s|\$FG|$2|; s|\$work/access.log|$work/access.log|; s|\$SAMPLE|0.01|; s|\$ORIGIN|$ORIGIN|" > "$work/$4.yaml"
+  fg_config "$1" "$2" "$3" "$work/$4.yaml" "$work/access.log"
   "$work/floodgate" validate -config "$work/$4.yaml" >/dev/null
 }
 config floodgate "127.0.0.1:$((PORT_BASE + 2))" "127.0.0.1:$((PORT_BASE + 3))" full
@@ -63,7 +57,6 @@ for t in minproxy bare full; do
 done
 
 TICK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 echo "wrk -t1 -c$CONNS -d${DUR}s, 64 B; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # sched_events PID REQUESTS: the SCHED=1 line for the trace in $trace.
