@@ -58,6 +58,13 @@ type GradientLimit struct {
 	// so it hovers just under the concurrency where drops begin instead of
 	// probing back into them.
 	lastDrop time.Time
+	// refuseCeil is just under the concurrency at which the origin last
+	// refused while traffic pressed the limit (0: none known). For
+	// dropMemory after a drop the limit stays at or under it; after that
+	// it probes above it one request a second, so an origin that refuses
+	// past a fixed capacity meets one short probe per dropMemory instead
+	// of a backoff-and-regrow cycle every second.
+	refuseCeil float64
 	// refLimit is the limit when the current run of decreases began
 	// (0: not decreasing); refRTT the highest latency seen in the run, and
 	// refAt when it was seen: the check that shrinking helps waits until
@@ -80,7 +87,9 @@ type GradientLimit struct {
 	fed float64
 }
 
-// dropMemory is how long after a drop the limit grows slowly.
+// dropMemory is how long after a drop the limit stays under the
+// concurrency where the origin refused; for as long again after that it
+// grows by at most one request a second.
 const dropMemory = 10 * time.Second
 
 // NewGradientLimit starts at cfg.Initial.
@@ -241,7 +250,26 @@ func (g *GradientLimit) servingFor(rate float64) float64 {
 func (g *GradientLimit) updateGradient(now time.Time, dt float64, rtt time.Duration, samples, dropped int, maxInFlight int64) (past, rebased bool) {
 	c := g.cfg
 	if dropped > 0 && float64(dropped) >= c.DropRatio*float64(samples) {
-		g.limit = g.clamp(g.limit * c.Backoff)
+		// Traffic pressed the limit and the origin refused: it refuses at
+		// maxInFlight or less. Stay one request under that (the gate
+		// rounds the limit down). A drop while traffic used less of the
+		// limit (a stray timeout) says nothing about concurrency.
+		at := float64(maxInFlight)
+		pressed := maxInFlight > 0 && at >= math.Floor(g.Limit())
+		// Cut in proportion to the share refused (as DCTCP cuts its window
+		// by half the share of marked packets), at least by Backoff: a
+		// spike's onset that ran the origin well past its capacity, where
+		// most answers are refusals, gets there in a step or two instead of
+		// a Backoff at a time with refusals at each.
+		g.limit = g.clamp(g.limit * math.Min(c.Backoff, 1-0.5*float64(dropped)/float64(samples)))
+		if pressed {
+			ceil := at - 0.5
+			if g.refuseCeil > 0 && now.Sub(g.lastDrop) < dropMemory {
+				ceil = math.Min(ceil, g.refuseCeil)
+			}
+			g.refuseCeil = math.Max(float64(c.Min), ceil)
+			g.limit = math.Min(g.limit, g.refuseCeil)
+		}
 		g.lastDrop = now
 		return false, false
 	}
@@ -296,10 +324,14 @@ func (g *GradientLimit) updateGradient(now time.Time, dt float64, rtt time.Durat
 		if short <= 1.1*g.noLoad {
 			step = math.Max(1, math.Sqrt(g.limit))
 		}
-		if !g.lastDrop.IsZero() && now.Sub(g.lastDrop) < dropMemory {
+		if !g.lastDrop.IsZero() && now.Sub(g.lastDrop) < 2*dropMemory {
 			step = math.Min(step, dt)
 		}
-		g.limit = g.clamp(g.limit + step)
+		next := g.limit + step
+		if g.refuseCeil > 0 && now.Sub(g.lastDrop) < dropMemory {
+			next = math.Min(next, math.Max(g.limit, g.refuseCeil))
+		}
+		g.limit = g.clamp(next)
 		return false, false
 	}
 	// Past the tolerance: shrink, but check that shrinking helps. Queueing

@@ -409,3 +409,48 @@ func TestAdaptiveLimitWaitsForTheOriginQueueToDrainBeforeRebasing(t *testing.T) 
 		}
 	}
 }
+
+// An origin that refuses past its capacity must not be probed back into its
+// refusals every second: once refusals showed where they begin, the limit
+// stays under that concurrency for dropMemory and probes above it only
+// after, so refusals come in rare, single-window probes while the origin
+// stays fully used (the refusing-origin experiment: the limit used to climb
+// back within a second of each backoff and 7 % of requests, critical ones
+// among them, met the origin's 503).
+func TestAdaptiveLimitStaysUnderTheConcurrencyWhereRefusalsBegan(t *testing.T) {
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	const capacity = 10
+	probes, sent, refusals := 0, 0, 0
+	lowest, wasRefused := math.Inf(1), false
+	for w := range 600 { // 60 s of 100 ms windows, the demand always above capacity
+		n := int(math.Floor(l.Limit()))
+		clk.t = clk.t.Add(100 * time.Millisecond)
+		for range n {
+			l.Start()
+		}
+		refused := n > capacity
+		for i := range n {
+			l.Observe(20*time.Millisecond, i >= capacity, false)
+		}
+		if w >= 200 { // settled: the last 40 s
+			if refused && !wasRefused {
+				probes++
+			}
+			sent += n
+			refusals += max(0, n-capacity)
+			lowest = min(lowest, l.Limit())
+		}
+		wasRefused = refused
+	}
+	// One probe per dropMemory at most (4 in 40 s), not one a second.
+	if most := int(40 * time.Second / dropMemory); probes > most {
+		t.Errorf("%d probes into the refusals in 40 s, expected at most %d", probes, most)
+	}
+	if share := float64(refusals) / float64(sent); share > 0.005 {
+		t.Errorf("%.2f %% of requests refused once settled", 100*share)
+	}
+	if lowest < capacity-1 {
+		t.Errorf("limit fell to %.2f against an origin serving %d at once: it is left under-used", lowest, capacity)
+	}
+}
