@@ -71,7 +71,9 @@ type Context struct {
 	// Route is the route that matched, nil when none did.
 	Route *routing.Route
 	// Path is the normalized request path: what routes matched on and,
-	// after the route's rewrite, what is sent upstream.
+	// after the route's rewrite, what is sent upstream. Set through
+	// SetPath it is a view of the Context's own buffer, valid until the
+	// Context is released: whatever keeps it longer must copy it.
 	Path string
 	// UpstreamPath is Path after the route's rewrite.
 	UpstreamPath string
@@ -84,6 +86,8 @@ type Context struct {
 	// released, so whatever keeps it longer must copy it (strings.Clone).
 	RequestID string
 	idBuf     [requestIDBufSize]byte
+	// pathBuf holds Path when SetPath made it (see SetPath).
+	pathBuf []byte
 
 	// Priority is the request's score, 0 (most critical) .. 100, or
 	// Unscored.
@@ -194,6 +198,7 @@ func (c *Context) reset() {
 	c.Request = nil
 	c.Route = nil
 	c.Path, c.UpstreamPath, c.Method, c.Host = "", "", "", ""
+	c.releasePath()
 	c.identity = trust.Identity{}
 	c.RequestID = ""
 	c.poisonRequestID()

@@ -306,9 +306,12 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, c *filters.Context, snap *Snaps
 		// OPTIONS * asks about the server itself (RFC 9110 9.3.7).
 		return http.StatusOK, filters.CategorySuccess, ""
 	}
-	path, err := snap.PathPolicy().Normalize(string(t.path))
+	// The raw path in the Context's buffer: the normalizer returns it
+	// unchanged when it is already canonical, so a request path costs no
+	// allocation (see filters.Context.SetPath for its lifetime).
+	c.SetPath(t.path)
+	path, err := snap.PathPolicy().Normalize(c.Path)
 	if err != nil {
-		c.Path = string(t.path)
 		return http.StatusBadRequest, filters.CategoryClientError, "bad request path: " + err.Error()
 	}
 	c.Path = path

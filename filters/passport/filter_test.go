@@ -70,7 +70,12 @@ func serveAs(t *testing.T, ring *Ring, opts map[string]any, tlsNames []string) s
 
 func get(t *testing.T, url string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url+"/x", nil)
+	return getPath(t, url, "/x", header...)
+}
+
+func getPath(t *testing.T, url, path string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+path, nil)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -124,17 +129,18 @@ func TestTrustedCallerGetsThePassportUntrustedIsStripped(t *testing.T) {
 	}
 }
 
-// The ring keeps its own copy of each id: the Context's id buffer is
-// reused (poisoned, under -race) once its request is done.
-func TestRingKeepsIDsPastTheirContexts(t *testing.T) {
+// The ring keeps its own copy of each id and path: the Context's buffers
+// are reused (poisoned, under -race) once its request is done.
+func TestRingKeepsIDsAndPathsPastTheirContexts(t *testing.T) {
 	ring := NewRing()
 	url := serve(t, ring, map[string]any{"trusted_cidrs": []any{"127.0.0.0/8"}})
-	for range 3 {
-		get(t, url, "x-floodgate-debug", "passport")
-	}
+	paths := map[string]string{"req-a": "/path-a", "req-b": "/path-b", "req-c": "/path-c"}
 	for _, id := range []string{"req-a", "req-b", "req-c"} {
-		if e, ok := ring.Get(id); !ok || e.RequestID != id {
-			t.Errorf("ring entry for %s: %+v %v", id, e.RequestID, ok)
+		getPath(t, url, paths[id], "x-floodgate-debug", "passport")
+	}
+	for id, path := range paths {
+		if e, ok := ring.Get(id); !ok || e.RequestID != id || e.Path != path {
+			t.Errorf("ring entry for %s: id %q path %q, found %v; want path %q", id, e.RequestID, e.Path, ok, path)
 		}
 	}
 }

@@ -114,9 +114,9 @@ func (r *Ring) Stats() (held int, added uint64) {
 func entryOf(c *filters.Context) Entry {
 	p := c.Passport()
 	e := Entry{
-		// The id may be a view of the Context's buffer, reused once the
-		// Context is released; the ring keeps its own copy.
-		RequestID: strings.Clone(c.RequestID), Time: c.Start, Method: c.Method, Host: c.Host, Path: c.Path,
+		// The id and the path may be views of the Context's buffers, reused
+		// once the Context is released; the ring keeps its own copies.
+		RequestID: strings.Clone(c.RequestID), Time: c.Start, Method: c.Method, Host: c.Host, Path: strings.Clone(c.Path),
 		Status: c.Status, Category: string(c.Category), Duration: c.End.Sub(c.Start).String(),
 		Truncated: len(p) >= filters.MaxPassportEvents, Events: filters.PassportLines(p),
 	}

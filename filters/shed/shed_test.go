@@ -136,7 +136,7 @@ func (p *probe) ShouldFilter(*filters.Context) bool { return true }
 func (p *probe) Apply(c *filters.Context) error {
 	d, ok := DecisionKey.Get(c)
 	p.mu.Lock()
-	p.last[c.Path] = seen{priority: c.Priority, decision: d, hasDecision: ok}
+	p.last[strings.Clone(c.Path)] = seen{priority: c.Priority, decision: d, hasDecision: ok}
 	p.mu.Unlock()
 	return nil
 }

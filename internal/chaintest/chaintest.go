@@ -95,7 +95,8 @@ type dispatcher struct {
 }
 
 func (d dispatcher) Dispatch(c *filters.Context) *filters.Chain {
-	c.Path = string(c.Request.Path())
+	// As the gateway sets it: a view of the Context's own buffer.
+	c.SetPath(c.Request.Path())
 	if d.prepare != nil {
 		d.prepare(c)
 	}
