@@ -65,6 +65,8 @@ type GradientLimit struct {
 	// past a fixed capacity meets one short probe per dropMemory instead
 	// of a backoff-and-regrow cycle every second.
 	refuseCeil float64
+	// lastCut is when refusals last cut the limit.
+	lastCut time.Time
 	// refLimit is the limit when the current run of decreases began
 	// (0: not decreasing); refRTT the highest latency seen in the run, and
 	// refAt when it was seen: the check that shrinking helps waits until
@@ -260,8 +262,15 @@ func (g *GradientLimit) updateGradient(now time.Time, dt float64, rtt time.Durat
 		// by half the share of marked packets), at least by Backoff: a
 		// spike's onset that ran the origin well past its capacity, where
 		// most answers are refusals, gets there in a step or two instead of
-		// a Backoff at a time with refusals at each.
-		g.limit = g.clamp(g.limit * math.Min(c.Backoff, 1-0.5*float64(dropped)/float64(samples)))
+		// a Backoff at a time with refusals at each. Once per latency, as
+		// TCP cuts once per round trip: refusals of attempts sent before
+		// the last cut are its echo, not news (windows close early on
+		// refusals, so several can close within one latency).
+		echo := !g.lastCut.IsZero() && now.Sub(g.lastCut).Seconds() < math.Max(g.noLoad, rtt.Seconds())
+		if !echo {
+			g.limit = g.clamp(g.limit * math.Min(c.Backoff, 1-0.5*float64(dropped)/float64(samples)))
+			g.lastCut = now
+		}
 		if pressed {
 			ceil := at - 0.5
 			if g.refuseCeil > 0 && now.Sub(g.lastDrop) < dropMemory {

@@ -454,3 +454,34 @@ func TestAdaptiveLimitStaysUnderTheConcurrencyWhereRefusalsBegan(t *testing.T) {
 		t.Errorf("limit fell to %.2f against an origin serving %d at once: it is left under-used", lowest, capacity)
 	}
 }
+
+// Refusals close a window before its time is up, and the windows that
+// close on refusals within one latency of a cut do not cut again: they
+// are the echo of attempts sent before it.
+func TestAdaptiveLimitReactsToRefusalsEarlyAndCutsOncePerLatency(t *testing.T) {
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	// Learn a 20 ms origin at 40 concurrent, nothing refused.
+	runLimiter(l, clk, 20*time.Millisecond, 100, 40, 20)
+	before := l.Limit()
+	refuseWindow := func() {
+		updates := l.updates.Load()
+		for i := range l.cfg.MinSamples {
+			clk.t = clk.t.Add(time.Millisecond) // 10 answers in 10 ms, well inside a 100 ms window
+			l.Start()
+			l.Observe(20*time.Millisecond, i%2 == 0, false)
+		}
+		if l.updates.Load() == updates {
+			t.Fatalf("a window with %d of %d answers refused stayed open for its full %v", l.cfg.MinSamples/2, l.cfg.MinSamples, l.cfg.Window)
+		}
+	}
+	refuseWindow()
+	cut := l.Limit()
+	if cut >= before*0.8 {
+		t.Fatalf("half the answers refused cut the limit only from %.1f to %.1f", before, cut)
+	}
+	refuseWindow() // 10 ms later: the echo of the same overload
+	if l.Limit() < cut*0.99 {
+		t.Errorf("refusals within one latency of the cut cut again: %.1f -> %.1f", cut, l.Limit())
+	}
+}

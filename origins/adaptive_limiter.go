@@ -178,7 +178,13 @@ func (l *AdaptiveLimiter) Observe(rtt time.Duration, dropped, canceled bool) {
 		l.sumRTT += rtt
 	}
 	now := l.clock()
-	if l.n < l.cfg.MinSamples || now.Sub(l.opened) < l.cfg.Window {
+	// Refusals close a window early: they are the origin saying it is
+	// past capacity, and waiting out the window at a spike's onset let a
+	// refusing origin turn away every request past its slots for the
+	// whole window (38 refusals in the first 100 ms in the refusing-origin
+	// experiment).
+	refusing := l.drop > 0 && float64(l.drop) >= l.cfg.DropRatio*float64(l.n)
+	if l.n < l.cfg.MinSamples || (now.Sub(l.opened) < l.cfg.Window && !refusing) {
 		return
 	}
 	var mean time.Duration
