@@ -150,6 +150,10 @@ type scenario struct {
 	// globalScope: the gateway, not the origin, is the bottleneck; the steadiness target
 	// applies to the global cutoff and goodput does not apply.
 	globalScope bool
+	// measureFor: after the gateway's phases, drive the origin directly for this long to
+	// measure what it really serves (0: not measured; goodput is then against the nominal
+	// capacity only).
+	measureFor time.Duration
 }
 
 type phaseRun struct {
@@ -189,6 +193,8 @@ type scenarioResult struct {
 	loadAvg [2]string
 	// globalScope: the targets' cutoff is the global scope's (gateway CPU-bound case).
 	globalScope bool
+	// measuredRPS is what the origin served driven directly at saturation (0: not measured).
+	measuredRPS float64
 }
 
 // scenarioAdmin is the part of /admin/shed the sampler reads.
@@ -334,6 +340,9 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 	}
 	close(stop)
 	<-sampled
+	if sc.measureFor > 0 {
+		res.measuredRPS = measureOriginCapacity(t, sc.origin, o.addr, sc.measureFor)
+	}
 
 	mu.Lock()
 	for sec := 0; ; sec++ {
@@ -414,8 +423,71 @@ func settledJump(cutoffs []float64) float64 {
 	return worst
 }
 
+// goodput is what the origin served during the spike against its nominal capacity (slots /
+// service time).
 func (r scenarioResult) goodput() float64 {
 	return float64(r.spikeRun.served) / r.spikeRun.length.Seconds() / r.sc.origin.capacityRPS()
+}
+
+// goodputMeasured is the same against the capacity measured in the run (NaN if not
+// measured): the test origin's sleeps overrun on a busy machine, so it serves less than
+// its nominal capacity, most of all at 5 ms.
+func (r scenarioResult) goodputMeasured() float64 {
+	if r.measuredRPS <= 0 {
+		return math.NaN()
+	}
+	return float64(r.spikeRun.served) / r.spikeRun.length.Seconds() / r.measuredRPS
+}
+
+// goodputTarget is the goodput the target is judged by: against the measured capacity
+// when there is one, else against the nominal one.
+func (r scenarioResult) goodputTarget() (g float64, against string) {
+	if m := r.goodputMeasured(); !math.IsNaN(m) {
+		return m, "measured"
+	}
+	return r.goodput(), "nominal"
+}
+
+// measureOriginCapacity drives the origin directly, without the gateway, with closed-loop
+// clients (twice its slots for a queueing origin, so a slot never waits for a client; as
+// many as its slots for a refusing one, which would answer the extra ones 503 at once and
+// only burn CPU) for d, and returns what it served per second: its real capacity on this
+// machine at this moment.
+func measureOriginCapacity(t *testing.T, org *queueOrigin, addr string, d time.Duration) float64 {
+	t.Helper()
+	clients := 2 * cap(org.slots)
+	if org.refuse {
+		clients = cap(org.slots)
+	}
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: clients, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + addr + "/api/v1/play/42")
+			for !stop.Load() {
+				if err := hc.Do(req, resp); err != nil {
+					t.Logf("measuring the origin: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	// A short warm-up first, so connection setup is not counted; the timers bound the
+	// phase, they synchronise nothing.
+	<-time.After(d / 5)
+	s0, t0 := org.served.Load(), time.Now()
+	<-time.After(d)
+	s1, t1 := org.served.Load(), time.Now()
+	stop.Store(true)
+	wg.Wait()
+	return float64(s1-s0) / t1.Sub(t0).Seconds()
 }
 
 func (r scenarioResult) critP99Ratio() float64 {
@@ -474,8 +546,11 @@ func (r scenarioResult) format() string {
 	for _, s := range r.classShares() {
 		fmt.Fprintf(&b, " %.0f:%.1f", s[0], s[1])
 	}
-	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of capacity; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; run queue per core max %.1f; held refusals max %d; adaptive limit %.1f\n",
-		100*r.goodput(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.runq, r.held, r.limits)
+	if r.measuredRPS > 0 {
+		fmt.Fprintf(&b, "\norigin driven directly (no gateway, closed loop, %s): %.0f req/s (nominal %.0f)", r.sc.measureFor, r.measuredRPS, r.sc.origin.capacityRPS())
+	}
+	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of nominal capacity, %.1f %% of measured; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; run queue per core max %.1f; held refusals max %d; adaptive limit %.1f\n",
+		100*r.goodput(), 100*r.goodputMeasured(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.runq, r.held, r.limits)
 	b.WriteString(r.targetTable())
 	return b.String()
 }
@@ -499,8 +574,9 @@ func (r scenarioResult) targetTable() string {
 	if r.globalScope {
 		fmt.Fprintf(&b, "| goodput >= 90 %% of capacity | n/a (the gateway is the bottleneck) | |\n")
 	} else {
-		g := r.goodput()
-		fmt.Fprintf(&b, "| goodput >= 90 %% of capacity | %.1f %% | %s |\n", 100*g, yes(g >= 0.9))
+		g, against := r.goodputTarget()
+		fmt.Fprintf(&b, "| goodput >= 90 %% of capacity (judged against the %s) | %.1f %% of nominal %.0f req/s, %.1f %% of measured %.0f req/s | %s |\n",
+			against, 100*r.goodput(), r.sc.origin.capacityRPS(), 100*r.goodputMeasured(), r.measuredRPS, yes(g >= 0.9))
 	}
 	fmt.Fprintf(&b, "| bands shed in order | %s | %s |\n", r.sharesString(), yes(r.ordered(2)))
 	scope, cut := "origin", r.cutoffs
@@ -533,8 +609,8 @@ func (r scenarioResult) checkTargets(t *testing.T, goodput bool) {
 	if x := r.critP99Ratio(); x > 2 {
 		t.Errorf("%s: critical p99 %.2fx steady state during the spike, target <= 2x", r.sc.name, x)
 	}
-	if g := r.goodput(); goodput && g < 0.9 {
-		t.Errorf("%s: goodput %.1f %% of capacity, target >= 90 %%", r.sc.name, 100*g)
+	if g, against := r.goodputTarget(); goodput && g < 0.9 {
+		t.Errorf("%s: goodput %.1f %% of the %s capacity, target >= 90 %%", r.sc.name, 100*g, against)
 	}
 	if !r.ordered(2) {
 		t.Errorf("%s: bands not shed in order: %v", r.sc.name, r.classShares())
@@ -543,6 +619,10 @@ func (r scenarioResult) checkTargets(t *testing.T, goodput bool) {
 		t.Errorf("%s: settled cutoff moved %.1f points between consecutive seconds, target <= 10", r.sc.name, j)
 	}
 }
+
+// originMeasureFor is how long the experiments drive the origin directly, after the
+// gateway's phases, to measure its real capacity (plus a fifth of it to warm up).
+const originMeasureFor = 2500 * time.Millisecond
 
 func experimentOn(t *testing.T, name string) {
 	t.Helper()
@@ -576,6 +656,7 @@ func TestShedExperimentQueueingOrigins(t *testing.T) {
 				name: fmt.Sprintf("queueing %.0f/s (%d x %s)", capRPS, c.slots, c.service), origin: org,
 				critRPS: 0.2 * capRPS, lowRPS: 0.3 * capRPS, spikeX: 12,
 				steady: 10 * time.Second, spike: 20 * time.Second, recovery: 6 * time.Second,
+				measureFor: originMeasureFor,
 			})
 			t.Logf("\n%s", r.report)
 			r.checkTargets(t, true)
@@ -593,6 +674,7 @@ func TestShedExperimentRefusingOrigin(t *testing.T) {
 	r := runScenario(t, scenario{
 		name: "refusing 200/s", origin: org, critRPS: 40, lowRPS: 30, spikeX: 12,
 		steady: 10 * time.Second, spike: 20 * time.Second, recovery: 6 * time.Second,
+		measureFor: originMeasureFor,
 	})
 	t.Logf("\n%s", r.report)
 	r.checkTargets(t, true)
