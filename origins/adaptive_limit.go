@@ -87,6 +87,12 @@ type GradientLimit struct {
 	peakRate float64
 	// fed is the least bound found to keep the origin fed (0: none yet).
 	fed float64
+	// gatewayDelay is the gateway's own delay per attempt (its scheduling
+	// wait); the bound is used only while its headroom covers that delay
+	// with room to spare, and not again before delayHeldUntil once it did
+	// not (see servingDelayCovered).
+	gatewayDelay   GatewayDelaySource
+	delayHeldUntil time.Time
 }
 
 // dropMemory is how long after a drop the limit stays under the
@@ -96,7 +102,14 @@ const dropMemory = 10 * time.Second
 
 // NewGradientLimit starts at cfg.Initial.
 func NewGradientLimit(cfg AdaptiveLimitConfig) *GradientLimit {
-	return &GradientLimit{cfg: cfg, limit: float64(cfg.Initial)}
+	return &GradientLimit{cfg: cfg, limit: float64(cfg.Initial), gatewayDelay: runtimeGatewayDelay}
+}
+
+// WithGatewayDelay replaces the source of the gateway's own delay (tests,
+// simulations; nil: none).
+func (g *GradientLimit) WithGatewayDelay(src GatewayDelaySource) *GradientLimit {
+	g.gatewayDelay = src
+	return g
 }
 
 // Limit implements LimitAlgorithm: the gradient's limit, or while the
@@ -121,7 +134,7 @@ func (g *GradientLimit) Update(now time.Time, rtt time.Duration, samples, droppe
 	}
 	g.last = now
 	past, rebased := g.updateGradient(now, dt, rtt, samples, dropped, maxInFlight)
-	g.updateServing(dt, rtt, samples, maxInFlight, past, rebased)
+	g.updateServing(now, dt, rtt, samples, maxInFlight, past, rebased)
 	return g.Limit()
 }
 
@@ -138,7 +151,34 @@ const (
 	servingUnderfed  = 0.9
 	servingCalmRatio = 1.05 // window mean within this of no-load: nothing queues
 	servingCalmFor   = 3    // consecutive such windows release the bound
+	// servingDelayMargin: the headroom must cover this many times the
+	// gateway's own delay (its mean scheduling wait undercounts it: the
+	// time an answer waits before the poller sees it is not in it).
+	servingDelayMargin = 2.0
+	// servingDelayHold: after the gateway's delay released the bound, it
+	// is not engaged again for this long, so a delay hovering around the
+	// threshold does not switch it window by window.
+	servingDelayHold = time.Second
 )
+
+// servingDelayCovered says whether the bound's headroom absorbs the
+// gateway's own delay. The bound admits servingFor(rate) attempts, which
+// keep the origin fed as long as each spends at most that / rate outside
+// the origin's service, i.e. (servingHeadroom - 1) x no-load +
+// servingExtra / rate: 10 x 5 ms, 1.1 ms; 10 x 20 ms, 4.2 ms; 50 x 100 ms,
+// 12 ms; 5 x 100 ms, 30 ms. An attempt waits about the gateway's mean
+// scheduling wait for a CPU once its answer has arrived; when that is more
+// than 1/servingDelayMargin of the headroom, the answer rate (and the
+// bound) is the gateway's as much as the origin's: that is what starved
+// the 10 x 5 ms origin at 2,000 req/s on two cores shared with the load
+// generators. Then the gradient alone sets the limit.
+func (g *GradientLimit) servingDelayCovered(rate float64) bool {
+	if g.gatewayDelay == nil || rate <= 0 {
+		return true
+	}
+	covers := (servingHeadroom-1)*g.noLoad + servingExtra/rate
+	return servingDelayMargin*g.gatewayDelay().Seconds() <= covers
+}
 
 // updateServing keeps the origin's own queue short while it is saturated.
 // The gradient settles where the origin's time to headers is Tolerance x
@@ -170,12 +210,16 @@ const (
 // lower of the two is the limit, so an origin that really lost capacity
 // is still followed down by the gradient.
 //
+// The bound is used only while the gateway's own delay is small next to
+// its headroom (servingDelayCovered): the rate it is computed from is the
+// origin's only then.
+//
 // Hysteresis: the bound engages only in a window past the tolerance, and
 // is released after servingCalmFor consecutive windows at no-load latency
 // (within servingCalmRatio: the origin no longer queues, the demand fell
 // or the bound sits below the origin's capacity), or when the gradient
 // finds that latency is not queueing (rebased).
-func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int, maxInFlight int64, past, rebased bool) {
+func (g *GradientLimit) updateServing(now time.Time, dt float64, rtt time.Duration, samples int, maxInFlight int64, past, rebased bool) {
 	if !g.cfg.ServingBound {
 		return
 	}
@@ -187,6 +231,21 @@ func (g *GradientLimit) updateServing(dt float64, rtt time.Duration, samples int
 		return
 	}
 	rate := float64(samples) / dt
+	// The rate the bound rests on: the best shown since it engaged.
+	based := rate
+	if g.serving > 0 {
+		based = math.Max(rate, g.peakRate)
+	}
+	if (g.serving > 0 || past) && !g.servingDelayCovered(based) {
+		// The gateway's own delay is too large for the headroom (see
+		// servingDelayCovered): the gradient alone, for a while.
+		g.serving, g.calm = 0, 0
+		g.delayHeldUntil = now.Add(servingDelayHold)
+		return
+	}
+	if g.serving == 0 && now.Before(g.delayHeldUntil) {
+		return
+	}
 	// Never faster down than the gradient itself may shrink (at most
 	// halving the gap, smoothed), so a latency that is not queueing (a
 	// slower network) throttles no harder than the gradient already does

@@ -236,6 +236,15 @@ func servingBoundConfig() AdaptiveLimitConfig {
 	return c
 }
 
+// newServingLimiter is a limiter with the serving bound on whose gateway
+// delay comes from delay (nil: none), not from the test process's own
+// scheduler, so the simulation is deterministic.
+func newServingLimiter(clk *limiterClock, delay GatewayDelaySource) *AdaptiveLimiter {
+	l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
+	l.alg.(*GradientLimit).WithGatewayDelay(delay)
+	return l
+}
+
 // servingHeadroomFor is the most the serving bound lets a saturated origin
 // of the given slots hold: its slots x servingHeadroom + servingExtra.
 func servingHeadroomFor(servers int) float64 {
@@ -254,7 +263,7 @@ func TestServingBoundKeepsOriginQueueShort(t *testing.T) {
 		service time.Duration
 	}{{5, 100 * time.Millisecond}, {10, 20 * time.Millisecond}, {10, 5 * time.Millisecond}, {50, 100 * time.Millisecond}, {25, 5 * time.Millisecond}, {500, 100 * time.Millisecond}} {
 		clk := &limiterClock{t: time.Unix(0, 0)}
-		l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
+		l := newServingLimiter(clk, nil)
 		runLimiter(l, clk, c.service, c.servers, max(1, c.servers/2), 100)
 		runLimiter(l, clk, c.service, c.servers, 12*c.servers, 100) // 10 s or more of overload
 		hi := servingHeadroomFor(c.servers)
@@ -280,7 +289,7 @@ func TestServingBoundKeepsOriginQueueShort(t *testing.T) {
 func TestServingBoundReleasedWhenDemandFalls(t *testing.T) {
 	const servers, service = 10, 20 * time.Millisecond
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
+	l := newServingLimiter(clk, nil)
 	runLimiter(l, clk, service, servers, 5, 100)
 	runLimiter(l, clk, service, servers, 120, 200)
 	if l.Limit() > servingHeadroomFor(servers)+0.01 {
@@ -307,7 +316,7 @@ func TestServingBoundDoesNotCollapseUnderLightLoad(t *testing.T) {
 		service         time.Duration
 	}{{10, 3, 20 * time.Millisecond}, {100, 20, 5 * time.Millisecond}, {5, 2, 100 * time.Millisecond}} {
 		clk := &limiterClock{t: time.Unix(0, 0)}
-		l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
+		l := newServingLimiter(clk, nil)
 		runLimiter(l, clk, c.service, c.servers, c.demand, 100)
 		before := l.Limit()
 		runWindow(l, clk, c.demand, 3*c.service) // the hiccup
@@ -338,7 +347,7 @@ func TestServingBoundKeepsOriginFedWhenGatewaySlows(t *testing.T) {
 		return rate, time.Duration(float64(n) / rate * float64(time.Second))
 	}
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(servingBoundConfig(), clk.now)
+	l := newServingLimiter(clk, nil)
 	for range 100 {
 		_, rtt := answers(5, 500*time.Microsecond)
 		runWindow(l, clk, 5, rtt)
@@ -483,5 +492,113 @@ func TestAdaptiveLimitReactsToRefusalsEarlyAndCutsOncePerLatency(t *testing.T) {
 	refuseWindow() // 10 ms later: the echo of the same overload
 	if l.Limit() < cut*0.99 {
 		t.Errorf("refusals within one latency of the cut cut again: %.1f -> %.1f", cut, l.Limit())
+	}
+}
+
+// runLimiterWithDelay is runLimiter where every attempt also spends delay in
+// the gateway (its answer read late): the limiter sees it in the time to
+// headers, and the origin answers that much less often per attempt.
+func runLimiterWithDelay(l *AdaptiveLimiter, clk *limiterClock, service time.Duration, servers, demand, windows int, delay time.Duration) float64 {
+	for range windows {
+		n := min(demand, int(math.Floor(l.Limit())))
+		runWindow(l, clk, n, queueingOriginRTT(service, servers, n)+delay)
+	}
+	return l.Limit()
+}
+
+// The serving bound is used only where its headroom (x 1.1 + 1 over the
+// serving concurrency) covers twice the gateway's own delay per attempt:
+// otherwise the answer rate it is computed from is the gateway's as much
+// as the origin's, and at 10 x 5 ms with the spike's gateway delay it
+// starved the origin. With the delay covered it holds the limit under the
+// gradient's; without, the limit is exactly the gradient's, window by
+// window, as with the bound off.
+func TestServingBoundOnlyWhereItsHeadroomCoversTheGatewayDelay(t *testing.T) {
+	for _, c := range []struct {
+		servers int
+		service time.Duration
+		delay   time.Duration
+		engaged bool // headroom 0.1 x (service + delay) + 1 / rate against 2 x delay, with a margin either way
+	}{
+		{10, 5 * time.Millisecond, 200 * time.Microsecond, true},    // 1.02 ms >= 0.4
+		{10, 5 * time.Millisecond, time.Millisecond, false},         // 1.1 ms < 2
+		{10, 20 * time.Millisecond, time.Millisecond, true},         // 4.1 ms >= 2
+		{10, 20 * time.Millisecond, 3 * time.Millisecond, false},    // 4.3 ms < 6
+		{50, 100 * time.Millisecond, 3 * time.Millisecond, true},    // 12.3 ms >= 6
+		{5, 100 * time.Millisecond, 3 * time.Millisecond, true},     // 30.3 ms >= 6
+		{500, 100 * time.Millisecond, 10 * time.Millisecond, false}, // 11.2 ms < 20
+		{500, 100 * time.Millisecond, 5 * time.Millisecond, true},   // 10.7 ms >= 10
+		{100, 5 * time.Millisecond, 100 * time.Microsecond, true},   // 0.56 ms >= 0.2
+		{100, 5 * time.Millisecond, 500 * time.Microsecond, false},  // 0.6 ms < 1
+		{10, 5 * time.Millisecond, 0, true},                         // no delay at all
+	} {
+		delay := c.delay
+		clk := &limiterClock{t: time.Unix(0, 0)}
+		l := newServingLimiter(clk, func() time.Duration { return delay })
+		offClk := &limiterClock{t: time.Unix(0, 0)}
+		off := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), offClk.now)
+		for _, lim := range []struct {
+			l   *AdaptiveLimiter
+			clk *limiterClock
+		}{{l, clk}, {off, offClk}} {
+			runLimiterWithDelay(lim.l, lim.clk, c.service, c.servers, max(1, c.servers/2), 100, delay)
+		}
+		alg := l.alg.(*GradientLimit)
+		var engagedWindows int
+		same := true
+		for range 200 { // 20 s or more of overload
+			got := runLimiterWithDelay(l, clk, c.service, c.servers, 12*c.servers, 1, delay)
+			want := runLimiterWithDelay(off, offClk, c.service, c.servers, 12*c.servers, 1, delay)
+			if alg.serving > 0 {
+				engagedWindows++
+			}
+			if got != want {
+				same = false
+			}
+		}
+		t.Logf("%3d slots x %v, gateway delay %v: bound engaged in %d of 200 windows, limit %.1f (bound off: %.1f)",
+			c.servers, c.service, c.delay, engagedWindows, l.Limit(), off.Limit())
+		switch {
+		case c.engaged && engagedWindows < 150:
+			t.Errorf("%d slots x %v, delay %v: bound engaged in only %d of 200 windows, want it held", c.servers, c.service, c.delay, engagedWindows)
+		case c.engaged && l.Limit() >= off.Limit():
+			t.Errorf("%d slots x %v, delay %v: limit %.1f not under the gradient's %.1f", c.servers, c.service, c.delay, l.Limit(), off.Limit())
+		case !c.engaged && (engagedWindows > 0 || !same):
+			t.Errorf("%d slots x %v, delay %v: bound engaged in %d windows (limit %.1f, gradient alone %.1f), want never",
+				c.servers, c.service, c.delay, engagedWindows, l.Limit(), off.Limit())
+		}
+	}
+}
+
+// A gateway that becomes busy while the bound holds a saturated origin
+// releases it at once (the limit is the gradient's again, at least the
+// origin's slots), and the bound is not engaged again for
+// servingDelayHold after the delay falls, then is.
+func TestServingBoundLetsGoWhenTheGatewayDelayGrows(t *testing.T) {
+	const servers, service = 10, 5 * time.Millisecond
+	delay := 100 * time.Microsecond
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := newServingLimiter(clk, func() time.Duration { return delay })
+	alg := l.alg.(*GradientLimit)
+	runLimiterWithDelay(l, clk, service, servers, 5, 100, delay)
+	runLimiterWithDelay(l, clk, service, servers, 120, 100, delay)
+	if alg.serving == 0 || l.Limit() > servingHeadroomFor(servers)*1.05 {
+		t.Fatalf("saturated, quiet gateway: bound %.1f, limit %.1f, want the bound engaged", alg.serving, l.Limit())
+	}
+	delay = 2 * time.Millisecond
+	runLimiterWithDelay(l, clk, service, servers, 120, 1, delay)
+	if alg.serving != 0 || l.Limit() < servers {
+		t.Fatalf("gateway delay 2 ms: bound %.1f, limit %.1f, want the bound released", alg.serving, l.Limit())
+	}
+	delay = 100 * time.Microsecond
+	released := clk.t
+	for alg.serving == 0 {
+		if clk.t.Sub(released) > 3*time.Second {
+			t.Fatalf("gateway quiet again: bound not engaged within 3 s")
+		}
+		runLimiterWithDelay(l, clk, service, servers, 120, 1, delay)
+	}
+	if held := clk.t.Sub(released); held < servingDelayHold {
+		t.Fatalf("bound engaged again %v after the release, want at least %v", held, servingDelayHold)
 	}
 }
