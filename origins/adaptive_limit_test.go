@@ -518,19 +518,18 @@ func TestServingBoundOnlyWhereItsHeadroomCoversTheGatewayDelay(t *testing.T) {
 		servers int
 		service time.Duration
 		delay   time.Duration
-		engaged bool // headroom 0.1 x (service + delay) + 1 / rate against 2 x delay, with a margin either way
+		engaged bool // headroom 0.1 x (service + delay) + 1 / rate against 2 x delay + servingUnseenDelay (2 ms), with a margin either way
 	}{
-		{10, 5 * time.Millisecond, 200 * time.Microsecond, true},    // 1.02 ms >= 0.4
-		{10, 5 * time.Millisecond, time.Millisecond, false},         // 1.1 ms < 2
-		{10, 20 * time.Millisecond, time.Millisecond, true},         // 4.1 ms >= 2
-		{10, 20 * time.Millisecond, 3 * time.Millisecond, false},    // 4.3 ms < 6
-		{50, 100 * time.Millisecond, 3 * time.Millisecond, true},    // 12.3 ms >= 6
-		{5, 100 * time.Millisecond, 3 * time.Millisecond, true},     // 30.3 ms >= 6
-		{500, 100 * time.Millisecond, 10 * time.Millisecond, false}, // 11.2 ms < 20
-		{500, 100 * time.Millisecond, 5 * time.Millisecond, true},   // 10.7 ms >= 10
-		{100, 5 * time.Millisecond, 100 * time.Microsecond, true},   // 0.56 ms >= 0.2
-		{100, 5 * time.Millisecond, 500 * time.Microsecond, false},  // 0.6 ms < 1
-		{10, 5 * time.Millisecond, 0, true},                         // no delay at all
+		{10, 5 * time.Millisecond, 0, false},                        // 1.05 ms < 2
+		{100, 5 * time.Millisecond, 0, false},                       // 0.55 ms < 2
+		{10, 20 * time.Millisecond, 0, true},                        // 4.0 ms >= 2
+		{10, 20 * time.Millisecond, 500 * time.Microsecond, true},   // 4.1 ms >= 3
+		{10, 20 * time.Millisecond, 1500 * time.Microsecond, false}, // 4.2 ms < 5
+		{50, 100 * time.Millisecond, 3 * time.Millisecond, true},    // 12.3 ms >= 8
+		{5, 100 * time.Millisecond, 3 * time.Millisecond, true},     // 30.3 ms >= 8
+		{5, 100 * time.Millisecond, 20 * time.Millisecond, false},   // 32 ms < 42
+		{500, 100 * time.Millisecond, 3 * time.Millisecond, true},   // 10.5 ms >= 8
+		{500, 100 * time.Millisecond, 6 * time.Millisecond, false},  // 10.8 ms < 14
 	} {
 		delay := c.delay
 		clk := &limiterClock{t: time.Unix(0, 0)}
@@ -575,7 +574,7 @@ func TestServingBoundOnlyWhereItsHeadroomCoversTheGatewayDelay(t *testing.T) {
 // origin's slots), and the bound is not engaged again for
 // servingDelayHold after the delay falls, then is.
 func TestServingBoundLetsGoWhenTheGatewayDelayGrows(t *testing.T) {
-	const servers, service = 10, 5 * time.Millisecond
+	const servers, service = 10, 20 * time.Millisecond
 	delay := 100 * time.Microsecond
 	clk := &limiterClock{t: time.Unix(0, 0)}
 	l := newServingLimiter(clk, func() time.Duration { return delay })
@@ -585,7 +584,7 @@ func TestServingBoundLetsGoWhenTheGatewayDelayGrows(t *testing.T) {
 	if alg.serving == 0 || l.Limit() > servingHeadroomFor(servers)*1.05 {
 		t.Fatalf("saturated, quiet gateway: bound %.1f, limit %.1f, want the bound engaged", alg.serving, l.Limit())
 	}
-	delay = 2 * time.Millisecond
+	delay = 2 * time.Millisecond // 2 x 2 + 2 ms unseen > 4.2 ms of headroom
 	runLimiterWithDelay(l, clk, service, servers, 120, 1, delay)
 	if alg.serving != 0 || l.Limit() < servers {
 		t.Fatalf("gateway delay 2 ms: bound %.1f, limit %.1f, want the bound released", alg.serving, l.Limit())
