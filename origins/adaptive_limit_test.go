@@ -69,7 +69,7 @@ func TestAdaptiveLimitLearnsCapacity(t *testing.T) {
 		service time.Duration
 	}{{2, 50 * time.Millisecond}, {5, 100 * time.Millisecond}, {25, 5 * time.Millisecond}, {50, 10 * time.Millisecond}, {500, 100 * time.Millisecond}} {
 		clk := &limiterClock{t: time.Unix(0, 0)}
-		l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+		l := newSimulatedLimiter(DefaultAdaptiveLimitConfig(), clk)
 		// Normal load first (the gateway runs before the overload), then
 		// demand twenty times what the origin can serve.
 		runLimiter(l, clk, c.service, c.servers, max(1, c.servers/3), 100)
@@ -94,7 +94,7 @@ func TestAdaptiveLimitLearnsCapacity(t *testing.T) {
 // what the origin was actually doing.
 func TestAdaptiveLimitQuietOriginKeepsLimit(t *testing.T) {
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := newSimulatedLimiter(DefaultAdaptiveLimitConfig(), clk)
 	if got := runLimiter(l, clk, 20*time.Millisecond, 100, 3, 300); math.Abs(got-6) > 0.01 {
 		t.Fatalf("quiet origin (3 in flight) has limit %v, want 6", got)
 	}
@@ -109,7 +109,7 @@ func TestAdaptiveLimitQuietOriginKeepsLimit(t *testing.T) {
 // nothing.
 func TestAdaptiveLimitNeedsMinSamples(t *testing.T) {
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := newSimulatedLimiter(DefaultAdaptiveLimitConfig(), clk)
 	for range 9 {
 		clk.t = clk.t.Add(time.Second)
 		l.Start()
@@ -124,7 +124,7 @@ func TestAdaptiveLimitNeedsMinSamples(t *testing.T) {
 // refusals cut the limit multiplicatively until they stop.
 func TestAdaptiveLimitBacksOffOnDrops(t *testing.T) {
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := newSimulatedLimiter(DefaultAdaptiveLimitConfig(), clk)
 	const capacity = 10
 	for range 100 {
 		n := int(math.Round(l.Limit()))
@@ -144,7 +144,7 @@ func TestAdaptiveLimitBacksOffOnDrops(t *testing.T) {
 // Canceled attempts leave the awaiting count but are no sample.
 func TestAdaptiveLimiterCountsAwaiting(t *testing.T) {
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := newSimulatedLimiter(DefaultAdaptiveLimitConfig(), clk)
 	l.Start()
 	l.Start()
 	if l.Awaiting() != 2 {
@@ -210,7 +210,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // collapse to its minimum over it.
 func TestAdaptiveLimitIgnoresLatencyConcurrencyDoesNotExplain(t *testing.T) {
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := newSimulatedLimiter(DefaultAdaptiveLimitConfig(), clk)
 	runLimiter(l, clk, time.Millisecond, 1000, 30, 100) // healthy: ~1 ms
 	before := l.Limit()
 	// Every answer now takes 20 ms whatever the concurrency.
@@ -227,6 +227,16 @@ func TestAdaptiveLimitIgnoresLatencyConcurrencyDoesNotExplain(t *testing.T) {
 	if got := l.Limit(); got < 0.5*before {
 		t.Fatalf("limit fell from %.1f to %.1f on latency concurrency does not explain", before, got)
 	}
+}
+
+// newSimulatedLimiter is a limiter on the simulated clock whose gateway
+// delay (the serving bound's check) is zero rather than the test process's
+// own scheduling wait, so the simulation is deterministic; the unseen
+// delay the check allows for still applies.
+func newSimulatedLimiter(cfg AdaptiveLimitConfig, clk *limiterClock) *AdaptiveLimiter {
+	l := NewAdaptiveLimiter(cfg, clk.now)
+	l.alg.(*GradientLimit).WithGatewayDelay(func() time.Duration { return 0 })
+	return l
 }
 
 // servingBoundConfig is the shipped configuration with the serving bound on.
@@ -384,7 +394,7 @@ func TestAdaptiveLimitWaitsForTheOriginQueueToDrainBeforeRebasing(t *testing.T) 
 		cfg := DefaultAdaptiveLimitConfig()
 		cfg.Tolerance = tolerance
 		clk := &limiterClock{t: time.Unix(0, 0)}
-		l := NewAdaptiveLimiter(cfg, clk.now)
+		l := newSimulatedLimiter(cfg, clk)
 		// The latency a window sees is that of the concurrency admitted
 		// one latency earlier: the origin's FIFO queue delays the effect
 		// of every change of the limit by the time it takes to drain.
@@ -428,7 +438,7 @@ func TestAdaptiveLimitWaitsForTheOriginQueueToDrainBeforeRebasing(t *testing.T) 
 // among them, met the origin's 503).
 func TestAdaptiveLimitStaysUnderTheConcurrencyWhereRefusalsBegan(t *testing.T) {
 	clk := &limiterClock{t: time.Unix(0, 0)}
-	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	l := newSimulatedLimiter(DefaultAdaptiveLimitConfig(), clk)
 	const capacity = 10
 	probes, sent, refusals := 0, 0, 0
 	lowest, wasRefused := math.Inf(1), false
@@ -535,7 +545,9 @@ func TestServingBoundOnlyWhereItsHeadroomCoversTheGatewayDelay(t *testing.T) {
 		clk := &limiterClock{t: time.Unix(0, 0)}
 		l := newServingLimiter(clk, func() time.Duration { return delay })
 		offClk := &limiterClock{t: time.Unix(0, 0)}
-		off := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), offClk.now)
+		offCfg := DefaultAdaptiveLimitConfig()
+		offCfg.ServingBound = false
+		off := NewAdaptiveLimiter(offCfg, offClk.now)
 		for _, lim := range []struct {
 			l   *AdaptiveLimiter
 			clk *limiterClock

@@ -39,11 +39,14 @@ type AdaptiveLimitConfig struct {
 	// NoLoadDrift is the time constant with which the learned no-load
 	// latency follows a slower origin upward.
 	NoLoadDrift time.Duration `mapstructure:"no_load_drift"`
-	// ServingBound (off by default: experimental) bounds a saturated
-	// origin's limit by the concurrency it serves (Little's law), so its
-	// own first-come-first-served queue stays short; see
-	// GradientLimit.updateServing and loadshed/SHEDDING.md for why it is
-	// not on by default.
+	// ServingBound bounds a saturated origin's limit by the concurrency it
+	// serves (Little's law), so its own first-come-first-served queue
+	// stays short and critical requests wait in the gateway's priority
+	// queue instead. It is used only where its headroom covers the
+	// gateway's own delay (GradientLimit.servingDelayCovered: in effect
+	// origins whose no-load latency is long next to it, 10 slots x 20 ms
+	// and slower); see GradientLimit.updateServing and
+	// loadshed/SHEDDING.md.
 	ServingBound bool `mapstructure:"serving_bound"`
 }
 
@@ -54,6 +57,7 @@ func DefaultAdaptiveLimitConfig() AdaptiveLimitConfig {
 		Window: 100 * time.Millisecond, MinSamples: 10,
 		Tolerance: 1.25, Slack: time.Millisecond, Smoothing: 0.2,
 		Backoff: 0.9, DropRatio: 0.01, NoLoadDrift: time.Minute,
+		ServingBound: true,
 	}
 }
 
