@@ -150,9 +150,9 @@ type scenario struct {
 	// globalScope: the gateway, not the origin, is the bottleneck; the steadiness target
 	// applies to the global cutoff and goodput does not apply.
 	globalScope bool
-	// measureFor: after the gateway's phases, drive the origin directly for this long to
-	// measure what it really serves (0: not measured; goodput is then against the nominal
-	// capacity only).
+	// measureFor: before and after the gateway's phases, drive the origin directly for this
+	// long to measure what it really serves (0: not measured; goodput is then against the
+	// nominal capacity only).
 	measureFor time.Duration
 }
 
@@ -193,8 +193,11 @@ type scenarioResult struct {
 	loadAvg [2]string
 	// globalScope: the targets' cutoff is the global scope's (gateway CPU-bound case).
 	globalScope bool
-	// measuredRPS is what the origin served driven directly at saturation (0: not measured).
+	// measuredRPS is what the origin served driven directly at saturation, the better of
+	// the readings before and after the gateway's phases (a busy machine slows the test
+	// origin's sleeps and its clients, so the lower one is the machine's); 0: not measured.
 	measuredRPS float64
+	measuredAt  [2]float64 // before, after
 }
 
 // scenarioAdmin is the part of /admin/shed the sampler reads.
@@ -224,6 +227,10 @@ type scenarioAdmin struct {
 func runScenario(t *testing.T, sc scenario) scenarioResult {
 	t.Helper()
 	o := startOrigin(t, sc.origin.handle)
+	var measuredBefore float64
+	if sc.measureFor > 0 {
+		measuredBefore = measureOriginCapacity(t, sc.origin, o.addr, sc.measureFor)
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "floodgate.yaml")
 	writeFile(t, path, exampleGatewayConfig(t, o.addr))
@@ -341,7 +348,8 @@ func runScenario(t *testing.T, sc scenario) scenarioResult {
 	close(stop)
 	<-sampled
 	if sc.measureFor > 0 {
-		res.measuredRPS = measureOriginCapacity(t, sc.origin, o.addr, sc.measureFor)
+		res.measuredAt = [2]float64{measuredBefore, measureOriginCapacity(t, sc.origin, o.addr, sc.measureFor)}
+		res.measuredRPS = max(res.measuredAt[0], res.measuredAt[1])
 	}
 
 	mu.Lock()
@@ -547,7 +555,8 @@ func (r scenarioResult) format() string {
 		fmt.Fprintf(&b, " %.0f:%.1f", s[0], s[1])
 	}
 	if r.measuredRPS > 0 {
-		fmt.Fprintf(&b, "\norigin driven directly (no gateway, closed loop, %s): %.0f req/s (nominal %.0f)", r.sc.measureFor, r.measuredRPS, r.sc.origin.capacityRPS())
+		fmt.Fprintf(&b, "\norigin driven directly (no gateway, closed loop, %s, before / after the gateway's phases): %.0f / %.0f req/s, capacity taken as %.0f (nominal %.0f)",
+			r.sc.measureFor, r.measuredAt[0], r.measuredAt[1], r.measuredRPS, r.sc.origin.capacityRPS())
 	}
 	fmt.Fprintf(&b, "\nspike: goodput %.1f %% of nominal capacity, %.1f %% of measured; critical p99 %.2fx steady; origin cutoff per second %.1f (largest settled move %.1f); global cutoff %.1f (largest settled move %.1f); global sched_latency max ms %.0f; global cpu max %.2f; run queue per core max %.1f; held refusals max %d; adaptive limit %.1f\n",
 		100*r.goodput(), 100*r.goodputMeasured(), r.critP99Ratio(), r.cutoffs, settledJump(r.cutoffs), r.globals, settledJump(r.globals), r.sched, r.cpu, r.runq, r.held, r.limits)
@@ -620,8 +629,9 @@ func (r scenarioResult) checkTargets(t *testing.T, goodput bool) {
 	}
 }
 
-// originMeasureFor is how long the experiments drive the origin directly, after the
-// gateway's phases, to measure its real capacity (plus a fifth of it to warm up).
+// originMeasureFor is how long the experiments drive the origin directly, before and after
+// the gateway's phases, to measure its real capacity (plus a fifth of it to warm up each
+// time).
 const originMeasureFor = 2500 * time.Millisecond
 
 func experimentOn(t *testing.T, name string) {
