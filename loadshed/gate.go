@@ -28,6 +28,20 @@ type waiter struct {
 	ch    chan bool // buffered: granted (true) or evicted (false)
 }
 
+// tryAcquire admits a request of the given score if it needs no queue:
+// the gate is open, below its limit, or the score is 0. It is acquire's
+// first step, for callers that would otherwise take the lock a second
+// time just to size the queue of a request that needs none.
+func (g *gate) tryAcquire(score int) bool {
+	g.mu.Lock()
+	ok := g.limit <= 0 || g.held < g.limit || score <= 0
+	if ok {
+		g.held++
+	}
+	g.mu.Unlock()
+	return ok
+}
+
 // acquire admits a request of the given score, waiting up to maxWait in a
 // queue of at most maxQueue. Score 0 is never queued or refused.
 func (g *gate) acquire(score int, maxWait time.Duration, maxQueue int) bool {

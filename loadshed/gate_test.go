@@ -111,3 +111,30 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// tryAcquire admits exactly what acquire admits without a queue, and
+// counts it as held; anything that would have to wait is left to acquire.
+func TestGateTryAcquireTakesOnlyFreeSlots(t *testing.T) {
+	g := &gate{}
+	if !g.tryAcquire(50) {
+		t.Fatal("open gate refused")
+	}
+	g.setLimit(2)
+	if !g.tryAcquire(50) {
+		t.Fatal("refused below the limit")
+	}
+	if g.tryAcquire(50) {
+		t.Fatal("admitted at the limit")
+	}
+	if !g.tryAcquire(0) {
+		t.Fatal("score 0 refused at the limit")
+	}
+	if held, queued := g.load(); held != 3 || queued != 0 {
+		t.Fatalf("held %d, queued %d; want 3 held, none queued", held, queued)
+	}
+	g.release()
+	g.release()
+	if !g.tryAcquire(50) {
+		t.Fatal("refused after slots were released")
+	}
+}

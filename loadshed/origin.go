@@ -31,6 +31,12 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 	if !c.Queue.Enabled || c.DryRun {
 		return d, true
 	}
+	if o.gate.tryAcquire(d.Score) {
+		// The common case, the gate open or below its limit: one lock, not
+		// a second one to size a queue the request does not join.
+		d.Queued = true
+		return d, true
+	}
 	o.gate.mu.Lock()
 	limit := o.gate.limit
 	o.gate.mu.Unlock()
