@@ -613,3 +613,80 @@ func TestServingBoundLetsGoWhenTheGatewayDelayGrows(t *testing.T) {
 		t.Fatalf("bound engaged again %v after the release, want at least %v", held, servingDelayHold)
 	}
 }
+
+// Proven is the highest concurrency a window reached with nothing
+// refused; a window the origin refused in lowers it under that window's
+// peak, so the load-shedding scope stops trusting a level that failed.
+func TestAdaptiveLimiterProvesConcurrencyServedWithoutRefusals(t *testing.T) {
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	// window holds conc attempts at once for a full window, then answers
+	// them, the first dropped ones refused.
+	window := func(conc, dropped int) {
+		t.Helper()
+		updates := l.updates.Load()
+		for range conc {
+			l.Start()
+		}
+		clk.t = clk.t.Add(l.cfg.Window)
+		for i := range conc {
+			l.Observe(20*time.Millisecond, i < dropped, false)
+		}
+		if l.updates.Load() == updates {
+			t.Fatalf("a window of %d answers did not close", conc)
+		}
+	}
+	if p := l.Proven(); p != 0 {
+		t.Fatalf("proven %d before any window closed, want 0 (not known)", p)
+	}
+	for _, step := range []struct {
+		conc, dropped int
+		want          int64
+		why           string
+	}{
+		{12, 0, 12, "a clean window proves its peak"},
+		{10, 0, 12, "a lower clean peak does not lower it"},
+		{11, 5, 10, "refusals at 11 leave 10 proven"},
+		{10, 0, 10, "a clean window at the proven level keeps it"},
+		{14, 0, 14, "a clean window past it raises it"},
+	} {
+		window(step.conc, step.dropped)
+		if got := l.Proven(); got != step.want {
+			t.Fatalf("%d concurrent, %d refused: proven %d, want %d (%s)", step.conc, step.dropped, got, step.want, step.why)
+		}
+	}
+	// A new configuration relearns from nothing.
+	cfg := DefaultAdaptiveLimitConfig()
+	cfg.Initial++
+	l.reconfigure(cfg)
+	if p := l.Proven(); p != 0 {
+		t.Fatalf("proven %d after a reconfiguration, want 0", p)
+	}
+}
+
+// An origin counts as refusing for refuserMemory after a window closed on
+// its refusals, and not before any.
+func TestAdaptiveLimiterRemembersAnOriginThatRefuses(t *testing.T) {
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	runLimiter(l, clk, 20*time.Millisecond, 100, 10, 20)
+	if l.Refuses() {
+		t.Fatal("an origin that never refused counts as refusing")
+	}
+	for i := range l.cfg.MinSamples {
+		clk.t = clk.t.Add(time.Millisecond)
+		l.Start()
+		l.Observe(20*time.Millisecond, i == 0, false)
+	}
+	if !l.Refuses() {
+		t.Fatal("an origin whose refusals closed a window does not count as refusing")
+	}
+	clk.t = clk.t.Add(refuserMemory - time.Second)
+	if !l.Refuses() {
+		t.Fatalf("forgot the refusals before %v", refuserMemory)
+	}
+	clk.t = clk.t.Add(2 * time.Second)
+	if l.Refuses() {
+		t.Fatalf("still counts as refusing %v after its refusals", refuserMemory+time.Second)
+	}
+}

@@ -119,7 +119,17 @@ type AdaptiveLimiter struct {
 	sumRTT  time.Duration
 	limit   atomic.Uint64 // float64 bits, for lock-free reads
 	updates atomic.Int64
+	// proven is the most attempts a window had awaiting headers at once
+	// without the origin refusing any of them (0: not known yet); see
+	// Proven. refusedAt is when a window last closed on refusals (Unix
+	// nanoseconds; 0: never).
+	proven    atomic.Int64
+	refusedAt atomic.Int64
 }
+
+// refuserMemory is how long after its last refusals an origin is treated
+// as one that refuses past its capacity (see Proven).
+const refuserMemory = 10 * time.Minute
 
 // NewAdaptiveLimiter starts a limiter with the gradient algorithm. clock is
 // injectable so tests are deterministic.
@@ -150,6 +160,8 @@ func (l *AdaptiveLimiter) reconfigure(cfg AdaptiveLimitConfig) {
 	l.opened = l.clock()
 	l.n, l.drop, l.sumRTT = 0, 0, 0
 	l.updates.Store(0)
+	l.proven.Store(0)
+	l.refusedAt.Store(0)
 	l.storeLimit(l.alg.Limit())
 }
 
@@ -196,10 +208,45 @@ func (l *AdaptiveLimiter) Observe(rtt time.Duration, dropped, canceled bool) {
 		mean = l.sumRTT / time.Duration(ok)
 	}
 	peak := l.peak.Swap(l.awaiting.Load())
+	l.prove(peak, refusing)
 	l.storeLimit(l.alg.Update(now, mean, l.n, l.drop, peak))
 	l.updates.Add(1)
 	l.opened = now
 	l.n, l.drop, l.sumRTT = 0, 0, 0
+}
+
+// prove folds a closed window into Proven: a window with no drop proves
+// its peak concurrency; one the origin refused in lowers Proven under
+// its peak, so an origin whose capacity fell is not trusted at the old
+// level. A window with a drop or two under drop_ratio (an application's
+// occasional 503) proves nothing either way.
+func (l *AdaptiveLimiter) prove(peak int64, refusing bool) {
+	switch p := l.proven.Load(); {
+	case l.drop == 0 && peak > p:
+		l.proven.Store(peak)
+	case refusing && (p == 0 || peak-1 < p):
+		l.proven.Store(max(peak-1, 1))
+	}
+	if refusing {
+		l.refusedAt.Store(l.clock().UnixNano())
+	}
+}
+
+// Proven is the most attempts the origin has had awaiting headers at once
+// in a window without refusing any (0: not known). Concurrency past it is
+// untested: the origin's load-shedding scope lets only its less critical
+// requests take it, so when the origin turns out to refuse there, its
+// refusals fall on them (loadshed/SHEDDING.md, "Probing with expendable
+// requests").
+func (l *AdaptiveLimiter) Proven() int64 { return l.proven.Load() }
+
+// Refuses tells whether the origin refused past its capacity (a window
+// closed on refusals) within refuserMemory: one that queues instead shows
+// its capacity in its latency, so the scope holds critical requests off
+// its untested concurrency only briefly.
+func (l *AdaptiveLimiter) Refuses() bool {
+	at := l.refusedAt.Load()
+	return at != 0 && l.clock().Sub(time.Unix(0, at)) <= refuserMemory
 }
 
 // Awaiting is the number of attempts sent and not yet answered with headers.
@@ -236,6 +283,10 @@ type Concurrency struct {
 	NoLoadRTT time.Duration
 	// Learned: at least one window of samples has updated the limit.
 	Learned bool
+	// Proven is AdaptiveLimiter.Proven (0: not known, or no adaptive
+	// limit); Refuses is AdaptiveLimiter.Refuses.
+	Proven  int64
+	Refuses bool
 }
 
 // Learned reports whether a window of samples has updated the limit yet.

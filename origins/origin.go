@@ -183,6 +183,7 @@ func (o *Origin) Concurrency() Concurrency {
 	c := Concurrency{
 		Awaiting: o.limit.Awaiting(), Limit: o.limit.Limit(), InFlight: o.inflight.Load(),
 		NoLoadRTT: o.limit.NoLoadRTT(), Learned: o.limit.Learned(),
+		Proven: o.limit.Proven(), Refuses: o.limit.Refuses(),
 	}
 	if n := len(o.snap.Load().list); n > 0 && p.cfg.MaxConnsPerInstance > 0 {
 		c.Cap = float64(n * p.cfg.MaxConnsPerInstance)
@@ -191,7 +192,7 @@ func (o *Origin) Concurrency() Concurrency {
 		c.Cap = float64(p.maxConc)
 	}
 	if !p.cfg.AdaptiveLimit.Enabled {
-		c.Limit = c.Cap
+		c.Limit, c.Proven, c.Refuses = c.Cap, 0, false
 	} else if c.Cap > 0 && c.Limit > c.Cap {
 		c.Limit = c.Cap
 	}

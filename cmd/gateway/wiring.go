@@ -149,7 +149,7 @@ func originConcurrency(reg *origins.Registry) loadshed.ConcurrencySource {
 		}
 		c := o.Concurrency()
 		return loadshed.OriginConcurrency{Awaiting: c.Awaiting, Limit: c.Limit, InFlight: c.InFlight, Cap: c.Cap,
-			NoLoadRTT: c.NoLoadRTT, Learned: c.Learned}, true
+			NoLoadRTT: c.NoLoadRTT, Learned: c.Learned, Proven: float64(c.Proven), Refuses: c.Refuses}, true
 	}
 }
 
