@@ -1,6 +1,7 @@
 package loadshed
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -15,17 +16,50 @@ import (
 // open. The learned limit is the algorithm (origins.LimitAlgorithm); this
 // is the part that enforces it, by priority.
 type gate struct {
-	mu      sync.Mutex
-	held    int
-	limit   int // 0: open
+	mu    sync.Mutex
+	held  int
+	limit int // 0: open
+	// proven is the most requests the origin has had at once without
+	// refusing (0: not known). Slots past it are untested: only requests
+	// scored probeMinScore or more take them, so if the origin refuses
+	// there, a request that can be spared is the one refused; a more
+	// critical one waits for a tested slot (see capFor).
+	proven  int
 	seq     uint64
 	waiters []*waiter // sorted best first: lowest score, then oldest
+}
+
+// probeMinScore is the least score that may take a slot the origin has
+// not yet served without refusing. It matches global.min_cutoff's default
+// and the taxonomy's midpoint (default_score 50): the critical and
+// important bands below it wait for a tested slot instead.
+const probeMinScore = 50
+
+// capFor is how many requests may be held when one is admitted: the
+// limit, or for one that may not take an untested slot the proven
+// concurrency if that is lower.
+func (g *gate) capFor(untested bool) int {
+	if !untested && g.proven > 0 && g.proven < g.limit {
+		return g.proven
+	}
+	return g.limit
+}
+
+// admits tells whether a request of the given score needs no queue. A
+// request never passes one already waiting: while a critical request
+// waits for a tested slot, the untested ones are not handed out either,
+// so it waits only for the next answer (or its probe wait).
+func (g *gate) admits(score int) bool {
+	return g.limit <= 0 || score <= 0 || len(g.waiters) == 0 && g.held < g.capFor(score >= probeMinScore)
 }
 
 type waiter struct {
 	score int
 	seq   uint64
 	ch    chan bool // buffered: granted (true) or evicted (false)
+	// untested: it may take a slot past the proven concurrency (its score
+	// is probeMinScore or more, or it waited out its probe wait).
+	untested bool
 }
 
 // tryAcquire admits a request of the given score if it needs no queue:
@@ -34,7 +68,7 @@ type waiter struct {
 // time just to size the queue of a request that needs none.
 func (g *gate) tryAcquire(score int) bool {
 	g.mu.Lock()
-	ok := g.limit <= 0 || g.held < g.limit || score <= 0
+	ok := g.admits(score)
 	if ok {
 		g.held++
 	}
@@ -43,10 +77,14 @@ func (g *gate) tryAcquire(score int) bool {
 }
 
 // acquire admits a request of the given score, waiting up to maxWait in a
-// queue of at most maxQueue. Score 0 is never queued or refused.
-func (g *gate) acquire(score int, maxWait time.Duration, maxQueue int) bool {
+// queue of at most maxQueue. Score 0 is never queued or refused. A request
+// scored under probeMinScore waits at most probeWait for a slot the origin
+// has served without refusing, then for any slot under the limit: the
+// protection costs a critical request that much latency at most, where a
+// queueing origin's limit climbs past anything proven at a spike's onset.
+func (g *gate) acquire(score int, maxWait, probeWait time.Duration, maxQueue int) bool {
 	g.mu.Lock()
-	if g.limit <= 0 || g.held < g.limit || score <= 0 {
+	if g.admits(score) {
 		g.held++
 		g.mu.Unlock()
 		return true
@@ -65,31 +103,44 @@ func (g *gate) acquire(score int, maxWait time.Duration, maxQueue int) bool {
 		worst.ch <- false
 	}
 	g.seq++
-	w := &waiter{score: score, seq: g.seq, ch: make(chan bool, 1)}
+	w := &waiter{score: score, seq: g.seq, ch: make(chan bool, 1), untested: score >= probeMinScore}
 	i := sort.Search(len(g.waiters), func(i int) bool { return g.waiters[i].score > score })
 	g.waiters = append(g.waiters, nil)
 	copy(g.waiters[i+1:], g.waiters[i:])
 	g.waiters[i] = w
 	g.mu.Unlock()
 
-	t := time.NewTimer(maxWait)
+	wait := maxWait
+	if !w.untested && probeWait > 0 && probeWait < maxWait {
+		wait = probeWait
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case ok := <-w.ch:
-		return ok
-	case <-t.C:
-	}
-	g.mu.Lock()
-	for i, x := range g.waiters {
-		if x == w {
-			g.waiters = append(g.waiters[:i], g.waiters[i+1:]...)
-			g.mu.Unlock()
-			return false
+	for {
+		select {
+		case ok := <-w.ch:
+			return ok
+		case <-t.C:
 		}
+		g.mu.Lock()
+		i := slices.Index(g.waiters, w)
+		if i < 0 {
+			g.mu.Unlock()
+			// Granted or evicted while the timer fired.
+			return <-w.ch
+		}
+		if !w.untested {
+			// Its probe wait is over: any slot under the limit will do.
+			w.untested = true
+			g.grantLocked()
+			g.mu.Unlock()
+			t.Reset(maxWait - wait)
+			continue
+		}
+		g.waiters = slices.Delete(g.waiters, i, i+1)
+		g.mu.Unlock()
+		return false
 	}
-	g.mu.Unlock()
-	// Granted or evicted while the timer fired.
-	return <-w.ch
 }
 
 // release frees a slot and hands it to the best waiter.
@@ -100,17 +151,24 @@ func (g *gate) release() {
 	g.mu.Unlock()
 }
 
-// setLimit installs the current learned limit (0 opens the gate).
-func (g *gate) setLimit(n int) {
+// setLimit installs the current learned limit (0 opens the gate) and the
+// proven concurrency (0: not known).
+func (g *gate) setLimit(n, proven int) {
 	g.mu.Lock()
-	g.limit = n
+	g.limit, g.proven = n, proven
 	g.grantLocked()
 	g.mu.Unlock()
 }
 
+// grantLocked hands free slots to waiters, best first. It stops at a
+// waiter that may not take an untested slot, rather than give that slot
+// to a less critical one behind it (see admits).
 func (g *gate) grantLocked() {
-	for len(g.waiters) > 0 && (g.limit <= 0 || g.held < g.limit) {
+	for len(g.waiters) > 0 {
 		w := g.waiters[0]
+		if g.limit > 0 && g.held >= g.capFor(w.untested) {
+			return
+		}
 		g.waiters = g.waiters[1:]
 		g.held++
 		w.ch <- true

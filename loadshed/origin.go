@@ -41,7 +41,7 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 	limit := o.gate.limit
 	o.gate.mu.Unlock()
 	maxQueue := max(int(c.Queue.Length*float64(limit))+1, minQueue)
-	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), maxQueue) {
+	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), o.probeWait(c), maxQueue) {
 		d.Queued = true
 		return d, true
 	}
@@ -55,6 +55,25 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 // that arrive together during a hiccup of a few milliseconds. Every waiter is still bounded
 // by its max wait, and the least critical is evicted first when the queue is full.
 const minQueue = 16
+
+// untestedWait is the most a request scored under probeMinScore waits for
+// a tested slot (see gate.capFor) at an origin not known to refuse: long
+// enough for a refusing origin's first refusals at a spike's onset to
+// reach the adaptive limit in most runs (refusals come back at once),
+// short next to the latency of the queueing origins, whose own queue is
+// where such a request would otherwise wait.
+const untestedWait = 20 * time.Millisecond
+
+// probeWait is how long a request scored under probeMinScore waits for a
+// tested slot before any slot under the limit will do: queue.max_wait at
+// an origin that has refused lately, untestedWait (at most max_wait) at
+// one that has not.
+func (o *Origin) probeWait(c *OriginConfig) time.Duration {
+	if lc := o.lastConc.Load(); lc != nil && lc.Refuses {
+		return c.Queue.MaxWait
+	}
+	return min(untestedWait, c.Queue.MaxWait)
+}
 
 // maxWait is how long a request of the given score may wait for a slot:
 // max_wait, or twice the origin's no-load latency if longer (an origin
@@ -125,7 +144,7 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 			oc, ok := (*src)(o.name)
 			if !ok {
 				o.lastConc.Store(nil)
-				o.gate.setLimit(0)
+				o.gate.setLimit(0, 0)
 				return 0
 			}
 			o.lastConc.Store(&oc)
@@ -135,11 +154,11 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 				// Round down: an origin that refuses past its capacity has
 				// its limit hovering just under it.
 				limit := max(1, int(math.Floor(gateLimit(oc, starved))))
-				o.gate.setLimit(limit)
+				o.gate.setLimit(limit, int(oc.Proven))
 				held, queued := o.gate.load()
 				u = max(u, float64(held+queued)/float64(limit))
 			} else {
-				o.gate.setLimit(0)
+				o.gate.setLimit(0, 0)
 			}
 			// While the gateway itself is starved of CPU, attempts await
 			// headers longer because the gateway reads them late, not
@@ -218,6 +237,11 @@ type OriginConcurrency struct {
 	Cap       float64
 	NoLoadRTT time.Duration
 	Learned   bool
+	// Proven is the most attempts the origin has had awaiting headers at
+	// once without refusing (0: not known); see gate.capFor. Refuses: the
+	// origin has refused past its capacity lately (see probeWait).
+	Proven  float64
+	Refuses bool
 }
 
 // utilisation is the concurrency signal's value: the larger of awaiting /
