@@ -690,3 +690,31 @@ func TestAdaptiveLimiterRemembersAnOriginThatRefuses(t *testing.T) {
 		t.Fatalf("still counts as refusing %v after its refusals", refuserMemory+time.Second)
 	}
 }
+
+// A refusal at a concurrency not yet proven marks the origin as refusing
+// at once, before its window closes; one at a proven concurrency (an
+// application's 503 under ordinary load) does not.
+func TestAdaptiveLimiterKnowsAtOnceWhenAnOriginRefusesPastWhatItServed(t *testing.T) {
+	clk := &limiterClock{t: time.Unix(0, 0)}
+	l := NewAdaptiveLimiter(DefaultAdaptiveLimitConfig(), clk.now)
+	runLimiter(l, clk, 20*time.Millisecond, 100, 10, 20)
+	proven := l.Proven()
+	if proven < 2 {
+		t.Fatalf("proven %d after 20 clean windows at 10 concurrent", proven)
+	}
+	l.Start()
+	l.Observe(20*time.Millisecond, true, false) // refused at 1, well under what was proven
+	if l.Refuses() {
+		t.Fatal("a single 503 at a proven concurrency marks the origin as refusing")
+	}
+	for range proven + 1 {
+		l.Start()
+	}
+	l.Observe(time.Millisecond, true, false) // refused with proven + 1 awaiting
+	if !l.Refuses() {
+		t.Fatal("a refusal past the proven concurrency did not mark the origin as refusing at once")
+	}
+	for range proven {
+		l.Observe(20*time.Millisecond, false, false)
+	}
+}

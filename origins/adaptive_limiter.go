@@ -121,7 +121,8 @@ type AdaptiveLimiter struct {
 	updates atomic.Int64
 	// proven is the most attempts a window had awaiting headers at once
 	// without the origin refusing any of them (0: not known yet); see
-	// Proven. refusedAt is when a window last closed on refusals (Unix
+	// Proven. refusedAt is when the origin last refused at a concurrency
+	// not yet proven, or a window last closed on refusals (Unix
 	// nanoseconds; 0: never).
 	proven    atomic.Int64
 	refusedAt atomic.Int64
@@ -178,7 +179,7 @@ func (l *AdaptiveLimiter) Start() {
 // Observe ends an attempt's wait for headers. canceled attempts (given up by
 // us, or never sent) only leave the count; others are samples.
 func (l *AdaptiveLimiter) Observe(rtt time.Duration, dropped, canceled bool) {
-	l.awaiting.Add(-1)
+	level := l.awaiting.Add(-1) + 1 // awaiting headers when it was answered, itself included
 	if canceled {
 		return
 	}
@@ -187,13 +188,21 @@ func (l *AdaptiveLimiter) Observe(rtt time.Duration, dropped, canceled bool) {
 	if !l.cfg.Enabled {
 		return
 	}
+	now := l.clock()
 	l.n++
 	if dropped {
 		l.drop++
+		// A refusal at a concurrency not yet proven is the origin showing
+		// where its capacity ends: it counts as refusing from now on, not
+		// only once the window carrying the refusal closes (ten answers
+		// later), so critical requests waiting for a tested slot wait
+		// longer from this answer on (see Refuses).
+		if p := l.proven.Load(); p == 0 || level > p {
+			l.refusedAt.Store(now.UnixNano())
+		}
 	} else {
 		l.sumRTT += rtt
 	}
-	now := l.clock()
 	// Refusals close a window early: they are the origin saying it is
 	// past capacity, and waiting out the window at a spike's onset let a
 	// refusing origin turn away every request past its slots for the
@@ -240,10 +249,11 @@ func (l *AdaptiveLimiter) prove(peak int64, refusing bool) {
 // requests").
 func (l *AdaptiveLimiter) Proven() int64 { return l.proven.Load() }
 
-// Refuses tells whether the origin refused past its capacity (a window
-// closed on refusals) within refuserMemory: one that queues instead shows
-// its capacity in its latency, so the scope holds critical requests off
-// its untested concurrency only briefly.
+// Refuses tells whether the origin refused past its capacity (an answer
+// refused at a concurrency not yet proven, or a window closed on
+// refusals) within refuserMemory: one that queues instead shows its
+// capacity in its latency, so the scope holds critical requests off its
+// untested concurrency only briefly.
 func (l *AdaptiveLimiter) Refuses() bool {
 	at := l.refusedAt.Load()
 	return at != 0 && l.clock().Sub(time.Unix(0, at)) <= refuserMemory
