@@ -24,7 +24,10 @@ type gate struct {
 	// scored probeMinScore or more take them, so if the origin refuses
 	// there, a request that can be spared is the one refused; a more
 	// critical one waits for a tested slot (see capFor).
-	proven  int
+	proven int
+	// refuses: the origin has refused past its capacity lately, so a
+	// critical request waits the longer of its probe waits.
+	refuses bool
 	seq     uint64
 	waiters []*waiter // sorted best first: lowest score, then oldest
 }
@@ -35,12 +38,22 @@ type gate struct {
 // important bands below it wait for a tested slot instead.
 const probeMinScore = 50
 
+// probeWaits are how long a request scored under probeMinScore waits for
+// a tested slot before any slot under the limit will do: unknown at an
+// origin not known to refuse, refusing at one that is (including one that
+// starts refusing while the request waits).
+type probeWaits struct{ unknown, refusing time.Duration }
+
 // capFor is how many requests may be held when one is admitted: the
 // limit, or for one that may not take an untested slot the proven
 // concurrency if that is lower.
 func (g *gate) capFor(untested bool) int {
 	if !untested && g.proven > 0 && g.proven < g.limit {
-		return g.proven
+		// One under the proven level while the limit probes past it:
+		// requests admitted together reach the origin in any order, so a
+		// critical request admitted at the proven level can arrive after
+		// the probing one and be the one refused.
+		return max(1, g.proven-1)
 	}
 	return g.limit
 }
@@ -78,11 +91,12 @@ func (g *gate) tryAcquire(score int) bool {
 
 // acquire admits a request of the given score, waiting up to maxWait in a
 // queue of at most maxQueue. Score 0 is never queued or refused. A request
-// scored under probeMinScore waits at most probeWait for a slot the origin
-// has served without refusing, then for any slot under the limit: the
-// protection costs a critical request that much latency at most, where a
-// queueing origin's limit climbs past anything proven at a spike's onset.
-func (g *gate) acquire(score int, maxWait, probeWait time.Duration, maxQueue int) bool {
+// scored under probeMinScore waits at most its probe wait (see
+// probeWaits) for a slot the origin has served without refusing, then for
+// any slot under the limit: the protection costs a critical request that
+// much latency at most, where a queueing origin's limit climbs past
+// anything proven at a spike's onset.
+func (g *gate) acquire(score int, maxWait time.Duration, pw probeWaits, maxQueue int) bool {
 	g.mu.Lock()
 	if g.admits(score) {
 		g.held++
@@ -108,11 +122,17 @@ func (g *gate) acquire(score int, maxWait, probeWait time.Duration, maxQueue int
 	g.waiters = append(g.waiters, nil)
 	copy(g.waiters[i+1:], g.waiters[i:])
 	g.waiters[i] = w
+	probe := pw.unknown
+	if g.refuses {
+		probe = pw.refusing
+	}
 	g.mu.Unlock()
 
+	start := time.Now()
+	left := func(d time.Duration) time.Duration { return max(0, min(d, maxWait)-time.Since(start)) }
 	wait := maxWait
-	if !w.untested && probeWait > 0 && probeWait < maxWait {
-		wait = probeWait
+	if !w.untested {
+		wait = min(probe, maxWait)
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -130,11 +150,21 @@ func (g *gate) acquire(score int, maxWait, probeWait time.Duration, maxQueue int
 			return <-w.ch
 		}
 		if !w.untested {
+			if g.refuses && probe < pw.refusing {
+				// The origin started refusing while this request waited:
+				// it waits on for a tested slot as at a refusing origin.
+				probe = pw.refusing
+				if d := left(probe); d > 0 {
+					g.mu.Unlock()
+					t.Reset(d)
+					continue
+				}
+			}
 			// Its probe wait is over: any slot under the limit will do.
 			w.untested = true
 			g.grantLocked()
 			g.mu.Unlock()
-			t.Reset(maxWait - wait)
+			t.Reset(left(maxWait))
 			continue
 		}
 		g.waiters = slices.Delete(g.waiters, i, i+1)
@@ -151,11 +181,11 @@ func (g *gate) release() {
 	g.mu.Unlock()
 }
 
-// setLimit installs the current learned limit (0 opens the gate) and the
-// proven concurrency (0: not known).
-func (g *gate) setLimit(n, proven int) {
+// setLimit installs the current learned limit (0 opens the gate), the
+// proven concurrency (0: not known) and whether the origin refuses.
+func (g *gate) setLimit(n, proven int, refuses bool) {
 	g.mu.Lock()
-	g.limit, g.proven = n, proven
+	g.limit, g.proven, g.refuses = n, proven, refuses
 	g.grantLocked()
 	g.mu.Unlock()
 }

@@ -41,7 +41,7 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 	limit := o.gate.limit
 	o.gate.mu.Unlock()
 	maxQueue := max(int(c.Queue.Length*float64(limit))+1, minQueue)
-	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), o.probeWait(c), maxQueue) {
+	if o.gate.acquire(d.Score, o.maxWait(c, d.Score), probeWaitsOf(c), maxQueue) {
 		d.Queued = true
 		return d, true
 	}
@@ -57,22 +57,18 @@ func (o *Origin) Acquire(d Decision) (Decision, bool) {
 const minQueue = 16
 
 // untestedWait is the most a request scored under probeMinScore waits for
-// a tested slot (see gate.capFor) at an origin not known to refuse: long
-// enough for a refusing origin's first refusals at a spike's onset to
-// reach the adaptive limit in most runs (refusals come back at once),
-// short next to the latency of the queueing origins, whose own queue is
-// where such a request would otherwise wait.
+// a tested slot (see gate.capFor) at an origin not known to refuse; one
+// that starts refusing while the request waits (its first refusal at an
+// untested concurrency is known at once) extends the wait to
+// queue.max_wait. Short next to the latency of the queueing origins,
+// whose own queue is where such a request would otherwise wait.
 const untestedWait = 20 * time.Millisecond
 
-// probeWait is how long a request scored under probeMinScore waits for a
-// tested slot before any slot under the limit will do: queue.max_wait at
-// an origin that has refused lately, untestedWait (at most max_wait) at
-// one that has not.
-func (o *Origin) probeWait(c *OriginConfig) time.Duration {
-	if lc := o.lastConc.Load(); lc != nil && lc.Refuses {
-		return c.Queue.MaxWait
-	}
-	return min(untestedWait, c.Queue.MaxWait)
+// probeWaitsOf is the probe waits of an origin scope's config:
+// untestedWait (at most max_wait) while the origin is not known to refuse,
+// queue.max_wait once it is.
+func probeWaitsOf(c *OriginConfig) probeWaits {
+	return probeWaits{unknown: min(untestedWait, c.Queue.MaxWait), refusing: c.Queue.MaxWait}
 }
 
 // maxWait is how long a request of the given score may wait for a slot:
@@ -144,7 +140,7 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 			oc, ok := (*src)(o.name)
 			if !ok {
 				o.lastConc.Store(nil)
-				o.gate.setLimit(0, 0)
+				o.gate.setLimit(0, 0, false)
 				return 0
 			}
 			o.lastConc.Store(&oc)
@@ -154,11 +150,11 @@ func (o *Origin) monitors(c *OriginConfig) []monitor {
 				// Round down: an origin that refuses past its capacity has
 				// its limit hovering just under it.
 				limit := max(1, int(math.Floor(gateLimit(oc, starved))))
-				o.gate.setLimit(limit, int(oc.Proven))
+				o.gate.setLimit(limit, int(oc.Proven), oc.Refuses)
 				held, queued := o.gate.load()
 				u = max(u, float64(held+queued)/float64(limit))
 			} else {
-				o.gate.setLimit(0, 0)
+				o.gate.setLimit(0, 0, false)
 			}
 			// While the gateway itself is starved of CPU, attempts await
 			// headers longer because the gateway reads them late, not

@@ -5,14 +5,13 @@ import (
 	"time"
 )
 
-// Through the origin scope: the learned limit's proven concurrency reaches
-// the gate, so a critical request is held off an untested slot that a
-// less critical one may take, and how long it is held depends on whether
-// the origin has refused lately.
+// Through the origin scope: the learned limit's proven concurrency and
+// whether the origin refuses reach the gate, so a critical request is held
+// off an untested slot that a less critical one may take.
 func TestOriginScopeHoldsCriticalRequestsOffUntestedConcurrency(t *testing.T) {
 	cfg := Default()
 	s, clk := newTestShedder(t, cfg)
-	conc := OriginConcurrency{Limit: 4, Proven: 2, NoLoadRTT: time.Millisecond, Learned: true}
+	conc := OriginConcurrency{Limit: 4, Proven: 3, NoLoadRTT: time.Millisecond, Learned: true}
 	s.SetConcurrencySource(func(string) (OriginConcurrency, bool) { return conc, true })
 	o := s.Origin("app")
 	clk.advance(s, 10*time.Millisecond)
@@ -20,26 +19,29 @@ func TestOriginScopeHoldsCriticalRequestsOffUntestedConcurrency(t *testing.T) {
 	for range 2 {
 		d, ok := o.Acquire(o.Decide(15))
 		if !ok {
-			t.Fatal("critical request refused below the proven concurrency")
+			t.Fatal("critical request refused under the proven concurrency")
 		}
 		held = append(held, d)
 	}
 	if o.gate.tryAcquire(15) {
-		t.Fatal("a critical request took a slot past the proven concurrency")
+		t.Fatal("a critical request took the proven level's slot while the limit probes past it")
 	}
 	d, ok := o.Acquire(o.Decide(probeMinScore))
 	if !ok {
 		t.Fatal("a less critical request was refused an untested slot under the limit")
 	}
 	held = append(held, d)
-	c := o.cfg.Load()
-	if w := o.probeWait(c); w != min(untestedWait, c.Queue.MaxWait) {
-		t.Fatalf("probe wait %v at an origin that has not refused, want %v", w, min(untestedWait, c.Queue.MaxWait))
+	if o.gate.refuses {
+		t.Fatal("the gate holds an origin that never refused for one that refuses")
 	}
 	conc.Refuses = true
 	clk.advance(s, 10*time.Millisecond)
-	if w := o.probeWait(c); w != c.Queue.MaxWait {
-		t.Fatalf("probe wait %v at an origin that refuses, want queue.max_wait %v", w, c.Queue.MaxWait)
+	if !o.gate.refuses {
+		t.Fatal("the gate did not learn that the origin refuses")
+	}
+	c := o.cfg.Load()
+	if pw := probeWaitsOf(c); pw.unknown != min(untestedWait, c.Queue.MaxWait) || pw.refusing != c.Queue.MaxWait {
+		t.Fatalf("probe waits %+v, want %v not known to refuse and queue.max_wait %v refusing", pw, min(untestedWait, c.Queue.MaxWait), c.Queue.MaxWait)
 	}
 	for _, d := range held {
 		o.Release(d)
